@@ -1,0 +1,186 @@
+// kgain: the command line. One function per command; each returns the process exit code.
+#include <cstdio>
+#include <iostream>
+#include <map>
+
+#include <boost/program_options.hpp>
+#include <spdlog/spdlog.h>
+
+#include "kgain/core/build_info.hpp"
+#include "kgain/core/config.hpp"
+#include "kgain/core/registry.hpp"
+#include "kgain/core/run.hpp"
+
+namespace po = boost::program_options;
+using namespace kgain;
+using namespace kgain::core;
+
+namespace {
+
+const char* usage =
+    "kgain " KGAIN_VERSION " — layer-wise knowledge gain of pretrained CNNs on pathology images\n\n"
+    "usage: kgain <command> [options]\n\n"
+    "commands:\n"
+    "  run CONFIG        run the study a config describes; writes a run directory\n"
+    "  list              list the plugins found, with kind, name, version and library\n"
+    "  inspect TARGET    show a backbone's taps: output shape, feature size, parameters\n"
+    "                    (TARGET: a config file, or a TorchScript file)\n\n"
+    "'kgain <command> --help' describes a command's options.\n";
+
+// Parses a command's options; prints help and returns false when --help was asked.
+bool parse(const std::vector<std::string>& args, po::options_description& visible, const po::options_description& hidden,
+           const po::positional_options_description& positional, po::variables_map& vm, const char* synopsis) {
+  po::options_description all;
+  all.add(visible).add(hidden);
+  po::store(po::command_line_parser(args).options(all).positional(positional).run(), vm);
+  if (vm.count("help")) {
+    std::cout << synopsis << "\n\n" << visible << '\n';
+    return false;
+  }
+  po::notify(vm);
+  return true;
+}
+
+void set_log_level(const po::variables_map& vm) {
+  if (vm.count("quiet") && vm["quiet"].as<bool>()) spdlog::set_level(spdlog::level::warn);
+  else spdlog::set_level(spdlog::level::from_str(vm["log-level"].as<std::string>()));
+}
+
+int command_run(const std::vector<std::string>& args) {
+  po::options_description visible("options");
+  visible.add_options()("help,h", "describe the options")("out,o", po::value<std::string>(), "run directory (default: runs/<config name>)")(
+      "replace", po::bool_switch(), "replace a run of another config in the run directory")(
+      "quiet,q", po::bool_switch(), "print warnings and errors only")(
+      "log-level", po::value<std::string>()->default_value("info"), "trace, debug, info, warn or error");
+  po::options_description hidden;
+  hidden.add_options()("config", po::value<std::string>()->required(), "config file");
+  po::positional_options_description positional;
+  positional.add("config", 1);
+  po::variables_map vm;
+  if (!parse(args, visible, hidden, positional, vm, "usage: kgain run CONFIG [options]")) return 0;
+  set_log_level(vm);
+
+  const Config config = load_config(vm["config"].as<std::string>());
+  RunOptions options;
+  if (vm.count("out")) options.out_dir = vm["out"].as<std::string>();
+  options.replace_other = vm["replace"].as<bool>();
+  const RunSummary s = run_study(config, options);
+
+  // A summary table: the first metric's gain per tap.
+  const std::string metric = config.metrics.front().name;
+  std::printf("\n%s on %s — %s (%s split, %lld images, %zu random seeds)\n", config.backbone.name.c_str(), config.dataset.name.c_str(),
+              metric.c_str(), s.split_strategy.c_str(), static_cast<long long>(s.images), config.random_seeds.size());
+  std::printf("%-4s %-22s %12s %11s %17s %9s\n", "#", "tap", "parameters", "pretrained", "random (sd)", "gain");
+  for (const auto& g : s.gain)
+    if (g.metric == metric)
+      std::printf("%-4zu %-22s %12lld %11.4f %9.4f (%.4f) %+9.4f\n", g.tap_index, g.tap.c_str(), static_cast<long long>(g.parameters),
+                  g.pretrained, g.random_mean, g.random_sd, g.gain);
+  std::printf("\nresults: %s/results.csv, %s/gain.csv (%.1f s)\n", s.run_dir.c_str(), s.run_dir.c_str(), s.seconds);
+  return 0;
+}
+
+int command_list(const std::vector<std::string>& args) {
+  po::options_description visible("options");
+  visible.add_options()("help,h", "describe the options")("plugin-dir,p", po::value<std::vector<std::string>>()->composing(),
+                                                         "also search this folder (repeatable)");
+  po::variables_map vm;
+  if (!parse(args, visible, {}, {}, vm, "usage: kgain list [options]")) return 0;
+  std::vector<std::string> dirs;
+  if (vm.count("plugin-dir")) dirs = vm["plugin-dir"].as<std::vector<std::string>>();
+  const Registry registry = load_registry(dirs);
+  std::printf("%-9s %-20s %-8s %-44s %s\n", "kind", "name", "version", "summary", "library");
+  for (PluginKind kind : {PluginKind::dataset, PluginKind::backbone, PluginKind::probe, PluginKind::metric})
+    for (const auto& p : registry.plugins())
+      if (p.info.kind == kind)
+        std::printf("%-9s %-20s %-8s %-44s %s\n", to_string(kind), p.info.name, p.info.version, p.info.summary, p.library_path.c_str());
+  for (const auto& r : registry.refused()) std::printf("\nrefused %s:\n  %s\n", r.path.c_str(), r.reason.c_str());
+  std::printf("\nsearched:");
+  for (const auto& d : dirs) std::printf(" %s", d.c_str());
+  for (const auto& d : Registry::default_directories()) std::printf(" %s", d.c_str());
+  std::printf("\n");
+  return registry.plugins().empty() ? 1 : 0;
+}
+
+int command_inspect(const std::vector<std::string>& args) {
+  po::options_description visible("options");
+  visible.add_options()("help,h", "describe the options")("input-size,s", po::value<std::int64_t>(),
+                                                         "input side in pixels (default: the config's, else the native size)")(
+      "container", po::value<std::string>()->default_value("features"), "for a TorchScript file: the container whose children are taps")(
+      "plugin-dir,p", po::value<std::vector<std::string>>()->composing(), "also search this folder (repeatable)");
+  po::options_description hidden;
+  hidden.add_options()("target", po::value<std::string>()->required(), "config or TorchScript file");
+  po::positional_options_description positional;
+  positional.add("target", 1);
+  po::variables_map vm;
+  if (!parse(args, visible, hidden, positional, vm, "usage: kgain inspect CONFIG|MODEL.ts.pt [options]")) return 0;
+  const std::string target = vm["target"].as<std::string>();
+
+  std::vector<std::string> dirs;
+  if (vm.count("plugin-dir")) dirs = vm["plugin-dir"].as<std::vector<std::string>>();
+  PluginSection section;
+  std::int64_t input_size = 0;
+  if (target.size() > 5 && target.substr(target.size() - 5) == ".toml") {
+    Config config = load_config(target);
+    section = config.backbone;
+    input_size = config.input_size;
+    dirs.insert(dirs.end(), config.plugin_paths.begin(), config.plugin_paths.end());
+  } else {
+    section.plugin = "torchscript";
+    section.options = Options("backbone", "");
+    section.options.set("file", target, "command line");
+    section.options.set("container", vm["container"].as<std::string>(), "--container");
+  }
+  const Registry registry = load_registry(dirs);
+  auto backbone = registry.create<Backbone>(PluginKind::backbone, section.plugin, section.options);
+  check_unread_options(section, "backbone");
+  if (vm.count("input-size")) input_size = vm["input-size"].as<std::int64_t>();
+  if (input_size <= 0) input_size = backbone->native_input_size();
+  set_threads(0);
+  const auto taps = backbone->inspect(input_size);
+  std::printf("%s\ninput %lld x %lld px, %zu taps\n\n", backbone->description().c_str(), static_cast<long long>(input_size),
+              static_cast<long long>(input_size), taps.size());
+  std::printf("%-4s %-24s %-18s %10s %14s\n", "#", "tap", "output shape", "features", "parameters");
+  for (std::size_t i = 0; i < taps.size(); ++i) {
+    std::string shape;
+    for (auto d : taps[i].shape) shape += (shape.empty() ? "" : "x") + std::to_string(d);
+    std::printf("%-4zu %-24s %-18s %10lld %14lld\n", i, taps[i].name.c_str(), shape.c_str(), static_cast<long long>(taps[i].feature_dim),
+                static_cast<long long>(taps[i].parameters));
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  spdlog::set_pattern("[%H:%M:%S] [%^%l%$] %v");
+  if (argc < 2) {
+    std::cerr << usage;
+    return 2;
+  }
+  const std::string command = argv[1];
+  const std::vector<std::string> args(argv + 2, argv + argc);
+  const std::map<std::string, int (*)(const std::vector<std::string>&)> commands{
+      {"run", command_run}, {"list", command_list}, {"inspect", command_inspect}};
+  if (command == "--help" || command == "-h" || command == "help") {
+    std::cout << usage;
+    return 0;
+  }
+  if (command == "--version") {
+    std::cout << "kgain " << KGAIN_VERSION << " (plugin ABI " << KGAIN_ABI_VERSION << ", LibTorch " << TORCH_VERSION << ")\n";
+    return 0;
+  }
+  const auto it = commands.find(command);
+  if (it == commands.end()) {
+    std::cerr << "kgain: unknown command '" << command << "'\n\n" << usage;
+    return 2;
+  }
+  try {
+    return it->second(args);
+  } catch (const po::error& e) {
+    std::cerr << "kgain " << command << ": " << e.what() << " (see 'kgain " << command << " --help')\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "kgain " << command << ": error: " << e.what() << '\n';
+    return 1;
+  }
+}

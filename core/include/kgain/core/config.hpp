@@ -1,0 +1,89 @@
+// Config: a study described in TOML, loaded into typed and validated settings.
+//
+// Every error names the file, the line:column and the key, says what was expected and what was
+// found, and suggests the fix (the closest known key for a typo). Plugin tables ([dataset],
+// [backbone], [probe], [metrics.<name>]) are handed to the plugin as Options; the keys the core
+// itself reads there (`plugin`, `name`, `limit_per_class`) are taken out first. The full list of
+// keys, types and defaults is docs/config.md, which a test checks against this loader.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <kgain/backbone.hpp>
+#include <kgain/options.hpp>
+
+namespace kgain::core {
+
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// A table that names a plugin.
+struct PluginSection {
+  std::string plugin;   // the plugin's name, as in `kgain list`
+  std::string name;     // how results name it (defaults to the plugin name)
+  std::string where;    // file:line:column of the table
+  Options options;      // the table's other keys
+};
+
+struct Config {
+  std::string file;        // the config file (as given)
+  std::string base_dir;    // relative paths in the config are relative to this directory
+  std::string name;        // [run] name, default: the file's stem
+
+  // [run]
+  int threads = 0;                        // 0: every core
+  std::int64_t batch_size = 32;
+  std::vector<std::string> plugin_paths;  // searched before the default plugin directories
+
+  // [dataset]
+  PluginSection dataset;
+  std::int64_t limit_per_class = 0;  // 0: every image; else at most this many per class and split
+
+  // [backbone]
+  PluginSection backbone;
+
+  // [features]
+  std::int64_t input_size = 0;        // 0: the backbone's native size
+  std::string resize = "shorter_side_crop";  // or "stretch"
+  Pooling pooling = Pooling::avg;
+
+  // [variants]
+  std::vector<std::uint64_t> random_seeds{0, 1, 2};
+
+  // [splits]
+  std::string split_strategy = "auto";  // auto | dataset | kfold | group_kfold
+  int folds = 5;
+  std::uint64_t split_seed = 0;
+
+  // [probe]
+  PluginSection probe;
+  std::uint64_t probe_seed = 0;
+
+  // [metrics]
+  std::vector<PluginSection> metrics;
+
+  // The config with every default written out: saved in the run directory, and compared on a
+  // rerun to decide whether the run directory's cache belongs to this study.
+  std::string resolved_toml;
+};
+
+// Loads and validates a config file; throws ConfigError.
+Config load_config(const std::string& path);
+// The same from text; `path` is used for messages and relative paths.
+Config parse_config(const std::string& text, const std::string& path);
+
+// Reports the plugin options that no plugin read as unknown keys (with the closest read key as
+// a suggestion); call it after the plugin was created. Throws ConfigError.
+void check_unread_options(const PluginSection& section, const std::string& kind);
+
+std::string to_string(Pooling pooling);
+
+// The known key closest to `key` (edit distance at most 3), or empty.
+std::string closest(const std::string& key, const std::vector<std::string>& known);
+
+}  // namespace kgain::core

@@ -1,0 +1,38 @@
+// Extraction: pooled features of every tap, for every variant, for every image of a dataset.
+//
+// Images are decoded once per chunk and shared by all variants (the pretrained network and
+// each random one), decoding of the next chunk overlaps the forward passes of the current one,
+// and every finished chunk goes to the FeatureCache at once. A rerun reads finished chunks and
+// extracts only what is missing.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+#include <kgain/backbone.hpp>
+#include <kgain/dataset.hpp>
+
+#include "kgain/core/feature_cache.hpp"
+#include "kgain/core/image.hpp"
+
+namespace kgain::core {
+
+struct ExtractionStats {
+  std::int64_t images_decoded = 0;
+  std::int64_t images_forwarded = 0;  // images x variants that went through a network
+  std::int64_t chunks_reused = 0;     // (chunk, variant) pairs read from the cache
+  std::int64_t chunks_extracted = 0;  // (chunk, variant) pairs computed
+  double seconds = 0;
+};
+
+// Images per cache chunk: the unit of work that survives a crash.
+inline constexpr std::int64_t chunk_images = 256;
+
+// features[v][t]: float32 [images, dim_t] for variant v and tap t.
+std::vector<std::vector<at::Tensor>> extract_features(Backbone& backbone, const std::vector<Variant>& variants, Pooling pooling,
+                                                      const std::vector<Sample>& samples, const Preprocessing& prep,
+                                                      std::int64_t batch_size, const FeatureCache& cache, ExtractionStats& stats);
+
+}  // namespace kgain::core

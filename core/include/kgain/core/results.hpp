@@ -1,0 +1,32 @@
+// Results files: results.csv, gain.csv, splits.csv, taps.csv. Numbers are written with 17
+// significant digits, so a rerun that computes the same numbers writes the same bytes.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <kgain/backbone.hpp>
+#include <kgain/dataset.hpp>
+
+#include "kgain/core/gain.hpp"
+#include "kgain/core/splits.hpp"
+
+namespace kgain::core {
+
+struct StudyLabels {
+  std::string dataset;
+  std::string backbone;
+};
+
+void write_results_csv(const std::string& path, const StudyLabels& labels, const std::vector<ScoreRow>& rows);
+void write_gain_csv(const std::string& path, const StudyLabels& labels, const std::vector<GainRow>& rows);
+void write_splits_csv(const std::string& path, const std::vector<Sample>& samples, const std::vector<std::string>& classes,
+                      const SplitPlan& plan);
+void write_taps_csv(const std::string& path, const std::vector<TapInfo>& taps);
+
+// Writes `text` to `path` through a temporary file and a rename.
+void write_file_atomically(const std::string& path, const std::string& text);
+
+std::string csv_field(const std::string& s);
+
+}  // namespace kgain::core

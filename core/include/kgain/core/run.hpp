@@ -1,0 +1,40 @@
+// Run: one study from a config to a run directory.
+//
+// The run directory holds config.resolved.toml (the config with every default), kgain.log,
+// splits.csv (which image went where), taps.csv, results.csv (one row per variant x tap x fold
+// x metric), gain.csv (one row per tap x metric) and cache/ (the feature cache). Rerunning the
+// same config into the same directory reuses the cache; a directory that holds a run of a
+// different config is refused rather than mixed.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "kgain/core/config.hpp"
+#include "kgain/core/extraction.hpp"
+#include "kgain/core/gain.hpp"
+
+namespace kgain::core {
+
+struct RunOptions {
+  std::string out_dir;          // empty: runs/<config name> under the current directory
+  bool replace_other = false;   // allow a run directory that holds another config's run
+};
+
+struct RunSummary {
+  std::string run_dir;
+  std::string split_strategy;
+  std::int64_t images = 0;
+  ExtractionStats extraction;
+  std::vector<ScoreRow> scores;
+  std::vector<GainRow> gain;
+  double seconds = 0;
+};
+
+RunSummary run_study(const Config& config, const RunOptions& options);
+
+// Sets LibTorch's intra-op threads (0: every core); LibTorch defaults to 1 here.
+void set_threads(int threads);
+
+}  // namespace kgain::core

@@ -1,0 +1,93 @@
+#include "kgain/core/extraction.hpp"
+
+#include <chrono>
+#include <future>
+#include <map>
+#include <memory>
+
+#include <ATen/ATen.h>
+#include <spdlog/spdlog.h>
+
+namespace kgain::core {
+namespace {
+
+at::Tensor decode_chunk(const std::vector<Sample>& samples, std::int64_t begin, std::int64_t end, const Preprocessing& prep) {
+  at::Tensor batch = at::empty({end - begin, 3, prep.size, prep.size}, at::kFloat);
+  float* data = batch.data_ptr<float>();
+  const std::int64_t stride = 3 * prep.size * prep.size;
+  for (std::int64_t i = begin; i < end; ++i) load_image(samples[i].path, prep, data + (i - begin) * stride);
+  return batch;
+}
+
+}  // namespace
+
+std::vector<std::vector<at::Tensor>> extract_features(Backbone& backbone, const std::vector<Variant>& variants, Pooling pooling,
+                                                      const std::vector<Sample>& samples, const Preprocessing& prep,
+                                                      std::int64_t batch_size, const FeatureCache& cache, ExtractionStats& stats) {
+  const auto start = std::chrono::steady_clock::now();
+  const std::int64_t n = static_cast<std::int64_t>(samples.size());
+  const std::int64_t chunks = (n + chunk_images - 1) / chunk_images;
+  const auto chunk_range = [&](std::int64_t c) { return std::make_pair(c * chunk_images, std::min(n, (c + 1) * chunk_images)); };
+
+  // parts[v][c]: the chunk's tap features; read what the cache has first.
+  std::vector<std::vector<std::vector<at::Tensor>>> parts(variants.size(), std::vector<std::vector<at::Tensor>>(chunks));
+  std::vector<std::int64_t> todo;  // chunks that some variant still lacks
+  for (std::int64_t c = 0; c < chunks; ++c) {
+    const auto [b, e] = chunk_range(c);
+    bool missing = false;
+    for (std::size_t v = 0; v < variants.size(); ++v) {
+      if (cache.load(variants[v].name(), c, e - b, parts[v][c])) ++stats.chunks_reused;
+      else missing = true;
+    }
+    if (missing) todo.push_back(c);
+  }
+  if (!todo.empty())
+    spdlog::info("extracting features: {} of {} chunks of up to {} images to compute, {} (chunk, variant) pairs from the cache",
+                 todo.size(), chunks, chunk_images, stats.chunks_reused);
+
+  std::map<std::size_t, std::unique_ptr<Network>> networks;  // built only for variants with work
+  std::future<at::Tensor> next;
+  if (!todo.empty()) next = std::async(std::launch::async, decode_chunk, std::cref(samples), chunk_range(todo[0]).first,
+                                       chunk_range(todo[0]).second, std::cref(prep));
+  for (std::size_t k = 0; k < todo.size(); ++k) {
+    const std::int64_t c = todo[k];
+    const auto [b, e] = chunk_range(c);
+    at::Tensor images = next.get();  // rethrows an ImageError from the decoding thread
+    stats.images_decoded += e - b;
+    if (k + 1 < todo.size())
+      next = std::async(std::launch::async, decode_chunk, std::cref(samples), chunk_range(todo[k + 1]).first,
+                        chunk_range(todo[k + 1]).second, std::cref(prep));
+    for (std::size_t v = 0; v < variants.size(); ++v) {
+      if (!parts[v][c].empty()) continue;
+      auto& net = networks[v];
+      if (!net) net = backbone.instantiate(variants[v], pooling);
+      std::vector<std::vector<at::Tensor>> per_tap;
+      for (std::int64_t i = 0; i < e - b; i += batch_size) {
+        auto taps = net->extract(images.slice(0, i, std::min(e - b, i + batch_size)));
+        if (per_tap.empty()) per_tap.resize(taps.size());
+        for (std::size_t t = 0; t < taps.size(); ++t) per_tap[t].push_back(taps[t]);
+      }
+      for (auto& pieces : per_tap) parts[v][c].push_back(at::cat(pieces, 0));
+      cache.store(variants[v].name(), c, parts[v][c]);
+      stats.images_forwarded += e - b;
+      ++stats.chunks_extracted;
+    }
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    spdlog::info("features: chunk {}/{} done, {:.1f} images/s over all variants", k + 1, todo.size(),
+                 elapsed > 0 ? stats.images_forwarded / elapsed : 0.0);
+  }
+
+  std::vector<std::vector<at::Tensor>> features(variants.size());
+  for (std::size_t v = 0; v < variants.size(); ++v) {
+    const std::size_t taps = parts[v][0].size();
+    for (std::size_t t = 0; t < taps; ++t) {
+      std::vector<at::Tensor> pieces;
+      for (std::int64_t c = 0; c < chunks; ++c) pieces.push_back(parts[v][c][t]);
+      features[v].push_back(at::cat(pieces, 0));
+    }
+  }
+  stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return features;
+}
+
+}  // namespace kgain::core

@@ -1,0 +1,49 @@
+#include "kgain/core/image.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+namespace kgain::core {
+
+void load_image(const std::string& path, const Preprocessing& prep, float* out) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) throw ImageError(path + ": the image file does not exist");
+  if (std::filesystem::file_size(path, ec) == 0) throw ImageError(path + ": the image file is empty (0 bytes)");
+  cv::Mat bgr;
+  try {
+    bgr = cv::imread(path, cv::IMREAD_COLOR);
+  } catch (const cv::Exception& e) {
+    throw ImageError(path + ": cannot decode the image (" + e.what() + ")");
+  }
+  if (bgr.empty()) throw ImageError(path + ": cannot decode the image (not an image, truncated, or an unsupported format)");
+
+  const int size = static_cast<int>(prep.size);
+  cv::Mat resized;
+  if (prep.resize == "stretch") {
+    const bool shrink = bgr.cols > size || bgr.rows > size;
+    cv::resize(bgr, resized, cv::Size(size, size), 0, 0, shrink ? cv::INTER_AREA : cv::INTER_LINEAR);
+  } else {
+    const double scale = static_cast<double>(size) / std::min(bgr.cols, bgr.rows);
+    const int w = std::max(size, static_cast<int>(std::lround(bgr.cols * scale)));
+    const int h = std::max(size, static_cast<int>(std::lround(bgr.rows * scale)));
+    cv::Mat scaled;
+    if (w == bgr.cols && h == bgr.rows) scaled = bgr;
+    else cv::resize(bgr, scaled, cv::Size(w, h), 0, 0, scale < 1.0 ? cv::INTER_AREA : cv::INTER_LINEAR);
+    resized = scaled(cv::Rect((w - size) / 2, (h - size) / 2, size, size));
+  }
+  const std::size_t plane = static_cast<std::size_t>(size) * size;
+  for (int y = 0; y < size; ++y) {
+    const auto* row = resized.ptr<cv::Vec3b>(y);
+    for (int x = 0; x < size; ++x) {
+      const std::size_t at = static_cast<std::size_t>(y) * size + x;
+      for (int c = 0; c < 3; ++c)  // OpenCV stores BGR: channel c of RGB is row[x][2 - c]
+        out[c * plane + at] = (row[x][2 - c] / 255.0f - imagenet_mean[c]) / imagenet_std[c];
+    }
+  }
+}
+
+}  // namespace kgain::core

@@ -1,0 +1,91 @@
+#include "kgain/core/results.hpp"
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <unistd.h>
+
+namespace kgain::core {
+namespace {
+
+std::string number(double v) {
+  if (std::isnan(v)) return "";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  return buf;
+}
+
+}  // namespace
+
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\n") == std::string::npos) return s;
+  std::string out = "\"";
+  for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
+
+void write_file_atomically(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << text;
+    out.flush();
+    if (!out) throw std::runtime_error("cannot write " + tmp + " (disk full or no permission?)");
+  }
+  std::filesystem::rename(tmp, path);
+}
+
+void write_results_csv(const std::string& path, const StudyLabels& labels, const std::vector<ScoreRow>& rows) {
+  std::ostringstream out;
+  out << "dataset,backbone,variant,seed,tap_index,tap,fold,metric,score,n_train,n_test\n";
+  for (const auto& r : rows)
+    out << csv_field(labels.dataset) << ',' << csv_field(labels.backbone) << ',' << r.variant << ','
+        << (r.pretrained ? std::string() : std::to_string(r.seed)) << ',' << r.tap_index << ',' << csv_field(r.tap) << ','
+        << r.fold << ',' << r.metric << ',' << number(r.score) << ',' << r.n_train << ',' << r.n_test << '\n';
+  write_file_atomically(path, out.str());
+}
+
+void write_gain_csv(const std::string& path, const StudyLabels& labels, const std::vector<GainRow>& rows) {
+  std::ostringstream out;
+  out << "dataset,backbone,tap_index,tap,metric,pretrained,random_mean,random_sd,random_seeds,gain,relative_gain,parameters,"
+         "feature_dim\n";
+  for (const auto& g : rows)
+    out << csv_field(labels.dataset) << ',' << csv_field(labels.backbone) << ',' << g.tap_index << ',' << csv_field(g.tap) << ','
+        << g.metric << ',' << number(g.pretrained) << ',' << number(g.random_mean) << ',' << number(g.random_sd) << ','
+        << g.random_seeds << ',' << number(g.gain) << ',' << number(g.relative_gain) << ',' << g.parameters << ','
+        << g.feature_dim << '\n';
+  write_file_atomically(path, out.str());
+}
+
+void write_splits_csv(const std::string& path, const std::vector<Sample>& samples, const std::vector<std::string>& classes,
+                      const SplitPlan& plan) {
+  // One row per image and fold: where the image was in that fold.
+  std::vector<std::vector<char>> side(plan.folds.size(), std::vector<char>(samples.size(), '-'));
+  for (std::size_t f = 0; f < plan.folds.size(); ++f) {
+    for (auto i : plan.folds[f].train) side[f][i] = 'r';
+    for (auto i : plan.folds[f].test) side[f][i] = 'e';
+  }
+  std::ostringstream out;
+  out << "path,label,group,dataset_split,fold,role\n";
+  for (std::size_t f = 0; f < plan.folds.size(); ++f)
+    for (std::size_t i = 0; i < samples.size(); ++i)
+      out << csv_field(samples[i].path) << ',' << csv_field(classes[samples[i].label]) << ',' << csv_field(samples[i].group) << ','
+          << samples[i].split << ',' << f << ',' << (side[f][i] == 'r' ? "train" : side[f][i] == 'e' ? "test" : "unused") << '\n';
+  write_file_atomically(path, out.str());
+}
+
+void write_taps_csv(const std::string& path, const std::vector<TapInfo>& taps) {
+  std::ostringstream out;
+  out << "tap_index,tap,shape,feature_dim,parameters\n";
+  for (std::size_t t = 0; t < taps.size(); ++t) {
+    std::string shape;
+    for (auto d : taps[t].shape) shape += (shape.empty() ? "" : "x") + std::to_string(d);
+    out << t << ',' << csv_field(taps[t].name) << ',' << shape << ',' << taps[t].feature_dim << ',' << taps[t].parameters << '\n';
+  }
+  write_file_atomically(path, out.str());
+}
+
+}  // namespace kgain::core

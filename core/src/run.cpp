@@ -1,0 +1,152 @@
+#include "kgain/core/run.hpp"
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "kgain/core/build_info.hpp"
+#include "kgain/core/registry.hpp"
+#include "kgain/core/results.hpp"
+
+namespace fs = std::filesystem;
+
+namespace kgain::core {
+namespace {
+
+// Sends the log to the run directory too, for as long as the run lasts.
+class RunLog {
+ public:
+  explicit RunLog(const std::string& file) : previous_(spdlog::default_logger()) {
+    auto sinks = previous_->sinks();
+    auto file_sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(file, /*truncate=*/false);
+    file_sink->set_level(spdlog::level::debug);
+    sinks.push_back(file_sink);
+    auto logger = std::make_shared<spdlog::logger>("kgain", sinks.begin(), sinks.end());
+    logger->set_level(spdlog::level::debug);
+    for (auto& s : previous_->sinks()) s->set_level(previous_->level());
+    spdlog::set_default_logger(logger);
+  }
+  ~RunLog() { spdlog::set_default_logger(previous_); }
+
+ private:
+  std::shared_ptr<spdlog::logger> previous_;
+};
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::string prepare_run_dir(const Config& config, const RunOptions& options) {
+  const std::string dir = options.out_dir.empty() ? "runs/" + config.name : options.out_dir;
+  const std::string resolved = dir + "/config.resolved.toml";
+  if (fs::exists(resolved)) {
+    if (read_file(resolved) != config.resolved_toml && !options.replace_other)
+      throw std::runtime_error("the run directory '" + dir + "' holds a run of a different config (see " + resolved +
+                               "); choose another directory with --out, or pass --replace to replace that run");
+    spdlog::info("'{}' holds a run of this config: finished features are reused, results are replaced", dir);
+  } else if (fs::exists(dir) && !fs::is_empty(dir) && !options.replace_other) {
+    throw std::runtime_error("the run directory '" + dir + "' exists and is not a kgain run; choose another with --out");
+  }
+  fs::create_directories(dir);
+  write_file_atomically(resolved, config.resolved_toml);
+  return dir;
+}
+
+}  // namespace
+
+void set_threads(int threads) {
+  const int n = threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  at::set_num_threads(n);
+}
+
+RunSummary run_study(const Config& config, const RunOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  RunSummary summary;
+  summary.run_dir = prepare_run_dir(config, options);
+  RunLog log(summary.run_dir + "/kgain.log");
+  spdlog::info("kgain {} run '{}' from {} into {}", KGAIN_VERSION, config.name, config.file, summary.run_dir);
+  set_threads(config.threads);
+  spdlog::info("LibTorch {} with {} threads", TORCH_VERSION, at::get_num_threads());
+
+  const Registry registry = load_registry(config.plugin_paths);
+  auto dataset = registry.create<Dataset>(PluginKind::dataset, config.dataset.plugin, config.dataset.options);
+  check_unread_options(config.dataset, "dataset");
+  auto backbone = registry.create<Backbone>(PluginKind::backbone, config.backbone.plugin, config.backbone.options);
+  check_unread_options(config.backbone, "backbone");
+  const auto make_probe = [&] { return registry.create<Probe>(PluginKind::probe, config.probe.plugin, config.probe.options); };
+  make_probe();  // validates the options now rather than after extraction
+  check_unread_options(config.probe, "probe");
+  std::vector<NamedMetric> metrics;
+  std::vector<std::string> metric_names;
+  for (const auto& m : config.metrics) {
+    metrics.push_back({m.name, registry.create<Metric>(PluginKind::metric, m.plugin, m.options)});
+    check_unread_options(m, "metric");
+    metric_names.push_back(m.name);
+  }
+
+  // The images and their splits.
+  const auto classes = dataset->class_names();
+  const auto samples = limit_per_class(dataset->samples(), config.limit_per_class, config.split_seed);
+  summary.images = static_cast<std::int64_t>(samples.size());
+  std::vector<std::int64_t> labels;
+  for (const auto& s : samples) labels.push_back(s.label);
+  const SplitPlan splits = make_splits(samples, static_cast<int>(classes.size()), config.split_strategy, config.folds, config.split_seed);
+  summary.split_strategy = splits.strategy;
+  for (std::size_t f = 0; f < splits.folds.size(); ++f)
+    if (const auto leaks = leaking_groups(samples, splits.folds[f]); !leaks.empty())
+      throw std::runtime_error("fold " + std::to_string(f) + " puts group '" + leaks.front() + "' (and " + std::to_string(leaks.size() - 1) +
+                               " more) on both sides; the dataset's split column mixes groups — use [splits] strategy = \"group_kfold\"");
+  write_splits_csv(summary.run_dir + "/splits.csv", samples, classes, splits);
+  spdlog::info("dataset: {} — {} images, {} classes, split: {} ({} fold{})", dataset->description(), samples.size(), classes.size(),
+               splits.strategy, splits.folds.size(), splits.folds.size() == 1 ? "" : "s");
+
+  // The taps and their cost.
+  Preprocessing prep;
+  prep.size = config.input_size > 0 ? config.input_size : backbone->native_input_size();
+  prep.resize = config.resize;
+  const auto taps = backbone->inspect(prep.size);
+  std::vector<std::string> tap_names;
+  for (const auto& t : taps) tap_names.push_back(t.name);
+  write_taps_csv(summary.run_dir + "/taps.csv", taps);
+  spdlog::info("backbone: {} — {} taps at {} px", backbone->description(), taps.size(), prep.size);
+
+  // Features: the cache key is everything the numbers depend on.
+  std::vector<Variant> variants{Variant{Variant::Kind::pretrained, 0}};
+  for (auto seed : config.random_seeds) variants.push_back(Variant{Variant::Kind::random, seed});
+  std::ostringstream key;
+  key << "kgain feature cache v1\nbackbone " << backbone->fingerprint() << "\ntaps";
+  for (const auto& t : tap_names) key << ' ' << t;
+  key << "\ninput_size " << prep.size << "\nresize " << prep.resize << "\npooling " << to_string(config.pooling) << "\nchunk "
+      << chunk_images << "\nimages " << samples.size() << '\n';
+  for (const auto& s : samples) key << s.path << '\n';
+  const FeatureCache cache(summary.run_dir + "/cache", key.str());
+  const auto features = extract_features(*backbone, variants, config.pooling, samples, prep, config.batch_size, cache, summary.extraction);
+  spdlog::info("features ready: {} images decoded, {} forwarded, {} chunks from the cache, {} computed ({:.1f} s)",
+               summary.extraction.images_decoded, summary.extraction.images_forwarded, summary.extraction.chunks_reused,
+               summary.extraction.chunks_extracted, summary.extraction.seconds);
+
+  // Probes, scores, gain.
+  summary.scores = evaluate(features, variants, tap_names, labels, static_cast<std::int64_t>(classes.size()), splits, make_probe,
+                            config.probe_seed, metrics);
+  summary.gain = compute_gain(summary.scores, taps, metric_names, config.pooling == Pooling::avgmax ? 2 : 1);
+  const StudyLabels study{config.dataset.name, config.backbone.name};
+  write_results_csv(summary.run_dir + "/results.csv", study, summary.scores);
+  write_gain_csv(summary.run_dir + "/gain.csv", study, summary.gain);
+  summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  spdlog::info("done in {:.1f} s: {}/results.csv, {}/gain.csv", summary.seconds, summary.run_dir, summary.run_dir);
+  return summary;
+}
+
+}  // namespace kgain::core

@@ -1,0 +1,79 @@
+// Probe `logistic`: multinomial logistic regression with an L2 penalty, fitted by L-BFGS.
+//
+// It minimises scikit-learn's objective for LogisticRegression(penalty="l2", C=C,
+// multi_class="multinomial"), so the same C means the same model:
+//     C * sum_i log_loss(x_i, y_i) + 0.5 * ||W||^2       (the intercept is not penalised)
+// divided here by C * n so that the tolerance does not depend on the number of images.
+// Features are standardised with the training fold's mean and standard deviation (a constant
+// feature gets standard deviation 1). Computation is in float64, from zero weights: the problem
+// is convex, so the result does not depend on a seed.
+//
+// Options:
+//   C         (number, default 1.0)   inverse L2 strength, > 0
+//   max_iter  (integer, default 500)  L-BFGS iterations, > 0
+//   tol       (number, default 1e-6)  stop when the largest gradient entry falls below it
+#include <torch/torch.h>
+
+#include <kgain/plugin.hpp>
+#include <kgain/probe.hpp>
+
+namespace {
+
+class LogisticProbe : public kgain::Probe {
+ public:
+  explicit LogisticProbe(const kgain::Options& options)
+      : C_(options.get_double("C", 1.0)), max_iter_(options.get_int("max_iter", 500)), tol_(options.get_double("tol", 1e-6)) {
+    if (!(C_ > 0)) throw options.error("C", "must be positive (received " + std::to_string(C_) + ")");
+    if (max_iter_ <= 0) throw options.error("max_iter", "must be positive (received " + std::to_string(max_iter_) + ")");
+    if (!(tol_ > 0)) throw options.error("tol", "must be positive (received " + std::to_string(tol_) + ")");
+  }
+
+  void fit(const at::Tensor& features, const at::Tensor& labels, std::int64_t num_classes, std::uint64_t) override {
+    TORCH_CHECK(features.dim() == 2 && features.size(0) == labels.size(0), "logistic: features [n, d] and labels [n] expected");
+    const auto x = features.to(torch::kFloat64);
+    mean_ = x.mean(0);
+    std_ = x.std(0, /*unbiased=*/false);
+    std_ = torch::where(std_ > 1e-12, std_, torch::ones_like(std_));
+    const auto xs = (x - mean_) / std_;
+    const auto y = labels.to(torch::kInt64);
+    const double n = static_cast<double>(x.size(0));
+
+    auto weights = torch::zeros({x.size(1), num_classes}, torch::kFloat64).requires_grad_(true);
+    auto bias = torch::zeros({num_classes}, torch::kFloat64).requires_grad_(true);
+    torch::optim::LBFGS optimizer({weights, bias}, torch::optim::LBFGSOptions(1.0)
+                                                        .max_iter(max_iter_)
+                                                        .max_eval(max_iter_ * 5 / 4)
+                                                        .tolerance_grad(tol_)
+                                                        .tolerance_change(1e-12)
+                                                        .history_size(20)
+                                                        .line_search_fn("strong_wolfe"));
+    const double l2 = 1.0 / (2.0 * C_ * n);
+    auto closure = [&] {
+      optimizer.zero_grad();
+      auto loss = torch::nn::functional::cross_entropy(torch::addmm(bias, xs, weights), y) + l2 * weights.pow(2).sum();
+      loss.backward();
+      return loss;
+    };
+    optimizer.step(closure);
+    weights_ = weights.detach();
+    bias_ = bias.detach();
+  }
+
+  at::Tensor predict_proba(const at::Tensor& features) const override {
+    TORCH_CHECK(weights_.defined(), "logistic: predict_proba() before fit()");
+    torch::NoGradGuard no_grad;
+    const auto xs = (features.to(torch::kFloat64) - mean_) / std_;
+    return torch::softmax(torch::addmm(bias_, xs, weights_), 1);
+  }
+
+ private:
+  double C_;
+  std::int64_t max_iter_;
+  double tol_;
+  at::Tensor mean_, std_, weights_, bias_;
+};
+
+}  // namespace
+
+KGAIN_LIBRARY("logistic", kgain::make_plugin<LogisticProbe>("logistic", "1.0.0",
+                                                            "multinomial L2 logistic regression (L-BFGS), scikit-learn's objective"))

@@ -1,0 +1,117 @@
+// Dataset `manifest`: a CSV file listing the images, one per row.
+//
+// Columns (header row required, any order, extra columns ignored):
+//   path  (required) image path, relative to the manifest's folder unless absolute
+//   label (required) class name
+//   split (optional) the set's own split: train, valid or test
+//   group (optional) patient, slide or source tile; splits never separate a group
+// Options:
+//   root     (string)  the folder with manifest.csv; the file is <root>/manifest.csv
+//   file     (string)  the manifest itself, when it is not <root>/manifest.csv
+//   classes  (array of strings)  label order; default: the labels, sorted
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+
+#include <kgain/dataset.hpp>
+#include <kgain/plugin.hpp>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Splits one CSV line; supports double-quoted fields with "" escapes.
+std::vector<std::string> split_csv(const std::string& line) {
+  std::vector<std::string> fields(1);
+  bool quoted = false;
+  for (std::size_t i = 0; i < line.size(); ++i) {
+    const char c = line[i];
+    if (quoted) {
+      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') fields.back() += '"', ++i;
+      else if (c == '"') quoted = false;
+      else fields.back() += c;
+    } else if (c == '"') quoted = true;
+    else if (c == ',') fields.emplace_back();
+    else if (c != '\r') fields.back() += c;
+  }
+  return fields;
+}
+
+class ManifestDataset : public kgain::Dataset {
+ public:
+  explicit ManifestDataset(const kgain::Options& options) {
+    const std::string root = options.get_path("root", "");
+    file_ = options.get_path("file", root.empty() ? "" : root + "/manifest.csv");
+    if (file_.empty()) throw kgain::OptionError("[" + options.section() + "] needs 'root' (the folder with manifest.csv) or 'file'");
+    std::ifstream in(file_);
+    if (!in) throw options.error(options.has("file") ? "file" : "root", "cannot open the manifest '" + file_ + "'");
+    const fs::path base = fs::path(file_).parent_path();
+
+    std::string line;
+    if (!std::getline(in, line)) throw std::runtime_error(file_ + ": the manifest is empty; expected a header row 'path,label'");
+    std::map<std::string, std::size_t> column;
+    const auto header = split_csv(line);
+    for (std::size_t i = 0; i < header.size(); ++i) column[header[i]] = i;
+    for (const char* required : {"path", "label"})
+      if (!column.count(required))
+        throw std::runtime_error(file_ + ":1: the header has no '" + required + "' column (found '" + line + "')");
+    const auto col = [&](const char* name) { return column.count(name) ? static_cast<long>(column[name]) : -1L; };
+    const long path_col = col("path"), label_col = col("label"), split_col = col("split"), group_col = col("group");
+
+    std::vector<std::string> labels;
+    std::size_t line_no = 1;
+    while (std::getline(in, line)) {
+      ++line_no;
+      if (line.empty() || line == "\r") continue;
+      const auto f = split_csv(line);
+      if (f.size() != header.size())
+        throw std::runtime_error(file_ + ":" + std::to_string(line_no) + ": expected " + std::to_string(header.size()) +
+                                 " fields, found " + std::to_string(f.size()));
+      kgain::Sample s;
+      s.path = fs::path(f[path_col]).is_absolute() ? f[path_col] : (base / f[path_col]).string();
+      if (split_col >= 0) {
+        s.split = f[split_col];
+        if (s.split != "train" && s.split != "valid" && s.split != "test" && !s.split.empty())
+          throw std::runtime_error(file_ + ":" + std::to_string(line_no) + ": split must be train, valid or test (found '" +
+                                   s.split + "')");
+      }
+      if (group_col >= 0) s.group = f[group_col];
+      labels.push_back(f[label_col]);
+      samples_.push_back(std::move(s));
+    }
+    if (samples_.empty()) throw std::runtime_error(file_ + ": the manifest lists no images");
+
+    classes_ = options.get_string_list("classes", {});
+    if (classes_.empty()) {
+      classes_ = labels;
+      std::sort(classes_.begin(), classes_.end());
+      classes_.erase(std::unique(classes_.begin(), classes_.end()), classes_.end());
+    }
+    std::map<std::string, int> index;
+    for (std::size_t i = 0; i < classes_.size(); ++i) index[classes_[i]] = static_cast<int>(i);
+    // With an explicit class list, rows of other classes are left out (a subset study).
+    std::vector<kgain::Sample> kept;
+    for (std::size_t i = 0; i < samples_.size(); ++i) {
+      auto it = index.find(labels[i]);
+      if (it == index.end()) continue;
+      samples_[i].label = it->second;
+      kept.push_back(std::move(samples_[i]));
+    }
+    samples_ = std::move(kept);
+  }
+  std::vector<std::string> class_names() const override { return classes_; }
+  std::vector<kgain::Sample> samples() const override { return samples_; }
+  std::string description() const override { return "manifest " + file_; }
+
+ private:
+  std::string file_;
+  std::vector<std::string> classes_;
+  std::vector<kgain::Sample> samples_;
+};
+
+}  // namespace
+
+KGAIN_LIBRARY("manifest",
+              kgain::make_plugin<ManifestDataset>("manifest", "1.0.0", "CSV with path,label and optional split,group"))

@@ -1,0 +1,64 @@
+// Backbone: a plugin that turns images into features at a list of tap points.
+//
+// A backbone is a network cut after each tap (a layer, named by its module path). The core
+// asks for a Network per variant: the pretrained weights, or the same architecture with
+// random weights drawn from a seed. One forward pass of a batch returns the pooled features of
+// every tap, so a sweep over L taps costs one pass, not L.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+
+#include "kgain/plugin.hpp"
+
+namespace kgain {
+
+struct Variant {
+  enum class Kind { pretrained, random } kind = Kind::pretrained;
+  std::uint64_t seed = 0;  // used by Kind::random only
+  std::string name() const { return kind == Kind::pretrained ? "pretrained" : "random-" + std::to_string(seed); }
+};
+
+// How a tap's activation map [n, c, h, w] becomes a feature vector.
+enum class Pooling { avg, max, avgmax };
+
+struct TapInfo {
+  std::string name;                  // module path, e.g. "features.3"
+  std::vector<std::int64_t> shape;   // activation shape for one image, e.g. {24, 56, 56}
+  std::int64_t feature_dim = 0;      // length of the pooled feature vector
+  std::int64_t parameters = 0;       // parameters of the network up to and including this tap
+  std::int64_t macs = -1;            // multiply-accumulates up to this tap; -1 when unknown
+};
+
+class BOOST_SYMBOL_VISIBLE Network {
+ public:
+  virtual ~Network() = default;
+  // Pooled features of every tap for a normalized float32 batch [n, 3, h, w]: one float32
+  // tensor [n, feature_dim] per tap, in tap order.
+  virtual std::vector<at::Tensor> extract(const at::Tensor& images) = 0;
+  // The network's own output (ImageNet logits) for a batch; an undefined tensor when the
+  // backbone has no classifier head.
+  virtual at::Tensor classify(const at::Tensor& images) = 0;
+};
+
+class BOOST_SYMBOL_VISIBLE Backbone : public Plugin {
+ public:
+  // The side, in pixels, of the input the weights were trained at (0 when unknown).
+  virtual std::int64_t native_input_size() const = 0;
+  // Tap names in execution order.
+  virtual std::vector<std::string> taps() const = 0;
+  // Shapes, feature sizes and parameter counts of every tap for a square input of `input_size`.
+  virtual std::vector<TapInfo> inspect(std::int64_t input_size) = 0;
+  // The network with the variant's weights, ready for inference.
+  virtual std::unique_ptr<Network> instantiate(const Variant& variant, Pooling pooling) = 0;
+  // Identifies the weights (a file's content hash, a model name): part of the feature cache's
+  // key, so that a changed weights file is never served stale features.
+  virtual std::string fingerprint() const = 0;
+  virtual std::string description() const = 0;
+};
+
+}  // namespace kgain

@@ -1,0 +1,33 @@
+// Dataset: a plugin that lists the images of a labelled image set.
+//
+// A dataset plugin only says what the images are (path, class, group, split); the core decodes,
+// resizes and normalizes them, so every dataset is preprocessed the same way and a loader stays
+// small. Groups matter in pathology: images cut from the same patient, slide or source tile
+// are near-copies, and a split that puts one group on both sides inflates every score.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "kgain/plugin.hpp"
+
+namespace kgain {
+
+struct Sample {
+  std::string path;   // absolute, or relative to the current directory
+  int label = -1;     // index into Dataset::class_names()
+  std::string group;  // patient, slide or source tile; empty when the set has no groups
+  std::string split;  // "train", "valid" or "test" when the set has its own split; else empty
+};
+
+class BOOST_SYMBOL_VISIBLE Dataset : public Plugin {
+ public:
+  // Class names in label order (label i is class_names()[i]).
+  virtual std::vector<std::string> class_names() const = 0;
+  // Every image of the set, in a stable order (the order of the feature cache).
+  virtual std::vector<Sample> samples() const = 0;
+  // A short description for logs and reports ("manifest ../data/pcam-mini/manifest.csv").
+  virtual std::string description() const = 0;
+};
+
+}  // namespace kgain
