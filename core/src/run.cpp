@@ -32,6 +32,7 @@ class RunLog {
     sinks.push_back(file_sink);
     auto logger = std::make_shared<spdlog::logger>("kgain", sinks.begin(), sinks.end());
     logger->set_level(spdlog::level::debug);
+    logger->flush_on(spdlog::level::info);  // the log of a crashed run must hold its last steps
     for (auto& s : previous_->sinks()) s->set_level(previous_->level());
     spdlog::set_default_logger(logger);
   }
@@ -62,6 +63,23 @@ std::string prepare_run_dir(const Config& config, const RunOptions& options) {
   fs::create_directories(dir);
   write_file_atomically(resolved, config.resolved_toml);
   return dir;
+}
+
+// Keeps only the images some fold uses, renumbering the folds' indices.
+void drop_unused(std::vector<Sample>& samples, SplitPlan& plan) {
+  std::vector<std::int64_t> new_index(samples.size(), -1);
+  for (const auto& fold : plan.folds) {
+    for (auto i : fold.train) new_index[i] = 0;
+    for (auto i : fold.test) new_index[i] = 0;
+  }
+  std::vector<Sample> kept;
+  for (std::size_t i = 0; i < samples.size(); ++i)
+    if (new_index[i] == 0) new_index[i] = static_cast<std::int64_t>(kept.size()), kept.push_back(std::move(samples[i]));
+  samples = std::move(kept);
+  for (auto& fold : plan.folds) {
+    for (auto& i : fold.train) i = new_index[i];
+    for (auto& i : fold.test) i = new_index[i];
+  }
 }
 
 }  // namespace
@@ -98,12 +116,13 @@ RunSummary run_study(const Config& config, const RunOptions& options) {
 
   // The images and their splits.
   const auto classes = dataset->class_names();
-  const auto samples = limit_per_class(dataset->samples(), config.limit_per_class, config.split_seed);
+  auto samples = limit_per_class(dataset->samples(), config.limit_per_class, config.split_seed);
+  SplitPlan splits = make_splits(samples, static_cast<int>(classes.size()), config.split_strategy, config.folds, config.split_seed);
+  drop_unused(samples, splits);  // e.g. PCam's valid split: never decoded nor extracted
   summary.images = static_cast<std::int64_t>(samples.size());
+  summary.split_strategy = splits.strategy;
   std::vector<std::int64_t> labels;
   for (const auto& s : samples) labels.push_back(s.label);
-  const SplitPlan splits = make_splits(samples, static_cast<int>(classes.size()), config.split_strategy, config.folds, config.split_seed);
-  summary.split_strategy = splits.strategy;
   for (std::size_t f = 0; f < splits.folds.size(); ++f)
     if (const auto leaks = leaking_groups(samples, splits.folds[f]); !leaks.empty())
       throw std::runtime_error("fold " + std::to_string(f) + " puts group '" + leaks.front() + "' (and " + std::to_string(leaks.size() - 1) +

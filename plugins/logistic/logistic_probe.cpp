@@ -1,9 +1,11 @@
 // Probe `logistic`: multinomial logistic regression with an L2 penalty, fitted by L-BFGS.
 //
-// It minimises scikit-learn's objective for LogisticRegression(penalty="l2", C=C,
-// multi_class="multinomial"), so the same C means the same model:
+// It minimises scikit-learn's objective for LogisticRegression(penalty="l2", C=C), so the same
+// C means the same model:
 //     C * sum_i log_loss(x_i, y_i) + 0.5 * ||W||^2       (the intercept is not penalised)
-// divided here by C * n so that the tolerance does not depend on the number of images.
+// divided here by C * n so that the tolerance does not depend on the number of images. As in
+// scikit-learn, two classes get one weight vector (a sigmoid on the logit of class 1), more
+// get the multinomial (softmax) model: a two-column softmax would be penalised half as much.
 // Features are standardised with the training fold's mean and standard deviation (a constant
 // feature gets standard deviation 1). Computation is in float64, from zero weights: the problem
 // is convex, so the result does not depend on a seed.
@@ -38,8 +40,10 @@ class LogisticProbe : public kgain::Probe {
     const auto y = labels.to(torch::kInt64);
     const double n = static_cast<double>(x.size(0));
 
-    auto weights = torch::zeros({x.size(1), num_classes}, torch::kFloat64).requires_grad_(true);
-    auto bias = torch::zeros({num_classes}, torch::kFloat64).requires_grad_(true);
+    // Two classes: one logit column; class 0's logit is fixed at 0 (see logits()).
+    const std::int64_t columns = num_classes == 2 ? 1 : num_classes;
+    auto weights = torch::zeros({x.size(1), columns}, torch::kFloat64).requires_grad_(true);
+    auto bias = torch::zeros({columns}, torch::kFloat64).requires_grad_(true);
     torch::optim::LBFGS optimizer({weights, bias}, torch::optim::LBFGSOptions(1.0)
                                                         .max_iter(max_iter_)
                                                         .max_eval(max_iter_ * 5 / 4)
@@ -50,7 +54,7 @@ class LogisticProbe : public kgain::Probe {
     const double l2 = 1.0 / (2.0 * C_ * n);
     auto closure = [&] {
       optimizer.zero_grad();
-      auto loss = torch::nn::functional::cross_entropy(torch::addmm(bias, xs, weights), y) + l2 * weights.pow(2).sum();
+      auto loss = torch::nn::functional::cross_entropy(logits(xs, weights, bias), y) + l2 * weights.pow(2).sum();
       loss.backward();
       return loss;
     };
@@ -63,10 +67,15 @@ class LogisticProbe : public kgain::Probe {
     TORCH_CHECK(weights_.defined(), "logistic: predict_proba() before fit()");
     torch::NoGradGuard no_grad;
     const auto xs = (features.to(torch::kFloat64) - mean_) / std_;
-    return torch::softmax(torch::addmm(bias_, xs, weights_), 1);
+    return torch::softmax(logits(xs, weights_, bias_), 1);
   }
 
  private:
+  static at::Tensor logits(const at::Tensor& xs, const at::Tensor& weights, const at::Tensor& bias) {
+    at::Tensor z = torch::addmm(bias, xs, weights);
+    return weights.size(1) == 1 ? torch::cat({torch::zeros_like(z), z}, 1) : z;
+  }
+
   double C_;
   std::int64_t max_iter_;
   double tol_;

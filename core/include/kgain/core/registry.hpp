@@ -14,7 +14,11 @@
 #include <string>
 #include <vector>
 
+#include <kgain/backbone.hpp>
+#include <kgain/dataset.hpp>
+#include <kgain/metric.hpp>
 #include <kgain/plugin.hpp>
+#include <kgain/probe.hpp>
 
 namespace boost::dll {
 class shared_library;

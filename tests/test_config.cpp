@@ -1,0 +1,73 @@
+// Config errors name the file, line:column and key, and suggest the fix.
+#include "test_support.hpp"
+
+#include <kgain/core/config.hpp>
+
+using namespace kgain::core;
+using Catch::Matchers::Contains;
+
+namespace {
+const std::string minimal = "[dataset]\nplugin = \"manifest\"\nroot = \"data\"\n[backbone]\nplugin = \"torchscript\"\nfile = \"m.ts.pt\"\n";
+}
+
+TEST_CASE("A minimal config gets the protocol's defaults", "[config]") {
+  const Config c = parse_config(minimal, "/studies/pcam.toml");
+  CHECK(c.name == "pcam");
+  CHECK(c.base_dir == "/studies");
+  CHECK(c.dataset.plugin == "manifest");
+  CHECK(c.dataset.options.get_path("root", "") == "/studies/data");
+  CHECK(c.random_seeds == std::vector<std::uint64_t>{0, 1, 2});
+  CHECK(c.folds == 5);
+  CHECK(c.split_strategy == "auto");
+  CHECK(c.probe.plugin == "logistic");
+  REQUIRE(c.metrics.size() == 3);
+  CHECK(c.metrics[0].plugin == "accuracy");
+  CHECK(c.pooling == kgain::Pooling::avg);
+  // The resolved config reads back to the same settings.
+  const Config again = parse_config(c.resolved_toml, "/elsewhere/resolved.toml");
+  CHECK(again.resolved_toml == c.resolved_toml);
+  CHECK(again.dataset.options.get_path("root", "") == "/studies/data");
+}
+
+TEST_CASE("Malformed configs give line:column, key and fix", "[config]") {
+  struct Case {
+    const char* what;
+    std::string text;
+    std::vector<std::string> expected;
+  };
+  const std::vector<Case> cases{
+      {"TOML syntax error", minimal + "[run]\nthreads = = 2\n", {"run.toml:8:11", "not valid TOML"}},
+      {"unknown key with a suggestion", minimal + "[run]\nthrads = 2\n", {"run.toml:8:1", "[run] unknown key 'thrads'", "did you mean 'threads'?"}},
+      {"wrong type", minimal + "[run]\nbatch_size = \"big\"\n", {"run.toml:8:14", "[run] batch_size", "expected an integer, found a string"}},
+      {"out of range", minimal + "[splits]\nfolds = 1\n", {"run.toml:8:9", "[splits] folds", "between 2 and 100 (received 1)"}},
+      {"value not among the choices", minimal + "[features]\npooling = \"median\"\n",
+       {"run.toml:8:11", "[features] pooling", "\"avg\", \"max\", \"avgmax\"", "received \"median\""}},
+      {"unknown section", minimal + "[variant]\nrandom_seeds = [1]\n", {"run.toml:7:2", "unknown section 'variant'", "did you mean [variants]?"}},
+      {"missing plugin key", "[dataset]\nroot = \"data\"\n[backbone]\nplugin = \"torchscript\"\n",
+       {"run.toml:1:1", "[dataset] has no 'plugin' key"}},
+      {"missing dataset table", "[backbone]\nplugin = \"torchscript\"\n", {"run.toml", "no [dataset] table", "plugin = \"manifest\""}},
+      {"seed listed twice", minimal + "[variants]\nrandom_seeds = [1, 1]\n", {"run.toml:8:16", "[variants] random_seeds", "listed twice"}},
+      {"negative seed", minimal + "[variants]\nrandom_seeds = [-1]\n", {"run.toml:8:17", "non-negative integers"}},
+      {"section that is not a table", "probe = \"logistic\"\n" + minimal, {"run.toml:1:9", "'probe' must be a table"}},
+  };
+  for (const auto& c : cases) {
+    INFO(c.what);
+    try {
+      parse_config(c.text, "run.toml");
+      FAIL("no error for: " << c.what);
+    } catch (const ConfigError& e) {
+      const std::string message = e.what();
+      INFO(message);
+      for (const auto& part : c.expected) CHECK_THAT(message, Contains(part));
+    }
+  }
+}
+
+TEST_CASE("A missing config file is an error naming it", "[config]") {
+  REQUIRE_THROWS_WITH(load_config("/nonexistent/study.toml"), Contains("/nonexistent/study.toml") && Contains("does not exist"));
+}
+
+TEST_CASE("Suggestions come from edit distance", "[config]") {
+  CHECK(closest("contaner", {"file", "container", "taps"}) == "container");
+  CHECK(closest("zzzzzzzz", {"file", "container"}).empty());
+}

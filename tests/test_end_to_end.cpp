@@ -1,0 +1,105 @@
+// A real sweep: PCam images through MobileNetV1 0.25, pretrained and random, every tap, then
+// the same config again, which must reuse the cache and give identical numbers.
+#include "test_support.hpp"
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include <kgain/core/config.hpp>
+#include <kgain/core/run.hpp>
+
+using namespace kgain::core;
+namespace fs = std::filesystem;
+
+namespace {
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+std::vector<std::string> lines(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream ss(text);
+  std::string l;
+  while (std::getline(ss, l)) out.push_back(l);
+  return out;
+}
+}  // namespace
+
+TEST_CASE("A small PCam sweep writes one row per tap and variant, and a rerun reuses the cache", "[end_to_end]") {
+  const fs::path dir = fs::temp_directory_path() / ("kgain-e2e-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const std::string config_path = (dir / "sweep.toml").string();
+  std::ofstream(config_path) << "[run]\nthreads = 2\nbatch_size = 50\n"
+                             << "[dataset]\nplugin = \"manifest\"\nroot = \"" << kgain::test::data_dir() << "/pcam-mini\"\nlimit_per_class = 75\n"
+                             << "[backbone]\nplugin = \"torchscript\"\nfile = \"" << kgain::test::models_dir()
+                             << "/mobilenet_v1_0.25_128_quant.ts.pt\"\nnative_input_size = 128\n"
+                             << "[variants]\nrandom_seeds = [0, 1]\n";
+  const Config config = load_config(config_path);
+  RunOptions options;
+  options.out_dir = (dir / "run").string();
+
+  const RunSummary first = run_study(config, options);
+  CHECK(first.images == 300);  // 75 per class in train and in test; the valid images are never extracted
+  CHECK(first.split_strategy == "dataset");
+  CHECK(first.extraction.images_forwarded == 3 * 300);
+  CHECK(first.extraction.chunks_reused == 0);
+  for (const char* file : {"results.csv", "gain.csv", "splits.csv", "taps.csv", "config.resolved.toml", "kgain.log"})
+    CHECK(fs::exists(fs::path(options.out_dir) / file));
+
+  // gain.csv: one row per tap and metric; results.csv: one per variant x tap x fold x metric.
+  const auto gain = lines(slurp(options.out_dir + "/gain.csv"));
+  REQUIRE(gain.size() == 1 + 14 * 3);
+  CHECK(gain[0] == "dataset,backbone,tap_index,tap,metric,pretrained,random_mean,random_sd,random_seeds,gain,relative_gain,parameters,feature_dim");
+  const auto results = lines(slurp(options.out_dir + "/results.csv"));
+  REQUIRE(results.size() == 1 + 3 * 14 * 1 * 3);
+  std::set<std::pair<std::string, std::string>> variant_tap;
+  for (std::size_t i = 1; i < results.size(); ++i) {
+    std::vector<std::string> f;
+    std::stringstream ss(results[i]);
+    std::string x;
+    while (std::getline(ss, x, ',')) f.push_back(x);
+    variant_tap.insert({f[2], f[5]});
+    const double score = std::stod(f[8]);
+    CHECK(score >= 0.0);
+    CHECK(score <= 1.0);
+  }
+  CHECK(variant_tap.size() == 3 * 14);
+  // The gain is the pretrained score minus the mean of the random ones, row by row.
+  for (const auto& g : first.gain) CHECK(g.gain == Approx(g.pretrained - g.random_mean).margin(1e-12));
+  // ImageNet features beat random ones somewhere in the network on PCam.
+  double best_gain = -1;
+  for (const auto& g : first.gain)
+    if (g.metric == "accuracy") best_gain = std::max(best_gain, g.gain);
+  CHECK(best_gain > 0.02);
+
+  const std::string gain_before = slurp(options.out_dir + "/gain.csv"), results_before = slurp(options.out_dir + "/results.csv");
+  const RunSummary second = run_study(config, options);
+  CHECK(second.extraction.images_forwarded == 0);
+  CHECK(second.extraction.images_decoded == 0);
+  CHECK(second.extraction.chunks_reused == 3 * 2);  // 300 images = 2 chunks, 3 variants
+  CHECK(slurp(options.out_dir + "/gain.csv") == gain_before);
+  CHECK(slurp(options.out_dir + "/results.csv") == results_before);
+
+  // A lost chunk (a crash mid-write leaves none, since chunks are renamed into place) is
+  // recomputed alone.
+  for (const auto& entry : fs::recursive_directory_iterator(options.out_dir + "/cache"))
+    if (entry.path().filename() == "chunk-000001.bin" && entry.path().parent_path().filename() == "random-1") {
+      fs::remove(entry.path());
+      break;
+    }
+  const RunSummary third = run_study(config, options);
+  CHECK(third.extraction.chunks_extracted == 1);
+  CHECK(third.extraction.images_forwarded == 300 - 256);
+  CHECK(slurp(options.out_dir + "/gain.csv") == gain_before);
+
+  // Another config into the same directory is refused, not mixed.
+  std::ofstream(config_path, std::ios::app) << "[features]\npooling = \"max\"\n";
+  REQUIRE_THROWS_WITH(run_study(load_config(config_path), options), Catch::Matchers::Contains("holds a run of a different config"));
+  fs::remove_all(dir);
+}

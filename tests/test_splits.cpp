@@ -1,0 +1,93 @@
+// Splits never let a group straddle train and test, and keep classes balanced across folds.
+#include "test_support.hpp"
+
+#include <map>
+#include <set>
+
+#include <kgain/core/registry.hpp>
+#include <kgain/core/splits.hpp>
+#include <kgain/dataset.hpp>
+
+using namespace kgain;
+using namespace kgain::core;
+
+namespace {
+std::vector<Sample> manifest_samples(const std::string& folder, std::vector<std::string>* classes = nullptr) {
+  Registry registry;
+  registry.add_directory(test::plugin_dir());
+  Options options("dataset", "");
+  options.set("root", test::data_dir() + "/" + folder);
+  auto dataset = registry.create<Dataset>(PluginKind::dataset, "manifest", options);
+  if (classes) *classes = dataset->class_names();
+  return dataset->samples();
+}
+}  // namespace
+
+TEST_CASE("Grouped 5-fold on LC25000: no source tile on both sides, classes within 5 points", "[splits]") {
+  std::vector<std::string> classes;
+  const auto samples = manifest_samples("lc25000-lung-mini", &classes);
+  REQUIRE(samples.size() == 1800);
+  const auto seed = GENERATE(0u, 1u, 7u);
+  CAPTURE(seed);
+  const SplitPlan plan = make_splits(samples, 3, "auto", 5, seed);
+  CHECK(plan.strategy == "group_kfold");
+  REQUIRE(plan.folds.size() == 5);
+  std::vector<int> tested(samples.size(), 0);
+  for (std::size_t f = 0; f < plan.folds.size(); ++f) {
+    CAPTURE(f);
+    const Fold& fold = plan.folds[f];
+    CHECK(leaking_groups(samples, fold).empty());
+    std::set<std::string> train_groups, test_groups;
+    for (auto i : fold.train) train_groups.insert(samples[i].group);
+    for (auto i : fold.test) test_groups.insert(samples[i].group), tested[i] += 1;
+    for (const auto& g : test_groups) CHECK(train_groups.count(g) == 0);
+    CHECK(fold.train.size() + fold.test.size() == samples.size());
+    // Each class is a third of the set; within 5 points of that in every test fold.
+    std::map<int, double> count;
+    for (auto i : fold.test) count[samples[i].label] += 1;
+    for (int c = 0; c < 3; ++c) CHECK(std::abs(count[c] / fold.test.size() - 1.0 / 3.0) < 0.05);
+  }
+  for (int t : tested) CHECK(t == 1);  // every image is tested exactly once
+}
+
+TEST_CASE("The dataset's own split is kept for PCam", "[splits]") {
+  const auto samples = manifest_samples("pcam-mini");
+  const SplitPlan plan = make_splits(samples, 2, "auto", 5, 0);
+  CHECK(plan.strategy == "dataset");
+  REQUIRE(plan.folds.size() == 1);
+  CHECK(plan.folds[0].train.size() == 3000);
+  CHECK(plan.folds[0].test.size() == 1000);
+  for (auto i : plan.folds[0].train) CHECK(samples[i].split == "train");
+  for (auto i : plan.folds[0].test) CHECK(samples[i].split == "test");
+}
+
+TEST_CASE("Stratified k-fold without groups balances classes and sizes", "[splits]") {
+  std::vector<Sample> samples;
+  for (int i = 0; i < 103; ++i) samples.push_back({"img" + std::to_string(i), i % 3 == 0 ? 1 : 0, "", ""});
+  const SplitPlan plan = make_splits(samples, 2, "auto", 5, 3);
+  CHECK(plan.strategy == "kfold");
+  std::size_t smallest = samples.size(), largest = 0;
+  for (const auto& fold : plan.folds) {
+    smallest = std::min(smallest, fold.test.size());
+    largest = std::max(largest, fold.test.size());
+  }
+  CHECK(largest - smallest <= 1);
+  // Same seed, same folds; another seed, other folds.
+  CHECK(make_splits(samples, 2, "kfold", 5, 3).folds[0].test == plan.folds[0].test);
+  CHECK(make_splits(samples, 2, "kfold", 5, 4).folds[0].test != plan.folds[0].test);
+}
+
+TEST_CASE("A dataset split that mixes groups is detected", "[splits]") {
+  std::vector<Sample> samples{{"a", 0, "patient1", "train"}, {"b", 0, "patient1", "test"}, {"c", 1, "patient2", "train"}, {"d", 1, "patient3", "test"}};
+  const SplitPlan plan = make_splits(samples, 2, "dataset", 5, 0);
+  CHECK(leaking_groups(samples, plan.folds[0]) == std::vector<std::string>{"patient1"});
+}
+
+TEST_CASE("limit_per_class keeps at most N per class and split", "[splits]") {
+  const auto samples = manifest_samples("pcam-mini");
+  const auto limited = limit_per_class(samples, 50, 0);
+  std::map<std::pair<int, std::string>, int> count;
+  for (const auto& s : limited) count[{s.label, s.split}] += 1;
+  CHECK(count.size() == 6);
+  for (const auto& [cell, n] : count) CHECK(n == 50);
+}
