@@ -4,6 +4,7 @@
 #include <map>
 
 #include <boost/program_options.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include "kgain/core/build_info.hpp"
@@ -152,6 +153,8 @@ int command_inspect(const std::vector<std::string>& args) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Logs and progress go to stderr; stdout carries the command's result (tables).
+  spdlog::set_default_logger(spdlog::stderr_color_mt("kgain"));
   spdlog::set_pattern("[%H:%M:%S] [%^%l%$] %v");
   if (argc < 2) {
     std::cerr << usage;

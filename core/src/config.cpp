@@ -33,11 +33,12 @@ std::string type_name(const toml::node& node) {
 // Reads the keys of one core section, checking types and reporting unknown keys.
 class SectionReader {
  public:
-  SectionReader(const toml::table& table, std::string section, std::string file)
-      : table_(table), section_(std::move(section)), file_(std::move(file)) {}
+  SectionReader(const toml::table& table, std::string section, std::string file, std::vector<std::string>& all_known)
+      : table_(table), section_(std::move(section)), file_(std::move(file)), all_known_(all_known) {}
 
   const toml::node* get(const std::string& key) {
     known_.push_back(key);
+    all_known_.push_back(section_ + "." + key);
     return table_.get(key);
   }
   [[noreturn]] void fail(const std::string& key, const toml::node& node, const std::string& problem) const {
@@ -107,6 +108,7 @@ class SectionReader {
   std::string section_;
   std::string file_;
   std::vector<std::string> known_;
+  std::vector<std::string>& all_known_;
 };
 
 Options::Value to_value(const toml::node& node, const std::string& file, const std::string& section, const std::string& key) {
@@ -248,7 +250,7 @@ Config parse_config(const std::string& text, const std::string& path) {
   const toml::table empty;
   {
     const toml::table* t = table_of(root, "run", path);
-    SectionReader r(t ? *t : empty, "run", path);
+    SectionReader r(t ? *t : empty, "run", path, c.known_keys);
     c.name = r.string("name", fs::path(path).stem().string());
     // A resolved config written into a run directory keeps the original config's directory.
     c.base_dir = r.string("config_dir", c.base_dir);
@@ -273,7 +275,7 @@ Config parse_config(const std::string& text, const std::string& path) {
   }
   {
     const toml::table* t = table_of(root, "features", path);
-    SectionReader r(t ? *t : empty, "features", path);
+    SectionReader r(t ? *t : empty, "features", path, c.known_keys);
     c.input_size = r.integer("input_size", 0, 0, 4096);
     c.resize = r.string("resize", "shorter_side_crop", {"shorter_side_crop", "stretch"});
     const std::string pooling = r.string("pooling", "avg", {"avg", "max", "avgmax"});
@@ -282,7 +284,7 @@ Config parse_config(const std::string& text, const std::string& path) {
   }
   {
     const toml::table* t = table_of(root, "variants", path);
-    SectionReader r(t ? *t : empty, "variants", path);
+    SectionReader r(t ? *t : empty, "variants", path, c.known_keys);
     c.random_seeds = r.seeds("random_seeds", {0, 1, 2});
     if (c.random_seeds.empty())
       throw ConfigError(where(path, t->get("random_seeds")->source()) +
@@ -294,7 +296,7 @@ Config parse_config(const std::string& text, const std::string& path) {
   }
   {
     const toml::table* t = table_of(root, "splits", path);
-    SectionReader r(t ? *t : empty, "splits", path);
+    SectionReader r(t ? *t : empty, "splits", path, c.known_keys);
     c.split_strategy = r.string("strategy", "auto", {"auto", "dataset", "kfold", "group_kfold"});
     c.folds = static_cast<int>(r.integer("folds", 5, 2, 100));
     c.split_seed = static_cast<std::uint64_t>(r.integer("seed", 0, 0, INT64_MAX));
@@ -307,7 +309,7 @@ Config parse_config(const std::string& text, const std::string& path) {
   }
   {
     const toml::table* t = table_of(root, "metrics", path);
-    SectionReader r(t ? *t : empty, "metrics", path);
+    SectionReader r(t ? *t : empty, "metrics", path, c.known_keys);
     const auto names = r.strings("names", {"accuracy", "balanced_accuracy", "macro_f1"});
     if (names.empty()) throw ConfigError(where(path, t->get("names")->source()) + ": [metrics] names: list at least one metric, e.g. [\"accuracy\"]");
     for (const auto& n : names) {
@@ -316,9 +318,14 @@ Config parse_config(const std::string& text, const std::string& path) {
       if (!sub) s.where = t ? where(path, t->get("names")->source()) : path;
       c.metrics.push_back(std::move(s));
       r.get(n);  // a [metrics.<name>] table is known
+      c.known_keys.pop_back();
     }
     r.check_unknown();
   }
+
+  for (const char* key : {"dataset.plugin", "dataset.name", "dataset.limit_per_class", "backbone.plugin", "backbone.name",
+                          "probe.plugin", "probe.seed"})
+    c.known_keys.push_back(key);
 
   // The resolved config: every default written out.
   toml::table resolved;

@@ -18,6 +18,7 @@
 
 #include <kgain/plugin.hpp>
 #include <kgain/probe.hpp>
+#include <kgain/standardize.hpp>
 
 namespace {
 
@@ -32,17 +33,14 @@ class LogisticProbe : public kgain::Probe {
 
   void fit(const at::Tensor& features, const at::Tensor& labels, std::int64_t num_classes, std::uint64_t) override {
     TORCH_CHECK(features.dim() == 2 && features.size(0) == labels.size(0), "logistic: features [n, d] and labels [n] expected");
-    const auto x = features.to(torch::kFloat64);
-    mean_ = x.mean(0);
-    std_ = x.std(0, /*unbiased=*/false);
-    std_ = torch::where(std_ > 1e-12, std_, torch::ones_like(std_));
-    const auto xs = (x - mean_) / std_;
+    scaler_.fit(features);
+    const auto xs = scaler_.apply(features);
     const auto y = labels.to(torch::kInt64);
-    const double n = static_cast<double>(x.size(0));
+    const double n = static_cast<double>(xs.size(0));
 
     // Two classes: one logit column; class 0's logit is fixed at 0 (see logits()).
     const std::int64_t columns = num_classes == 2 ? 1 : num_classes;
-    auto weights = torch::zeros({x.size(1), columns}, torch::kFloat64).requires_grad_(true);
+    auto weights = torch::zeros({xs.size(1), columns}, torch::kFloat64).requires_grad_(true);
     auto bias = torch::zeros({columns}, torch::kFloat64).requires_grad_(true);
     torch::optim::LBFGS optimizer({weights, bias}, torch::optim::LBFGSOptions(1.0)
                                                         .max_iter(max_iter_)
@@ -66,7 +64,7 @@ class LogisticProbe : public kgain::Probe {
   at::Tensor predict_proba(const at::Tensor& features) const override {
     TORCH_CHECK(weights_.defined(), "logistic: predict_proba() before fit()");
     torch::NoGradGuard no_grad;
-    const auto xs = (features.to(torch::kFloat64) - mean_) / std_;
+    const auto xs = scaler_.apply(features);
     return torch::softmax(logits(xs, weights_, bias_), 1);
   }
 
@@ -79,7 +77,8 @@ class LogisticProbe : public kgain::Probe {
   double C_;
   std::int64_t max_iter_;
   double tol_;
-  at::Tensor mean_, std_, weights_, bias_;
+  kgain::Standardizer scaler_;
+  at::Tensor weights_, bias_;
 };
 
 }  // namespace

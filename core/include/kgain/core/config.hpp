@@ -67,6 +67,9 @@ struct Config {
   // [metrics]
   std::vector<PluginSection> metrics;
 
+  // Every core key the loader understands, as "section.key" (checked against docs/config.md).
+  std::vector<std::string> known_keys;
+
   // The config with every default written out: saved in the run directory, and compared on a
   // rerun to decide whether the run directory's cache belongs to this study.
   std::string resolved_toml;
