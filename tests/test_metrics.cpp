@@ -2,6 +2,10 @@
 // scikit-learn 1.2.1 (python3-sklearn): see the comment on each case.
 #include "test_support.hpp"
 
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
 #include <kgain/core/registry.hpp>
 #include <kgain/metric.hpp>
 
@@ -43,4 +47,46 @@ TEST_CASE("Classes absent from a fold follow scikit-learn's conventions", "[metr
   // warning in scikit-learn); in macro F1 it counts as 0: f1_score -> 0.38888888888888884
   CHECK(score("balanced_accuracy", {0, 0, 1, 1}, {0, 2, 1, 0}, 3) == Approx(0.5).epsilon(1e-12));
   CHECK(score("macro_f1", {0, 0, 1, 1}, {0, 2, 1, 0}, 3) == Approx(0.38888888888888884).epsilon(1e-12));
+}
+
+TEST_CASE("All five metrics equal scikit-learn's to 1e-9 on fixed predictions", "[metrics]") {
+  // tests/fixtures/metrics/make_reference.py wrote the predictions and scikit-learn 1.2.1's scores.
+  std::ifstream in(test::fixtures_dir() + "/metrics/reference.csv");
+  REQUIRE(in);
+  Registry registry;
+  registry.add_directory(test::plugin_dir());
+  std::string line;
+  int cases = 0;
+  while (std::getline(in, line)) {
+    std::vector<std::string> f;
+    std::stringstream ss(line);
+    std::string x;
+    while (std::getline(ss, x, ',')) f.push_back(x);
+    const std::int64_t k = std::stoll(f[1]), n = std::stoll(f[2]);
+    Predictions p;
+    p.num_classes = k;
+    for (std::int64_t i = 0; i < n; ++i) p.labels.push_back(std::stoll(f[5 + i]));
+    for (std::int64_t i = 0; i < n * k; ++i) p.scores.push_back(std::stod(f[5 + n + i]));
+    const double expected = std::stod(f[4]);
+    CAPTURE(f[0], f[3], expected);
+    const double got = registry.create<Metric>(PluginKind::metric, f[3], Options("metrics", ""))->score(p);
+    CHECK(std::abs(got - expected) < 1e-9);
+    ++cases;
+  }
+  CHECK(cases == 15);
+}
+
+TEST_CASE("roc_auc counts tied scores as halves and log_loss is a loss", "[metrics]") {
+  Registry registry;
+  registry.add_directory(test::plugin_dir());
+  // Positives score 0.5 and 0.9, negatives 0.5 and 0.1: pairs (0.9>0.5, 0.9>0.1, 0.5=0.5, 0.5>0.1) -> 3.5/4.
+  Predictions p;
+  p.num_classes = 2;
+  p.labels = {1, 1, 0, 0};
+  p.scores = {0.5, 0.5, 0.1, 0.9, 0.5, 0.5, 0.9, 0.1};
+  CHECK(registry.create<Metric>(PluginKind::metric, "roc_auc", Options("metrics", ""))->score(p) == Approx(0.875).epsilon(1e-12));
+  auto log_loss = registry.create<Metric>(PluginKind::metric, "log_loss", Options("metrics", ""));
+  CHECK_FALSE(log_loss->higher_is_better());
+  // -mean(log 0.5, log 0.9, log 0.5, log 0.9)
+  CHECK(log_loss->score(p) == Approx(-(2 * std::log(0.5) + 2 * std::log(0.9)) / 4).epsilon(1e-12));
 }

@@ -1,7 +1,9 @@
-// The logistic probe: perfect on separable data, and scikit-learn's model on real features.
+// Probes: perfect on separable data, and scikit-learn's models on real features.
 #include "test_support.hpp"
 
 #include <fstream>
+#include <map>
+#include <numeric>
 #include <sstream>
 
 #include <kgain/core/registry.hpp>
@@ -70,42 +72,77 @@ TEST_CASE("Logistic probe reaches 100% on linearly separable classes", "[probe]"
   CHECK(proba.argmax(1).eq(labels).all().item<bool>());
 }
 
-TEST_CASE("Logistic probe agrees with scikit-learn on real MobileNet features", "[probe]") {
-  // tests/fixtures/logistic/make_reference.py made both files (see its docstring).
-  const auto data = read_csv(test::fixtures_dir() + "/logistic/features.csv");
-  const auto reference = read_csv(test::fixtures_dir() + "/logistic/reference.csv");
+namespace {
+struct FeatureSet {
+  at::Tensor train_x, test_x, train_y, test_y;
+  std::int64_t classes = 0;
+};
+
+FeatureSet read_features(const std::string& name) {
+  const auto data = read_csv(test::fixtures_dir() + "/probes/" + name + "_features.csv");
   std::vector<float> train_x, test_x;
   std::vector<std::int64_t> train_y, test_y;
   const std::size_t dims = data[0].size() - 2;
   for (std::size_t r = 1; r < data.size(); ++r) {
-    auto& x = data[r][0] == "train" ? train_x : test_x;
-    (data[r][0] == "train" ? train_y : test_y).push_back(std::stoll(data[r][1]));
-    for (std::size_t d = 0; d < dims; ++d) x.push_back(std::stof(data[r][2 + d]));
+    const bool train = data[r][0] == "train";
+    (train ? train_y : test_y).push_back(std::stoll(data[r][1]));
+    for (std::size_t d = 0; d < dims; ++d) (train ? train_x : test_x).push_back(std::stof(data[r][2 + d]));
   }
-  const auto tensor = [&](std::vector<float>& v) { return torch::from_blob(v.data(), {static_cast<std::int64_t>(v.size() / dims), static_cast<std::int64_t>(dims)}).clone(); };
-  const at::Tensor xtr = tensor(train_x), xte = tensor(test_x);
-  const at::Tensor ytr = torch::tensor(train_y), yte = torch::tensor(test_y);
-  REQUIRE(xtr.size(0) == 200);
-  REQUIRE(xte.size(0) == 200);
+  const auto matrix = [&](std::vector<float>& v) {
+    return torch::from_blob(v.data(), {static_cast<std::int64_t>(v.size() / dims), static_cast<std::int64_t>(dims)}).clone();
+  };
+  FeatureSet set{matrix(train_x), matrix(test_x), torch::tensor(train_y), torch::tensor(test_y), 0};
+  set.classes = set.train_y.max().item<std::int64_t>() + 1;
+  return set;
+}
 
-  for (std::size_t r = 1; r < reference.size(); ++r) {
-    const double C = std::stod(reference[r][0]), sklearn_accuracy = std::stod(reference[r][1]);
-    CAPTURE(C, sklearn_accuracy);
-    auto probe = make_logistic(C);
-    probe->fit(xtr, ytr, 2, 0);
-    const at::Tensor proba = probe->predict_proba(xte);
-    const double accuracy = proba.argmax(1).eq(yte).to(torch::kDouble).mean().item<double>();
+std::shared_ptr<Probe> make_probe(const std::string& reference_name, const std::string& option, const std::string& value) {
+  static Registry registry = [] {
+    Registry r;
+    r.add_directory(test::plugin_dir());
+    return r;
+  }();
+  Options options("probe", "");
+  std::string plugin = reference_name;
+  if (reference_name == "knn_cosine") plugin = "knn", options.set("distance", std::string("cosine"));
+  if (option == "k") options.set(option, static_cast<std::int64_t>(std::stoll(value)));
+  else options.set(option, std::stod(value));
+  return registry.create<Probe>(PluginKind::probe, plugin, options);
+}
+}  // namespace
+
+TEST_CASE("Every probe agrees with scikit-learn on real MobileNet features", "[probe]") {
+  // tests/fixtures/probes/make_reference.py made the features and the references (see its docstring).
+  const auto reference = read_csv(test::fixtures_dir() + "/probes/reference.csv");
+  REQUIRE(reference.size() == 18);
+  std::map<std::string, FeatureSet> sets;
+  for (const auto& row : reference) {
+    const std::string& set_name = row[0];
+    if (!sets.count(set_name)) sets[set_name] = read_features(set_name);
+    const FeatureSet& set = sets[set_name];
+    const double sklearn_accuracy = std::stod(row[4]);
+    CAPTURE(set_name, row[1], row[2], row[3], sklearn_accuracy);
+    auto probe = make_probe(row[1], row[2], row[3]);
+    probe->fit(set.train_x, set.train_y, set.classes, 0);
+    const at::Tensor scores = probe->predict_proba(set.test_x);
+    REQUIRE(scores.sizes() == at::IntArrayRef({set.test_x.size(0), set.classes}));
+    CHECK(scores.sum(1).sub(1).abs().max().item<double>() < 1e-9);
+    const double accuracy = scores.argmax(1).eq(set.test_y).to(torch::kDouble).mean().item<double>();
     CAPTURE(accuracy);
-    CHECK(std::abs(accuracy - sklearn_accuracy) <= 0.01);
-    std::vector<double> ours, theirs;
-    for (std::int64_t i = 0; i < proba.size(0); ++i) {
-      ours.push_back(proba[i][1].item<double>());
-      theirs.push_back(std::stod(reference[r][2 + i]));
+    CHECK(std::abs(accuracy - sklearn_accuracy) <= 0.01 + 1e-9);
+    // Scores rank the test images as scikit-learn's do (class 1's probability or decision).
+    if (set.classes == 2 && row[1].rfind("knn", 0) != 0) {
+      std::vector<double> ours, theirs;
+      for (std::int64_t i = 0; i < scores.size(0); ++i) {
+        ours.push_back(scores[i][1].item<double>());
+        theirs.push_back(std::stod(row[5 + i]));
+      }
+      CHECK(spearman(ours, theirs) > 0.99);
     }
-    CHECK(spearman(ours, theirs) > 0.99);
-    double max_diff = 0;
-    for (std::size_t i = 0; i < ours.size(); ++i) max_diff = std::max(max_diff, std::abs(ours[i] - theirs[i]));
-    CAPTURE(max_diff);
-    CHECK(max_diff < 0.02);  // the same convex optimum, reached by two solvers
+    if (row[1].rfind("knn", 0) == 0) {  // vote shares: exactly scikit-learn's predict_proba
+      double max_diff = 0;
+      for (std::int64_t i = 0; i < scores.size(0); ++i) max_diff = std::max(max_diff, std::abs(scores[i][1].item<double>() - std::stod(row[5 + i])));
+      CHECK(max_diff < 1e-9);
+    }
   }
 }
