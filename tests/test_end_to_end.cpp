@@ -55,7 +55,9 @@ TEST_CASE("A small PCam sweep writes one row per tap and variant, and a rerun re
   // gain.csv: one row per tap and metric; results.csv: one per variant x tap x fold x metric.
   const auto gain = lines(slurp(options.out_dir + "/gain.csv"));
   REQUIRE(gain.size() == 1 + 14 * 3);
-  CHECK(gain[0] == "dataset,backbone,tap_index,tap,metric,pretrained,random_mean,random_sd,random_seeds,gain,relative_gain,parameters,feature_dim");
+  CHECK(gain[0] ==
+        "dataset,backbone,tap_index,tap,metric,pretrained,pretrained_low,pretrained_high,random_mean,random_sd,random_seeds,"
+        "gain,gain_low,gain_high,p_value,relative_gain,sweet_spot,max_gain,parameters,feature_dim");
   const auto results = lines(slurp(options.out_dir + "/results.csv"));
   REQUIRE(results.size() == 1 + 3 * 14 * 1 * 3);
   std::set<std::pair<std::string, std::string>> variant_tap;
@@ -72,6 +74,33 @@ TEST_CASE("A small PCam sweep writes one row per tap and variant, and a rerun re
   CHECK(variant_tap.size() == 3 * 14);
   // The gain is the pretrained score minus the mean of the random ones, row by row.
   for (const auto& g : first.gain) CHECK(g.gain == Approx(g.pretrained - g.random_mean).margin(1e-12));
+  // Per metric: one sweet spot, no deeper than the best tap; one tap of maximum gain, which has
+  // the largest gain; every interval holds its point estimate.
+  for (const std::string metric : {"accuracy", "balanced_accuracy", "macro_f1"}) {
+    CAPTURE(metric);
+    int sweet = 0, most = 0;
+    std::size_t best = 0, sweet_tap = 0;
+    double best_score = -1, max_gain = -1;
+    for (const auto& g : first.gain) {
+      if (g.metric != metric) continue;
+      CHECK(g.gain_low <= g.gain + 1e-12);
+      CHECK(g.gain <= g.gain_high + 1e-12);
+      CHECK(g.pretrained_low <= g.pretrained_high);
+      if (g.pretrained > best_score) best_score = g.pretrained, best = g.tap_index;
+      max_gain = std::max(max_gain, g.gain);
+      if (g.sweet_spot) ++sweet, sweet_tap = g.tap_index;
+    }
+    for (const auto& g : first.gain)
+      if (g.metric == metric && g.max_gain) {
+        ++most;
+        CHECK(g.gain == max_gain);
+      }
+    CHECK(sweet == 1);
+    CHECK(most == 1);
+    CHECK(sweet_tap <= best);
+  }
+  CHECK(fs::exists(fs::path(options.out_dir) / "gain.json"));
+
   // ImageNet features beat random ones somewhere in the network on PCam.
   double best_gain = -1;
   for (const auto& g : first.gain)

@@ -71,12 +71,15 @@ int command_run(const std::vector<std::string>& args) {
   const std::string metric = config.metrics.front().name;
   std::printf("\n%s on %s — %s (%s split, %lld images, %zu random seeds)\n", config.backbone.name.c_str(), config.dataset.name.c_str(),
               metric.c_str(), s.split_strategy.c_str(), static_cast<long long>(s.images), config.random_seeds.size());
-  std::printf("%-4s %-22s %12s %11s %17s %9s\n", "#", "tap", "parameters", "pretrained", "random (sd)", "gain");
+  std::printf("%-4s %-14s %10s %10s %17s %9s %19s %8s\n", "#", "tap", "parameters", "pretrained", "random (sd)", "gain",
+              "interval", "p");
   for (const auto& g : s.gain)
     if (g.metric == metric)
-      std::printf("%-4zu %-22s %12lld %11.4f %9.4f (%.4f) %+9.4f\n", g.tap_index, g.tap.c_str(), static_cast<long long>(g.parameters),
-                  g.pretrained, g.random_mean, g.random_sd, g.gain);
-  std::printf("\nresults: %s/results.csv, %s/gain.csv (%.1f s)\n", s.run_dir.c_str(), s.run_dir.c_str(), s.seconds);
+      std::printf("%-4zu %-14s %10lld %10.4f %9.4f (%.4f) %+9.4f [%+.4f, %+.4f] %8.4f%s%s\n", g.tap_index, g.tap.c_str(),
+                  static_cast<long long>(g.parameters), g.pretrained, g.random_mean, g.random_sd, g.gain, g.gain_low, g.gain_high,
+                  g.p_value, g.sweet_spot ? "  <- sweet spot" : "", g.max_gain ? "  <- largest gain" : "");
+  std::printf("\nintervals: %.0f%% paired bootstrap (%d replicates); results: %s/gain.csv, %s/results.csv (%.1f s)\n",
+              100 * config.confidence, config.bootstrap, s.run_dir.c_str(), s.run_dir.c_str(), s.seconds);
   return 0;
 }
 

@@ -47,6 +47,15 @@ class SectionReader {
   void expect(const std::string& key, const toml::node& node, bool ok, const std::string& expected) const {
     if (!ok) fail(key, node, "expected " + expected + ", found " + type_name(node));
   }
+  double number(const std::string& key, double fallback, double min, double max) {
+    const toml::node* n = get(key);
+    if (!n) return fallback;
+    expect(key, *n, n->is_number(), "a number");
+    const double v = n->is_integer() ? static_cast<double>(n->as_integer()->get()) : n->as_floating_point()->get();
+    if (!(v >= min && v <= max))
+      fail(key, *n, "must be between " + std::to_string(min) + " and " + std::to_string(max) + " (received " + std::to_string(v) + ")");
+    return v;
+  }
   std::int64_t integer(const std::string& key, std::int64_t fallback, std::int64_t min, std::int64_t max) {
     const toml::node* n = get(key);
     if (!n) return fallback;
@@ -238,13 +247,13 @@ Config parse_config(const std::string& text, const std::string& path) {
   c.base_dir = fs::absolute(fs::path(path).parent_path(), ec).lexically_normal().string();
   if (!c.base_dir.empty() && c.base_dir.back() == '/') c.base_dir.pop_back();
 
-  static const std::vector<std::string> sections{"run", "dataset", "backbone", "features", "variants", "splits", "probe", "metrics"};
+  static const std::vector<std::string> sections{"run", "dataset", "backbone", "features", "variants", "splits", "probe", "metrics", "analysis"};
   for (const auto& [key, node] : root) {
     const std::string k(key.str());
     if (std::find(sections.begin(), sections.end(), k) != sections.end()) continue;
     std::string msg = where(path, key.source()) + ": unknown section '" + k + "'";
     if (const auto guess = closest(k, sections); !guess.empty()) msg += "; did you mean [" + guess + "]?";
-    throw ConfigError(msg + " Sections: [run], [dataset], [backbone], [features], [variants], [splits], [probe], [metrics].");
+    throw ConfigError(msg + " Sections: [run], [dataset], [backbone], [features], [variants], [splits], [probe], [metrics], [analysis].");
   }
 
   const toml::table empty;
@@ -323,6 +332,15 @@ Config parse_config(const std::string& text, const std::string& path) {
     r.check_unknown();
   }
 
+  {
+    const toml::table* t = table_of(root, "analysis", path);
+    SectionReader r(t ? *t : empty, "analysis", path, c.known_keys);
+    c.bootstrap = static_cast<int>(r.integer("bootstrap", 1000, 0, 1000000));
+    c.confidence = r.number("confidence", 0.95, 0.5, 0.999);
+    c.analysis_seed = static_cast<std::uint64_t>(r.integer("seed", 0, 0, INT64_MAX));
+    c.sweet_spot_epsilon = r.number("sweet_spot_epsilon", 0.0, 0.0, 1e9);
+    r.check_unknown();
+  }
   for (const char* key : {"dataset.plugin", "dataset.name", "dataset.limit_per_class", "backbone.plugin", "backbone.name",
                           "probe.plugin", "probe.seed"})
     c.known_keys.push_back(key);
@@ -347,6 +365,8 @@ Config parse_config(const std::string& text, const std::string& path) {
   }
   metrics.insert("names", metric_names);
   resolved.insert("metrics", metrics);
+  resolved.insert("analysis", toml::table{{"bootstrap", c.bootstrap}, {"confidence", c.confidence},
+                                          {"seed", static_cast<std::int64_t>(c.analysis_seed)}, {"sweet_spot_epsilon", c.sweet_spot_epsilon}});
   std::ostringstream out;
   out << resolved;
   c.resolved_toml = out.str();

@@ -7,14 +7,15 @@
 
 namespace kgain::core {
 
-std::vector<ScoreRow> evaluate(const std::vector<std::vector<at::Tensor>>& features, const std::vector<Variant>& variants,
+Evaluation evaluate(const std::vector<std::vector<at::Tensor>>& features, const std::vector<Variant>& variants,
                                const std::vector<std::string>& taps, const std::vector<std::int64_t>& labels,
                                std::int64_t num_classes, const SplitPlan& splits,
                                const std::function<std::shared_ptr<Probe>()>& make_probe, std::uint64_t probe_seed,
                                const std::vector<NamedMetric>& metrics) {
   const auto start = std::chrono::steady_clock::now();
   const at::Tensor all_labels = at::tensor(labels, at::kLong);
-  std::vector<ScoreRow> rows;
+  Evaluation out;
+  out.predictions.assign(variants.size(), std::vector<std::vector<Predictions>>(taps.size(), std::vector<Predictions>(splits.folds.size())));
   std::size_t fits = 0;
   const std::size_t total = variants.size() * taps.size() * splits.folds.size();
   for (std::size_t f = 0; f < splits.folds.size(); ++f) {
@@ -44,15 +45,16 @@ std::vector<ScoreRow> evaluate(const std::vector<std::vector<at::Tensor>>& featu
           row.score = m.metric->score(predictions);
           row.n_train = static_cast<std::int64_t>(fold.train.size());
           row.n_test = static_cast<std::int64_t>(fold.test.size());
-          rows.push_back(row);
+          out.rows.push_back(row);
         }
+        out.predictions[v][t][f] = predictions;
         ++fits;
       }
       const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       spdlog::info("probes: {}/{} fitted ({:.1f} s)", fits, total, elapsed);
     }
   }
-  return rows;
+  return out;
 }
 
 }  // namespace kgain::core

@@ -1,52 +1,93 @@
 #include "kgain/core/gain.hpp"
 
+#include <atomic>
 #include <cmath>
 #include <limits>
-#include <map>
+#include <thread>
+
+#include "kgain/core/bootstrap.hpp"
 
 namespace kgain::core {
 
-std::vector<GainRow> compute_gain(const std::vector<ScoreRow>& rows, const std::vector<TapInfo>& taps,
-                                  const std::vector<std::string>& metrics, std::int64_t feature_multiplier) {
-  // (tap, metric, variant) -> sum and count over folds
-  std::map<std::tuple<std::size_t, std::string, std::string>, std::pair<double, int>> by_variant;
-  std::map<std::string, bool> is_pretrained;
-  for (const auto& r : rows) {
-    auto& acc = by_variant[{r.tap_index, r.metric, r.variant}];
-    acc.first += r.score;
-    acc.second += 1;
-    is_pretrained[r.variant] = r.pretrained;
+std::vector<GainRow> compute_gain(const Evaluation& evaluation, const std::vector<Variant>& variants, const std::vector<TapInfo>& taps,
+                                  const std::vector<NamedMetric>& metrics, std::int64_t feature_multiplier, const GainSettings& settings) {
+  std::size_t pretrained_index = variants.size();
+  std::vector<std::size_t> random_indices;
+  for (std::size_t v = 0; v < variants.size(); ++v) {
+    if (variants[v].kind == Variant::Kind::pretrained) pretrained_index = v;
+    else random_indices.push_back(v);
   }
-  std::vector<GainRow> out;
-  for (std::size_t t = 0; t < taps.size(); ++t) {
-    for (const auto& m : metrics) {
-      GainRow g;
+  if (pretrained_index == variants.size() || random_indices.empty()) return {};
+
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  std::vector<GainRow> rows(taps.size() * metrics.size());
+  // One task per (tap, metric); each draws from its own seed, so the numbers do not depend on
+  // the number of threads.
+  std::atomic<std::size_t> next{0};
+  const auto work = [&] {
+    for (std::size_t task = next++; task < rows.size(); task = next++) {
+      const std::size_t t = task / metrics.size(), m = task % metrics.size();
+      const Metric& metric = *metrics[m].metric;
+      const double sign = metric.higher_is_better() ? 1.0 : -1.0;
+      const auto& pre = evaluation.predictions[pretrained_index][t];
+      std::vector<std::vector<Predictions>> rnd;
+      std::vector<double> random_scores;
+      for (auto v : random_indices) {
+        rnd.push_back(evaluation.predictions[v][t]);
+        double s = 0;
+        for (const auto& p : rnd.back()) s += metric.score(p) / static_cast<double>(rnd.back().size());
+        random_scores.push_back(s);
+      }
+      GainRow& g = rows[task];
       g.tap_index = t;
       g.tap = taps[t].name;
-      g.metric = m;
+      g.metric = metrics[m].name;
       g.parameters = taps[t].parameters;
       g.feature_dim = taps[t].feature_dim * feature_multiplier;
-      std::vector<double> random;
-      bool have_pretrained = false;
-      for (const auto& [variant, pretrained] : is_pretrained) {
-        auto it = by_variant.find({t, m, variant});
-        if (it == by_variant.end()) continue;
-        const double mean = it->second.first / it->second.second;
-        if (pretrained) g.pretrained = mean, have_pretrained = true;
-        else random.push_back(mean);
-      }
-      if (!have_pretrained || random.empty()) continue;
-      for (double s : random) g.random_mean += s / random.size();
+      for (const auto& p : pre) g.pretrained += metric.score(p) / static_cast<double>(pre.size());
+      for (double s : random_scores) g.random_mean += s / static_cast<double>(random_scores.size());
       double ss = 0;
-      for (double s : random) ss += (s - g.random_mean) * (s - g.random_mean);
-      g.random_sd = random.size() > 1 ? std::sqrt(ss / (random.size() - 1)) : 0.0;
-      g.random_seeds = static_cast<int>(random.size());
-      g.gain = g.pretrained - g.random_mean;
-      g.relative_gain = g.random_mean < 1.0 ? g.gain / (1.0 - g.random_mean) : std::numeric_limits<double>::quiet_NaN();
-      out.push_back(g);
+      for (double s : random_scores) ss += (s - g.random_mean) * (s - g.random_mean);
+      g.random_sd = random_scores.size() > 1 ? std::sqrt(ss / static_cast<double>(random_scores.size() - 1)) : 0.0;
+      g.random_seeds = static_cast<int>(random_scores.size());
+      g.gain = sign * (g.pretrained - g.random_mean);
+      const double headroom = metric.higher_is_better() ? 1.0 - g.random_mean : g.random_mean;
+      g.relative_gain = headroom > 1e-12 ? g.gain / headroom : nan;
+
+      const GainInterval ci = bootstrap_gain(pre, rnd, metric, settings.bootstrap, settings.confidence,
+                                             settings.seed * 1000003ULL + task);
+      g.gain_low = sign > 0 ? ci.low : -ci.high;
+      g.gain_high = sign > 0 ? ci.high : -ci.low;
+      g.p_value = ci.p_value;
+      g.pretrained_low = ci.pretrained_low;
+      g.pretrained_high = ci.pretrained_high;
     }
+  };
+  std::vector<std::thread> pool;
+  for (int i = 1; i < std::max(1, settings.threads); ++i) pool.emplace_back(work);
+  work();
+  for (auto& th : pool) th.join();
+
+  // Sweet spot and maximum gain, per metric.
+  for (std::size_t m = 0; m < metrics.size(); ++m) {
+    const bool higher = metrics[m].metric->higher_is_better();
+    const auto row = [&](std::size_t t) -> GainRow& { return rows[t * metrics.size() + m]; };
+    std::size_t best = 0, most = 0;
+    for (std::size_t t = 1; t < taps.size(); ++t) {
+      if (higher ? row(t).pretrained > row(best).pretrained : row(t).pretrained < row(best).pretrained) best = t;
+      if (row(t).gain > row(most).gain) most = t;
+    }
+    double threshold = higher ? row(best).pretrained_low : row(best).pretrained_high;
+    if (settings.sweet_spot_epsilon > 0 || std::isnan(threshold))
+      threshold = row(best).pretrained + (higher ? -1 : 1) * settings.sweet_spot_epsilon;
+    for (std::size_t t = 0; t < taps.size(); ++t)
+      if (higher ? row(t).pretrained >= threshold : row(t).pretrained <= threshold) {
+        row(t).sweet_spot = true;
+        break;
+      }
+    row(most).max_gain = true;
   }
-  return out;
+  return rows;
 }
 
 }  // namespace kgain::core

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
 #include <unistd.h>
 
 namespace kgain::core {
@@ -50,14 +51,36 @@ void write_results_csv(const std::string& path, const StudyLabels& labels, const
 
 void write_gain_csv(const std::string& path, const StudyLabels& labels, const std::vector<GainRow>& rows) {
   std::ostringstream out;
-  out << "dataset,backbone,tap_index,tap,metric,pretrained,random_mean,random_sd,random_seeds,gain,relative_gain,parameters,"
-         "feature_dim\n";
+  out << "dataset,backbone,tap_index,tap,metric,pretrained,pretrained_low,pretrained_high,random_mean,random_sd,random_seeds,"
+         "gain,gain_low,gain_high,p_value,relative_gain,sweet_spot,max_gain,parameters,feature_dim\n";
   for (const auto& g : rows)
     out << csv_field(labels.dataset) << ',' << csv_field(labels.backbone) << ',' << g.tap_index << ',' << csv_field(g.tap) << ','
-        << g.metric << ',' << number(g.pretrained) << ',' << number(g.random_mean) << ',' << number(g.random_sd) << ','
-        << g.random_seeds << ',' << number(g.gain) << ',' << number(g.relative_gain) << ',' << g.parameters << ','
+        << g.metric << ',' << number(g.pretrained) << ',' << number(g.pretrained_low) << ',' << number(g.pretrained_high) << ','
+        << number(g.random_mean) << ',' << number(g.random_sd) << ',' << g.random_seeds << ',' << number(g.gain) << ','
+        << number(g.gain_low) << ',' << number(g.gain_high) << ',' << number(g.p_value) << ',' << number(g.relative_gain) << ','
+        << (g.sweet_spot ? "true" : "false") << ',' << (g.max_gain ? "true" : "false") << ',' << g.parameters << ','
         << g.feature_dim << '\n';
   write_file_atomically(path, out.str());
+}
+
+void write_gain_json(const std::string& path, const StudyLabels& labels, const std::vector<GainRow>& rows, double confidence) {
+  const auto value = [](double v) { return std::isnan(v) ? nlohmann::json() : nlohmann::json(v); };
+  nlohmann::json doc;
+  doc["dataset"] = labels.dataset;
+  doc["backbone"] = labels.backbone;
+  doc["confidence"] = confidence;
+  doc["rows"] = nlohmann::json::array();
+  for (const auto& g : rows) {
+    doc["rows"].push_back({{"tap_index", g.tap_index}, {"tap", g.tap}, {"metric", g.metric}, {"pretrained", value(g.pretrained)},
+                           {"pretrained_low", value(g.pretrained_low)}, {"pretrained_high", value(g.pretrained_high)},
+                           {"random_mean", value(g.random_mean)}, {"random_sd", value(g.random_sd)}, {"random_seeds", g.random_seeds},
+                           {"gain", value(g.gain)}, {"gain_low", value(g.gain_low)}, {"gain_high", value(g.gain_high)},
+                           {"p_value", value(g.p_value)}, {"relative_gain", value(g.relative_gain)}, {"sweet_spot", g.sweet_spot},
+                           {"max_gain", g.max_gain}, {"parameters", g.parameters}, {"feature_dim", g.feature_dim}});
+    if (g.sweet_spot) doc["summary"][g.metric]["sweet_spot"] = g.tap;
+    if (g.max_gain) doc["summary"][g.metric]["max_gain"] = g.tap;
+  }
+  write_file_atomically(path, doc.dump(2) + "\n");
 }
 
 void write_splits_csv(const std::string& path, const std::vector<Sample>& samples, const std::vector<std::string>& classes,

@@ -107,11 +107,9 @@ RunSummary run_study(const Config& config, const RunOptions& options) {
   make_probe();  // validates the options now rather than after extraction
   check_unread_options(config.probe, "probe");
   std::vector<NamedMetric> metrics;
-  std::vector<std::string> metric_names;
   for (const auto& m : config.metrics) {
     metrics.push_back({m.name, registry.create<Metric>(PluginKind::metric, m.plugin, m.options)});
     check_unread_options(m, "metric");
-    metric_names.push_back(m.name);
   }
 
   // The images and their splits.
@@ -157,12 +155,20 @@ RunSummary run_study(const Config& config, const RunOptions& options) {
                summary.extraction.chunks_extracted, summary.extraction.seconds);
 
   // Probes, scores, gain.
-  summary.scores = evaluate(features, variants, tap_names, labels, static_cast<std::int64_t>(classes.size()), splits, make_probe,
-                            config.probe_seed, metrics);
-  summary.gain = compute_gain(summary.scores, taps, metric_names, config.pooling == Pooling::avgmax ? 2 : 1);
+  const Evaluation evaluation = evaluate(features, variants, tap_names, labels, static_cast<std::int64_t>(classes.size()), splits,
+                                        make_probe, config.probe_seed, metrics);
+  summary.scores = evaluation.rows;
+  GainSettings gain_settings;
+  gain_settings.bootstrap = config.bootstrap;
+  gain_settings.confidence = config.confidence;
+  gain_settings.seed = config.analysis_seed;
+  gain_settings.sweet_spot_epsilon = config.sweet_spot_epsilon;
+  gain_settings.threads = at::get_num_threads();
+  summary.gain = compute_gain(evaluation, variants, taps, metrics, config.pooling == Pooling::avgmax ? 2 : 1, gain_settings);
   const StudyLabels study{config.dataset.name, config.backbone.name};
   write_results_csv(summary.run_dir + "/results.csv", study, summary.scores);
   write_gain_csv(summary.run_dir + "/gain.csv", study, summary.gain);
+  write_gain_json(summary.run_dir + "/gain.json", study, summary.gain, config.confidence);
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   spdlog::info("done in {:.1f} s: {}/results.csv, {}/gain.csv", summary.seconds, summary.run_dir, summary.run_dir);
   return summary;

@@ -67,6 +67,12 @@ struct Config {
   // [metrics]
   std::vector<PluginSection> metrics;
 
+  // [analysis]
+  int bootstrap = 1000;             // bootstrap replicates for the intervals; 0: none
+  double confidence = 0.95;
+  std::uint64_t analysis_seed = 0;
+  double sweet_spot_epsilon = 0;
+
   // Every core key the loader understands, as "section.key" (checked against docs/config.md).
   std::vector<std::string> known_keys;
 

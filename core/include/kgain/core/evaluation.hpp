@@ -34,8 +34,14 @@ struct NamedMetric {
   std::shared_ptr<Metric> metric;
 };
 
+struct Evaluation {
+  std::vector<ScoreRow> rows;
+  // predictions[v][t][f]: variant v's probe at tap t on fold f's test images (in fold order).
+  std::vector<std::vector<std::vector<Predictions>>> predictions;
+};
+
 // features[v][t] as extract_features returns them; labels of every image.
-std::vector<ScoreRow> evaluate(const std::vector<std::vector<at::Tensor>>& features, const std::vector<Variant>& variants,
+Evaluation evaluate(const std::vector<std::vector<at::Tensor>>& features, const std::vector<Variant>& variants,
                                const std::vector<std::string>& taps, const std::vector<std::int64_t>& labels,
                                std::int64_t num_classes, const SplitPlan& splits,
                                const std::function<std::shared_ptr<Probe>()>& make_probe, std::uint64_t probe_seed,
