@@ -100,6 +100,12 @@ TEST_CASE("A small PCam sweep writes one row per tap and variant, and a rerun re
     CHECK(sweet_tap <= best);
   }
   CHECK(fs::exists(fs::path(options.out_dir) / "gain.json"));
+  // Five feature metrics and CKA per tap; the CKA of pretrained with random features is below 1.
+  const auto transferability = lines(slurp(options.out_dir + "/transferability.csv"));
+  CHECK(transferability.size() == 1 + 14 * 6);
+  for (const auto& t : first.transferability)
+    if (t.metric == "cka") CHECK(t.pretrained < 0.999);
+  CHECK(first.rank_agreement.size() == 5);
 
   // ImageNet features beat random ones somewhere in the network on PCam.
   double best_gain = -1;

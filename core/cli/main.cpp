@@ -92,11 +92,11 @@ int command_list(const std::vector<std::string>& args) {
   std::vector<std::string> dirs;
   if (vm.count("plugin-dir")) dirs = vm["plugin-dir"].as<std::vector<std::string>>();
   const Registry registry = load_registry(dirs);
-  std::printf("%-9s %-20s %-8s %-44s %s\n", "kind", "name", "version", "summary", "library");
-  for (PluginKind kind : {PluginKind::dataset, PluginKind::backbone, PluginKind::probe, PluginKind::metric})
+  std::printf("%-14s %-20s %-8s %-44s %s\n", "kind", "name", "version", "summary", "library");
+  for (PluginKind kind : {PluginKind::dataset, PluginKind::backbone, PluginKind::probe, PluginKind::metric, PluginKind::feature_metric})
     for (const auto& p : registry.plugins())
       if (p.info.kind == kind)
-        std::printf("%-9s %-20s %-8s %-44s %s\n", to_string(kind), p.info.name, p.info.version, p.info.summary, p.library_path.c_str());
+        std::printf("%-14s %-20s %-8s %-44s %s\n", to_string(kind), p.info.name, p.info.version, p.info.summary, p.library_path.c_str());
   for (const auto& r : registry.refused()) std::printf("\nrefused %s:\n  %s\n", r.path.c_str(), r.reason.c_str());
   std::printf("\nsearched:");
   for (const auto& d : dirs) std::printf(" %s", d.c_str());

@@ -77,6 +77,12 @@ class SectionReader {
     }
     return v;
   }
+  bool boolean(const std::string& key, bool fallback) {
+    const toml::node* n = get(key);
+    if (!n) return fallback;
+    expect(key, *n, n->is_boolean(), "true or false");
+    return n->as_boolean()->get();
+  }
   std::vector<std::string> strings(const std::string& key, const std::vector<std::string>& fallback) {
     const toml::node* n = get(key);
     if (!n) return fallback;
@@ -247,13 +253,13 @@ Config parse_config(const std::string& text, const std::string& path) {
   c.base_dir = fs::absolute(fs::path(path).parent_path(), ec).lexically_normal().string();
   if (!c.base_dir.empty() && c.base_dir.back() == '/') c.base_dir.pop_back();
 
-  static const std::vector<std::string> sections{"run", "dataset", "backbone", "features", "variants", "splits", "probe", "metrics", "analysis"};
+  static const std::vector<std::string> sections{"run", "dataset", "backbone", "features", "variants", "splits", "probe", "metrics", "transferability", "analysis"};
   for (const auto& [key, node] : root) {
     const std::string k(key.str());
     if (std::find(sections.begin(), sections.end(), k) != sections.end()) continue;
     std::string msg = where(path, key.source()) + ": unknown section '" + k + "'";
     if (const auto guess = closest(k, sections); !guess.empty()) msg += "; did you mean [" + guess + "]?";
-    throw ConfigError(msg + " Sections: [run], [dataset], [backbone], [features], [variants], [splits], [probe], [metrics], [analysis].");
+    throw ConfigError(msg + " Sections: [run], [dataset], [backbone], [features], [variants], [splits], [probe], [metrics], [transferability], [analysis].");
   }
 
   const toml::table empty;
@@ -333,6 +339,21 @@ Config parse_config(const std::string& text, const std::string& path) {
   }
 
   {
+    const toml::table* t = table_of(root, "transferability", path);
+    SectionReader r(t ? *t : empty, "transferability", path, c.known_keys);
+    const auto names = r.strings("names", {"logme", "hscore", "hscore_shrinkage", "transrate", "gbc"});
+    for (const auto& n : names) {
+      const toml::table* sub = t ? table_of(*t, n, path) : nullptr;
+      PluginSection s = plugin_section(sub ? *sub : empty, "transferability." + n, path, c.base_dir, n);
+      if (!sub) s.where = t && t->get("names") ? where(path, t->get("names")->source()) : path;
+      c.feature_metrics.push_back(std::move(s));
+      r.get(n);
+      c.known_keys.pop_back();
+    }
+    c.cka = r.boolean("cka", true);
+    r.check_unknown();
+  }
+  {
     const toml::table* t = table_of(root, "analysis", path);
     SectionReader r(t ? *t : empty, "analysis", path, c.known_keys);
     c.bootstrap = static_cast<int>(r.integer("bootstrap", 1000, 0, 1000000));
@@ -365,6 +386,15 @@ Config parse_config(const std::string& text, const std::string& path) {
   }
   metrics.insert("names", metric_names);
   resolved.insert("metrics", metrics);
+  toml::table transferability;
+  toml::array feature_metric_names;
+  for (const auto& m : c.feature_metrics) {
+    feature_metric_names.push_back(m.plugin);
+    if (m.options.values().size() > 1) transferability.insert(m.plugin, options_table(m));
+  }
+  transferability.insert("names", feature_metric_names);
+  transferability.insert("cka", c.cka);
+  resolved.insert("transferability", transferability);
   resolved.insert("analysis", toml::table{{"bootstrap", c.bootstrap}, {"confidence", c.confidence},
                                           {"seed", static_cast<std::int64_t>(c.analysis_seed)}, {"sweet_spot_epsilon", c.sweet_spot_epsilon}});
   std::ostringstream out;

@@ -63,7 +63,9 @@ void write_gain_csv(const std::string& path, const StudyLabels& labels, const st
   write_file_atomically(path, out.str());
 }
 
-void write_gain_json(const std::string& path, const StudyLabels& labels, const std::vector<GainRow>& rows, double confidence) {
+void write_gain_json(const std::string& path, const StudyLabels& labels, const std::vector<GainRow>& rows, double confidence,
+                     const std::vector<TransferabilityRow>& transferability,
+                     const std::vector<std::pair<std::string, double>>& rank_agreement, const std::string& probe_metric) {
   const auto value = [](double v) { return std::isnan(v) ? nlohmann::json() : nlohmann::json(v); };
   nlohmann::json doc;
   doc["dataset"] = labels.dataset;
@@ -80,7 +82,22 @@ void write_gain_json(const std::string& path, const StudyLabels& labels, const s
     if (g.sweet_spot) doc["summary"][g.metric]["sweet_spot"] = g.tap;
     if (g.max_gain) doc["summary"][g.metric]["max_gain"] = g.tap;
   }
+  doc["transferability"] = nlohmann::json::array();
+  for (const auto& t : transferability)
+    doc["transferability"].push_back({{"tap_index", t.tap_index}, {"tap", t.tap}, {"metric", t.metric}, {"pretrained", value(t.pretrained)},
+                                      {"random_mean", value(t.random_mean)}, {"random_sd", value(t.random_sd)}});
+  for (const auto& [name, rho] : rank_agreement) doc["rank_agreement"][name] = value(rho);
+  doc["rank_agreement_with"] = probe_metric;
   write_file_atomically(path, doc.dump(2) + "\n");
+}
+
+void write_transferability_csv(const std::string& path, const StudyLabels& labels, const std::vector<TransferabilityRow>& rows) {
+  std::ostringstream out;
+  out << "dataset,backbone,tap_index,tap,metric,pretrained,random_mean,random_sd\n";
+  for (const auto& t : rows)
+    out << csv_field(labels.dataset) << ',' << csv_field(labels.backbone) << ',' << t.tap_index << ',' << csv_field(t.tap) << ','
+        << t.metric << ',' << number(t.pretrained) << ',' << number(t.random_mean) << ',' << number(t.random_sd) << '\n';
+  write_file_atomically(path, out.str());
 }
 
 void write_splits_csv(const std::string& path, const std::vector<Sample>& samples, const std::vector<std::string>& classes,

@@ -16,6 +16,7 @@
 #include "kgain/core/build_info.hpp"
 #include "kgain/core/registry.hpp"
 #include "kgain/core/results.hpp"
+#include "kgain/core/transferability.hpp"
 
 namespace fs = std::filesystem;
 
@@ -112,6 +113,12 @@ RunSummary run_study(const Config& config, const RunOptions& options) {
     check_unread_options(m, "metric");
   }
 
+  std::vector<NamedFeatureMetric> feature_metrics;
+  for (const auto& m : config.feature_metrics) {
+    feature_metrics.push_back({m.name, registry.create<FeatureMetric>(PluginKind::feature_metric, m.plugin, m.options)});
+    check_unread_options(m, "feature metric");
+  }
+
   // The images and their splits.
   const auto classes = dataset->class_names();
   auto samples = limit_per_class(dataset->samples(), config.limit_per_class, config.split_seed);
@@ -165,10 +172,27 @@ RunSummary run_study(const Config& config, const RunOptions& options) {
   gain_settings.sweet_spot_epsilon = config.sweet_spot_epsilon;
   gain_settings.threads = at::get_num_threads();
   summary.gain = compute_gain(evaluation, variants, taps, metrics, config.pooling == Pooling::avgmax ? 2 : 1, gain_settings);
+  if (!feature_metrics.empty() || config.cka) {
+    summary.transferability =
+        compute_transferability(features, variants, tap_names, labels, static_cast<std::int64_t>(classes.size()), feature_metrics, config.cka);
+    // Which estimator orders the taps as the probe does (first metric, pretrained scores)?
+    for (const auto& fm : feature_metrics) {
+      std::vector<double> estimate, probe;
+      for (const auto& r : summary.transferability)
+        if (r.metric == fm.name) estimate.push_back(r.pretrained);
+      for (const auto& g : summary.gain)
+        if (g.metric == config.metrics.front().name) probe.push_back(g.pretrained);
+      summary.rank_agreement.push_back({fm.name, spearman(estimate, probe)});
+      spdlog::info("transferability: {} ranks the taps with Spearman {:.3f} against the probe's {}", fm.name,
+                   summary.rank_agreement.back().second, config.metrics.front().name);
+    }
+  }
   const StudyLabels study{config.dataset.name, config.backbone.name};
+  write_transferability_csv(summary.run_dir + "/transferability.csv", study, summary.transferability);
   write_results_csv(summary.run_dir + "/results.csv", study, summary.scores);
   write_gain_csv(summary.run_dir + "/gain.csv", study, summary.gain);
-  write_gain_json(summary.run_dir + "/gain.json", study, summary.gain, config.confidence);
+  write_gain_json(summary.run_dir + "/gain.json", study, summary.gain, config.confidence, summary.transferability,
+                  summary.rank_agreement, config.metrics.front().name);
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   spdlog::info("done in {:.1f} s: {}/results.csv, {}/gain.csv", summary.seconds, summary.run_dir, summary.run_dir);
   return summary;

@@ -30,7 +30,7 @@
 
 namespace kgain {
 
-enum class PluginKind : std::uint32_t { backbone = 1, dataset = 2, probe = 3, metric = 4 };
+enum class PluginKind : std::uint32_t { backbone = 1, dataset = 2, probe = 3, metric = 4, feature_metric = 5 };
 
 inline const char* to_string(PluginKind kind) {
   switch (kind) {
@@ -38,11 +38,12 @@ inline const char* to_string(PluginKind kind) {
     case PluginKind::dataset: return "dataset";
     case PluginKind::probe: return "probe";
     case PluginKind::metric: return "metric";
+    case PluginKind::feature_metric: return "feature_metric";
   }
   return "unknown";
 }
 
-// Base of the four plugin interfaces (Backbone, Dataset, Probe, Metric).
+// Base of the plugin interfaces (Backbone, Dataset, Probe, Metric, FeatureMetric).
 class BOOST_SYMBOL_VISIBLE Plugin {
  public:
   virtual ~Plugin() = default;
@@ -71,6 +72,7 @@ class Backbone;
 class Dataset;
 class Probe;
 class Metric;
+class FeatureMetric;
 
 namespace detail {
 // The interface a plugin class implements. Evaluated when a plugin uses make_plugin, where the
@@ -78,14 +80,17 @@ namespace detail {
 template <class T>
 using interface_of = std::conditional_t<
     std::is_base_of_v<Backbone, T>, Backbone,
-    std::conditional_t<std::is_base_of_v<Dataset, T>, Dataset, std::conditional_t<std::is_base_of_v<Probe, T>, Probe, Metric>>>;
+    std::conditional_t<std::is_base_of_v<Dataset, T>, Dataset,
+                       std::conditional_t<std::is_base_of_v<Probe, T>, Probe,
+                                          std::conditional_t<std::is_base_of_v<Metric, T>, Metric, FeatureMetric>>>>;
 
 template <class Interface>
 constexpr PluginKind kind_of() {
   if constexpr (std::is_same_v<Interface, Backbone>) return PluginKind::backbone;
   else if constexpr (std::is_same_v<Interface, Dataset>) return PluginKind::dataset;
   else if constexpr (std::is_same_v<Interface, Probe>) return PluginKind::probe;
-  else return PluginKind::metric;
+  else if constexpr (std::is_same_v<Interface, Metric>) return PluginKind::metric;
+  else return PluginKind::feature_metric;
 }
 // The factory converts through the interface type, so that the core can static_cast the
 // Plugin* back to that interface.
@@ -100,7 +105,7 @@ Plugin* create(const Options& options) {
 template <class T>
 constexpr PluginInfo make_plugin(const char* name, const char* version, const char* summary) {
   using Interface = detail::interface_of<T>;
-  static_assert(std::is_base_of_v<Interface, T>, "a plugin derives from Backbone, Dataset, Probe or Metric");
+  static_assert(std::is_base_of_v<Interface, T>, "a plugin derives from Backbone, Dataset, Probe, Metric or FeatureMetric");
   return PluginInfo{detail::kind_of<Interface>(), name, version, summary, &detail::create<Interface, T>};
 }
 

@@ -67,6 +67,10 @@ struct Config {
   // [metrics]
   std::vector<PluginSection> metrics;
 
+  // [transferability]
+  std::vector<PluginSection> feature_metrics;  // default: logme, hscore, hscore_shrinkage, transrate, gbc
+  bool cka = true;
+
   // [analysis]
   int bootstrap = 1000;             // bootstrap replicates for the intervals; 0: none
   double confidence = 0.95;

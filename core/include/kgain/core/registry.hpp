@@ -16,6 +16,7 @@
 
 #include <kgain/backbone.hpp>
 #include <kgain/dataset.hpp>
+#include <kgain/feature_metric.hpp>
 #include <kgain/metric.hpp>
 #include <kgain/plugin.hpp>
 #include <kgain/probe.hpp>

@@ -2,7 +2,7 @@
 //
 // The run directory holds config.resolved.toml (the config with every default), kgain.log,
 // splits.csv (which image went where), taps.csv, results.csv (one row per variant x tap x fold
-// x metric), gain.csv (one row per tap x metric) and cache/ (the feature cache). Rerunning the
+// x metric), gain.csv and gain.json (one row per tap x metric), transferability.csv and cache/. Rerunning the
 // same config into the same directory reuses the cache; a directory that holds a run of a
 // different config is refused rather than mixed.
 #pragma once
@@ -14,6 +14,7 @@
 #include "kgain/core/config.hpp"
 #include "kgain/core/extraction.hpp"
 #include "kgain/core/gain.hpp"
+#include "kgain/core/transferability.hpp"
 
 namespace kgain::core {
 
@@ -29,6 +30,9 @@ struct RunSummary {
   ExtractionStats extraction;
   std::vector<ScoreRow> scores;
   std::vector<GainRow> gain;
+  std::vector<TransferabilityRow> transferability;
+  // Spearman correlation, over taps, of each feature metric with the first metric's probe score.
+  std::vector<std::pair<std::string, double>> rank_agreement;
   double seconds = 0;
 };
 

@@ -1,0 +1,44 @@
+// Transferability per tap: feature-metric plugins on every variant's features, linear CKA
+// between pretrained and random features, and how well each metric ranks the taps like a probe.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+#include <kgain/backbone.hpp>
+#include <kgain/feature_metric.hpp>
+
+namespace kgain::core {
+
+struct NamedFeatureMetric {
+  std::string name;
+  std::shared_ptr<FeatureMetric> metric;
+};
+
+struct TransferabilityRow {
+  std::size_t tap_index = 0;
+  std::string tap;
+  std::string metric;       // a feature metric's name, or "cka" (pretrained vs random)
+  double pretrained = 0;    // on the pretrained features (for "cka": mean CKA over seeds)
+  double random_mean = 0;   // mean over random seeds (for "cka": empty)
+  double random_sd = 0;
+};
+
+// Linear CKA (Kornblith et al. 2019) of two feature matrices of the same images:
+// ||Yc^T Xc||_F^2 / (||Xc^T Xc||_F ||Yc^T Yc||_F), with Xc, Yc centred. 1 for X and any
+// rotation or isotropic scaling of it.
+double linear_cka(const at::Tensor& x, const at::Tensor& y);
+
+// features[v][t] as extract_features returns them, for the images with `labels`.
+std::vector<TransferabilityRow> compute_transferability(const std::vector<std::vector<at::Tensor>>& features,
+                                                        const std::vector<Variant>& variants, const std::vector<std::string>& taps,
+                                                        const std::vector<std::int64_t>& labels, std::int64_t num_classes,
+                                                        const std::vector<NamedFeatureMetric>& metrics, bool cka);
+
+// Spearman rank correlation (average ranks for ties); NaN for fewer than 3 values or no spread.
+double spearman(const std::vector<double>& a, const std::vector<double>& b);
+
+}  // namespace kgain::core

@@ -1,0 +1,90 @@
+#include "kgain/core/transferability.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+
+#include <ATen/ATen.h>
+#include <spdlog/spdlog.h>
+
+namespace kgain::core {
+
+double linear_cka(const at::Tensor& x, const at::Tensor& y) {
+  const at::Tensor xc = x.to(at::kDouble) - x.to(at::kDouble).mean(0, true);
+  const at::Tensor yc = y.to(at::kDouble) - y.to(at::kDouble).mean(0, true);
+  const double cross = yc.t().mm(xc).pow(2).sum().item<double>();
+  const double xx = xc.t().mm(xc).norm().item<double>(), yy = yc.t().mm(yc).norm().item<double>();
+  if (xx == 0 || yy == 0) return std::numeric_limits<double>::quiet_NaN();
+  return cross / (xx * yy);
+}
+
+double spearman(const std::vector<double>& a, const std::vector<double>& b) {
+  const auto ranks = [](const std::vector<double>& v) {
+    std::vector<std::size_t> idx(v.size());
+    std::iota(idx.begin(), idx.end(), 0);
+    std::sort(idx.begin(), idx.end(), [&](std::size_t i, std::size_t j) { return v[i] < v[j]; });
+    std::vector<double> r(v.size());
+    for (std::size_t i = 0; i < idx.size();) {
+      std::size_t j = i;
+      while (j < idx.size() && v[idx[j]] == v[idx[i]]) ++j;
+      for (std::size_t k = i; k < j; ++k) r[idx[k]] = (static_cast<double>(i) + static_cast<double>(j - 1)) / 2.0;
+      i = j;
+    }
+    return r;
+  };
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  if (a.size() != b.size() || a.size() < 3) return nan;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (std::isnan(a[i]) || std::isnan(b[i])) return nan;
+  const auto ra = ranks(a), rb = ranks(b);
+  const double ma = std::accumulate(ra.begin(), ra.end(), 0.0) / ra.size(), mb = std::accumulate(rb.begin(), rb.end(), 0.0) / rb.size();
+  double sab = 0, saa = 0, sbb = 0;
+  for (std::size_t i = 0; i < ra.size(); ++i) {
+    sab += (ra[i] - ma) * (rb[i] - mb);
+    saa += (ra[i] - ma) * (ra[i] - ma);
+    sbb += (rb[i] - mb) * (rb[i] - mb);
+  }
+  return saa > 0 && sbb > 0 ? sab / std::sqrt(saa * sbb) : nan;
+}
+
+std::vector<TransferabilityRow> compute_transferability(const std::vector<std::vector<at::Tensor>>& features,
+                                                        const std::vector<Variant>& variants, const std::vector<std::string>& taps,
+                                                        const std::vector<std::int64_t>& labels, std::int64_t num_classes,
+                                                        const std::vector<NamedFeatureMetric>& metrics, bool cka) {
+  const at::Tensor y = at::tensor(labels, at::kLong);
+  std::size_t pretrained = 0;
+  std::vector<std::size_t> random;
+  for (std::size_t v = 0; v < variants.size(); ++v) {
+    if (variants[v].kind == Variant::Kind::pretrained) pretrained = v;
+    else random.push_back(v);
+  }
+  const std::size_t per_tap = metrics.size() + (cka ? 1 : 0);
+  std::vector<TransferabilityRow> rows(taps.size() * per_tap);
+  // Sequential: the d x d products inside each estimator already use every core.
+  for (std::size_t task = 0; task < rows.size(); ++task) {
+      const std::size_t t = task / per_tap, m = task % per_tap;
+      TransferabilityRow& row = rows[task];
+      row.tap_index = t;
+      row.tap = taps[t];
+      std::vector<double> values;
+      if (m < metrics.size()) {
+        row.metric = metrics[m].name;
+        row.pretrained = metrics[m].metric->score(features[pretrained][t], y, num_classes);
+        for (auto v : random) values.push_back(metrics[m].metric->score(features[v][t], y, num_classes));
+      } else {
+        row.metric = "cka";
+        for (auto v : random) values.push_back(linear_cka(features[pretrained][t], features[v][t]));
+        row.pretrained = std::accumulate(values.begin(), values.end(), 0.0) / static_cast<double>(values.size());
+        row.random_mean = row.random_sd = std::numeric_limits<double>::quiet_NaN();
+        continue;
+      }
+      row.random_mean = std::accumulate(values.begin(), values.end(), 0.0) / static_cast<double>(values.size());
+      double ss = 0;
+      for (double x : values) ss += (x - row.random_mean) * (x - row.random_mean);
+      row.random_sd = values.size() > 1 ? std::sqrt(ss / static_cast<double>(values.size() - 1)) : 0.0;
+  }
+  return rows;
+}
+
+}  // namespace kgain::core

@@ -1,0 +1,23 @@
+// FeatureMetric: a plugin that scores how transferable features are, without training a probe.
+//
+// Transferability estimators (LogME, H-score, TransRate, GBC, ...) look at the features of the
+// labelled images and the labels, and predict how well a classifier on them would do. kgain
+// computes them at every tap and compares their ranking of the taps with the probes'.
+#pragma once
+
+#include <cstdint>
+
+#include <ATen/core/Tensor.h>
+
+#include "kgain/plugin.hpp"
+
+namespace kgain {
+
+class BOOST_SYMBOL_VISIBLE FeatureMetric : public Plugin {
+ public:
+  // features: float32 [n, d], raw (not standardized); labels: int64 [n] in [0, num_classes).
+  // Larger is better.
+  virtual double score(const at::Tensor& features, const at::Tensor& labels, std::int64_t num_classes) const = 0;
+};
+
+}  // namespace kgain
