@@ -19,7 +19,8 @@ TEST_CASE("A minimal config gets the protocol's defaults", "[config]") {
   CHECK(c.random_seeds == std::vector<std::uint64_t>{0, 1, 2});
   CHECK(c.folds == 5);
   CHECK(c.split_strategy == "auto");
-  CHECK(c.probe.plugin == "logistic");
+  REQUIRE(c.probes.size() == 1);
+  CHECK(c.probes[0].plugin == "logistic");
   REQUIRE(c.metrics.size() == 3);
   CHECK(c.metrics[0].plugin == "accuracy");
   CHECK(c.pooling == kgain::Pooling::avg);
@@ -61,6 +62,16 @@ TEST_CASE("Malformed configs give line:column, key and fix", "[config]") {
       for (const auto& part : c.expected) CHECK_THAT(message, Contains(part));
     }
   }
+}
+
+TEST_CASE("Several probes are [[probe]] tables with distinct names", "[config]") {
+  const Config c = parse_config(minimal + "[[probe]]\nplugin = \"logistic\"\nC = 0.1\n[[probe]]\nplugin = \"knn\"\nk = 7\nseed = 3\n", "run.toml");
+  REQUIRE(c.probes.size() == 2);
+  CHECK(c.probes[1].name == "knn");
+  CHECK(c.probe_seeds[1] == 3);
+  CHECK(parse_config(c.resolved_toml, "r.toml").probes.size() == 2);
+  REQUIRE_THROWS_WITH(parse_config(minimal + "[[probe]]\nplugin = \"knn\"\n[[probe]]\nplugin = \"knn\"\n", "run.toml"),
+                      Contains("two probes are named 'knn'"));
 }
 
 TEST_CASE("A missing config file is an error naming it", "[config]") {

@@ -56,7 +56,7 @@ TEST_CASE("A small PCam sweep writes one row per tap and variant, and a rerun re
   const auto gain = lines(slurp(options.out_dir + "/gain.csv"));
   REQUIRE(gain.size() == 1 + 14 * 3);
   CHECK(gain[0] ==
-        "dataset,backbone,tap_index,tap,metric,pretrained,pretrained_low,pretrained_high,random_mean,random_sd,random_seeds,"
+        "dataset,backbone,probe,tap_index,tap,metric,pretrained,pretrained_low,pretrained_high,random_mean,random_sd,random_seeds,"
         "gain,gain_low,gain_high,p_value,relative_gain,sweet_spot,max_gain,parameters,feature_dim");
   const auto results = lines(slurp(options.out_dir + "/results.csv"));
   REQUIRE(results.size() == 1 + 3 * 14 * 1 * 3);
@@ -66,8 +66,8 @@ TEST_CASE("A small PCam sweep writes one row per tap and variant, and a rerun re
     std::stringstream ss(results[i]);
     std::string x;
     while (std::getline(ss, x, ',')) f.push_back(x);
-    variant_tap.insert({f[2], f[5]});
-    const double score = std::stod(f[8]);
+    variant_tap.insert({f[3], f[6]});
+    const double score = std::stod(f[9]);
     CHECK(score >= 0.0);
     CHECK(score <= 1.0);
   }

@@ -104,9 +104,9 @@ TEST_CASE("A plugin option of the wrong type names the place, key and types", "[
                                 "study.toml");
   Registry registry;
   registry.add_directory(test::plugin_dir());
-  REQUIRE_THROWS_WITH(registry.create<Probe>(PluginKind::probe, "logistic", c.probe.options),
+  REQUIRE_THROWS_WITH(registry.create<Probe>(PluginKind::probe, "logistic", c.probes[0].options),
                       Contains("study.toml:8:1") && Contains("[probe] C: expected a number, found the string \"strong\""));
   const Config negative = parse_config("[dataset]\nplugin = \"manifest\"\n[backbone]\nplugin = \"t\"\n[probe]\nC = -1\n", "study.toml");
-  REQUIRE_THROWS_WITH(registry.create<Probe>(PluginKind::probe, "logistic", negative.probe.options),
+  REQUIRE_THROWS_WITH(registry.create<Probe>(PluginKind::probe, "logistic", negative.probes[0].options),
                       Contains("study.toml:6:1") && Contains("must be positive (received -1"));
 }

@@ -68,13 +68,13 @@ int command_run(const std::vector<std::string>& args) {
   const RunSummary s = run_study(config, options);
 
   // A summary table: the first metric's gain per tap.
-  const std::string metric = config.metrics.front().name;
-  std::printf("\n%s on %s — %s (%s split, %lld images, %zu random seeds)\n", config.backbone.name.c_str(), config.dataset.name.c_str(),
-              metric.c_str(), s.split_strategy.c_str(), static_cast<long long>(s.images), config.random_seeds.size());
+  const std::string metric = config.metrics.front().name, probe = config.probes.front().name;
+  std::printf("\n%s on %s — %s probe, %s (%s split, %lld images, %zu random seeds)\n", config.backbone.name.c_str(),
+              config.dataset.name.c_str(), probe.c_str(), metric.c_str(), s.split_strategy.c_str(), static_cast<long long>(s.images), config.random_seeds.size());
   std::printf("%-4s %-14s %10s %10s %17s %9s %19s %8s\n", "#", "tap", "parameters", "pretrained", "random (sd)", "gain",
               "interval", "p");
   for (const auto& g : s.gain)
-    if (g.metric == metric)
+    if (g.metric == metric && g.probe == probe)
       std::printf("%-4zu %-14s %10lld %10.4f %9.4f (%.4f) %+9.4f [%+.4f, %+.4f] %8.4f%s%s\n", g.tap_index, g.tap.c_str(),
                   static_cast<long long>(g.parameters), g.pretrained, g.random_mean, g.random_sd, g.gain, g.gain_low, g.gain_high,
                   g.p_value, g.sweet_spot ? "  <- sweet spot" : "", g.max_gain ? "  <- largest gain" : "");

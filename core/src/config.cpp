@@ -318,9 +318,23 @@ Config parse_config(const std::string& text, const std::string& path) {
     r.check_unknown();
   }
   {
-    const toml::table* t = table_of(root, "probe", path);
-    c.probe = plugin_section(t ? *t : empty, "probe", path, c.base_dir, "logistic");
-    c.probe_seed = static_cast<std::uint64_t>(c.probe.options.get_int("seed", 0));
+    // One [probe] table, or several [[probe]] tables.
+    std::vector<const toml::table*> tables;
+    if (const toml::node* n = root.get("probe"); n && n->is_array_of_tables()) {
+      for (const auto& item : *n->as_array()) tables.push_back(item.as_table());
+    } else {
+      tables.push_back(table_of(root, "probe", path));
+    }
+    for (const toml::table* t : tables) {
+      PluginSection s = plugin_section(t ? *t : empty, "probe", path, c.base_dir, "logistic");
+      const std::int64_t seed = s.options.get_int("seed", 0);
+      if (seed < 0) throw ConfigError(s.options.where("seed") + ": [probe] seed: must be 0 or positive (received " + std::to_string(seed) + ")");
+      for (const auto& other : c.probes)
+        if (other.name == s.name)
+          throw ConfigError(s.where + ": two probes are named '" + s.name + "': give each [[probe]] a distinct name = \"...\"");
+      c.probe_seeds.push_back(static_cast<std::uint64_t>(seed));
+      c.probes.push_back(std::move(s));
+    }
   }
   {
     const toml::table* t = table_of(root, "metrics", path);
@@ -378,7 +392,13 @@ Config parse_config(const std::string& text, const std::string& path) {
   resolved.insert("features", toml::table{{"input_size", c.input_size}, {"resize", c.resize}, {"pooling", to_string(c.pooling)}});
   resolved.insert("variants", toml::table{{"random_seeds", seeds}});
   resolved.insert("splits", toml::table{{"strategy", c.split_strategy}, {"folds", c.folds}, {"seed", static_cast<std::int64_t>(c.split_seed)}});
-  resolved.insert("probe", options_table(c.probe));
+  if (c.probes.size() == 1) {
+    resolved.insert("probe", options_table(c.probes.front()));
+  } else {
+    toml::array probes;
+    for (const auto& p : c.probes) probes.push_back(options_table(p));
+    resolved.insert("probe", probes);
+  }
   toml::table metrics;
   for (const auto& m : c.metrics) {
     metric_names.push_back(m.plugin);

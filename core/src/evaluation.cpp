@@ -10,7 +10,8 @@ namespace kgain::core {
 Evaluation evaluate(const std::vector<std::vector<at::Tensor>>& features, const std::vector<Variant>& variants,
                                const std::vector<std::string>& taps, const std::vector<std::int64_t>& labels,
                                std::int64_t num_classes, const SplitPlan& splits,
-                               const std::function<std::shared_ptr<Probe>()>& make_probe, std::uint64_t probe_seed,
+                               const std::string& probe_name, const std::function<std::shared_ptr<Probe>()>& make_probe,
+                               std::uint64_t probe_seed,
                                const std::vector<NamedMetric>& metrics) {
   const auto start = std::chrono::steady_clock::now();
   const at::Tensor all_labels = at::tensor(labels, at::kLong);
@@ -35,6 +36,7 @@ Evaluation evaluate(const std::vector<std::vector<at::Tensor>>& features, const 
         predictions.scores.assign(proba.data_ptr<double>(), proba.data_ptr<double>() + proba.numel());
         for (const auto& m : metrics) {
           ScoreRow row;
+          row.probe = probe_name;
           row.variant = variants[v].name();
           row.pretrained = variants[v].kind == Variant::Kind::pretrained;
           row.seed = variants[v].seed;
@@ -51,7 +53,7 @@ Evaluation evaluate(const std::vector<std::vector<at::Tensor>>& features, const 
         ++fits;
       }
       const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      spdlog::info("probes: {}/{} fitted ({:.1f} s)", fits, total, elapsed);
+      spdlog::info("probe {}: {}/{} fitted ({:.1f} s)", probe_name, fits, total, elapsed);
     }
   }
   return out;

@@ -39,6 +39,7 @@ std::vector<GainRow> compute_gain(const Evaluation& evaluation, const std::vecto
         random_scores.push_back(s);
       }
       GainRow& g = rows[task];
+      if (!evaluation.rows.empty()) g.probe = evaluation.rows.front().probe;
       g.tap_index = t;
       g.tap = taps[t].name;
       g.metric = metrics[m].name;

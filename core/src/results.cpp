@@ -41,9 +41,9 @@ void write_file_atomically(const std::string& path, const std::string& text) {
 
 void write_results_csv(const std::string& path, const StudyLabels& labels, const std::vector<ScoreRow>& rows) {
   std::ostringstream out;
-  out << "dataset,backbone,variant,seed,tap_index,tap,fold,metric,score,n_train,n_test\n";
+  out << "dataset,backbone,probe,variant,seed,tap_index,tap,fold,metric,score,n_train,n_test\n";
   for (const auto& r : rows)
-    out << csv_field(labels.dataset) << ',' << csv_field(labels.backbone) << ',' << r.variant << ','
+    out << csv_field(labels.dataset) << ',' << csv_field(labels.backbone) << ',' << csv_field(r.probe) << ',' << r.variant << ','
         << (r.pretrained ? std::string() : std::to_string(r.seed)) << ',' << r.tap_index << ',' << csv_field(r.tap) << ','
         << r.fold << ',' << r.metric << ',' << number(r.score) << ',' << r.n_train << ',' << r.n_test << '\n';
   write_file_atomically(path, out.str());
@@ -51,11 +51,11 @@ void write_results_csv(const std::string& path, const StudyLabels& labels, const
 
 void write_gain_csv(const std::string& path, const StudyLabels& labels, const std::vector<GainRow>& rows) {
   std::ostringstream out;
-  out << "dataset,backbone,tap_index,tap,metric,pretrained,pretrained_low,pretrained_high,random_mean,random_sd,random_seeds,"
+  out << "dataset,backbone,probe,tap_index,tap,metric,pretrained,pretrained_low,pretrained_high,random_mean,random_sd,random_seeds,"
          "gain,gain_low,gain_high,p_value,relative_gain,sweet_spot,max_gain,parameters,feature_dim\n";
   for (const auto& g : rows)
-    out << csv_field(labels.dataset) << ',' << csv_field(labels.backbone) << ',' << g.tap_index << ',' << csv_field(g.tap) << ','
-        << g.metric << ',' << number(g.pretrained) << ',' << number(g.pretrained_low) << ',' << number(g.pretrained_high) << ','
+    out << csv_field(labels.dataset) << ',' << csv_field(labels.backbone) << ',' << csv_field(g.probe) << ',' << g.tap_index << ','
+        << csv_field(g.tap) << ',' << g.metric << ',' << number(g.pretrained) << ',' << number(g.pretrained_low) << ',' << number(g.pretrained_high) << ','
         << number(g.random_mean) << ',' << number(g.random_sd) << ',' << g.random_seeds << ',' << number(g.gain) << ','
         << number(g.gain_low) << ',' << number(g.gain_high) << ',' << number(g.p_value) << ',' << number(g.relative_gain) << ','
         << (g.sweet_spot ? "true" : "false") << ',' << (g.max_gain ? "true" : "false") << ',' << g.parameters << ','
@@ -73,14 +73,14 @@ void write_gain_json(const std::string& path, const StudyLabels& labels, const s
   doc["confidence"] = confidence;
   doc["rows"] = nlohmann::json::array();
   for (const auto& g : rows) {
-    doc["rows"].push_back({{"tap_index", g.tap_index}, {"tap", g.tap}, {"metric", g.metric}, {"pretrained", value(g.pretrained)},
+    doc["rows"].push_back({{"probe", g.probe}, {"tap_index", g.tap_index}, {"tap", g.tap}, {"metric", g.metric}, {"pretrained", value(g.pretrained)},
                            {"pretrained_low", value(g.pretrained_low)}, {"pretrained_high", value(g.pretrained_high)},
                            {"random_mean", value(g.random_mean)}, {"random_sd", value(g.random_sd)}, {"random_seeds", g.random_seeds},
                            {"gain", value(g.gain)}, {"gain_low", value(g.gain_low)}, {"gain_high", value(g.gain_high)},
                            {"p_value", value(g.p_value)}, {"relative_gain", value(g.relative_gain)}, {"sweet_spot", g.sweet_spot},
                            {"max_gain", g.max_gain}, {"parameters", g.parameters}, {"feature_dim", g.feature_dim}});
-    if (g.sweet_spot) doc["summary"][g.metric]["sweet_spot"] = g.tap;
-    if (g.max_gain) doc["summary"][g.metric]["max_gain"] = g.tap;
+    if (g.sweet_spot) doc["summary"][g.probe][g.metric]["sweet_spot"] = g.tap;
+    if (g.max_gain) doc["summary"][g.probe][g.metric]["max_gain"] = g.tap;
   }
   doc["transferability"] = nlohmann::json::array();
   for (const auto& t : transferability)

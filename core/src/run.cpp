@@ -104,9 +104,10 @@ RunSummary run_study(const Config& config, const RunOptions& options) {
   check_unread_options(config.dataset, "dataset");
   auto backbone = registry.create<Backbone>(PluginKind::backbone, config.backbone.plugin, config.backbone.options);
   check_unread_options(config.backbone, "backbone");
-  const auto make_probe = [&] { return registry.create<Probe>(PluginKind::probe, config.probe.plugin, config.probe.options); };
-  make_probe();  // validates the options now rather than after extraction
-  check_unread_options(config.probe, "probe");
+  for (const auto& p : config.probes) {
+    registry.create<Probe>(PluginKind::probe, p.plugin, p.options);  // validates the options now, not after extraction
+    check_unread_options(p, "probe");
+  }
   std::vector<NamedMetric> metrics;
   for (const auto& m : config.metrics) {
     metrics.push_back({m.name, registry.create<Metric>(PluginKind::metric, m.plugin, m.options)});
@@ -162,26 +163,31 @@ RunSummary run_study(const Config& config, const RunOptions& options) {
                summary.extraction.chunks_extracted, summary.extraction.seconds);
 
   // Probes, scores, gain.
-  const Evaluation evaluation = evaluate(features, variants, tap_names, labels, static_cast<std::int64_t>(classes.size()), splits,
-                                        make_probe, config.probe_seed, metrics);
-  summary.scores = evaluation.rows;
   GainSettings gain_settings;
   gain_settings.bootstrap = config.bootstrap;
   gain_settings.confidence = config.confidence;
   gain_settings.seed = config.analysis_seed;
   gain_settings.sweet_spot_epsilon = config.sweet_spot_epsilon;
   gain_settings.threads = at::get_num_threads();
-  summary.gain = compute_gain(evaluation, variants, taps, metrics, config.pooling == Pooling::avgmax ? 2 : 1, gain_settings);
+  for (std::size_t p = 0; p < config.probes.size(); ++p) {
+    const PluginSection& section = config.probes[p];
+    const auto make_probe = [&] { return registry.create<Probe>(PluginKind::probe, section.plugin, section.options); };
+    const Evaluation evaluation = evaluate(features, variants, tap_names, labels, static_cast<std::int64_t>(classes.size()), splits,
+                                          section.name, make_probe, config.probe_seeds[p], metrics);
+    summary.scores.insert(summary.scores.end(), evaluation.rows.begin(), evaluation.rows.end());
+    const auto gain = compute_gain(evaluation, variants, taps, metrics, config.pooling == Pooling::avgmax ? 2 : 1, gain_settings);
+    summary.gain.insert(summary.gain.end(), gain.begin(), gain.end());
+  }
   if (!feature_metrics.empty() || config.cka) {
     summary.transferability =
         compute_transferability(features, variants, tap_names, labels, static_cast<std::int64_t>(classes.size()), feature_metrics, config.cka);
-    // Which estimator orders the taps as the probe does (first metric, pretrained scores)?
+    // Which estimator orders the taps as the first probe does (first metric, pretrained scores)?
     for (const auto& fm : feature_metrics) {
       std::vector<double> estimate, probe;
       for (const auto& r : summary.transferability)
         if (r.metric == fm.name) estimate.push_back(r.pretrained);
       for (const auto& g : summary.gain)
-        if (g.metric == config.metrics.front().name) probe.push_back(g.pretrained);
+        if (g.probe == config.probes.front().name && g.metric == config.metrics.front().name) probe.push_back(g.pretrained);
       summary.rank_agreement.push_back({fm.name, spearman(estimate, probe)});
       spdlog::info("transferability: {} ranks the taps with Spearman {:.3f} against the probe's {}", fm.name,
                    summary.rank_agreement.back().second, config.metrics.front().name);

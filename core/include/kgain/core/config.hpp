@@ -60,9 +60,9 @@ struct Config {
   int folds = 5;
   std::uint64_t split_seed = 0;
 
-  // [probe]
-  PluginSection probe;
-  std::uint64_t probe_seed = 0;
+  // [probe], or [[probe]] tables for several probes (each with its own `name`)
+  std::vector<PluginSection> probes;
+  std::vector<std::uint64_t> probe_seeds;  // the `seed` key of each probe table
 
   // [metrics]
   std::vector<PluginSection> metrics;

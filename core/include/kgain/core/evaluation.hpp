@@ -17,6 +17,7 @@
 namespace kgain::core {
 
 struct ScoreRow {
+  std::string probe;    // the probe's name in the config
   std::string variant;  // "pretrained" or "random-<seed>"
   bool pretrained = false;
   std::uint64_t seed = 0;
@@ -44,7 +45,8 @@ struct Evaluation {
 Evaluation evaluate(const std::vector<std::vector<at::Tensor>>& features, const std::vector<Variant>& variants,
                                const std::vector<std::string>& taps, const std::vector<std::int64_t>& labels,
                                std::int64_t num_classes, const SplitPlan& splits,
-                               const std::function<std::shared_ptr<Probe>()>& make_probe, std::uint64_t probe_seed,
+                               const std::string& probe_name, const std::function<std::shared_ptr<Probe>()>& make_probe,
+                               std::uint64_t probe_seed,
                                const std::vector<NamedMetric>& metrics);
 
 }  // namespace kgain::core

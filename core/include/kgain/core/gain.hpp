@@ -25,6 +25,7 @@
 namespace kgain::core {
 
 struct GainRow {
+  std::string probe;
   std::size_t tap_index = 0;
   std::string tap;
   std::string metric;
