@@ -146,3 +146,42 @@ TEST_CASE("Every probe agrees with scikit-learn on real MobileNet features", "[p
     }
   }
 }
+
+TEST_CASE("Logistic inner cross-validation picks C on the training images", "[probe]") {
+  // Three separable blobs, 60/20/20 images. With C = 1e-6 the weights vanish and only the
+  // (unpenalised) intercept is left: every image gets the majority class. Inner CV on the
+  // training images must see that and choose C = 1.
+  torch::manual_seed(11);
+  const auto blobs = [](std::int64_t a, std::int64_t b, std::int64_t c) {
+    const at::Tensor y = torch::cat({torch::full({a}, 0, torch::kLong), torch::full({b}, 1, torch::kLong), torch::full({c}, 2, torch::kLong)});
+    const at::Tensor x = torch::eye(5).slice(0, 0, 3).index_select(0, y) * 6.0 + torch::randn({a + b + c, 5});
+    return std::make_pair(x, y);
+  };
+  const auto [x, y] = blobs(60, 20, 20);
+  const auto [x_test, y_test] = blobs(300, 100, 100);
+
+  Registry registry;
+  registry.add_directory(test::plugin_dir());
+  const auto fitted = [&](const Options& options, std::uint64_t seed) {
+    auto probe = registry.create<Probe>(PluginKind::probe, "logistic", options);
+    probe->fit(x, y, 3, seed);
+    return probe->predict_proba(x_test);
+  };
+  const auto accuracy = [&](const at::Tensor& p) { return p.argmax(1).eq(y_test).to(torch::kDouble).mean().item<double>(); };
+  Options grid("probe", ""), tiny("probe", ""), one("probe", ""), single("probe", "");
+  grid.set("C_grid", Options::List{1e-6, 1.0});
+  tiny.set("C", 1e-6);
+  one.set("C", 1.0);
+  single.set("C_grid", Options::List{1e-6});
+  const at::Tensor chosen = fitted(grid, 0), p_tiny = fitted(tiny, 0), p_one = fitted(one, 0);
+  CHECK(accuracy(p_tiny) == Approx(0.6));  // the majority class everywhere
+  CHECK(accuracy(p_one) > 0.95);
+  CHECK((chosen - p_one).abs().max().item<double>() < 1e-9);  // the grid chose C = 1
+  CHECK((fitted(single, 0) - p_tiny).abs().max().item<double>() < 1e-9);  // a one-value grid is that C
+  CHECK(torch::equal(fitted(grid, 5), fitted(grid, 5)));  // deterministic per seed
+
+  Options bad("probe", "");
+  bad.set("C_grid", Options::List{1.0, -2.0}, "study.toml:4:1");
+  REQUIRE_THROWS_WITH(registry.create<Probe>(PluginKind::probe, "logistic", bad),
+                      Catch::Matchers::Contains("study.toml:4:1") && Catch::Matchers::Contains("every C must be positive"));
+}

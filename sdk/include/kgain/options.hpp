@@ -108,6 +108,18 @@ class Options {
     }
     return out;
   }
+  std::vector<double> get_double_list(const std::string& key, const std::vector<double>& fallback) const {
+    if (!has(key)) return mark(key), fallback;
+    const auto* list = std::get_if<List>(&lookup(key, "an array of numbers"));
+    if (!list) throw type_error(key, "an array of numbers");
+    std::vector<double> out;
+    for (const auto& item : *list) {
+      if (const auto* d = std::get_if<double>(&item)) out.push_back(*d);
+      else if (const auto* i = std::get_if<std::int64_t>(&item)) out.push_back(static_cast<double>(*i));
+      else throw type_error(key, "an array of numbers");
+    }
+    return out;
+  }
   // A path option: relative paths are taken relative to base_dir().
   std::string get_path(const std::string& key, const std::string& fallback) const {
     std::string p = get_string(key, fallback);
