@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source tools/deps.sh
-kgain_install_missing
+kgain_install_missing chromium   # for the browser check of report.html
 kgain_build
 cd build
 ctest --output-on-failure -j "$(nproc)" "$@"

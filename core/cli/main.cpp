@@ -10,6 +10,7 @@
 #include "kgain/core/build_info.hpp"
 #include "kgain/core/config.hpp"
 #include "kgain/core/registry.hpp"
+#include "kgain/core/report.hpp"
 #include "kgain/core/run.hpp"
 
 namespace po = boost::program_options;
@@ -25,7 +26,10 @@ const char* usage =
     "  run CONFIG        run the study a config describes; writes a run directory\n"
     "  list              list the plugins found, with kind, name, version and library\n"
     "  inspect TARGET    show a backbone's taps: output shape, feature size, parameters\n"
-    "                    (TARGET: a config file, or a TorchScript file)\n\n"
+    "                    (TARGET: a config file, or a TorchScript file)\n"
+    "  report RUN_DIR    redraw RUN_DIR/report.html from the run's files\n"
+    "  compare RUN_DIR... --out FILE\n"
+    "                    put several runs on the same axes in one HTML page\n\n"
     "'kgain <command> --help' describes a command's options.\n";
 
 // Parses a command's options; prints help and returns false when --help was asked.
@@ -105,6 +109,35 @@ int command_list(const std::vector<std::string>& args) {
   return registry.plugins().empty() ? 1 : 0;
 }
 
+int command_report(const std::vector<std::string>& args) {
+  po::options_description visible("options");
+  visible.add_options()("help,h", "describe the options");
+  po::options_description hidden;
+  hidden.add_options()("run-dir", po::value<std::string>()->required(), "run directory");
+  po::positional_options_description positional;
+  positional.add("run-dir", 1);
+  po::variables_map vm;
+  if (!parse(args, visible, hidden, positional, vm, "usage: kgain report RUN_DIR")) return 0;
+  std::printf("%s\n", write_report(vm["run-dir"].as<std::string>()).c_str());
+  return 0;
+}
+
+int command_compare(const std::vector<std::string>& args) {
+  po::options_description visible("options");
+  visible.add_options()("help,h", "describe the options")("out,o", po::value<std::string>()->default_value("compare.html"),
+                                                         "the HTML file to write");
+  po::options_description hidden;
+  hidden.add_options()("run-dirs", po::value<std::vector<std::string>>()->required()->multitoken(), "run directories");
+  po::positional_options_description positional;
+  positional.add("run-dirs", -1);
+  po::variables_map vm;
+  if (!parse(args, visible, hidden, positional, vm, "usage: kgain compare RUN_DIR... [--out FILE]")) return 0;
+  const auto dirs = vm["run-dirs"].as<std::vector<std::string>>();
+  write_comparison(dirs, vm["out"].as<std::string>());
+  std::printf("%s\n", vm["out"].as<std::string>().c_str());
+  return 0;
+}
+
 int command_inspect(const std::vector<std::string>& args) {
   po::options_description visible("options");
   visible.add_options()("help,h", "describe the options")("input-size,s", po::value<std::int64_t>(),
@@ -166,7 +199,7 @@ int main(int argc, char** argv) {
   const std::string command = argv[1];
   const std::vector<std::string> args(argv + 2, argv + argc);
   const std::map<std::string, int (*)(const std::vector<std::string>&)> commands{
-      {"run", command_run}, {"list", command_list}, {"inspect", command_inspect}};
+      {"run", command_run}, {"list", command_list}, {"inspect", command_inspect}, {"report", command_report}, {"compare", command_compare}};
   if (command == "--help" || command == "-h" || command == "help") {
     std::cout << usage;
     return 0;

@@ -1,6 +1,7 @@
 #include "kgain/core/run.hpp"
 
 #include <chrono>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -9,12 +10,14 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <nlohmann/json.hpp>
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include "kgain/core/build_info.hpp"
 #include "kgain/core/registry.hpp"
+#include "kgain/core/report.hpp"
 #include "kgain/core/results.hpp"
 #include "kgain/core/transferability.hpp"
 
@@ -200,7 +203,41 @@ RunSummary run_study(const Config& config, const RunOptions& options) {
   write_gain_json(summary.run_dir + "/gain.json", study, summary.gain, config.confidence, summary.transferability,
                   summary.rank_agreement, config.metrics.front().name);
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  spdlog::info("done in {:.1f} s: {}/results.csv, {}/gain.csv", summary.seconds, summary.run_dir, summary.run_dir);
+
+  // run.json: what the report needs besides the numbers (software, dataset summary).
+  nlohmann::json run;
+  run["name"] = config.name;
+  const std::time_t now = std::time(nullptr);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&now));
+  run["finished"] = stamp;
+  run["seconds"] = summary.seconds;
+  run["extraction_seconds"] = summary.extraction.seconds;
+  run["random_seeds"] = config.random_seeds.size();
+  run["input_size"] = prep.size;
+  run["software"] = {{"kgain", KGAIN_VERSION}, {"libtorch", TORCH_VERSION}, {"plugins", nlohmann::json::array()}};
+  const auto add_plugin = [&](PluginKind kind, const std::string& name) {
+    const PluginEntry& e = registry.find(kind, name);
+    run["software"]["plugins"].push_back({{"kind", to_string(kind)}, {"name", name}, {"version", e.info.version}, {"library", e.library_path}});
+  };
+  add_plugin(PluginKind::dataset, config.dataset.plugin);
+  add_plugin(PluginKind::backbone, config.backbone.plugin);
+  for (const auto& p : config.probes) add_plugin(PluginKind::probe, p.plugin);
+  for (const auto& m : config.metrics) add_plugin(PluginKind::metric, m.plugin);
+  for (const auto& m : config.feature_metrics) add_plugin(PluginKind::feature_metric, m.plugin);
+  run["dataset"] = {{"description", dataset->description()}, {"images", samples.size()}, {"split_strategy", splits.strategy},
+                    {"folds", splits.folds.size()}, {"classes", nlohmann::json::array()}};
+  for (std::size_t c = 0; c < classes.size(); ++c) {
+    std::int64_t images = 0;
+    std::set<std::string> groups;
+    for (const auto& s : samples)
+      if (s.label == static_cast<int>(c)) ++images, groups.insert(s.group);
+    groups.erase("");
+    run["dataset"]["classes"].push_back({{"name", classes[c]}, {"images", images}, {"groups", groups.size()}});
+  }
+  write_file_atomically(summary.run_dir + "/run.json", run.dump(2) + "\n");
+  write_report(summary.run_dir);
+  spdlog::info("done in {:.1f} s: {}/report.html, gain.csv, results.csv", summary.seconds, summary.run_dir);
   return summary;
 }
 
