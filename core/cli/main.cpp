@@ -9,6 +9,7 @@
 
 #include "kgain/core/build_info.hpp"
 #include "kgain/core/config.hpp"
+#include "kgain/core/progress.hpp"
 #include "kgain/core/registry.hpp"
 #include "kgain/core/report.hpp"
 #include "kgain/core/run.hpp"
@@ -47,7 +48,10 @@ bool parse(const std::vector<std::string>& args, po::options_description& visibl
 }
 
 void set_log_level(const po::variables_map& vm) {
-  if (vm.count("quiet") && vm["quiet"].as<bool>()) spdlog::set_level(spdlog::level::warn);
+  if (vm.count("quiet") && vm["quiet"].as<bool>()) {
+    spdlog::set_level(spdlog::level::warn);
+    Progress::enable(false);
+  }
   else spdlog::set_level(spdlog::level::from_str(vm["log-level"].as<std::string>()));
 }
 

@@ -1,5 +1,7 @@
 #include "kgain/core/evaluation.hpp"
 
+#include "kgain/core/progress.hpp"
+
 #include <chrono>
 
 #include <ATen/ATen.h>
@@ -18,6 +20,7 @@ Evaluation evaluate(const std::vector<std::vector<at::Tensor>>& features, const 
   Evaluation out;
   out.predictions.assign(variants.size(), std::vector<std::vector<Predictions>>(taps.size(), std::vector<Predictions>(splits.folds.size())));
   std::size_t fits = 0;
+  Progress progress("probe " + probe_name, "fits", static_cast<std::int64_t>(variants.size() * taps.size() * splits.folds.size()));
   const std::size_t total = variants.size() * taps.size() * splits.folds.size();
   for (std::size_t f = 0; f < splits.folds.size(); ++f) {
     const auto& fold = splits.folds[f];
@@ -51,9 +54,10 @@ Evaluation evaluate(const std::vector<std::vector<at::Tensor>>& features, const 
         }
         out.predictions[v][t][f] = predictions;
         ++fits;
+        progress.advance(1);
       }
       const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      spdlog::info("probe {}: {}/{} fitted ({:.1f} s)", probe_name, fits, total, elapsed);
+      spdlog::debug("probe {}: {}/{} fitted ({:.1f} s)", probe_name, fits, total, elapsed);
     }
   }
   return out;

@@ -1,5 +1,7 @@
 #include "kgain/core/extraction.hpp"
 
+#include "kgain/core/progress.hpp"
+
 #include <chrono>
 #include <future>
 #include <map>
@@ -46,6 +48,11 @@ std::vector<std::vector<at::Tensor>> extract_features(Backbone& backbone, const 
                  todo.size(), chunks, chunk_images, stats.chunks_reused);
 
   std::map<std::size_t, std::unique_ptr<Network>> networks;  // built only for variants with work
+  std::int64_t pending = 0;  // images x variants still to compute
+  for (auto c : todo)
+    for (std::size_t v = 0; v < variants.size(); ++v)
+      if (parts[v][c].empty()) pending += chunk_range(c).second - chunk_range(c).first;
+  Progress progress("features", "images", pending);
   std::future<at::Tensor> next;
   if (!todo.empty()) next = std::async(std::launch::async, decode_chunk, std::cref(samples), chunk_range(todo[0]).first,
                                        chunk_range(todo[0]).second, std::cref(prep));
@@ -71,9 +78,10 @@ std::vector<std::vector<at::Tensor>> extract_features(Backbone& backbone, const 
       cache.store(variants[v].name(), c, parts[v][c]);
       stats.images_forwarded += e - b;
       ++stats.chunks_extracted;
+      progress.advance(e - b);
     }
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    spdlog::info("features: chunk {}/{} done, {:.1f} images/s over all variants", k + 1, todo.size(),
+    spdlog::debug("features: chunk {}/{} done, {:.1f} images/s over all variants", k + 1, todo.size(),
                  elapsed > 0 ? stats.images_forwarded / elapsed : 0.0);
   }
 
