@@ -4,8 +4,11 @@
 //   root       (string, required)  the folder holding one subfolder per class
 //   classes    (array of strings)   which subfolders to use, in label order; default: all, sorted
 //   extensions (array of strings)   image file endings; default .png .jpg .jpeg .tif .tiff .bmp
+//   group_pattern (string)           regex searched in each path relative to root; its first capture
+//                                    group (or the whole match) is the image's group (patient, slide)
 #include <algorithm>
 #include <filesystem>
+#include <regex>
 #include <set>
 
 #include <kgain/dataset.hpp>
@@ -27,6 +30,13 @@ class FolderDataset : public kgain::Dataset {
       throw options.error("root", "'" + root_ + "' is not a directory; point it at the folder with one subfolder per class");
     for (const auto& e : options.get_string_list("extensions", {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}))
       extensions_.insert(lower(e));
+    const std::string group_pattern = options.get_string("group_pattern", "");
+    std::regex group_regex;
+    try {
+      if (!group_pattern.empty()) group_regex = std::regex(group_pattern);
+    } catch (const std::regex_error& e) {
+      throw options.error("group_pattern", std::string("is not a valid regular expression (") + e.what() + ")");
+    }
     classes_ = options.get_string_list("classes", {});
     if (classes_.empty()) {
       for (const auto& entry : fs::directory_iterator(root_))
@@ -43,7 +53,17 @@ class FolderDataset : public kgain::Dataset {
           paths.push_back(entry.path().string());
       if (paths.empty()) throw options.error("root", "class folder '" + dir.string() + "' holds no images");
       std::sort(paths.begin(), paths.end());
-      for (auto& p : paths) samples_.push_back(kgain::Sample{std::move(p), static_cast<int>(label), "", ""});
+      for (auto& p : paths) {
+        std::string group;
+        if (!group_pattern.empty()) {
+          const std::string relative = fs::relative(p, root_).string();
+          std::smatch m;
+          if (!std::regex_search(relative, m, group_regex))
+            throw options.error("group_pattern", "does not match '" + relative + "': every image needs a group");
+          group = m.size() > 1 ? m[1].str() : m[0].str();
+        }
+        samples_.push_back(kgain::Sample{std::move(p), static_cast<int>(label), group, ""});
+      }
     }
   }
   std::vector<std::string> class_names() const override { return classes_; }

@@ -9,9 +9,12 @@
 //   root     (string)  the folder with manifest.csv; the file is <root>/manifest.csv
 //   file     (string)  the manifest itself, when it is not <root>/manifest.csv
 //   classes  (array of strings)  label order; default: the labels, sorted
+//   group_pattern (string)  regex searched in the path column; its first capture group (or the
+//                           whole match) is the group, for manifests without a group column
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <map>
 #include <set>
 
@@ -60,6 +63,15 @@ class ManifestDataset : public kgain::Dataset {
     const auto col = [&](const char* name) { return column.count(name) ? static_cast<long>(column[name]) : -1L; };
     const long path_col = col("path"), label_col = col("label"), split_col = col("split"), group_col = col("group");
 
+    const std::string group_pattern = options.get_string("group_pattern", "");
+    std::regex group_regex;
+    try {
+      if (!group_pattern.empty()) group_regex = std::regex(group_pattern);
+    } catch (const std::regex_error& e) {
+      throw options.error("group_pattern", std::string("is not a valid regular expression (") + e.what() + ")");
+    }
+    if (!group_pattern.empty() && group_col >= 0)
+      throw options.error("group_pattern", "the manifest has a group column already; use one or the other");
     std::vector<std::string> labels;
     std::size_t line_no = 1;
     while (std::getline(in, line)) {
@@ -78,6 +90,12 @@ class ManifestDataset : public kgain::Dataset {
                                    s.split + "')");
       }
       if (group_col >= 0) s.group = f[group_col];
+      if (!group_pattern.empty()) {
+        std::smatch m;
+        if (!std::regex_search(f[path_col], m, group_regex))
+          throw std::runtime_error(file_ + ":" + std::to_string(line_no) + ": group_pattern does not match the path '" + f[path_col] + "'");
+        s.group = m.size() > 1 ? m[1].str() : m[0].str();
+      }
       labels.push_back(f[label_col]);
       samples_.push_back(std::move(s));
     }

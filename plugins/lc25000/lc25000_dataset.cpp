@@ -1,0 +1,110 @@
+// Dataset `lc25000`: LC25000 lung and colon (Borkowski et al. 2019), from its folder layout.
+//
+// LC25000 was made by augmenting 250 source tiles per class about 20 times (rotations, flips),
+// so near-copies of one tile must stay on one side of a split. The folder layout does not say
+// which tile an image came from; a groups file does (a CSV with `path` and `group` columns,
+// paths relative to `root`, as lc25000-lung-mini/manifest.csv or the LC25000-clean lists).
+// Without one, every image is its own group and kgain warns that the split can leak.
+//
+// Options:
+//   root    (string, required) the folder with one subfolder per class (lung_aca, lung_n, ...)
+//   groups  (string) the groups CSV; default <root>/manifest.csv when that file has a group column
+//   classes (array of strings) which class folders, in label order; default all, sorted
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <sstream>
+
+#include <kgain/dataset.hpp>
+#include <kgain/plugin.hpp>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::vector<std::string> split_line(const std::string& line) {
+  std::vector<std::string> out;
+  std::stringstream ss(line);
+  std::string f;
+  while (std::getline(ss, f, ',')) out.push_back(f.empty() || f.back() != '\r' ? f : f.substr(0, f.size() - 1));
+  return out;
+}
+
+// path (relative to root) -> group, from a CSV with path and group columns.
+std::map<std::string, std::string> read_groups(const std::string& file) {
+  std::ifstream in(file);
+  std::string line;
+  if (!std::getline(in, line)) throw std::runtime_error(file + ": the groups file is empty");
+  const auto header = split_line(line);
+  const auto column = [&](const char* name) {
+    const auto it = std::find(header.begin(), header.end(), name);
+    return it == header.end() ? -1L : static_cast<long>(it - header.begin());
+  };
+  const long path_col = column("path"), group_col = column("group");
+  if (path_col < 0 || group_col < 0) throw std::runtime_error(file + ":1: the groups file needs 'path' and 'group' columns");
+  std::map<std::string, std::string> groups;
+  while (std::getline(in, line)) {
+    const auto f = split_line(line);
+    if (static_cast<long>(f.size()) > std::max(path_col, group_col)) groups[f[path_col]] = f[group_col];
+  }
+  return groups;
+}
+
+class Lc25000Dataset : public kgain::Dataset {
+ public:
+  explicit Lc25000Dataset(const kgain::Options& options) : root_(options.require_path("root")) {
+    if (!fs::is_directory(root_)) throw options.error("root", "'" + root_ + "' is not a directory");
+    std::string groups_file = options.get_path("groups", "");
+    if (groups_file.empty() && fs::exists(root_ + "/manifest.csv")) {
+      std::ifstream in(root_ + "/manifest.csv");
+      std::string header;
+      std::getline(in, header);
+      if (header.find("group") != std::string::npos) groups_file = root_ + "/manifest.csv";
+    } else if (!groups_file.empty() && !fs::exists(groups_file)) {
+      throw options.error("groups", "the groups file '" + groups_file + "' does not exist");
+    }
+    const auto groups = groups_file.empty() ? std::map<std::string, std::string>{} : read_groups(groups_file);
+
+    classes_ = options.get_string_list("classes", {});
+    if (classes_.empty()) {
+      for (const auto& e : fs::directory_iterator(root_))
+        if (e.is_directory()) classes_.push_back(e.path().filename().string());
+      std::sort(classes_.begin(), classes_.end());
+    }
+    std::size_t without_group = 0;
+    for (std::size_t label = 0; label < classes_.size(); ++label) {
+      std::vector<std::string> files;
+      for (const auto& e : fs::directory_iterator(fs::path(root_) / classes_[label])) {
+        std::string ext = e.path().extension().string();
+        std::transform(ext.begin(), ext.end(), ext.begin(), ::tolower);
+        if (e.is_regular_file() && (ext == ".jpeg" || ext == ".jpg" || ext == ".png")) files.push_back(e.path().filename().string());
+      }
+      std::sort(files.begin(), files.end());
+      for (const auto& f : files) {
+        const std::string relative = classes_[label] + "/" + f;
+        auto it = groups.find(relative);
+        if (it == groups.end()) ++without_group;
+        samples_.push_back({root_ + "/" + relative, static_cast<int>(label), it == groups.end() ? "" : it->second, ""});
+      }
+    }
+    if (samples_.empty()) throw options.error("root", "no images in the class folders of '" + root_ + "'");
+    if (without_group > 0)
+      std::cerr << "kgain lc25000: " << without_group << " of " << samples_.size()
+                << " images have no source-tile group" << (groups_file.empty() ? " (no groups file)" : " in " + groups_file)
+                << "; their near-copies may straddle train and test\n";
+  }
+  std::vector<std::string> class_names() const override { return classes_; }
+  std::vector<kgain::Sample> samples() const override { return samples_; }
+  std::string description() const override { return "LC25000 " + root_; }
+
+ private:
+  std::string root_;
+  std::vector<std::string> classes_;
+  std::vector<kgain::Sample> samples_;
+};
+
+}  // namespace
+
+KGAIN_LIBRARY("lc25000", kgain::make_plugin<Lc25000Dataset>("lc25000", "1.0.0", "LC25000 folders with source-tile groups"))
