@@ -281,6 +281,10 @@ Config parse_config(const std::string& text, const std::string& path) {
     if (!t) throw ConfigError(path + ": the config has no [dataset] table: add one naming a dataset plugin, e.g.\n[dataset]\nplugin = \"manifest\"\nroot = \"../shared/data/pcam-mini\"");
     c.dataset = plugin_section(*t, "dataset", path, c.base_dir);
     c.limit_per_class = c.dataset.options.get_int("limit_per_class", 0);
+    const std::string on_bad = c.dataset.options.get_string("on_bad_image", "fail");
+    if (on_bad != "fail" && on_bad != "skip")
+      throw ConfigError(c.dataset.options.where("on_bad_image") + ": [dataset] on_bad_image: must be \"fail\" or \"skip\" (received \"" + on_bad + "\")");
+    c.skip_bad_images = on_bad == "skip";
     if (c.limit_per_class < 0) throw ConfigError(c.dataset.options.where("limit_per_class") + ": [dataset] limit_per_class: must be 0 (every image) or positive (received " + std::to_string(c.limit_per_class) + ")");
   }
   {
@@ -376,7 +380,7 @@ Config parse_config(const std::string& text, const std::string& path) {
     c.sweet_spot_epsilon = r.number("sweet_spot_epsilon", 0.0, 0.0, 1e9);
     r.check_unknown();
   }
-  for (const char* key : {"dataset.plugin", "dataset.name", "dataset.limit_per_class", "backbone.plugin", "backbone.name",
+  for (const char* key : {"dataset.plugin", "dataset.name", "dataset.limit_per_class", "dataset.on_bad_image", "backbone.plugin", "backbone.name",
                           "probe.plugin", "probe.seed"})
     c.known_keys.push_back(key);
 

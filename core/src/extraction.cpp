@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <future>
+#include <limits>
 #include <map>
 #include <memory>
 
@@ -13,19 +14,33 @@
 namespace kgain::core {
 namespace {
 
-at::Tensor decode_chunk(const std::vector<Sample>& samples, std::int64_t begin, std::int64_t end, const Preprocessing& prep) {
-  at::Tensor batch = at::empty({end - begin, 3, prep.size, prep.size}, at::kFloat);
-  float* data = batch.data_ptr<float>();
+struct DecodedChunk {
+  at::Tensor images;
+  std::vector<std::pair<std::int64_t, std::string>> bad;  // sample index, reason
+};
+
+DecodedChunk decode_chunk(const std::vector<Sample>& samples, std::int64_t begin, std::int64_t end, const Preprocessing& prep, bool skip_bad) {
+  DecodedChunk out{at::zeros({end - begin, 3, prep.size, prep.size}, at::kFloat), {}};
+  float* data = out.images.data_ptr<float>();
   const std::int64_t stride = 3 * prep.size * prep.size;
-  for (std::int64_t i = begin; i < end; ++i) load_image(samples[i].path, prep, data + (i - begin) * stride);
-  return batch;
+  for (std::int64_t i = begin; i < end; ++i) {
+    try {
+      load_image(samples[i].path, prep, data + (i - begin) * stride);
+    } catch (const ImageError& e) {
+      if (!skip_bad) throw;
+      out.bad.emplace_back(i, e.what());
+      std::fill(data + (i - begin) * stride, data + (i - begin + 1) * stride, 0.0f);
+    }
+  }
+  return out;
 }
 
 }  // namespace
 
 std::vector<std::vector<at::Tensor>> extract_features(Backbone& backbone, const std::vector<Variant>& variants, Pooling pooling,
                                                       const std::vector<Sample>& samples, const Preprocessing& prep,
-                                                      std::int64_t batch_size, const FeatureCache& cache, ExtractionStats& stats) {
+                                                      std::int64_t batch_size, const FeatureCache& cache, ExtractionStats& stats,
+                                                      bool skip_bad_images) {
   const auto start = std::chrono::steady_clock::now();
   const std::int64_t n = static_cast<std::int64_t>(samples.size());
   const std::int64_t chunks = (n + chunk_images - 1) / chunk_images;
@@ -53,17 +68,22 @@ std::vector<std::vector<at::Tensor>> extract_features(Backbone& backbone, const 
     for (std::size_t v = 0; v < variants.size(); ++v)
       if (parts[v][c].empty()) pending += chunk_range(c).second - chunk_range(c).first;
   Progress progress("features", "images", pending);
-  std::future<at::Tensor> next;
+  std::future<DecodedChunk> next;
   if (!todo.empty()) next = std::async(std::launch::async, decode_chunk, std::cref(samples), chunk_range(todo[0]).first,
-                                       chunk_range(todo[0]).second, std::cref(prep));
+                                       chunk_range(todo[0]).second, std::cref(prep), skip_bad_images);
   for (std::size_t k = 0; k < todo.size(); ++k) {
     const std::int64_t c = todo[k];
     const auto [b, e] = chunk_range(c);
-    at::Tensor images = next.get();  // rethrows an ImageError from the decoding thread
+    const DecodedChunk decoded = next.get();  // rethrows an ImageError from the decoding thread
+    const at::Tensor& images = decoded.images;
     stats.images_decoded += e - b;
+    for (const auto& [index, reason] : decoded.bad) {
+      spdlog::warn("skipped: {}", reason);
+      cache.record_bad_image(samples[index].path, reason);
+    }
     if (k + 1 < todo.size())
       next = std::async(std::launch::async, decode_chunk, std::cref(samples), chunk_range(todo[k + 1]).first,
-                        chunk_range(todo[k + 1]).second, std::cref(prep));
+                        chunk_range(todo[k + 1]).second, std::cref(prep), skip_bad_images);
     for (std::size_t v = 0; v < variants.size(); ++v) {
       if (!parts[v][c].empty()) continue;
       auto& net = networks[v];
@@ -75,6 +95,8 @@ std::vector<std::vector<at::Tensor>> extract_features(Backbone& backbone, const 
         for (std::size_t t = 0; t < taps.size(); ++t) per_tap[t].push_back(taps[t]);
       }
       for (auto& pieces : per_tap) parts[v][c].push_back(at::cat(pieces, 0));
+      for (const auto& bad : decoded.bad)  // a skipped image has no features
+        for (auto& tap : parts[v][c]) tap[bad.first - b].fill_(std::numeric_limits<float>::quiet_NaN());
       cache.store(variants[v].name(), c, parts[v][c]);
       stats.images_forwarded += e - b;
       ++stats.chunks_extracted;
@@ -93,6 +115,16 @@ std::vector<std::vector<at::Tensor>> extract_features(Backbone& backbone, const 
       for (std::int64_t c = 0; c < chunks; ++c) pieces.push_back(parts[v][c][t]);
       features[v].push_back(at::cat(pieces, 0));
     }
+  }
+  // Skipped images, found by their NaN features (so those from earlier runs count too).
+  if (!features.empty() && !features[0].empty()) {
+    const auto reasons = cache.bad_images();
+    const at::Tensor nan_rows = at::isnan(features[0][0]).any(1);
+    for (std::int64_t i = 0; i < n; ++i)
+      if (nan_rows[i].item<bool>()) {
+        auto it = reasons.find(samples[i].path);
+        stats.bad_images.emplace_back(i, it != reasons.end() ? it->second : samples[i].path + ": could not be decoded");
+      }
   }
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return features;

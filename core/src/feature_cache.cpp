@@ -99,4 +99,20 @@ void FeatureCache::store(const std::string& variant, std::int64_t chunk, const s
   fs::rename(tmp, path);
 }
 
+void FeatureCache::record_bad_image(const std::string& path, const std::string& reason) const {
+  std::ofstream out(directory_ + "/bad_images.tsv", std::ios::app);
+  out << path << '\t' << reason << '\n';
+}
+
+std::map<std::string, std::string> FeatureCache::bad_images() const {
+  std::map<std::string, std::string> out;
+  std::ifstream in(directory_ + "/bad_images.tsv");
+  std::string line;
+  while (std::getline(in, line)) {
+    const auto tab = line.find('\t');
+    if (tab != std::string::npos) out[line.substr(0, tab)] = line.substr(tab + 1);
+  }
+  return out;
+}
+
 }  // namespace kgain::core

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
@@ -13,6 +14,22 @@ void load_image(const std::string& path, const Preprocessing& prep, float* out) 
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) throw ImageError(path + ": the image file does not exist");
   if (std::filesystem::file_size(path, ec) == 0) throw ImageError(path + ": the image file is empty (0 bytes)");
+  // OpenCV decodes a cut-off JPEG or PNG without complaint (grey or black rows where data is
+  // missing), so a file must end with its format's end marker.
+  std::string ext = std::filesystem::path(path).extension().string();
+  for (auto& ch : ext) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  if (ext == ".jpg" || ext == ".jpeg" || ext == ".png") {
+    std::ifstream in(path, std::ios::binary);
+    const auto size = static_cast<std::streamoff>(std::filesystem::file_size(path, ec));
+    const std::streamoff tail_size = std::min<std::streamoff>(size, 64);
+    std::string tail(static_cast<std::size_t>(tail_size), '\0');
+    in.seekg(size - tail_size);
+    in.read(tail.data(), tail_size);
+    const bool complete = ext == ".png" ? tail.find("IEND") != std::string::npos : tail.find("\xFF\xD9") != std::string::npos;
+    if (!complete)
+      throw ImageError(path + ": the image is truncated (no " + (ext == ".png" ? "IEND chunk" : "JPEG end-of-image marker") +
+                       " at its end): the file was cut short, re-copy it");
+  }
   cv::Mat bgr;
   try {
     bgr = cv::imread(path, cv::IMREAD_COLOR);

@@ -191,6 +191,11 @@ std::string dataset_section(const json& run) {
     html << "<tr><td class=\"l\">" << html_escape(c["name"].get<std::string>()) << "</td><td>" << c["images"].get<long long>()
          << "</td><td>" << c["groups"].get<long long>() << "</td></tr>\n";
   html << "</table>\n";
+  if (d.contains("bad_images") && !d["bad_images"].empty()) {
+    html << "<h3>Images left out (on_bad_image = \"skip\")</h3>\n<table><tr><th class=\"l\">file and reason</th></tr>\n";
+    for (const auto& b : d["bad_images"]) html << "<tr><td class=\"l\">" << html_escape(b.value("reason", "")) << "</td></tr>\n";
+    html << "</table>\n";
+  }
   return html.str();
 }
 

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <ctime>
 #include <filesystem>
+#include <algorithm>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -160,7 +161,17 @@ RunSummary run_study(const Config& config, const RunOptions& options) {
       << chunk_images << "\nimages " << samples.size() << '\n';
   for (const auto& s : samples) key << s.path << '\n';
   const FeatureCache cache(summary.run_dir + "/cache", key.str());
-  const auto features = extract_features(*backbone, variants, config.pooling, samples, prep, config.batch_size, cache, summary.extraction);
+  const auto features =
+      extract_features(*backbone, variants, config.pooling, samples, prep, config.batch_size, cache, summary.extraction, config.skip_bad_images);
+  if (!summary.extraction.bad_images.empty()) {
+    // Skipped images leave every fold; the rest of the fold is unchanged.
+    std::set<std::int64_t> bad;
+    for (const auto& b : summary.extraction.bad_images) bad.insert(b.first);
+    for (auto& fold : splits.folds)
+      for (auto* side : {&fold.train, &fold.test}) side->erase(std::remove_if(side->begin(), side->end(), [&](std::int64_t i) { return bad.count(i) > 0; }), side->end());
+    spdlog::warn("{} image(s) could not be decoded and were left out (on_bad_image = \"skip\"); see run.json", bad.size());
+    write_splits_csv(summary.run_dir + "/splits.csv", samples, classes, splits);  // they show as "unused"
+  }
   spdlog::info("features ready: {} images decoded, {} forwarded, {} chunks from the cache, {} computed ({:.1f} s)",
                summary.extraction.images_decoded, summary.extraction.images_forwarded, summary.extraction.chunks_reused,
                summary.extraction.chunks_extracted, summary.extraction.seconds);
@@ -235,6 +246,9 @@ RunSummary run_study(const Config& config, const RunOptions& options) {
     groups.erase("");
     run["dataset"]["classes"].push_back({{"name", classes[c]}, {"images", images}, {"groups", groups.size()}});
   }
+  run["dataset"]["bad_images"] = nlohmann::json::array();
+  for (const auto& [index, reason] : summary.extraction.bad_images)
+    run["dataset"]["bad_images"].push_back({{"path", samples[index].path}, {"reason", reason}});
   write_file_atomically(summary.run_dir + "/run.json", run.dump(2) + "\n");
   write_report(summary.run_dir);
   spdlog::info("done in {:.1f} s: {}/report.html, gain.csv, results.csv", summary.seconds, summary.run_dir);

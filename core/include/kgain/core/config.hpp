@@ -43,6 +43,7 @@ struct Config {
   // [dataset]
   PluginSection dataset;
   std::int64_t limit_per_class = 0;  // 0: every image; else at most this many per class and split
+  bool skip_bad_images = false;      // on_bad_image = "skip": leave undecodable images out, listed
 
   // [backbone]
   PluginSection backbone;

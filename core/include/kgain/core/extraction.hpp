@@ -4,6 +4,10 @@
 // each random one), decoding of the next chunk overlaps the forward passes of the current one,
 // and every finished chunk goes to the FeatureCache at once. A rerun reads finished chunks and
 // extracts only what is missing.
+//
+// An image that cannot be decoded stops the extraction with its path and the reason, or, with
+// `skip_bad_images`, gets NaN features at every tap (cached like any other row) and is listed
+// in stats.bad_images, with reasons kept in the cache folder for reruns.
 #pragma once
 
 #include <cstdint>
@@ -25,6 +29,8 @@ struct ExtractionStats {
   std::int64_t chunks_reused = 0;     // (chunk, variant) pairs read from the cache
   std::int64_t chunks_extracted = 0;  // (chunk, variant) pairs computed
   double seconds = 0;
+  // Images that could not be decoded (index into the samples, reason), when skipping them.
+  std::vector<std::pair<std::int64_t, std::string>> bad_images;
 };
 
 // Images per cache chunk: the unit of work that survives a crash.
@@ -33,6 +39,7 @@ inline constexpr std::int64_t chunk_images = 256;
 // features[v][t]: float32 [images, dim_t] for variant v and tap t.
 std::vector<std::vector<at::Tensor>> extract_features(Backbone& backbone, const std::vector<Variant>& variants, Pooling pooling,
                                                       const std::vector<Sample>& samples, const Preprocessing& prep,
-                                                      std::int64_t batch_size, const FeatureCache& cache, ExtractionStats& stats);
+                                                      std::int64_t batch_size, const FeatureCache& cache, ExtractionStats& stats,
+                                                      bool skip_bad_images = false);
 
 }  // namespace kgain::core

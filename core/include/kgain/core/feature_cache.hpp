@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,9 @@ class FeatureCache {
   bool load(const std::string& variant, std::int64_t chunk, std::int64_t images, std::vector<at::Tensor>& taps) const;
   // Writes a chunk atomically (temporary file, then rename).
   void store(const std::string& variant, std::int64_t chunk, const std::vector<at::Tensor>& taps) const;
+  // Images skipped as undecodable, with their reasons (bad_images.tsv beside the chunks).
+  void record_bad_image(const std::string& path, const std::string& reason) const;
+  std::map<std::string, std::string> bad_images() const;
 
  private:
   std::string chunk_path(const std::string& variant, std::int64_t chunk) const;
