@@ -1,5 +1,6 @@
 // kgain: the command line. One function per command; each returns the process exit code.
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <map>
 
@@ -9,6 +10,7 @@
 
 #include "kgain/core/build_info.hpp"
 #include "kgain/core/config.hpp"
+#include "kgain/core/data_summary.hpp"
 #include "kgain/core/progress.hpp"
 #include "kgain/core/registry.hpp"
 #include "kgain/core/report.hpp"
@@ -28,6 +30,8 @@ const char* usage =
     "  list              list the plugins found, with kind, name, version and library\n"
     "  inspect TARGET    show a backbone's taps: output shape, feature size, parameters\n"
     "                    (TARGET: a config file, or a TorchScript file)\n"
+    "  data TARGET       describe a dataset as kgain sees it: classes, groups, split, bad files\n"
+    "                    (TARGET: a config file, or a folder with manifest.csv or class subfolders)\n"
     "  report RUN_DIR    redraw RUN_DIR/report.html from the run's files\n"
     "  compare RUN_DIR... --out FILE\n"
     "                    put several runs on the same axes in one HTML page\n\n"
@@ -111,6 +115,46 @@ int command_list(const std::vector<std::string>& args) {
   for (const auto& d : Registry::default_directories()) std::printf(" %s", d.c_str());
   std::printf("\n");
   return registry.plugins().empty() ? 1 : 0;
+}
+
+int command_data(const std::vector<std::string>& args) {
+  po::options_description visible("options");
+  visible.add_options()("help,h", "describe the options")("no-images", po::bool_switch(), "do not decode the images (faster; no sizes or bad files)")(
+      "plugin", po::value<std::string>(), "for a folder: the dataset plugin (default: manifest when manifest.csv exists, else folder)")(
+      "plugin-dir,p", po::value<std::vector<std::string>>()->composing(), "also search this folder (repeatable)");
+  po::options_description hidden;
+  hidden.add_options()("target", po::value<std::string>()->required(), "config or folder");
+  po::positional_options_description positional;
+  positional.add("target", 1);
+  po::variables_map vm;
+  if (!parse(args, visible, hidden, positional, vm, "usage: kgain data CONFIG|FOLDER [options]")) return 0;
+  const std::string target = vm["target"].as<std::string>();
+  std::vector<std::string> dirs;
+  if (vm.count("plugin-dir")) dirs = vm["plugin-dir"].as<std::vector<std::string>>();
+  PluginSection section;
+  std::string strategy = "auto";
+  int folds = 5;
+  std::uint64_t seed = 0;
+  std::int64_t limit = 0;
+  if (target.size() > 5 && target.substr(target.size() - 5) == ".toml") {
+    const Config config = load_config(target);
+    section = config.dataset;
+    strategy = config.split_strategy, folds = config.folds, seed = config.split_seed, limit = config.limit_per_class;
+    dirs.insert(dirs.end(), config.plugin_paths.begin(), config.plugin_paths.end());
+  } else {
+    if (!std::filesystem::is_directory(target)) throw std::runtime_error("'" + target + "' is neither a .toml config nor a folder");
+    section.plugin = vm.count("plugin") ? vm["plugin"].as<std::string>() : std::filesystem::exists(target + "/manifest.csv") ? "manifest" : "folder";
+    section.options = Options("dataset", "");
+    section.options.set("root", target, "command line");
+  }
+  const Registry registry = load_registry(dirs);
+  auto dataset = registry.create<Dataset>(PluginKind::dataset, section.plugin, section.options);
+  const auto samples = limit_per_class(dataset->samples(), limit, seed);
+  const auto classes = dataset->class_names();
+  const SplitPlan plan = make_splits(samples, static_cast<int>(classes.size()), strategy, folds, seed);
+  std::printf("%s", describe_dataset(dataset->description() + " (plugin " + section.plugin + ")", classes, samples, plan,
+                                     !vm["no-images"].as<bool>()).c_str());
+  return 0;
 }
 
 int command_report(const std::vector<std::string>& args) {
@@ -203,7 +247,7 @@ int main(int argc, char** argv) {
   const std::string command = argv[1];
   const std::vector<std::string> args(argv + 2, argv + argc);
   const std::map<std::string, int (*)(const std::vector<std::string>&)> commands{
-      {"run", command_run}, {"list", command_list}, {"inspect", command_inspect}, {"report", command_report}, {"compare", command_compare}};
+      {"run", command_run}, {"list", command_list}, {"inspect", command_inspect}, {"data", command_data}, {"report", command_report}, {"compare", command_compare}};
   if (command == "--help" || command == "-h" || command == "help") {
     std::cout << usage;
     return 0;
