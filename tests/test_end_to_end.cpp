@@ -14,21 +14,8 @@
 using namespace kgain::core;
 namespace fs = std::filesystem;
 
-namespace {
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-std::vector<std::string> lines(const std::string& text) {
-  std::vector<std::string> out;
-  std::stringstream ss(text);
-  std::string l;
-  while (std::getline(ss, l)) out.push_back(l);
-  return out;
-}
-}  // namespace
+using kgain::test::lines;
+using kgain::test::slurp;
 
 TEST_CASE("A small PCam sweep writes one row per tap and variant, and a rerun reuses the cache", "[end_to_end]") {
   const fs::path dir = fs::temp_directory_path() / ("kgain-e2e-" + std::to_string(::getpid()));

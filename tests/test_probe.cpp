@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include <kgain/core/registry.hpp>
+#include <kgain/core/transferability.hpp>
 #include <kgain/probe.hpp>
 
 using namespace kgain;
@@ -38,22 +39,6 @@ std::vector<std::vector<std::string>> read_csv(const std::string& path) {
     rows.push_back(fields);
   }
   return rows;
-}
-
-double spearman(const std::vector<double>& a, const std::vector<double>& b) {
-  const auto ranks = [](const std::vector<double>& v) {
-    std::vector<std::size_t> idx(v.size());
-    std::iota(idx.begin(), idx.end(), 0);
-    std::sort(idx.begin(), idx.end(), [&](std::size_t i, std::size_t j) { return v[i] < v[j]; });
-    std::vector<double> r(v.size());
-    for (std::size_t k = 0; k < idx.size(); ++k) r[idx[k]] = static_cast<double>(k);
-    return r;
-  };
-  const auto ra = ranks(a), rb = ranks(b);
-  const double n = static_cast<double>(a.size());
-  double d2 = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) d2 += (ra[i] - rb[i]) * (ra[i] - rb[i]);
-  return 1.0 - 6.0 * d2 / (n * (n * n - 1.0));
 }
 
 }  // namespace

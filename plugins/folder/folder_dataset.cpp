@@ -8,10 +8,10 @@
 //                                    group (or the whole match) is the image's group (patient, slide)
 #include <algorithm>
 #include <filesystem>
-#include <regex>
 #include <set>
 
 #include <kgain/dataset.hpp>
+#include <kgain/group_pattern.hpp>
 #include <kgain/plugin.hpp>
 
 namespace fs = std::filesystem;
@@ -30,13 +30,7 @@ class FolderDataset : public kgain::Dataset {
       throw options.error("root", "'" + root_ + "' is not a directory; point it at the folder with one subfolder per class");
     for (const auto& e : options.get_string_list("extensions", {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}))
       extensions_.insert(lower(e));
-    const std::string group_pattern = options.get_string("group_pattern", "");
-    std::regex group_regex;
-    try {
-      if (!group_pattern.empty()) group_regex = std::regex(group_pattern);
-    } catch (const std::regex_error& e) {
-      throw options.error("group_pattern", std::string("is not a valid regular expression (") + e.what() + ")");
-    }
+    const kgain::GroupPattern group_pattern(options);
     classes_ = options.get_string_list("classes", {});
     if (classes_.empty()) {
       for (const auto& entry : fs::directory_iterator(root_))
@@ -55,12 +49,11 @@ class FolderDataset : public kgain::Dataset {
       std::sort(paths.begin(), paths.end());
       for (auto& p : paths) {
         std::string group;
-        if (!group_pattern.empty()) {
+        if (group_pattern.enabled()) {
           const std::string relative = fs::relative(p, root_).string();
-          std::smatch m;
-          if (!std::regex_search(relative, m, group_regex))
-            throw options.error("group_pattern", "does not match '" + relative + "': every image needs a group");
-          group = m.size() > 1 ? m[1].str() : m[0].str();
+          const auto found = group_pattern.group_of(relative);
+          if (!found) throw options.error("group_pattern", "does not match '" + relative + "': every image needs a group");
+          group = *found;
         }
         samples_.push_back(kgain::Sample{std::move(p), static_cast<int>(label), group, ""});
       }

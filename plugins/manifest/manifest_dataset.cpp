@@ -14,11 +14,11 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
-#include <regex>
 #include <map>
 #include <set>
 
 #include <kgain/dataset.hpp>
+#include <kgain/group_pattern.hpp>
 #include <kgain/plugin.hpp>
 
 namespace fs = std::filesystem;
@@ -63,14 +63,8 @@ class ManifestDataset : public kgain::Dataset {
     const auto col = [&](const char* name) { return column.count(name) ? static_cast<long>(column[name]) : -1L; };
     const long path_col = col("path"), label_col = col("label"), split_col = col("split"), group_col = col("group");
 
-    const std::string group_pattern = options.get_string("group_pattern", "");
-    std::regex group_regex;
-    try {
-      if (!group_pattern.empty()) group_regex = std::regex(group_pattern);
-    } catch (const std::regex_error& e) {
-      throw options.error("group_pattern", std::string("is not a valid regular expression (") + e.what() + ")");
-    }
-    if (!group_pattern.empty() && group_col >= 0)
+    const kgain::GroupPattern group_pattern(options);
+    if (group_pattern.enabled() && group_col >= 0)
       throw options.error("group_pattern", "the manifest has a group column already; use one or the other");
     std::vector<std::string> labels;
     std::size_t line_no = 1;
@@ -90,11 +84,11 @@ class ManifestDataset : public kgain::Dataset {
                                    s.split + "')");
       }
       if (group_col >= 0) s.group = f[group_col];
-      if (!group_pattern.empty()) {
-        std::smatch m;
-        if (!std::regex_search(f[path_col], m, group_regex))
+      if (group_pattern.enabled()) {
+        const auto found = group_pattern.group_of(f[path_col]);
+        if (!found)
           throw std::runtime_error(file_ + ":" + std::to_string(line_no) + ": group_pattern does not match the path '" + f[path_col] + "'");
-        s.group = m.size() > 1 ? m[1].str() : m[0].str();
+        s.group = *found;
       }
       labels.push_back(f[label_col]);
       samples_.push_back(std::move(s));
