@@ -35,7 +35,7 @@ const std::string& run_dir() {
     std::ofstream(root / "study.toml") << "[dataset]\nplugin = \"manifest\"\nroot = \"" << kgain::test::data_dir()
                                        << "/lc25000-lung-mini\"\nlimit_per_class = 40\n[backbone]\nplugin = \"torchscript\"\nfile = \""
                                        << kgain::test::models_dir() << "/mobilenet_v1_0.25_128_quant.ts.pt\"\nnative_input_size = 128\n"
-                                       << "[variants]\nrandom_seeds = [0, 1]\n[splits]\nfolds = 3\n[analysis]\nbootstrap = 200\n";
+                                       << "[variants]\nrandom_seeds = [0, 1]\n[splits]\nfolds = 3\n[transferability]\nsource = true\n[analysis]\nbootstrap = 200\n";
     RunOptions options;
     options.out_dir = (root / "run").string();
     run_study(load_config((root / "study.toml").string()), options);
@@ -68,7 +68,7 @@ TEST_CASE("report.html is self-contained and every chart has marks", "[report]")
     CHECK(count(html.substr(start, end - start), "class=\"mark") >= 14);  // a point per tap at least
     start = end;
   }
-  for (const char* section : {"Dataset", "Configuration", "Software", "lung_aca", "LibTorch", "sweet spot"}) CHECK(count(html, section) > 0);
+  for (const char* section : {"Dataset", "Configuration", "Software", "lung_aca", "LibTorch", "sweet spot", "leep = -"}) CHECK(count(html, section) > 0);
 
   // kgain report redraws the same file from the run's files.
   fs::remove(run_dir() + "/report.html");

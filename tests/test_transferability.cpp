@@ -98,3 +98,27 @@ TEST_CASE("Spearman correlation with ties uses average ranks", "[transferability
   CHECK(spearman({1, 2, 2, 3}, {1, 2, 3, 4}) == Approx(0.9486832980505138).epsilon(1e-12));
   CHECK(std::isnan(spearman({1, 1, 1}, {1, 2, 3})));
 }
+
+TEST_CASE("LEEP and NCE equal the numpy reference and reach 0 on perfectly informative sources", "[transferability]") {
+  // tests/fixtures/transferability/make_reference.py wrote the probabilities and the values.
+  std::vector<std::int64_t> labels;
+  std::vector<double> probs;
+  for (const auto& row : csv_rows(test::fixtures_dir() + "/transferability/source_fixture.csv")) {
+    labels.push_back(std::stoll(row[0]));
+    for (std::size_t z = 1; z < row.size(); ++z) probs.push_back(std::stod(row[z]));
+  }
+  const at::Tensor theta = torch::tensor(probs, torch::kDouble).view({static_cast<std::int64_t>(labels.size()), -1});
+  std::map<std::string, double> expected;
+  for (const auto& row : csv_rows(test::fixtures_dir() + "/transferability/source_reference.csv")) expected[row[0]] = std::stod(row[1]);
+  CHECK(leep(theta, labels, 3) == Approx(expected["leep"]).epsilon(1e-9));
+  CHECK(nce(theta, labels, 3) == Approx(expected["nce"]).epsilon(1e-9));
+
+  // Source class z = label + 2 with certainty: the labels are fully predictable, both reach 0.
+  const at::Tensor exact = torch::one_hot(torch::tensor(labels) + 2, 5).to(torch::kDouble);
+  CHECK(std::abs(leep(exact, labels, 3)) < 1e-12);
+  CHECK(std::abs(nce(exact, labels, 3)) < 1e-12);
+  // An uninformative source: both are minus the entropy of the labels (three balanced classes).
+  const at::Tensor flat = torch::full({static_cast<std::int64_t>(labels.size()), 5}, 0.2, torch::kDouble);
+  CHECK(leep(flat, labels, 3) == Approx(-std::log(3.0)).epsilon(1e-12));
+  CHECK(nce(flat, labels, 3) == Approx(-std::log(3.0)).epsilon(1e-12));
+}

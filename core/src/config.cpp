@@ -369,6 +369,7 @@ Config parse_config(const std::string& text, const std::string& path) {
       c.known_keys.pop_back();
     }
     c.cka = r.boolean("cka", true);
+    c.source_transferability = r.boolean("source", false);
     r.check_unknown();
   }
   {
@@ -418,6 +419,7 @@ Config parse_config(const std::string& text, const std::string& path) {
   }
   transferability.insert("names", feature_metric_names);
   transferability.insert("cka", c.cka);
+  transferability.insert("source", c.source_transferability);
   resolved.insert("transferability", transferability);
   resolved.insert("analysis", toml::table{{"bootstrap", c.bootstrap}, {"confidence", c.confidence},
                                           {"seed", static_cast<std::int64_t>(c.analysis_seed)}, {"sweet_spot_epsilon", c.sweet_spot_epsilon}});

@@ -130,4 +130,34 @@ std::vector<std::vector<at::Tensor>> extract_features(Backbone& backbone, const 
   return features;
 }
 
+at::Tensor extract_source_predictions(Backbone& backbone, const std::vector<Sample>& samples, const Preprocessing& prep,
+                                      std::int64_t batch_size, const FeatureCache& cache, bool skip_bad_images) {
+  const std::int64_t n = static_cast<std::int64_t>(samples.size());
+  const std::int64_t chunks = (n + chunk_images - 1) / chunk_images;
+  std::unique_ptr<Network> net;
+  std::vector<at::Tensor> parts;
+  for (std::int64_t c = 0; c < chunks; ++c) {
+    const std::int64_t b = c * chunk_images, e = std::min(n, (c + 1) * chunk_images);
+    std::vector<at::Tensor> cached;
+    if (cache.load("source", c, e - b, cached)) {
+      parts.push_back(cached.front());
+      continue;
+    }
+    if (!net) net = backbone.instantiate(Variant{Variant::Kind::pretrained, 0}, Pooling::avg);
+    const DecodedChunk decoded = decode_chunk(samples, b, e, prep, skip_bad_images);
+    std::vector<at::Tensor> pieces;
+    for (std::int64_t i = 0; i < e - b; i += batch_size) {
+      const at::Tensor logits = net->classify(decoded.images.slice(0, i, std::min(e - b, i + batch_size)));
+      if (!logits.defined()) return {};
+      pieces.push_back(at::softmax(logits.to(at::kFloat), 1));
+    }
+    at::Tensor probs = at::cat(pieces, 0);
+    for (const auto& bad : decoded.bad) probs[bad.first - b].fill_(std::numeric_limits<float>::quiet_NaN());
+    cache.store("source", c, {probs});
+    parts.push_back(probs);
+    spdlog::debug("source predictions: chunk {}/{}", c + 1, chunks);
+  }
+  return at::cat(parts, 0);
+}
+
 }  // namespace kgain::core

@@ -172,6 +172,11 @@ std::string transferability_section(const json& gain) {
     html << cka.render();
   }
   html << "</div>\n";
+  if (gain.contains("source_transferability")) {
+    html << "<p>From the backbone's own ImageNet head (per backbone, not per tap): ";
+    for (const auto& [name, v] : gain["source_transferability"].items()) html << html_escape(name) << " = " << fixed(num(v)) << "; ";
+    html << "LEEP and NCE are at most 0, where the source classes predict the labels perfectly.</p>\n";
+  }
   if (gain.contains("rank_agreement")) {
     html << "<table><tr><th class=\"l\">estimator</th><th>Spearman with the probe's " << html_escape(probe_metric) << "</th></tr>\n";
     for (const auto& [name, rho] : gain["rank_agreement"].items())

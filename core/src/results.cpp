@@ -65,7 +65,8 @@ void write_gain_csv(const std::string& path, const StudyLabels& labels, const st
 
 void write_gain_json(const std::string& path, const StudyLabels& labels, const std::vector<GainRow>& rows, double confidence,
                      const std::vector<TransferabilityRow>& transferability,
-                     const std::vector<std::pair<std::string, double>>& rank_agreement, const std::string& probe_metric) {
+                     const std::vector<std::pair<std::string, double>>& rank_agreement, const std::string& probe_metric,
+                     const std::vector<std::pair<std::string, double>>& source_transferability) {
   const auto value = [](double v) { return std::isnan(v) ? nlohmann::json() : nlohmann::json(v); };
   nlohmann::json doc;
   doc["dataset"] = labels.dataset;
@@ -88,6 +89,7 @@ void write_gain_json(const std::string& path, const StudyLabels& labels, const s
                                       {"random_mean", value(t.random_mean)}, {"random_sd", value(t.random_sd)}});
   for (const auto& [name, rho] : rank_agreement) doc["rank_agreement"][name] = value(rho);
   doc["rank_agreement_with"] = probe_metric;
+  for (const auto& [name, v] : source_transferability) doc["source_transferability"][name] = value(v);
   write_file_atomically(path, doc.dump(2) + "\n");
 }
 

@@ -207,12 +207,28 @@ RunSummary run_study(const Config& config, const RunOptions& options) {
                    summary.rank_agreement.back().second, config.metrics.front().name);
     }
   }
+  if (config.source_transferability) {
+    const at::Tensor probs = extract_source_predictions(*backbone, samples, prep, config.batch_size, cache, config.skip_bad_images);
+    if (!probs.defined()) {
+      spdlog::warn("[transferability] source = true, but the backbone has no classifier head: LEEP and NCE are not computed");
+    } else {
+      const at::Tensor good = at::logical_not(at::isnan(probs).any(1));
+      std::vector<std::int64_t> good_labels;
+      for (std::size_t i = 0; i < labels.size(); ++i)
+        if (good[static_cast<std::int64_t>(i)].item<bool>()) good_labels.push_back(labels[i]);
+      const at::Tensor p = probs.index({good});
+      const auto k = static_cast<std::int64_t>(classes.size());
+      summary.source_transferability = {{"leep", leep(p, good_labels, k)}, {"nce", nce(p, good_labels, k)}};
+      spdlog::info("source transferability: LEEP {:.4f}, NCE {:.4f}", summary.source_transferability[0].second,
+                   summary.source_transferability[1].second);
+    }
+  }
   const StudyLabels study{config.dataset.name, config.backbone.name};
   write_transferability_csv(summary.run_dir + "/transferability.csv", study, summary.transferability);
   write_results_csv(summary.run_dir + "/results.csv", study, summary.scores);
   write_gain_csv(summary.run_dir + "/gain.csv", study, summary.gain);
   write_gain_json(summary.run_dir + "/gain.json", study, summary.gain, config.confidence, summary.transferability,
-                  summary.rank_agreement, config.metrics.front().name);
+                  summary.rank_agreement, config.metrics.front().name, summary.source_transferability);
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
   // run.json: what the report needs besides the numbers (software, dataset summary).

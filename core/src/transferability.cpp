@@ -48,6 +48,36 @@ double spearman(const std::vector<double>& a, const std::vector<double>& b) {
   return saa > 0 && sbb > 0 ? sab / std::sqrt(saa * sbb) : nan;
 }
 
+double leep(const at::Tensor& source_probs, const std::vector<std::int64_t>& labels, std::int64_t num_classes) {
+  const at::Tensor theta = source_probs.to(at::kDouble);
+  const at::Tensor y = at::one_hot(at::tensor(labels, at::kLong), num_classes).to(at::kDouble);  // [n, K]
+  const double n = static_cast<double>(theta.size(0));
+  const at::Tensor joint = y.t().mm(theta) / n;                      // P(y, z): [K, Z]
+  const at::Tensor p_z = joint.sum(0, true);                         // [1, Z]
+  const at::Tensor conditional = at::where(p_z > 0, joint / p_z, at::zeros_like(joint));  // P(y | z)
+  const at::Tensor eep = theta.mm(conditional.t());                  // [n, K]: sum_z P(y | z) theta_iz
+  return (eep * y).sum(1).log().mean().item<double>();
+}
+
+double nce(const at::Tensor& source_probs, const std::vector<std::int64_t>& labels, std::int64_t num_classes) {
+  const at::Tensor z = source_probs.argmax(1);
+  const std::int64_t source_classes = source_probs.size(1);
+  std::vector<double> joint(static_cast<std::size_t>(num_classes * source_classes), 0.0), p_z(static_cast<std::size_t>(source_classes), 0.0);
+  const double n = static_cast<double>(labels.size());
+  const auto* zs = z.data_ptr<std::int64_t>();
+  for (std::size_t i = 0; i < labels.size(); ++i) {
+    joint[static_cast<std::size_t>(labels[i] * source_classes + zs[i])] += 1.0 / n;
+    p_z[static_cast<std::size_t>(zs[i])] += 1.0 / n;
+  }
+  double out = 0;
+  for (std::int64_t y = 0; y < num_classes; ++y)
+    for (std::int64_t s = 0; s < source_classes; ++s) {
+      const double p = joint[static_cast<std::size_t>(y * source_classes + s)];
+      if (p > 0) out += p * std::log(p / p_z[static_cast<std::size_t>(s)]);
+    }
+  return out;
+}
+
 std::vector<TransferabilityRow> compute_transferability(const std::vector<std::vector<at::Tensor>>& features,
                                                         const std::vector<Variant>& variants, const std::vector<std::string>& taps,
                                                         const std::vector<std::int64_t>& labels, std::int64_t num_classes,

@@ -71,6 +71,7 @@ struct Config {
   // [transferability]
   std::vector<PluginSection> feature_metrics;  // default: logme, hscore, hscore_shrinkage, transrate, gbc
   bool cka = true;
+  bool source_transferability = false;  // LEEP and NCE from the backbone's own ImageNet head
 
   // [analysis]
   int bootstrap = 1000;             // bootstrap replicates for the intervals; 0: none

@@ -42,4 +42,10 @@ std::vector<std::vector<at::Tensor>> extract_features(Backbone& backbone, const 
                                                       std::int64_t batch_size, const FeatureCache& cache, ExtractionStats& stats,
                                                       bool skip_bad_images = false);
 
+// The pretrained network's own class probabilities (the softmax of its ImageNet head) for
+// every image, for LEEP and NCE; cached as the variant "source". An undefined tensor when the
+// backbone has no head. Rows of skipped images are NaN.
+at::Tensor extract_source_predictions(Backbone& backbone, const std::vector<Sample>& samples, const Preprocessing& prep,
+                                      std::int64_t batch_size, const FeatureCache& cache, bool skip_bad_images);
+
 }  // namespace kgain::core

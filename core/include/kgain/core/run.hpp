@@ -33,6 +33,8 @@ struct RunSummary {
   std::vector<TransferabilityRow> transferability;
   // Spearman correlation, over taps, of each feature metric with the first metric's probe score.
   std::vector<std::pair<std::string, double>> rank_agreement;
+  // LEEP and NCE (per backbone, not per tap), when [transferability] source = true.
+  std::vector<std::pair<std::string, double>> source_transferability;
   double seconds = 0;
 };
 

@@ -38,6 +38,15 @@ std::vector<TransferabilityRow> compute_transferability(const std::vector<std::v
                                                         const std::vector<std::int64_t>& labels, std::int64_t num_classes,
                                                         const std::vector<NamedFeatureMetric>& metrics, bool cka);
 
+// LEEP (Nguyen et al. 2020): the mean log-likelihood of the target labels under the
+// "expected empirical predictor" built from the source model's class probabilities theta [n, Z]:
+// P(y, z) = 1/n sum_i theta_iz [y_i = y], P(y | z) = P(y, z) / P(z),
+// LEEP = 1/n sum_i log sum_z P(y_i | z) theta_iz. At most 0 (labels fully predictable).
+double leep(const at::Tensor& source_probs, const std::vector<std::int64_t>& labels, std::int64_t num_classes);
+// NCE (Tran et al. 2019): the negative conditional entropy -H(Y | Z) of the target labels given
+// the source model's top class z_i = argmax theta_i, from counts. At most 0.
+double nce(const at::Tensor& source_probs, const std::vector<std::int64_t>& labels, std::int64_t num_classes);
+
 // Spearman rank correlation (average ranks for ties); NaN for fewer than 3 values or no spread.
 double spearman(const std::vector<double>& a, const std::vector<double>& b);
 
