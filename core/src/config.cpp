@@ -432,20 +432,14 @@ Config parse_config(const std::string& text, const std::string& path) {
 void check_unread_options(const PluginSection& section, const std::string& kind) {
   const auto unread = section.options.unread_keys();
   if (unread.empty()) return;
-  // Keys the plugin asked for (present or not) are the candidates for a typo.
-  std::vector<std::string> candidates;
-  for (const auto& [key, value] : section.options.values()) {
-    (void)value;
-    if (std::find(unread.begin(), unread.end(), key) == unread.end()) candidates.push_back(key);
-  }
-  for (const auto& k : section.options.read_keys())
-    if (std::find(candidates.begin(), candidates.end(), k) == candidates.end()) candidates.push_back(k);
+  // The keys the plugin asked for, present or not, are the candidates for a typo.
+  const std::vector<std::string> candidates = section.options.read_keys();
   const std::string& key = unread.front();
   std::string msg = section.options.where(key) + ": [" + section.options.section() + "] unknown key '" + key + "' for " + kind +
                     " plugin '" + section.plugin + "'";
   if (const auto guess = closest(key, candidates); !guess.empty()) msg += "; did you mean '" + guess + "'?";
   std::string list;
-  for (const auto& k : section.options.read_keys()) list += (list.empty() ? "" : ", ") + k;
+  for (const auto& k : candidates) list += (list.empty() ? "" : ", ") + k;
   throw ConfigError(msg + " Keys it reads: " + list + ".");
 }
 
