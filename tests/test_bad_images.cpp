@@ -92,3 +92,24 @@ TEST_CASE("on_bad_image: fail stops with the file; skip leaves it out and lists 
   CHECK_THAT(again.extraction.bad_images[0].second, Contains("empty.png"));
   fs::remove_all(root);
 }
+
+TEST_CASE("Resize policies: crop, stretch and pad keep what they promise", "[images]") {
+  // A 700 x 460 BreakHis image at 70 px.
+  const std::string path = kgain::test::data_dir() + "/breakhis-samples/benign/SOB_B_F-14-25197-400-033.png";
+  const std::int64_t s = 70;
+  std::vector<float> crop(3 * s * s), stretch(3 * s * s), pad(3 * s * s);
+  load_image(path, {s, "shorter_side_crop"}, crop.data());
+  load_image(path, {s, "stretch"}, stretch.data());
+  load_image(path, {s, "pad"}, pad.data());
+  // pad: (700 - 460) / 2 = 120 rows of mean colour above and below, i.e. 12 of 70 rows: the first
+  // rows are 0 after normalization in every channel, the middle rows are tissue (not 0).
+  for (int c = 0; c < 3; ++c) {
+    for (int x = 0; x < s; ++x) CHECK(std::abs(pad[c * s * s + 0 * s + x]) < 0.03f);
+    float middle = 0;
+    for (int x = 0; x < s; ++x) middle += std::abs(pad[c * s * s + 35 * s + x]) / s;
+    CHECK(middle > 0.1f);
+  }
+  // The three policies differ.
+  CHECK(crop != stretch);
+  CHECK(stretch != pad);
+}

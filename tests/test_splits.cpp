@@ -91,3 +91,23 @@ TEST_CASE("limit_per_class keeps at most N per class and split", "[splits]") {
   CHECK(count.size() == 6);
   for (const auto& [cell, n] : count) CHECK(n == 50);
 }
+
+TEST_CASE("Repeated group k-fold: each repeat tests every image once, repeats differ, none leaks", "[splits]") {
+  std::vector<std::string> classes;
+  const auto samples = manifest_samples("lc25000-lung-mini", &classes);
+  const SplitPlan plan = make_repeated_splits(samples, 3, "auto", 5, 10, 3);
+  REQUIRE(plan.folds.size() == 15);
+  for (int r = 0; r < 3; ++r) {
+    std::vector<int> tested(samples.size(), 0);
+    for (int f = 0; f < 5; ++f) {
+      const Fold& fold = plan.folds[static_cast<std::size_t>(r * 5 + f)];
+      CHECK(leaking_groups(samples, fold).empty());
+      for (auto i : fold.test) tested[i] += 1;
+    }
+    for (int t : tested) CHECK(t == 1);
+  }
+  CHECK(plan.folds[0].test != plan.folds[5].test);  // another seed, another assignment
+  CHECK(make_splits(samples, 3, "auto", 5, 11).folds[0].test == plan.folds[5].test);
+  // The dataset's own split is not repeated.
+  CHECK(make_repeated_splits(manifest_samples("pcam-mini"), 2, "auto", 5, 0, 3).folds.size() == 1);
+}

@@ -296,7 +296,7 @@ Config parse_config(const std::string& text, const std::string& path) {
     const toml::table* t = table_of(root, "features", path);
     SectionReader r(t ? *t : empty, "features", path, c.known_keys);
     c.input_size = r.integer("input_size", 0, 0, 4096);
-    c.resize = r.string("resize", "shorter_side_crop", {"shorter_side_crop", "stretch"});
+    c.resize = r.string("resize", "shorter_side_crop", {"shorter_side_crop", "stretch", "pad"});
     const std::string pooling = r.string("pooling", "avg", {"avg", "max", "avgmax"});
     c.pooling = pooling == "avg" ? Pooling::avg : pooling == "max" ? Pooling::max : Pooling::avgmax;
     r.check_unknown();
@@ -319,6 +319,7 @@ Config parse_config(const std::string& text, const std::string& path) {
     c.split_strategy = r.string("strategy", "auto", {"auto", "dataset", "kfold", "group_kfold"});
     c.folds = static_cast<int>(r.integer("folds", 5, 2, 100));
     c.split_seed = static_cast<std::uint64_t>(r.integer("seed", 0, 0, INT64_MAX));
+    c.split_repeats = static_cast<int>(r.integer("repeats", 1, 1, 100));
     r.check_unknown();
   }
   {
@@ -396,7 +397,7 @@ Config parse_config(const std::string& text, const std::string& path) {
   resolved.insert("backbone", options_table(c.backbone));
   resolved.insert("features", toml::table{{"input_size", c.input_size}, {"resize", c.resize}, {"pooling", to_string(c.pooling)}});
   resolved.insert("variants", toml::table{{"random_seeds", seeds}});
-  resolved.insert("splits", toml::table{{"strategy", c.split_strategy}, {"folds", c.folds}, {"seed", static_cast<std::int64_t>(c.split_seed)}});
+  resolved.insert("splits", toml::table{{"strategy", c.split_strategy}, {"folds", c.folds}, {"seed", static_cast<std::int64_t>(c.split_seed)}, {"repeats", c.split_repeats}});
   if (c.probes.size() == 1) {
     resolved.insert("probe", options_table(c.probes.front()));
   } else {

@@ -40,7 +40,16 @@ void load_image(const std::string& path, const Preprocessing& prep, float* out) 
 
   const int size = static_cast<int>(prep.size);
   cv::Mat resized;
-  if (prep.resize == "stretch") {
+  if (prep.resize == "pad") {
+    // Pad to a square with the ImageNet mean colour (0 after normalization: nothing for the
+    // network to see), keeping the whole image and its aspect ratio, then resize.
+    const int side = std::max(bgr.cols, bgr.rows);
+    const cv::Scalar mean_bgr(std::round(imagenet_mean[2] * 255), std::round(imagenet_mean[1] * 255), std::round(imagenet_mean[0] * 255));
+    cv::Mat square;
+    cv::copyMakeBorder(bgr, square, (side - bgr.rows) / 2, side - bgr.rows - (side - bgr.rows) / 2, (side - bgr.cols) / 2,
+                       side - bgr.cols - (side - bgr.cols) / 2, cv::BORDER_CONSTANT, mean_bgr);
+    cv::resize(square, resized, cv::Size(size, size), 0, 0, side > size ? cv::INTER_AREA : cv::INTER_LINEAR);
+  } else if (prep.resize == "stretch") {
     const bool shrink = bgr.cols > size || bgr.rows > size;
     cv::resize(bgr, resized, cv::Size(size, size), 0, 0, shrink ? cv::INTER_AREA : cv::INTER_LINEAR);
   } else {

@@ -127,7 +127,8 @@ RunSummary run_study(const Config& config, const RunOptions& options) {
   // The images and their splits.
   const auto classes = dataset->class_names();
   auto samples = limit_per_class(dataset->samples(), config.limit_per_class, config.split_seed);
-  SplitPlan splits = make_splits(samples, static_cast<int>(classes.size()), config.split_strategy, config.folds, config.split_seed);
+  SplitPlan splits = make_repeated_splits(samples, static_cast<int>(classes.size()), config.split_strategy, config.folds, config.split_seed,
+                                          config.split_repeats);
   drop_unused(samples, splits);  // e.g. PCam's valid split: never decoded nor extracted
   summary.images = static_cast<std::int64_t>(samples.size());
   summary.split_strategy = splits.strategy;

@@ -130,6 +130,17 @@ SplitPlan make_splits(const std::vector<Sample>& samples, int num_classes, const
   throw std::runtime_error("unknown split strategy '" + strategy + "'");
 }
 
+SplitPlan make_repeated_splits(const std::vector<Sample>& samples, int num_classes, const std::string& strategy, int folds,
+                               std::uint64_t seed, int repeats) {
+  SplitPlan plan = make_splits(samples, num_classes, strategy, folds, seed);
+  if (plan.strategy == "dataset") return plan;
+  for (int r = 1; r < repeats; ++r) {
+    SplitPlan more = make_splits(samples, num_classes, plan.strategy, folds, seed + static_cast<std::uint64_t>(r));
+    plan.folds.insert(plan.folds.end(), more.folds.begin(), more.folds.end());
+  }
+  return plan;
+}
+
 std::vector<std::string> leaking_groups(const std::vector<Sample>& samples, const Fold& fold) {
   std::set<std::string> train_groups, leaks;
   for (auto i : fold.train)

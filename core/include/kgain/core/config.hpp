@@ -60,6 +60,7 @@ struct Config {
   std::string split_strategy = "auto";  // auto | dataset | kfold | group_kfold
   int folds = 5;
   std::uint64_t split_seed = 0;
+  int split_repeats = 1;  // repeated k-fold: seeds split_seed, split_seed + 1, ...
 
   // [probe], or [[probe]] tables for several probes (each with its own `name`)
   std::vector<PluginSection> probes;
