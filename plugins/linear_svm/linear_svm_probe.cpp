@@ -14,6 +14,7 @@
 // Options: C (number, default 1.0, > 0), max_iter (integer, default 1000), tol (number, 1e-6).
 #include <torch/torch.h>
 
+#include <kgain/margin_scores.hpp>
 #include <kgain/plugin.hpp>
 #include <kgain/probe.hpp>
 #include <kgain/standardize.hpp>
@@ -64,12 +65,7 @@ class LinearSvmProbe : public kgain::Probe {
   at::Tensor predict_proba(const at::Tensor& features) const override {
     TORCH_CHECK(weights_.defined(), "linear_svm: predict_proba() before fit()");
     torch::NoGradGuard no_grad;
-    const at::Tensor margins = torch::addmm(bias_, scaler_.apply(features), weights_);
-    if (weights_.size(1) == 1) {
-      const at::Tensor p1 = torch::sigmoid(margins);
-      return torch::cat({1 - p1, p1}, 1);
-    }
-    return torch::softmax(margins, 1);
+    return kgain::scores_from_margins(torch::addmm(bias_, scaler_.apply(features), weights_));
   }
 
  private:

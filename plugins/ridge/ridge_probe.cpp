@@ -11,6 +11,7 @@
 // Options: alpha (number, default 1.0, >= 0).
 #include <torch/torch.h>
 
+#include <kgain/margin_scores.hpp>
 #include <kgain/plugin.hpp>
 #include <kgain/probe.hpp>
 #include <kgain/standardize.hpp>
@@ -42,12 +43,7 @@ class RidgeProbe : public kgain::Probe {
   at::Tensor predict_proba(const at::Tensor& features) const override {
     TORCH_CHECK(weights_.defined(), "ridge: predict_proba() before fit()");
     torch::NoGradGuard no_grad;
-    const at::Tensor decision = torch::addmm(bias_, scaler_.apply(features), weights_);
-    if (weights_.size(1) == 1) {
-      const at::Tensor p1 = torch::sigmoid(decision);
-      return torch::cat({1 - p1, p1}, 1);
-    }
-    return torch::softmax(decision, 1);
+    return kgain::scores_from_margins(torch::addmm(bias_, scaler_.apply(features), weights_));
   }
 
  private:
