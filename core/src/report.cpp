@@ -71,7 +71,9 @@ std::string probe_section(const json& gain, const std::string& probe, const std:
   if (rows.empty()) return "";
   std::vector<double> x, pre, pre_lo, pre_hi, rnd, rnd_lo, rnd_hi, g, g_lo, g_hi, params;
   std::vector<std::string> names;
-  ChartMark sweet, most;
+  // Marks with no finite y are not drawn: a table without a flagged tap gets no false mark.
+  const double none = std::numeric_limits<double>::quiet_NaN();
+  ChartMark sweet{0, none, "", "#d62728"}, most{0, none, "", "#d62728"};
   for (const auto& r : rows) {
     const double t = r["tap_index"].get<double>();
     x.push_back(t);

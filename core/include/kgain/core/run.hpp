@@ -1,9 +1,9 @@
 // Run: one study from a config to a run directory.
 //
 // The run directory holds config.resolved.toml (the config with every default), kgain.log,
-// splits.csv (which image went where), taps.csv, results.csv (one row per variant x tap x fold
-// x metric), gain.csv and gain.json (one row per tap x metric), transferability.csv and cache/. Rerunning the
-// same config into the same directory reuses the cache; a directory that holds a run of a
+// splits.csv (which image went where), taps.csv, results.csv (one row per probe x variant x tap
+// x fold x metric), gain.csv and gain.json (one row per probe x tap x metric),
+// transferability.csv, run.json, report.html and cache/. Rerunning the same config into the same directory reuses the cache; a directory that holds a run of a
 // different config is refused rather than mixed.
 #pragma once
 
