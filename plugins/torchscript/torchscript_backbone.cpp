@@ -11,11 +11,17 @@
 // optimized for inference (oneDNN, fused ops), which runs 2-5x faster than the loaded module;
 // tests check that its features equal the plain module's.
 //
-// Random variants re-draw every parameter from the seed (documented in docs/protocol.md):
-//   weights with 2+ dimensions (conv, linear): Kaiming normal, fan-out, ReLU gain: N(0, 2/fan_out)
+// Random variants re-draw every parameter from the seed (documented in docs/protocol.md). A
+// TorchScript file does not say which layer is which, so the rule is architecture-agnostic
+// (`init`, see kgain/torchscript_trunk.hpp):
+//   weights with 2+ dimensions (conv, linear): Kaiming normal, ReLU gain: N(0, 2/fan_out)
+//   ("kaiming_fan_out", the default) or N(0, 2/fan_in) ("kaiming_fan_in");
 //   other weights (norm layers): 1;  biases: 0;  other 1-d parameters: 0
 //   batch-norm buffers: running_mean 0, running_var 1, num_batches_tracked 0
 // Other buffers (such as a stem's fixed input scaling) are part of the architecture and kept.
+// Batch-norm recalibration is not offered: a scripted BatchNorm's momentum is a compile-time
+// constant, so its running statistics cannot be made a plain average. The `native` backbone
+// offers it.
 //
 // Options:
 //   file               (string, required) the TorchScript file
@@ -23,6 +29,7 @@
 //   taps               (array of strings) module paths of the taps; default: every child
 //   native_input_size  (integer, default 224) input side the weights were trained at
 //   optimize           (bool, default true) freeze and optimize the extraction module
+//   init               (string, default "kaiming_fan_out") random weights: kaiming_fan_out | kaiming_fan_in
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -33,23 +40,9 @@
 
 #include <kgain/backbone.hpp>
 #include <kgain/plugin.hpp>
+#include <kgain/torchscript_trunk.hpp>
 
 namespace {
-
-std::string fnv1a_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::uint64_t h = 1469598103934665603ULL;
-  char buffer[1 << 16];
-  while (in.read(buffer, sizeof buffer) || in.gcount() > 0) {
-    for (std::streamsize i = 0; i < in.gcount(); ++i) {
-      h ^= static_cast<unsigned char>(buffer[i]);
-      h *= 1099511628211ULL;
-    }
-  }
-  std::ostringstream out;
-  out << std::hex << h;
-  return out.str();
-}
 
 torch::jit::Module submodule(const torch::jit::Module& root, const std::string& path) {
   torch::jit::Module m = root;
@@ -63,66 +56,16 @@ torch::jit::Module submodule(const torch::jit::Module& root, const std::string& 
   return m;
 }
 
-std::string pooling_expression(kgain::Pooling pooling) {
-  switch (pooling) {
-    case kgain::Pooling::avg: return "torch.mean(x, [2, 3])";
-    case kgain::Pooling::max: return "torch.amax(x, [2, 3])";
-    case kgain::Pooling::avgmax: return "torch.cat([torch.mean(x, [2, 3]), torch.amax(x, [2, 3])], 1)";
-  }
-  return "";
-}
-
-void reinitialise(torch::jit::Module& module, std::uint64_t seed) {
-  torch::NoGradGuard no_grad;
-  auto generator = at::detail::createCPUGenerator(seed);
-  for (const auto& p : module.named_parameters(/*recurse=*/true)) {
-    auto t = p.value;
-    const std::string leaf = p.name.substr(p.name.rfind('.') + 1);
-    if (t.dim() >= 2) {
-      double fan_out = static_cast<double>(t.size(0));
-      for (int64_t d = 2; d < t.dim(); ++d) fan_out *= static_cast<double>(t.size(d));
-      t.normal_(0.0, std::sqrt(2.0 / fan_out), generator);
-    } else if (leaf == "weight") {
-      t.fill_(1.0);
-    } else {
-      t.zero_();
-    }
-  }
-  for (const auto& b : module.named_buffers(/*recurse=*/true)) {
-    const std::string leaf = b.name.substr(b.name.rfind('.') + 1);
-    if (leaf == "running_mean" || leaf == "num_batches_tracked") b.value.zero_();
-    else if (leaf == "running_var") b.value.fill_(1.0);
-  }
-}
-
-class TorchScriptNetwork : public kgain::Network {
- public:
-  TorchScriptNetwork(torch::jit::Module full, torch::jit::Module taps) : full_(std::move(full)), taps_(std::move(taps)) {}
-  std::vector<at::Tensor> extract(const at::Tensor& images) override {
-    c10::InferenceMode guard;
-    auto out = taps_.forward({images}).toTensorList();
-    std::vector<at::Tensor> features;
-    features.reserve(out.size());
-    for (const at::Tensor& t : out) features.push_back(t.to(torch::kFloat32).contiguous());
-    return features;
-  }
-  at::Tensor classify(const at::Tensor& images) override {
-    c10::InferenceMode guard;
-    return full_.forward({images}).toTensor();
-  }
-
- private:
-  torch::jit::Module full_;
-  torch::jit::Module taps_;
-};
-
 class TorchScriptBackbone : public kgain::Backbone {
  public:
   explicit TorchScriptBackbone(const kgain::Options& options)
       : file_(options.require_path("file")),
         container_(options.get_string("container", "features")),
         native_input_size_(options.get_int("native_input_size", 224)),
-        optimize_(options.get_bool("optimize", true)) {
+        optimize_(options.get_bool("optimize", true)),
+        init_(options.get_string("init", "kaiming_fan_out")) {
+    if (init_ != "kaiming_fan_out" && init_ != "kaiming_fan_in")
+      throw options.error("init", "unknown rule '" + init_ + "': use \"kaiming_fan_out\" or \"kaiming_fan_in\"");
     if (!std::filesystem::is_regular_file(file_))
       throw options.error("file", "the TorchScript file '" + file_ + "' does not exist");
     if (native_input_size_ <= 0)
@@ -154,7 +97,7 @@ class TorchScriptBackbone : public kgain::Backbone {
         tap_children_.push_back(index);
       }
     }
-    fingerprint_ = fnv1a_file(file_);
+    fingerprint_ = kgain::trunk::file_fingerprint(file_) + (init_ == "kaiming_fan_out" ? "" : ":" + init_);
     // The rank of each tap's activation (4 for maps, 2 after a flatten) decides its pooling.
     for (const auto& info : inspect(std::min<std::int64_t>(native_input_size_, 64))) tap_rank_.push_back(info.shape.size() + 1);
   }
@@ -170,63 +113,23 @@ class TorchScriptBackbone : public kgain::Backbone {
   std::vector<kgain::TapInfo> inspect(std::int64_t input_size) override {
     torch::jit::Module module = load();
     module.eval();
-    const auto container = container_.empty() ? module : submodule(module, container_);
-    c10::InferenceMode guard;
-    at::Tensor x = torch::zeros({1, 3, input_size, input_size});
-    std::vector<kgain::TapInfo> out;
-    std::int64_t parameters = 0;
-    std::size_t next_tap = 0;
-    for (std::size_t i = 0; i <= tap_children_.back(); ++i) {
-      auto child = container.attr(children_[i]).toModule();
-      for (const auto& p : child.parameters()) parameters += p.numel();
-      try {
-        x = child.forward({x}).toTensor();
-      } catch (const c10::Error& e) {
-        throw std::runtime_error("'" + file_ + "': running " + path_of(children_[i]) + " on a " + std::to_string(input_size) +
-                                 " px input failed: " + e.what_without_backtrace());
-      }
-      if (i != tap_children_[next_tap]) continue;
-      kgain::TapInfo info;
-      info.name = path_of(children_[i]);
-      info.shape.assign(x.sizes().begin() + 1, x.sizes().end());
-      info.feature_dim = x.size(1);
-      info.parameters = parameters;
-      out.push_back(info);
-      ++next_tap;
-    }
-    return out;
+    std::vector<std::string> unit_names;
+    for (const auto& child : children_) unit_names.push_back(path_of(child));
+    return kgain::trunk::inspect_units(units_of(module), unit_names, taps(), tap_children_, input_size, "'" + file_ + "'");
   }
 
   std::unique_ptr<kgain::Network> instantiate(const kgain::Variant& variant, kgain::Pooling pooling) override {
+    if (variant.batch_norm_calibration.defined())
+      throw std::runtime_error("the torchscript backbone cannot recalibrate batch norm; use the native backbone");
     torch::jit::Module module = load();
-    if (variant.kind == kgain::Variant::Kind::random) reinitialise(module, variant.seed);
+    if (variant.kind == kgain::Variant::Kind::random) kgain::trunk::reinitialise_generic(module, variant.seed, init_ == "kaiming_fan_out");
     module.eval();
-    const auto container = container_.empty() ? module : submodule(module, container_);
-
-    // A module that runs the children in order and returns every tap's pooled activation.
-    torch::jit::Module taps(c10::QualifiedName("__torch__.kgain.TapExtractor"));
-    taps.register_attribute("training", c10::BoolType::get(), false);
-    std::ostringstream src;
-    src << "def forward(self, x: Tensor) -> List[Tensor]:\n    out: List[Tensor] = []\n";
-    std::size_t next_tap = 0;
-    for (std::size_t i = 0; i <= tap_children_.back(); ++i) {
-      taps.register_module("child" + std::to_string(i), container.attr(children_[i]).toModule());
-      src << "    x = self.child" << i << ".forward(x)\n";
-      if (i != tap_children_[next_tap]) continue;
-      // Activation maps are pooled; a tap after a flatten is already a vector.
-      src << "    out.append(" << (tap_rank_[next_tap] == 4 ? pooling_expression(pooling) : "x") << ")\n";
-      ++next_tap;
-    }
-    src << "    return out\n";
-    taps.define(src.str());
-    taps.eval();
-    if (optimize_) {
-      taps = torch::jit::freeze(taps);
-      taps = torch::jit::optimize_for_inference(taps);
-    }
-    return std::make_unique<TorchScriptNetwork>(module, taps);
+    auto extractor = kgain::trunk::tap_extractor(units_of(module), tap_children_, tap_rank_, pooling, optimize_);
+    return std::make_unique<kgain::trunk::TrunkNetwork>(module, extractor);
   }
 
+  bool has_pretrained_weights() const override { return true; }
+  bool can_recalibrate_batch_norm() const override { return false; }
   std::string fingerprint() const override { return "torchscript:" + fingerprint_; }
   std::string description() const override { return "TorchScript " + file_ + " (taps: children of '" + container_ + "')"; }
 
@@ -239,6 +142,12 @@ class TorchScriptBackbone : public kgain::Backbone {
                                e.what_without_backtrace());
     }
   }
+  std::vector<torch::jit::Module> units_of(const torch::jit::Module& module) const {
+    const auto container = container_.empty() ? module : submodule(module, container_);
+    std::vector<torch::jit::Module> units;
+    for (const auto& name : children_) units.push_back(container.attr(name).toModule());
+    return units;
+  }
   std::string path_of(const std::string& child) const { return container_.empty() ? child : container_ + "." + child; }
   static std::string children_of(const torch::jit::Module& m) {
     std::string names;
@@ -250,6 +159,7 @@ class TorchScriptBackbone : public kgain::Backbone {
   std::string container_;
   std::int64_t native_input_size_;
   bool optimize_;
+  std::string init_;
   std::vector<std::string> children_;
   std::vector<std::size_t> tap_children_;
   std::vector<std::size_t> tap_rank_;

@@ -20,6 +20,11 @@ namespace kgain {
 struct Variant {
   enum class Kind { pretrained, random } kind = Kind::pretrained;
   std::uint64_t seed = 0;  // used by Kind::random only
+  // When defined: normalized float32 images [n, 3, h, w] on which the backbone re-estimates its
+  // batch-norm running statistics (cumulative average over batches, no gradient) before the
+  // network is frozen. The core sets it for random variants only, and only for a backbone whose
+  // can_recalibrate_batch_norm() is true. Not part of name(): the core keys its cache on it.
+  at::Tensor batch_norm_calibration;
   std::string name() const { return kind == Kind::pretrained ? "pretrained" : "random-" + std::to_string(seed); }
 };
 
@@ -31,7 +36,8 @@ struct TapInfo {
   std::vector<std::int64_t> shape;   // activation shape for one image, e.g. {24, 56, 56}
   std::int64_t feature_dim = 0;      // length of the pooled feature vector
   std::int64_t parameters = 0;       // parameters of the network up to and including this tap
-  std::int64_t macs = -1;            // multiply-accumulates up to this tap; -1 when unknown
+  std::int64_t macs = -1;            // multiply-accumulates per image up to this tap (convolutions and
+                                     // linear layers); -1 when unknown
 };
 
 class BOOST_SYMBOL_VISIBLE Network {
@@ -59,6 +65,11 @@ class BOOST_SYMBOL_VISIBLE Backbone : public Plugin {
   // key, so that a changed weights file is never served stale features.
   virtual std::string fingerprint() const = 0;
   virtual std::string description() const = 0;
+  // False for an architecture without a weights file: then only random variants exist, and the
+  // core reports their scores without a gain.
+  virtual bool has_pretrained_weights() const = 0;
+  // Whether instantiate() honours Variant::batch_norm_calibration.
+  virtual bool can_recalibrate_batch_norm() const = 0;
 };
 
 }  // namespace kgain

@@ -1,0 +1,456 @@
+#include "architectures.hpp"
+
+#include <cctype>
+#include <map>
+#include <sstream>
+#include <stdexcept>
+
+namespace kgain::native {
+namespace {
+
+using torch::jit::Module;
+
+// Creates the modules of one network. Every module gets its own TorchScript class (its forward
+// bakes in its strides and sizes as literals) in one compilation unit per network.
+class Builder {
+ public:
+  Builder(bool tf_same, double bn_eps) : cu_(std::make_shared<torch::jit::CompilationUnit>()), tf_same_(tf_same), bn_eps_(bn_eps) {}
+
+  Module make(const std::string& kind) {
+    Module m(c10::QualifiedName("__torch__.kgain_native." + kind + "_" + std::to_string(count_++)), cu_, false);
+    m.register_attribute("training", c10::BoolType::get(), false);
+    return m;
+  }
+
+  // A k x k convolution, padding (k - 1) / 2 as torchvision, or TensorFlow 'SAME' when the builder
+  // says so (only differs at stride 2: SAME pads the bottom/right more). `in_range`: scale the
+  // input from ImageNet normalization to [-1, 1] first (the stem of TensorFlow models).
+  Module conv(std::int64_t in, std::int64_t out, std::int64_t k, std::int64_t stride = 1, std::int64_t groups = 1,
+              bool bias = false, bool in_range = false) {
+    Module m = make("Conv");
+    m.register_parameter("weight", torch::empty({out, in / groups, k, k}), false);
+    if (bias) m.register_parameter("bias", torch::zeros({out}), false);
+    std::ostringstream src;
+    src << "def forward(self, x: Tensor) -> Tensor:\n";
+    if (in_range) {
+      // x01 = x * std + mean; x_tf = 2 * x01 - 1.
+      m.register_buffer("in_scale", torch::tensor({2 * 0.229f, 2 * 0.224f, 2 * 0.225f}).view({1, 3, 1, 1}));
+      m.register_buffer("in_shift", torch::tensor({2 * 0.485f - 1, 2 * 0.456f - 1, 2 * 0.406f - 1}).view({1, 3, 1, 1}));
+      src << "    x = x * self.in_scale + self.in_shift\n";
+    }
+    const std::string b = bias ? "self.bias" : "None";
+    std::int64_t pad = (k - 1) / 2;
+    if (tf_same_ && stride > 1) {
+      src << "    ih = x.size(2)\n    iw = x.size(3)\n"
+          << "    ph = max((ih + " << stride - 1 << ") // " << stride << " * " << stride << " - " << stride << " + " << k << " - ih, 0)\n"
+          << "    pw = max((iw + " << stride - 1 << ") // " << stride << " * " << stride << " - " << stride << " + " << k << " - iw, 0)\n"
+          << "    x = torch.constant_pad_nd(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2], 0.0)\n";
+      pad = 0;
+    }
+    src << "    return torch.conv2d(x, self.weight, " << b << ", [" << stride << ", " << stride << "], [" << pad << ", " << pad
+        << "], [1, 1], " << groups << ")\n";
+    m.define(src.str());
+    return m;
+  }
+
+  // Batch norm that, in training mode, accumulates a plain average of the batch statistics
+  // (PyTorch's momentum=None): what batch-norm recalibration needs. Eval mode is torchvision's.
+  Module batch_norm(std::int64_t c) {
+    Module m = make("BatchNorm");
+    m.register_parameter("weight", torch::ones({c}), false);
+    m.register_parameter("bias", torch::zeros({c}), false);
+    m.register_buffer("running_mean", torch::zeros({c}));
+    m.register_buffer("running_var", torch::ones({c}));
+    m.register_buffer("num_batches_tracked", torch::zeros({}, torch::kLong));
+    std::ostringstream src;
+    src.precision(17);
+    src << "def forward(self, x: Tensor) -> Tensor:\n"
+        << "    factor = 0.0\n"
+        << "    if self.training:\n"
+        << "        self.num_batches_tracked.add_(1)\n"
+        << "        factor = 1.0 / float(self.num_batches_tracked.item())\n"
+        << "    return torch.batch_norm(x, self.weight, self.bias, self.running_mean, self.running_var, self.training, factor, "
+        << bn_eps_ << ", False)\n";
+    m.define(src.str());
+    return m;
+  }
+
+  Module linear(std::int64_t in, std::int64_t out) {
+    Module m = make("Linear");
+    m.register_parameter("weight", torch::empty({out, in}), false);
+    m.register_parameter("bias", torch::zeros({out}), false);
+    m.define("def forward(self, x: Tensor) -> Tensor:\n    return torch.linear(x, self.weight, self.bias)\n");
+    return m;
+  }
+
+  // A parameter-free module: `expression` of x (activation, pooling).
+  Module function(const std::string& expression) {
+    Module m = make("Function");
+    m.define("def forward(self, x: Tensor) -> Tensor:\n    return " + expression + "\n");
+    return m;
+  }
+
+  // Children run in order (nn.Sequential), named "0", "1", ... unless names are given.
+  Module sequential(const std::vector<Module>& children, std::vector<std::string> names = {}) {
+    Module m = make("Sequential");
+    if (names.empty())
+      for (std::size_t i = 0; i < children.size(); ++i) names.push_back(std::to_string(i));
+    std::string src = "def forward(self, x: Tensor) -> Tensor:\n";
+    for (std::size_t i = 0; i < children.size(); ++i) {
+      m.register_module(names[i], children[i]);
+      src += "    x = " + access("self", names[i]) + ".forward(x)\n";
+    }
+    m.define(src + "    return x\n");
+    return m;
+  }
+
+  // Conv + BN + activation, as torchvision's Conv2dNormActivation (children 0, 1, 2).
+  Module conv_bn_act(std::int64_t in, std::int64_t out, std::int64_t k, std::int64_t stride, std::int64_t groups,
+                     const std::string& activation, bool in_range = false) {
+    return sequential({conv(in, out, k, stride, groups, false, in_range), batch_norm(out), function(activation)});
+  }
+
+  // `self.name` or getattr(self, "0") for names that are not identifiers.
+  static std::string access(const std::string& base, const std::string& name) {
+    if (!name.empty() && (std::isalpha(static_cast<unsigned char>(name[0])) || name[0] == '_')) return base + "." + name;
+    return "getattr(" + base + ", \"" + name + "\")";
+  }
+
+ private:
+  std::shared_ptr<torch::jit::CompilationUnit> cu_;
+  bool tf_same_;
+  double bn_eps_;
+  int count_ = 0;
+};
+
+const std::string relu = "torch.relu(x)";
+const std::string relu6 = "torch.hardtanh(x, 0.0, 6.0)";
+
+// The root module: runs the trunk units in order, then `head` (TorchScript lines using x).
+void define_root(Module& root, const std::vector<std::string>& unit_paths, const std::string& head) {
+  std::string src = "def forward(self, x: Tensor) -> Tensor:\n";
+  for (const auto& path : unit_paths) {
+    std::string expr = "self";
+    std::stringstream ss(path);
+    std::string part;
+    while (std::getline(ss, part, '.')) expr = Builder::access(expr, part);
+    src += "    x = " + expr + ".forward(x)\n";
+  }
+  root.define(src + head);
+}
+
+Module resolve(const Module& root, const std::string& path) {
+  Module m = root;
+  std::stringstream ss(path);
+  std::string part;
+  while (std::getline(ss, part, '.')) m = m.attr(part).toModule();
+  return m;
+}
+
+void finish(Architecture& a, const std::string& head) {
+  define_root(a.root, a.unit_paths, head);
+  for (const auto& path : a.unit_paths) a.units.push_back(resolve(a.root, path));
+  a.root.eval();
+}
+
+// ---- ResNet ----------------------------------------------------------------------------------
+
+Module basic_block(Builder& b, std::int64_t in, std::int64_t planes, std::int64_t stride) {
+  Module m = b.make("BasicBlock");
+  m.register_module("conv1", b.conv(in, planes, 3, stride));
+  m.register_module("bn1", b.batch_norm(planes));
+  m.register_module("conv2", b.conv(planes, planes, 3));
+  m.register_module("bn2", b.batch_norm(planes));
+  const bool downsample = stride != 1 || in != planes;
+  if (downsample) m.register_module("downsample", b.sequential({b.conv(in, planes, 1, stride), b.batch_norm(planes)}));
+  m.define(std::string("def forward(self, x: Tensor) -> Tensor:\n") +
+           "    out = torch.relu(self.bn1.forward(self.conv1.forward(x)))\n"
+           "    out = self.bn2.forward(self.conv2.forward(out))\n" +
+           (downsample ? "    x = self.downsample.forward(x)\n" : "") + "    return torch.relu(out + x)\n");
+  return m;
+}
+
+Module bottleneck(Builder& b, std::int64_t in, std::int64_t planes, std::int64_t stride) {
+  Module m = b.make("Bottleneck");
+  const std::int64_t out = planes * 4;
+  m.register_module("conv1", b.conv(in, planes, 1));
+  m.register_module("bn1", b.batch_norm(planes));
+  m.register_module("conv2", b.conv(planes, planes, 3, stride));  // stride on the 3x3 (ResNet v1.5, torchvision)
+  m.register_module("bn2", b.batch_norm(planes));
+  m.register_module("conv3", b.conv(planes, out, 1));
+  m.register_module("bn3", b.batch_norm(out));
+  const bool downsample = stride != 1 || in != out;
+  if (downsample) m.register_module("downsample", b.sequential({b.conv(in, out, 1, stride), b.batch_norm(out)}));
+  m.define(std::string("def forward(self, x: Tensor) -> Tensor:\n") +
+           "    out = torch.relu(self.bn1.forward(self.conv1.forward(x)))\n"
+           "    out = torch.relu(self.bn2.forward(self.conv2.forward(out)))\n"
+           "    out = self.bn3.forward(self.conv3.forward(out))\n" +
+           (downsample ? "    x = self.downsample.forward(x)\n" : "") + "    return torch.relu(out + x)\n");
+  return m;
+}
+
+Architecture resnet(const std::vector<int>& blocks, bool use_bottleneck, std::int64_t classes) {
+  Builder b(false, 1e-5);
+  Architecture a;
+  a.root = b.make("ResNet");
+  a.root.register_module("conv1", b.conv(3, 64, 7, 2));
+  a.root.register_module("bn1", b.batch_norm(64));
+  a.root.register_module("relu", b.function(relu));
+  a.root.register_module("maxpool", b.function("torch.max_pool2d(x, [3, 3], [2, 2], [1, 1], [1, 1], False)"));
+  a.unit_paths = {"conv1", "bn1", "relu", "maxpool"};
+  a.default_taps = {"maxpool"};
+  std::int64_t in = 64;
+  const std::int64_t expansion = use_bottleneck ? 4 : 1;
+  for (int stage = 0; stage < 4; ++stage) {
+    const std::int64_t planes = 64 << stage;
+    std::vector<Module> layer;
+    for (int i = 0; i < blocks[stage]; ++i) {
+      const std::int64_t stride = (stage > 0 && i == 0) ? 2 : 1;
+      layer.push_back(use_bottleneck ? bottleneck(b, in, planes, stride) : basic_block(b, in, planes, stride));
+      in = planes * expansion;
+      const std::string path = "layer" + std::to_string(stage + 1) + "." + std::to_string(i);
+      a.unit_paths.push_back(path);
+      a.default_taps.push_back(path);
+    }
+    a.root.register_module("layer" + std::to_string(stage + 1), b.sequential(layer));
+  }
+  a.root.register_module("fc", b.linear(in, classes));
+  // torchvision: conv Kaiming normal fan-out; fc keeps nn.Linear's default.
+  a.conv_weight = trunk::InitRule::kaiming_normal_fan_out;
+  a.linear_weight = trunk::InitRule::kaiming_uniform_linear;
+  a.linear_bias = trunk::InitRule::uniform_fan_in_bias;
+  finish(a, "    x = torch.flatten(torch.adaptive_avg_pool2d(x, [1, 1]), 1)\n    return self.fc.forward(x)\n");
+  return a;
+}
+
+// ---- VGG -------------------------------------------------------------------------------------
+
+Architecture vgg(const std::vector<int>& cfg, bool batch_norm, std::int64_t classes) {  // cfg: channels, 0 = max pool
+  Builder b(false, 1e-5);
+  Architecture a;
+  a.root = b.make("VGG");
+  std::vector<Module> features;
+  std::int64_t in = 3;
+  for (int c : cfg) {
+    if (c == 0) {
+      features.push_back(b.function("torch.max_pool2d(x, [2, 2], [2, 2], [0, 0], [1, 1], False)"));
+      continue;
+    }
+    features.push_back(b.conv(in, c, 3, 1, 1, /*bias=*/true));
+    if (batch_norm) features.push_back(b.batch_norm(c));
+    features.push_back(b.function(relu));
+    a.default_taps.push_back("features." + std::to_string(features.size() - 1));  // after each ReLU
+    in = c;
+  }
+  a.root.register_module("features", b.sequential(features));
+  for (std::size_t i = 0; i < features.size(); ++i) a.unit_paths.push_back("features." + std::to_string(i));
+  Module classifier = b.make("Classifier");
+  classifier.register_module("0", b.linear(512 * 7 * 7, 4096));
+  classifier.register_module("3", b.linear(4096, 4096));
+  classifier.register_module("6", b.linear(4096, classes));
+  classifier.define(
+      "def forward(self, x: Tensor) -> Tensor:\n"
+      "    x = torch.relu(getattr(self, \"0\").forward(x))\n"
+      "    x = torch.relu(getattr(self, \"3\").forward(x))\n"
+      "    return getattr(self, \"6\").forward(x)\n");
+  a.root.register_module("classifier", classifier);
+  // torchvision: conv Kaiming normal fan-out, bias 0; linear N(0, 0.01), bias 0.
+  a.conv_weight = trunk::InitRule::kaiming_normal_fan_out;
+  a.linear_weight = trunk::InitRule::normal_001;
+  a.linear_bias = trunk::InitRule::zeros;
+  finish(a, "    x = torch.flatten(torch.adaptive_avg_pool2d(x, [7, 7]), 1)\n    return self.classifier.forward(x)\n");
+  return a;
+}
+
+// ---- DenseNet --------------------------------------------------------------------------------
+
+Module dense_layer(Builder& b, std::int64_t in, std::int64_t growth, std::int64_t bn_size) {
+  Module m = b.make("DenseLayer");
+  m.register_module("norm1", b.batch_norm(in));
+  m.register_module("conv1", b.conv(in, bn_size * growth, 1));
+  m.register_module("norm2", b.batch_norm(bn_size * growth));
+  m.register_module("conv2", b.conv(bn_size * growth, growth, 3));
+  m.define(
+      "def forward(self, x: Tensor) -> Tensor:\n"
+      "    x = self.conv1.forward(torch.relu(self.norm1.forward(x)))\n"
+      "    return self.conv2.forward(torch.relu(self.norm2.forward(x)))\n");
+  return m;
+}
+
+Architecture densenet(std::int64_t growth, const std::vector<int>& blocks, std::int64_t init_features, std::int64_t classes) {
+  Builder b(false, 1e-5);
+  Architecture a;
+  a.root = b.make("DenseNet");
+  std::vector<Module> features{b.conv(3, init_features, 7, 2), b.batch_norm(init_features), b.function(relu),
+                               b.function("torch.max_pool2d(x, [3, 3], [2, 2], [1, 1], [1, 1], False)")};
+  std::vector<std::string> names{"conv0", "norm0", "relu0", "pool0"};
+  a.default_taps = {"features.pool0"};
+  std::int64_t c = init_features;
+  for (std::size_t i = 0; i < blocks.size(); ++i) {
+    Module block = b.make("DenseBlock");
+    std::string src = "def forward(self, x: Tensor) -> Tensor:\n";
+    for (int l = 0; l < blocks[i]; ++l) {
+      const std::string name = "denselayer" + std::to_string(l + 1);
+      block.register_module(name, dense_layer(b, c + l * growth, growth, 4));
+      src += "    x = torch.cat([x, self." + name + ".forward(x)], 1)\n";  // torchvision's order: input, layer 1, 2, ...
+    }
+    block.define(src + "    return x\n");
+    c += blocks[i] * growth;
+    features.push_back(block);
+    names.push_back("denseblock" + std::to_string(i + 1));
+    a.default_taps.push_back("features." + names.back());
+    if (i + 1 == blocks.size()) break;
+    Module transition = b.make("Transition");
+    transition.register_module("norm", b.batch_norm(c));
+    transition.register_module("conv", b.conv(c, c / 2, 1));
+    transition.define(
+        "def forward(self, x: Tensor) -> Tensor:\n"
+        "    x = self.conv.forward(torch.relu(self.norm.forward(x)))\n"
+        "    return torch.avg_pool2d(x, [2, 2], [2, 2])\n");
+    c /= 2;
+    features.push_back(transition);
+    names.push_back("transition" + std::to_string(i + 1));
+    a.default_taps.push_back("features." + names.back());
+  }
+  features.push_back(b.batch_norm(c));
+  names.push_back("norm5");
+  a.default_taps.push_back("features.norm5");
+  a.root.register_module("features", b.sequential(features, names));
+  for (const auto& n : names) a.unit_paths.push_back("features." + n);
+  a.root.register_module("classifier", b.linear(c, classes));
+  // torchvision: conv Kaiming normal (fan-in), linear weight nn.Linear's default, bias 0.
+  a.conv_weight = trunk::InitRule::kaiming_normal_fan_in;
+  a.linear_weight = trunk::InitRule::kaiming_uniform_linear;
+  a.linear_bias = trunk::InitRule::zeros;
+  finish(a,
+         "    x = torch.flatten(torch.adaptive_avg_pool2d(torch.relu(x), [1, 1]), 1)\n"
+         "    return self.classifier.forward(x)\n");
+  return a;
+}
+
+// ---- MobileNets ------------------------------------------------------------------------------
+
+Module mobilenet_classifier(Builder& b, std::int64_t in, std::int64_t classes) {
+  Module classifier = b.make("Classifier");  // child 0 is a dropout, which has no parameters
+  classifier.register_module("1", b.linear(in, classes));
+  classifier.define("def forward(self, x: Tensor) -> Tensor:\n    return getattr(self, \"1\").forward(x)\n");
+  return classifier;
+}
+
+Architecture mobilenet_v2(bool tf_same, bool tf_input, std::int64_t classes) {
+  Builder b(tf_same, 1e-5);
+  Architecture a;
+  a.root = b.make("MobileNetV2");
+  std::vector<Module> features{b.conv_bn_act(3, 32, 3, 2, 1, relu6, tf_input)};
+  const int settings[7][4] = {{1, 16, 1, 1}, {6, 24, 2, 2}, {6, 32, 3, 2}, {6, 64, 4, 2}, {6, 96, 3, 1}, {6, 160, 3, 2}, {6, 320, 1, 1}};
+  std::int64_t in = 32;
+  for (const auto& s : settings) {
+    for (int i = 0; i < s[2]; ++i) {
+      const std::int64_t stride = i == 0 ? s[3] : 1, out = s[1], hidden = in * s[0];
+      std::vector<Module> layers;
+      if (s[0] != 1) layers.push_back(b.conv_bn_act(in, hidden, 1, 1, 1, relu6));
+      layers.push_back(b.conv_bn_act(hidden, hidden, 3, stride, hidden, relu6));
+      layers.push_back(b.conv(hidden, out, 1));
+      layers.push_back(b.batch_norm(out));
+      Module block = b.make("InvertedResidual");
+      block.register_module("conv", b.sequential(layers));
+      const bool residual = stride == 1 && in == out;
+      block.define(std::string("def forward(self, x: Tensor) -> Tensor:\n    return ") +
+                   (residual ? "x + self.conv.forward(x)\n" : "self.conv.forward(x)\n"));
+      features.push_back(block);
+      in = out;
+    }
+  }
+  features.push_back(b.conv_bn_act(in, 1280, 1, 1, 1, relu6));
+  a.root.register_module("features", b.sequential(features));
+  for (std::size_t i = 0; i < features.size(); ++i) a.unit_paths.push_back("features." + std::to_string(i));
+  a.default_taps = a.unit_paths;
+  a.root.register_module("classifier", mobilenet_classifier(b, 1280, classes));
+  // torchvision: conv Kaiming normal fan-out, bias 0; linear N(0, 0.01), bias 0.
+  a.conv_weight = trunk::InitRule::kaiming_normal_fan_out;
+  a.linear_weight = trunk::InitRule::normal_001;
+  a.linear_bias = trunk::InitRule::zeros;
+  if (tf_input) a.non_persistent_buffers = {"features.0.0.in_scale", "features.0.0.in_shift"};
+  finish(a, "    x = torch.flatten(torch.adaptive_avg_pool2d(x, [1, 1]), 1)\n    return self.classifier.forward(x)\n");
+  return a;
+}
+
+Architecture mobilenet_v1(double width, bool tf_same, bool tf_input, std::int64_t classes) {
+  // TensorFlow's eps for MobileNetV1 (the ../shared state dicts fold BN for this eps).
+  Builder b(tf_same, 1e-3);
+  Architecture a;
+  a.root = b.make("MobileNetV1");
+  const auto depth = [&](int d) { return std::max<std::int64_t>(static_cast<std::int64_t>(d * width), 8); };
+  std::vector<Module> features{b.conv_bn_act(3, depth(32), 3, 2, 1, relu6, tf_input)};
+  const int channels[13] = {64, 128, 128, 256, 256, 512, 512, 512, 512, 512, 512, 1024, 1024};
+  const int strides[13] = {1, 2, 1, 2, 1, 2, 1, 1, 1, 1, 1, 2, 1};
+  std::int64_t in = depth(32);
+  for (int i = 0; i < 13; ++i) {
+    const std::int64_t out = depth(channels[i]);
+    features.push_back(b.sequential({b.conv_bn_act(in, in, 3, strides[i], in, relu6), b.conv_bn_act(in, out, 1, 1, 1, relu6)},
+                                    {"dw", "pw"}));
+    in = out;
+  }
+  a.root.register_module("features", b.sequential(features));
+  for (std::size_t i = 0; i < features.size(); ++i) a.unit_paths.push_back("features." + std::to_string(i));
+  a.default_taps = a.unit_paths;
+  a.root.register_module("classifier", mobilenet_classifier(b, in, classes));
+  // Not in torchvision: MobileNetV2's rules.
+  a.conv_weight = trunk::InitRule::kaiming_normal_fan_out;
+  a.linear_weight = trunk::InitRule::normal_001;
+  a.linear_bias = trunk::InitRule::zeros;
+  a.native_input_size = width <= 0.25 ? 128 : width <= 0.5 ? 160 : width <= 0.75 ? 192 : 224;
+  if (tf_input) a.non_persistent_buffers = {"features.0.0.in_scale", "features.0.0.in_shift"};
+  finish(a, "    x = torch.flatten(torch.adaptive_avg_pool2d(x, [1, 1]), 1)\n    return self.classifier.forward(x)\n");
+  return a;
+}
+
+const std::vector<int> vgg11{64, 0, 128, 0, 256, 256, 0, 512, 512, 0, 512, 512, 0};
+const std::vector<int> vgg13{64, 64, 0, 128, 128, 0, 256, 256, 0, 512, 512, 0, 512, 512, 0};
+const std::vector<int> vgg16{64, 64, 0, 128, 128, 0, 256, 256, 256, 0, 512, 512, 512, 0, 512, 512, 512, 0};
+const std::vector<int> vgg19{64, 64, 0, 128, 128, 0, 256, 256, 256, 256, 0, 512, 512, 512, 512, 0, 512, 512, 512, 512, 0};
+
+}  // namespace
+
+std::vector<std::string> architecture_names() {
+  return {"resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16",
+          "vgg16_bn", "vgg19", "vgg19_bn", "densenet121", "densenet161", "densenet169", "densenet201", "mobilenet_v2",
+          "mobilenet_v1"};
+}
+
+Architecture build_architecture(const ArchitectureOptions& o) {
+  const auto& n = o.name;
+  const bool mobilenet = n == "mobilenet_v1" || n == "mobilenet_v2";
+  if (!mobilenet && (o.tf_same_padding || o.tf_input_range))
+    throw std::invalid_argument("TensorFlow padding and input range are options of the MobileNets only");
+  if (n != "mobilenet_v1" && o.width != 1.0) throw std::invalid_argument("a width multiplier is an option of mobilenet_v1 only");
+  if (o.width <= 0 || o.width > 4) throw std::invalid_argument("width must lie in (0, 4]");
+  if (o.num_classes <= 0) throw std::invalid_argument("num_classes must be positive");
+  if (n == "resnet18") return resnet({2, 2, 2, 2}, false, o.num_classes);
+  if (n == "resnet34") return resnet({3, 4, 6, 3}, false, o.num_classes);
+  if (n == "resnet50") return resnet({3, 4, 6, 3}, true, o.num_classes);
+  if (n == "resnet101") return resnet({3, 4, 23, 3}, true, o.num_classes);
+  if (n == "resnet152") return resnet({3, 8, 36, 3}, true, o.num_classes);
+  const std::map<std::string, const std::vector<int>*> vggs{{"vgg11", &vgg11}, {"vgg13", &vgg13}, {"vgg16", &vgg16}, {"vgg19", &vgg19}};
+  const bool bn = n.size() > 3 && n.substr(n.size() - 3) == "_bn";
+  if (auto it = vggs.find(bn ? n.substr(0, n.size() - 3) : n); it != vggs.end()) return vgg(*it->second, bn, o.num_classes);
+  if (n == "densenet121") return densenet(32, {6, 12, 24, 16}, 64, o.num_classes);
+  if (n == "densenet161") return densenet(48, {6, 12, 36, 24}, 96, o.num_classes);
+  if (n == "densenet169") return densenet(32, {6, 12, 32, 32}, 64, o.num_classes);
+  if (n == "densenet201") return densenet(32, {6, 12, 48, 32}, 64, o.num_classes);
+  if (n == "mobilenet_v2") return mobilenet_v2(o.tf_same_padding, o.tf_input_range, o.num_classes);
+  if (n == "mobilenet_v1") return mobilenet_v1(o.width, o.tf_same_padding, o.tf_input_range, o.num_classes);
+  std::string names;
+  for (const auto& name : architecture_names()) names += (names.empty() ? "" : ", ") + name;
+  throw std::invalid_argument("unknown architecture '" + n + "'; known: " + names);
+}
+
+LeafKind leaf_kind(const torch::jit::Module& module) {
+  const std::string name = module.type()->name()->name();
+  if (name.rfind("Conv_", 0) == 0) return LeafKind::conv;
+  if (name.rfind("BatchNorm_", 0) == 0) return LeafKind::batch_norm;
+  if (name.rfind("Linear_", 0) == 0) return LeafKind::linear;
+  return LeafKind::other;
+}
+
+}  // namespace kgain::native

@@ -1,0 +1,258 @@
+// Backbone `native`: ResNet, VGG, DenseNet and MobileNet built in C++ with torchvision's module
+// names, loading weights from `torch.save(model.state_dict())` files.
+//
+// Unlike a TorchScript file, kgain knows which layer is which here, so a random variant gets the
+// architecture's own initialization (torchvision's rules, `init = "torchvision"`), and its
+// batch-norm statistics can be re-estimated on training images (the core's
+// `[variants] recalibrate_batch_norm`): a random network keeps running mean 0 / variance 1,
+// which no longer normalizes anything after a few layers.
+//
+// Options:
+//   architecture       (string, required) resnet18/34/50/101/152, vgg11/13/16/19[_bn],
+//                      densenet121/161/169/201, mobilenet_v2, mobilenet_v1
+//   weights            (string) a state dict saved by torch.save; absent: random variants only
+//   taps               (array of strings) module paths (e.g. "layer2.1", "features.7",
+//                      "features.denseblock3"; a stage such as "layer2" means its last block);
+//                      default: the architecture's block boundaries (`kgain inspect` lists them)
+//   padding            (string, default "torch") MobileNets: "torch" (symmetric) or "tf_same"
+//   input_range        (string) MobileNets: "imagenet" (default with torch padding) or "tf"
+//                      (default with tf_same: the stem maps the normalized input to [-1, 1])
+//   width              (number, default 1.0) MobileNetV1 width multiplier
+//   num_classes        (integer, default 1000) size of the classifier in the weights file
+//   init               (string, default "torchvision") random weights: torchvision |
+//                      kaiming_fan_out | kaiming_fan_in (the torchscript backbone's rules)
+//   native_input_size  (integer) default 224 (MobileNetV1: 128/160/192/224 by width)
+//   optimize           (bool, default true) freeze and optimize the extraction module
+//   channels_last      (bool, default false) feed the optimized module channels-last batches
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+
+#include <kgain/backbone.hpp>
+#include <kgain/plugin.hpp>
+#include <kgain/torchscript_trunk.hpp>
+
+#include "architectures.hpp"
+#include "state_dict.hpp"
+
+namespace {
+
+using kgain::native::Architecture;
+using kgain::native::LeafKind;
+
+std::string shape_string(const at::Tensor& t) {
+  std::ostringstream out;
+  out << t.sizes();
+  return out.str();
+}
+
+std::string join(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& s : items) out += (out.empty() ? "" : ", ") + s;
+  return out;
+}
+
+// DataParallel checkpoints prefix every key with "module.".
+std::map<std::string, at::Tensor> read_weights(const std::string& path) {
+  auto out = kgain::native::read_state_dict(path);
+  if (std::all_of(out.begin(), out.end(), [](const auto& e) { return e.first.rfind("module.", 0) == 0; })) {
+    std::map<std::string, at::Tensor> stripped;
+    for (auto& [k, v] : out) stripped[k.substr(7)] = v;
+    out = std::move(stripped);
+  }
+  return out;
+}
+
+// Copies every parameter and persistent buffer from the state dict; names every missing key,
+// unexpected key and shape mismatch in one error.
+void load_state_dict(Architecture& a, const std::string& path, const std::string& architecture) {
+  auto state = read_weights(path);
+  std::vector<std::string> missing, mismatched;
+  std::set<std::string> used;
+  const std::set<std::string> skip(a.non_persistent_buffers.begin(), a.non_persistent_buffers.end());
+  torch::NoGradGuard no_grad;
+  const auto copy = [&](const std::string& name, at::Tensor target, bool optional) {
+    if (skip.count(name)) return;
+    auto it = state.find(name);
+    if (it == state.end()) {
+      if (!optional) missing.push_back(name);
+      return;
+    }
+    used.insert(name);
+    if (it->second.sizes() != target.sizes()) {
+      mismatched.push_back(name + " (file " + shape_string(it->second) + ", model " + shape_string(target) + ")");
+      return;
+    }
+    target.copy_(it->second);
+  };
+  for (const auto& p : a.root.named_parameters(true)) copy(p.name, p.value, false);
+  for (const auto& b : a.root.named_buffers(true))  // old checkpoints lack num_batches_tracked, as PyTorch allows
+    copy(b.name, b.value, b.name.size() >= 19 && b.name.substr(b.name.size() - 19) == "num_batches_tracked");
+  std::vector<std::string> unexpected;
+  for (const auto& [name, tensor] : state)
+    if (!used.count(name)) unexpected.push_back(name);
+  if (missing.empty() && unexpected.empty() && mismatched.empty()) return;
+  std::string message = "'" + path + "' does not fit " + architecture + ":";
+  if (!missing.empty()) message += "\n  " + std::to_string(missing.size()) + " missing keys: " + join(missing);
+  if (!unexpected.empty()) message += "\n  " + std::to_string(unexpected.size()) + " unexpected keys: " + join(unexpected);
+  if (!mismatched.empty()) message += "\n  " + std::to_string(mismatched.size()) + " shape mismatches: " + join(mismatched);
+  message += "\n  Check `architecture` (and `width` for mobilenet_v1); a classifier of another size needs `num_classes`.";
+  throw std::runtime_error(message);
+}
+
+// torchvision's initialization of a fresh model, drawn from one generator in module order.
+void reinitialise_torchvision(torch::jit::Module& root, const Architecture& a, std::uint64_t seed) {
+  auto generator = at::detail::createCPUGenerator(seed);
+  using kgain::trunk::InitRule;
+  for (const auto& m : root.named_modules()) {
+    const auto kind = kgain::native::leaf_kind(m.value);
+    if (kind == LeafKind::other) continue;
+    const at::Tensor weight = m.value.attr("weight").toTensor();
+    const bool has_bias = m.value.hasattr("bias") && m.value.attr("bias").isTensor();
+    const at::Tensor bias = has_bias ? m.value.attr("bias").toTensor() : at::Tensor();
+    if (kind == LeafKind::conv) {
+      kgain::trunk::draw(weight, a.conv_weight, weight, generator);
+      if (has_bias) kgain::trunk::draw(bias, InitRule::zeros, weight, generator);
+    } else if (kind == LeafKind::batch_norm) {
+      kgain::trunk::draw(weight, InitRule::ones, weight, generator);
+      kgain::trunk::draw(bias, InitRule::zeros, weight, generator);
+    } else {
+      kgain::trunk::draw(weight, a.linear_weight, weight, generator);
+      kgain::trunk::draw(bias, a.linear_bias, weight, generator);
+    }
+  }
+  kgain::trunk::reset_batch_norm_buffers(root);
+}
+
+// Re-estimates every batch norm's running statistics as the plain average over batches of the
+// calibration images (the batch norms average when in training mode; no gradient).
+void recalibrate_batch_norm(torch::jit::Module& root, const at::Tensor& images) {
+  kgain::trunk::reset_batch_norm_buffers(root);
+  torch::NoGradGuard no_grad;
+  root.train(true);
+  constexpr std::int64_t batch = 64;
+  for (std::int64_t i = 0; i < images.size(0); i += batch) root.forward({images.slice(0, i, std::min(images.size(0), i + batch))});
+  root.train(false);
+}
+
+class NativeBackbone : public kgain::Backbone {
+ public:
+  explicit NativeBackbone(const kgain::Options& options)
+      : name_(options.require_string("architecture")),
+        weights_(options.get_path("weights", "")),
+        init_(options.get_string("init", "torchvision")),
+        optimize_(options.get_bool("optimize", true)),
+        channels_last_(options.get_bool("channels_last", false)) {
+    kgain::native::ArchitectureOptions arch;
+    arch.name = name_;
+    const std::string padding = options.get_string("padding", "torch");
+    if (padding != "torch" && padding != "tf_same") throw options.error("padding", "use \"torch\" or \"tf_same\" (received '" + padding + "')");
+    arch.tf_same_padding = padding == "tf_same";
+    const std::string range = options.get_string("input_range", arch.tf_same_padding ? "tf" : "imagenet");
+    if (range != "imagenet" && range != "tf") throw options.error("input_range", "use \"imagenet\" or \"tf\" (received '" + range + "')");
+    arch.tf_input_range = range == "tf";
+    arch.width = options.get_double("width", 1.0);
+    arch.num_classes = options.get_int("num_classes", 1000);
+    if (init_ != "torchvision" && init_ != "kaiming_fan_out" && init_ != "kaiming_fan_in")
+      throw options.error("init", "unknown rule '" + init_ + "': use \"torchvision\", \"kaiming_fan_out\" or \"kaiming_fan_in\"");
+    try {
+      prototype_ = kgain::native::build_architecture(arch);
+    } catch (const std::invalid_argument& e) {
+      throw options.error(e.what() == std::string("a width multiplier is an option of mobilenet_v1 only") ? "width" : "architecture", e.what());
+    }
+    native_input_size_ = options.get_int("native_input_size", prototype_.native_input_size);
+    if (native_input_size_ <= 0) throw options.error("native_input_size", "must be positive");
+
+    const auto requested = options.get_string_list("taps", prototype_.default_taps);
+    for (const auto& tap : requested) {
+      std::size_t index = find_unit(tap);
+      if (index == prototype_.unit_paths.size())
+        throw options.error("taps", "'" + tap + "' is not a tap point of " + name_ + "; available: " + join(prototype_.unit_paths) +
+                                        " (or a stage that contains them, such as layer2)");
+      if (!tap_units_.empty() && index <= tap_units_.back())
+        throw options.error("taps", "taps must be listed in execution order ('" + tap + "' comes too late)");
+      tap_units_.push_back(index);
+      tap_names_.push_back(tap);
+    }
+    if (tap_units_.empty()) throw options.error("taps", "needs at least one tap");
+
+    if (!weights_.empty()) {
+      if (!std::filesystem::is_regular_file(weights_))
+        throw options.error("weights", "the weights file '" + weights_ + "' does not exist");
+      load_state_dict(prototype_, weights_, name_);
+    }
+    std::ostringstream fp;
+    fp << "native:" << name_ << ":" << padding << ":" << range << ":" << arch.width << ":" << init_ << ":"
+       << (weights_.empty() ? "random-only" : kgain::trunk::file_fingerprint(weights_));
+    fingerprint_ = fp.str();
+  }
+
+  std::int64_t native_input_size() const override { return native_input_size_; }
+  std::vector<std::string> taps() const override { return tap_names_; }
+
+  std::vector<kgain::TapInfo> inspect(std::int64_t input_size) override {
+    return kgain::trunk::inspect_units(prototype_.units, prototype_.unit_paths, tap_names_, tap_units_, input_size, name_);
+  }
+
+  std::unique_ptr<kgain::Network> instantiate(const kgain::Variant& variant, kgain::Pooling pooling) override {
+    const bool random = variant.kind == kgain::Variant::Kind::random;
+    if (!random && weights_.empty())
+      throw std::runtime_error("the native " + name_ + " backbone has no `weights` file: only random variants exist");
+    torch::jit::Module root = prototype_.root.clone();
+    if (random) {
+      if (init_ == "torchvision") reinitialise_torchvision(root, prototype_, variant.seed);
+      else kgain::trunk::reinitialise_generic(root, variant.seed, init_ == "kaiming_fan_out");
+    }
+    if (variant.batch_norm_calibration.defined()) recalibrate_batch_norm(root, variant.batch_norm_calibration);
+    root.eval();
+    std::vector<torch::jit::Module> units;
+    for (const auto& path : prototype_.unit_paths) units.push_back(resolve(root, path));
+    const std::vector<std::size_t> ranks(tap_units_.size(), 4);
+    auto extractor = kgain::trunk::tap_extractor(units, tap_units_, ranks, pooling, optimize_);
+    return std::make_unique<kgain::trunk::TrunkNetwork>(root, extractor, true, channels_last_);
+  }
+
+  bool has_pretrained_weights() const override { return !weights_.empty(); }
+  bool can_recalibrate_batch_norm() const override { return true; }
+  std::string fingerprint() const override { return fingerprint_; }
+  std::string description() const override {
+    return "native " + name_ + (weights_.empty() ? " (random weights only)" : " with weights " + weights_);
+  }
+
+ private:
+  std::size_t find_unit(const std::string& tap) const {
+    const auto& paths = prototype_.unit_paths;
+    for (std::size_t i = 0; i < paths.size(); ++i)
+      if (paths[i] == tap) return i;
+    std::size_t last = paths.size();  // a stage: the last unit inside it
+    for (std::size_t i = 0; i < paths.size(); ++i)
+      if (paths[i].rfind(tap + ".", 0) == 0) last = i;
+    return last;
+  }
+  static torch::jit::Module resolve(const torch::jit::Module& root, const std::string& path) {
+    torch::jit::Module m = root;
+    std::stringstream ss(path);
+    std::string part;
+    while (std::getline(ss, part, '.')) m = m.attr(part).toModule();
+    return m;
+  }
+
+  std::string name_;
+  std::string weights_;
+  std::string init_;
+  bool optimize_;
+  bool channels_last_;
+  Architecture prototype_;
+  std::int64_t native_input_size_ = 224;
+  std::vector<std::size_t> tap_units_;
+  std::vector<std::string> tap_names_;
+  std::string fingerprint_;
+};
+
+}  // namespace
+
+KGAIN_LIBRARY("native", kgain::make_plugin<NativeBackbone>("native", "1.0.0",
+                                                           "ResNet, VGG, DenseNet, MobileNetV1/V2 with torchvision names and state dicts"))

@@ -1,0 +1,269 @@
+// Tapping a network that runs as a chain of TorchScript modules (its "trunk units").
+//
+// Both built-in backbones (`torchscript`, a file from torch.jit.save, and `native`, the
+// torchvision architectures built in C++) describe a network as units that run one after
+// another: the children of a `features` container, or ResNet's conv1, bn1, relu, maxpool,
+// layer1.0, ... A tap is the output of one unit. This header holds what such backbones share:
+//   - the extraction module: one TorchScript module that runs the units in order and pools every
+//     tap as it is produced (all taps for the price of one forward pass), frozen and optimized
+//     for inference;
+//   - per-tap complexity from the real modules: output shape, parameters, and
+//     multiply-accumulates counted on the frozen graph of each unit run on a real input;
+//   - the random re-initialisation rules shared by both (see `InitRule`).
+// Header-only, so a plugin that includes it pulls LibTorch's TorchScript headers; the core never
+// includes it.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <torch/csrc/jit/api/function_impl.h>
+#include <torch/csrc/jit/ir/ir.h>
+#include <torch/csrc/jit/passes/freeze_module.h>
+#include <torch/csrc/jit/passes/frozen_graph_optimizations.h>
+#include <torch/script.h>
+#include <torch/torch.h>
+
+#include "kgain/backbone.hpp"
+
+namespace kgain::trunk {
+
+inline std::string pooling_expression(Pooling pooling) {
+  switch (pooling) {
+    case Pooling::avg: return "torch.mean(x, [2, 3])";
+    case Pooling::max: return "torch.amax(x, [2, 3])";
+    case Pooling::avgmax: return "torch.cat([torch.mean(x, [2, 3]), torch.amax(x, [2, 3])], 1)";
+  }
+  return "";
+}
+
+// The module that runs units[0 .. tap_units.back()] in order and returns, in tap order, the
+// pooled output of every unit listed in `tap_units` (increasing indices). `tap_ranks[i]` is the
+// rank of tap i's activation: 4 is pooled, 2 (a vector, after a flatten) is returned as is.
+// `optimize`: freeze (weights become constants, conv + batch norm folded) and run
+// optimize_for_inference (oneDNN convolutions, fused activations); features stay equal to the
+// plain module's within float rounding, which the tests check.
+inline torch::jit::Module tap_extractor(const std::vector<torch::jit::Module>& units, const std::vector<std::size_t>& tap_units,
+                                        const std::vector<std::size_t>& tap_ranks, Pooling pooling, bool optimize) {
+  torch::jit::Module taps(c10::QualifiedName("__torch__.kgain.TapExtractor"));
+  taps.register_attribute("training", c10::BoolType::get(), false);
+  std::ostringstream src;
+  src << "def forward(self, x: Tensor) -> List[Tensor]:\n    out: List[Tensor] = []\n";
+  std::size_t next_tap = 0;
+  for (std::size_t i = 0; i <= tap_units.back(); ++i) {
+    taps.register_module("unit" + std::to_string(i), units[i]);
+    src << "    x = self.unit" << i << ".forward(x)\n";
+    if (i != tap_units[next_tap]) continue;
+    src << "    out.append(" << (tap_ranks[next_tap] == 4 ? pooling_expression(pooling) : "x") << ")\n";
+    ++next_tap;
+  }
+  src << "    return out\n";
+  taps.define(src.str());
+  taps.eval();
+  if (optimize) {
+    taps = torch::jit::freeze(taps);
+    taps = torch::jit::optimize_for_inference(taps);
+  }
+  return taps;
+}
+
+// A network for the core: `full` classifies (when `has_classifier`), `taps` is a tap_extractor.
+// `channels_last`: batches enter the extractor in channels-last layout (NHWC), which some
+// oneDNN convolutions run faster; the features are the same.
+class TrunkNetwork : public Network {
+ public:
+  TrunkNetwork(torch::jit::Module full, torch::jit::Module taps, bool has_classifier = true, bool channels_last = false)
+      : full_(std::move(full)), taps_(std::move(taps)), has_classifier_(has_classifier), channels_last_(channels_last) {}
+  std::vector<at::Tensor> extract(const at::Tensor& images) override {
+    c10::InferenceMode guard;
+    auto out = taps_.forward({channels_last_ ? images.contiguous(at::MemoryFormat::ChannelsLast) : images}).toTensorList();
+    std::vector<at::Tensor> features;
+    features.reserve(out.size());
+    for (const at::Tensor& t : out) features.push_back(t.to(torch::kFloat32).contiguous());
+    return features;
+  }
+  at::Tensor classify(const at::Tensor& images) override {
+    if (!has_classifier_) return {};
+    c10::InferenceMode guard;
+    return full_.forward({images}).toTensor();
+  }
+
+ private:
+  torch::jit::Module full_;
+  torch::jit::Module taps_;
+  bool has_classifier_;
+  bool channels_last_;
+};
+
+// A content hash (64-bit FNV-1a, hex) of a weights file: part of the feature cache's key.
+inline std::string file_fingerprint(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::uint64_t h = 1469598103934665603ULL;
+  char buffer[1 << 16];
+  while (in.read(buffer, sizeof buffer) || in.gcount() > 0) {
+    for (std::streamsize i = 0; i < in.gcount(); ++i) {
+      h ^= static_cast<unsigned char>(buffer[i]);
+      h *= 1099511628211ULL;
+    }
+  }
+  std::ostringstream out;
+  out << std::hex << h;
+  return out.str();
+}
+
+// Multiply-accumulates per image of one unit on `x` (a batch of one image), counted on the
+// unit's frozen graph: every convolution and linear layer contributes
+//   output elements x (weight elements / output channels),
+// i.e. C_out H_out W_out (C_in / groups) k_h k_w for a convolution and out x in for a linear
+// layer, with the output sizes taken from running the graph. Other operations (norms,
+// activations, pooling, additions) are not counted, as in the published GMAC figures. Returns
+// -1 when a weight is not a constant of the frozen graph (then the count would be a guess).
+inline std::int64_t count_macs(const torch::jit::Module& unit, const at::Tensor& x) {
+  torch::jit::Module frozen = torch::jit::freeze(unit, c10::nullopt, /*optimize_numerics=*/false);
+  auto graph = frozen.get_method("forward").graph()->copy();
+  std::vector<torch::jit::Node*> layers;
+  bool nested = false;
+  for (torch::jit::Node* node : graph->nodes()) {  // top-level nodes; sub-blocks checked below
+    for (torch::jit::Block* block : node->blocks())
+      for (torch::jit::Node* inner : block->nodes()) {
+        const auto kind = inner->kind();
+        if (kind == c10::aten::conv2d || kind == c10::aten::_convolution || kind == c10::aten::linear) nested = true;
+      }
+    const auto kind = node->kind();
+    if (kind == c10::aten::conv2d || kind == c10::aten::_convolution || kind == c10::aten::conv1d ||
+        kind == c10::aten::conv3d || kind == c10::aten::linear)
+      layers.push_back(node);
+  }
+  if (nested) return -1;
+  if (layers.empty()) return 0;
+  std::vector<at::Tensor> weights;
+  std::vector<torch::jit::Value*> outputs;
+  for (torch::jit::Node* node : layers) {
+    const auto weight = torch::jit::toIValue(node->input(1));
+    if (!weight || !weight->isTensor()) return -1;
+    weights.push_back(weight->toTensor());
+    outputs.push_back(node->output());
+  }
+  // Return the layers' outputs instead of the unit's, then run the graph once.
+  graph->setInsertPoint(graph->return_node());
+  torch::jit::Node* list = graph->insertNode(graph->createList(c10::TensorType::get(), outputs));
+  while (graph->outputs().size() > 0) graph->eraseOutput(0);
+  graph->registerOutput(list->output());
+  torch::jit::GraphFunction function("kgain_count_macs", graph, nullptr);
+  std::vector<c10::IValue> stack{frozen._ivalue(), x};
+  {
+    c10::InferenceMode guard;
+    function.run(stack);
+  }
+  const auto results = stack.back().toTensorList();
+  std::int64_t macs = 0;
+  for (std::size_t i = 0; i < weights.size(); ++i) {
+    const at::Tensor out = results.get(i);
+    macs += (out.numel() / out.size(0)) * (weights[i].numel() / weights[i].size(0));
+  }
+  return macs;
+}
+
+// Shapes, parameters and multiply-accumulates at every tap for a square input of `input_size`:
+// the units are run one after another on a zero image. Units partition the trunk, so the
+// parameters up to a tap are the sum over the units up to it.
+// `unit_names` name the units in messages; `what` names the network.
+inline std::vector<TapInfo> inspect_units(const std::vector<torch::jit::Module>& units, const std::vector<std::string>& unit_names,
+                                          const std::vector<std::string>& tap_names, const std::vector<std::size_t>& tap_units,
+                                          std::int64_t input_size, const std::string& what) {
+  at::Tensor x = torch::zeros({1, 3, input_size, input_size});
+  std::vector<TapInfo> out;
+  std::int64_t parameters = 0, macs = 0;
+  std::size_t next_tap = 0;
+  for (std::size_t i = 0; i <= tap_units.back(); ++i) {
+    torch::jit::Module unit = units[i];
+    unit.eval();
+    for (const auto& p : unit.parameters()) parameters += p.numel();
+    try {
+      const std::int64_t unit_macs = count_macs(unit, x);
+      macs = (macs < 0 || unit_macs < 0) ? -1 : macs + unit_macs;
+      c10::InferenceMode guard;
+      x = unit.forward({x}).toTensor();
+    } catch (const std::exception& e) {
+      std::string reason = e.what();
+      if (const auto* c10_error = dynamic_cast<const c10::Error*>(&e)) reason = c10_error->what_without_backtrace();
+      throw std::runtime_error(what + ": running " + unit_names[i] + " on the output of the modules before it (" +
+                               std::to_string(input_size) + " px input) failed; is it a tap point that runs in sequence? " + reason);
+    }
+    if (i != tap_units[next_tap]) continue;
+    TapInfo info;
+    info.name = tap_names[next_tap];
+    info.shape.assign(x.sizes().begin() + 1, x.sizes().end());
+    info.feature_dim = x.size(1);
+    info.parameters = parameters;
+    info.macs = macs;
+    out.push_back(info);
+    ++next_tap;
+  }
+  return out;
+}
+
+// How a random variant's weights are drawn. Every rule is deterministic given the generator.
+enum class InitRule {
+  kaiming_normal_fan_out,  // N(0, 2 / fan_out): conv weights in ResNet, VGG, MobileNet
+  kaiming_normal_fan_in,   // N(0, 2 / fan_in): conv weights in DenseNet
+  kaiming_uniform_linear,  // U(+-1/sqrt(fan_in)): nn.Linear's and nn.Conv2d's own default (a = sqrt(5))
+  normal_001,              // N(0, 0.01): linear weights in VGG and MobileNetV2
+  ones,
+  zeros,
+  uniform_fan_in_bias,     // U(+-1/sqrt(fan_in)) of the layer's weight: nn.Linear's default bias
+};
+
+inline std::int64_t fan_in(const at::Tensor& weight) { return weight.dim() < 2 ? 1 : weight.numel() / weight.size(0); }
+inline std::int64_t fan_out(const at::Tensor& weight) { return weight.dim() < 2 ? 1 : weight.numel() / weight.size(1); }
+
+// Draws `tensor` by `rule`; `weight` is the layer's weight (for a bias's fan-in).
+inline void draw(at::Tensor tensor, InitRule rule, const at::Tensor& weight, at::Generator& generator) {
+  torch::NoGradGuard no_grad;
+  switch (rule) {
+    case InitRule::kaiming_normal_fan_out: tensor.normal_(0.0, std::sqrt(2.0 / fan_out(weight)), generator); break;
+    case InitRule::kaiming_normal_fan_in: tensor.normal_(0.0, std::sqrt(2.0 / fan_in(weight)), generator); break;
+    case InitRule::kaiming_uniform_linear:
+    case InitRule::uniform_fan_in_bias: {
+      const double bound = 1.0 / std::sqrt(static_cast<double>(fan_in(weight)));
+      tensor.uniform_(-bound, bound, generator);
+      break;
+    }
+    case InitRule::normal_001: tensor.normal_(0.0, 0.01, generator); break;
+    case InitRule::ones: tensor.fill_(1.0); break;
+    case InitRule::zeros: tensor.zero_(); break;
+  }
+}
+
+// Batch-norm buffers of a fresh network: running mean 0, variance 1, no batches seen.
+inline void reset_batch_norm_buffers(torch::jit::Module& module) {
+  torch::NoGradGuard no_grad;
+  for (const auto& b : module.named_buffers(/*recurse=*/true)) {
+    const std::string leaf = b.name.substr(b.name.rfind('.') + 1);
+    if (leaf == "running_mean" || leaf == "num_batches_tracked") b.value.zero_();
+    else if (leaf == "running_var") b.value.fill_(1.0);
+  }
+}
+
+// The architecture-agnostic rule (`init = "kaiming_fan_out"` / `"kaiming_fan_in"`): every weight
+// with 2+ dimensions Kaiming normal, other weights (norm layers) 1, biases and other 1-d
+// parameters 0; batch-norm buffers reset. Parameters are drawn in named_parameters() order
+// from one generator seeded with `seed`.
+inline void reinitialise_generic(torch::jit::Module& module, std::uint64_t seed, bool use_fan_out) {
+  auto generator = at::detail::createCPUGenerator(seed);
+  for (const auto& p : module.named_parameters(/*recurse=*/true)) {
+    const std::string leaf = p.name.substr(p.name.rfind('.') + 1);
+    if (p.value.dim() >= 2)
+      draw(p.value, use_fan_out ? InitRule::kaiming_normal_fan_out : InitRule::kaiming_normal_fan_in, p.value, generator);
+    else
+      draw(p.value, leaf == "weight" ? InitRule::ones : InitRule::zeros, p.value, generator);
+  }
+  reset_batch_norm_buffers(module);
+}
+
+}  // namespace kgain::trunk
