@@ -44,7 +44,7 @@ TEST_CASE("A small PCam sweep writes one row per tap and variant, and a rerun re
   REQUIRE(gain.size() == 1 + 14 * 3);
   CHECK(gain[0] ==
         "dataset,backbone,probe,tap_index,tap,metric,pretrained,pretrained_low,pretrained_high,random_mean,random_sd,random_seeds,"
-        "gain,gain_low,gain_high,p_value,relative_gain,sweet_spot,max_gain,parameters,feature_dim");
+        "gain,gain_low,gain_high,p_value,relative_gain,sweet_spot,max_gain,parameters,macs,feature_dim");
   const auto results = lines(slurp(options.out_dir + "/results.csv"));
   REQUIRE(results.size() == 1 + 3 * 14 * 1 * 3);
   std::set<std::pair<std::string, std::string>> variant_tap;

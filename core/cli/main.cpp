@@ -28,7 +28,7 @@ const char* usage =
     "commands:\n"
     "  run CONFIG        run the study a config describes; writes a run directory\n"
     "  list              list the plugins found, with kind, name, version and library\n"
-    "  inspect TARGET    show a backbone's taps: output shape, feature size, parameters\n"
+    "  inspect TARGET    show a backbone's taps: output shape, feature size, parameters, MACs\n"
     "                    (TARGET: a config file, or a TorchScript file)\n"
     "  data TARGET       describe a dataset as kgain sees it: classes, groups, split, bad files\n"
     "                    (TARGET: a config file, or a folder with manifest.csv or class subfolders)\n"
@@ -153,7 +153,7 @@ int command_data(const std::vector<std::string>& args) {
   const auto classes = dataset->class_names();
   const SplitPlan plan = make_splits(samples, static_cast<int>(classes.size()), strategy, folds, seed);
   std::printf("%s", describe_dataset(dataset->description() + " (plugin " + section.plugin + ")", classes, samples, plan,
-                                     !vm["no-images"].as<bool>()).c_str());
+                                     !vm["no-images"].as<bool>(), dataset.get()).c_str());
   return 0;
 }
 
@@ -191,13 +191,17 @@ int command_inspect(const std::vector<std::string>& args) {
   visible.add_options()("help,h", "describe the options")("input-size,s", po::value<std::int64_t>(),
                                                          "input side in pixels (default: the config's, else the native size)")(
       "container", po::value<std::string>()->default_value("features"), "for a TorchScript file: the container whose children are taps")(
+      "weights", po::value<std::string>(), "for an architecture name: a state dict file (torch.save)")(
+      "padding", po::value<std::string>(), "for a MobileNet architecture: torch or tf_same")(
+      "width", po::value<double>(), "for mobilenet_v1: the width multiplier")(
       "plugin-dir,p", po::value<std::vector<std::string>>()->composing(), "also search this folder (repeatable)");
   po::options_description hidden;
-  hidden.add_options()("target", po::value<std::string>()->required(), "config or TorchScript file");
+  hidden.add_options()("target", po::value<std::string>()->required(), "config, TorchScript file or architecture name");
   po::positional_options_description positional;
   positional.add("target", 1);
   po::variables_map vm;
-  if (!parse(args, visible, hidden, positional, vm, "usage: kgain inspect CONFIG|MODEL.ts.pt [options]")) return 0;
+  if (!parse(args, visible, hidden, positional, vm, "usage: kgain inspect CONFIG|MODEL.ts.pt|ARCHITECTURE [options]\n"
+                   "  ARCHITECTURE: a native backbone such as resnet50 (kgain list shows the plugin)")) return 0;
   const std::string target = vm["target"].as<std::string>();
 
   std::vector<std::string> dirs;
@@ -209,11 +213,18 @@ int command_inspect(const std::vector<std::string>& args) {
     section = config.backbone;
     input_size = config.input_size;
     dirs.insert(dirs.end(), config.plugin_paths.begin(), config.plugin_paths.end());
-  } else {
+  } else if (std::filesystem::exists(target)) {
     section.plugin = "torchscript";
     section.options = Options("backbone", "");
     section.options.set("file", target, "command line");
     section.options.set("container", vm["container"].as<std::string>(), "--container");
+  } else {  // an architecture of the native backbone
+    section.plugin = "native";
+    section.options = Options("backbone", "");
+    section.options.set("architecture", target, "command line");
+    if (vm.count("weights")) section.options.set("weights", vm["weights"].as<std::string>(), "--weights");
+    if (vm.count("padding")) section.options.set("padding", vm["padding"].as<std::string>(), "--padding");
+    if (vm.count("width")) section.options.set("width", vm["width"].as<double>(), "--width");
   }
   const Registry registry = load_registry(dirs);
   auto backbone = registry.create<Backbone>(PluginKind::backbone, section.plugin, section.options);
@@ -224,13 +235,16 @@ int command_inspect(const std::vector<std::string>& args) {
   const auto taps = backbone->inspect(input_size);
   std::printf("%s\ninput %lld x %lld px, %zu taps\n\n", backbone->description().c_str(), static_cast<long long>(input_size),
               static_cast<long long>(input_size), taps.size());
-  std::printf("%-4s %-24s %-18s %10s %14s\n", "#", "tap", "output shape", "features", "parameters");
+  std::printf("%-4s %-24s %-18s %10s %14s %16s\n", "#", "tap", "output shape", "features", "parameters", "MACs");
   for (std::size_t i = 0; i < taps.size(); ++i) {
     std::string shape;
     for (auto d : taps[i].shape) shape += (shape.empty() ? "" : "x") + std::to_string(d);
-    std::printf("%-4zu %-24s %-18s %10lld %14lld\n", i, taps[i].name.c_str(), shape.c_str(), static_cast<long long>(taps[i].feature_dim),
-                static_cast<long long>(taps[i].parameters));
+    const std::string macs = taps[i].macs < 0 ? "unknown" : std::to_string(taps[i].macs);
+    std::printf("%-4zu %-24s %-18s %10lld %14lld %16s\n", i, taps[i].name.c_str(), shape.c_str(),
+                static_cast<long long>(taps[i].feature_dim), static_cast<long long>(taps[i].parameters), macs.c_str());
   }
+  std::printf("\nparameters and MACs (multiply-accumulates of convolutions and linear layers, per image) count the\n"
+              "network up to and including each tap.\n");
   return 0;
 }
 

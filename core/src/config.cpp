@@ -271,6 +271,7 @@ Config parse_config(const std::string& text, const std::string& path) {
     c.base_dir = r.string("config_dir", c.base_dir);
     c.threads = static_cast<int>(r.integer("threads", 0, 0, 1024));
     c.batch_size = r.integer("batch_size", 32, 1, 4096);
+    c.decode_threads = static_cast<int>(r.integer("decode_threads", 0, 0, 256));
     c.plugin_paths = r.strings("plugin_paths", {});
     for (auto& p : c.plugin_paths)
       if (!p.empty() && p.front() != '/') p = c.base_dir + "/" + p;
@@ -299,6 +300,15 @@ Config parse_config(const std::string& text, const std::string& path) {
     c.resize = r.string("resize", "shorter_side_crop", {"shorter_side_crop", "stretch", "pad"});
     const std::string pooling = r.string("pooling", "avg", {"avg", "max", "avgmax"});
     c.pooling = pooling == "avg" ? Pooling::avg : pooling == "max" ? Pooling::max : Pooling::avgmax;
+    c.stain_normalization = r.string("stain_normalization", "none", {"none", "reinhard", "macenko"});
+    c.stain_reference = r.string("stain_reference", "");
+    if (!c.stain_reference.empty() && c.stain_reference.front() != '/') c.stain_reference = c.base_dir + "/" + c.stain_reference;
+    if (c.stain_normalization != "none" && c.stain_reference.empty())
+      throw ConfigError(where(path, t ? t->source() : toml::source_region{}) + ": [features] stain_normalization = \"" + c.stain_normalization +
+                        "\" needs stain_reference = \"path/to/reference-tile.png\" (a well-stained tile from the target lab)");
+    if (!c.stain_reference.empty() && !std::filesystem::is_regular_file(c.stain_reference))
+      throw ConfigError(where(path, t->get("stain_reference")->source()) + ": [features] stain_reference: the file '" +
+                        c.stain_reference + "' does not exist");
     r.check_unknown();
   }
   {
@@ -311,6 +321,8 @@ Config parse_config(const std::string& text, const std::string& path) {
     std::set<std::uint64_t> unique(c.random_seeds.begin(), c.random_seeds.end());
     if (unique.size() != c.random_seeds.size())
       throw ConfigError(where(path, t->get("random_seeds")->source()) + ": [variants] random_seeds: a seed is listed twice");
+    c.recalibrate_batch_norm = r.boolean("recalibrate_batch_norm", false);
+    c.calibration_images = r.integer("calibration_images", 256, 1, 100000);
     r.check_unknown();
   }
   {
@@ -392,11 +404,16 @@ Config parse_config(const std::string& text, const std::string& path) {
   for (const auto& p : c.plugin_paths) plugin_paths.push_back(p);
   for (auto s : c.random_seeds) seeds.push_back(static_cast<std::int64_t>(s));
   resolved.insert("run", toml::table{{"name", c.name}, {"config_dir", c.base_dir}, {"threads", c.threads}, {"batch_size", c.batch_size},
+                                     {"decode_threads", c.decode_threads},
                                      {"plugin_paths", plugin_paths}});
   resolved.insert("dataset", options_table(c.dataset));
   resolved.insert("backbone", options_table(c.backbone));
-  resolved.insert("features", toml::table{{"input_size", c.input_size}, {"resize", c.resize}, {"pooling", to_string(c.pooling)}});
-  resolved.insert("variants", toml::table{{"random_seeds", seeds}});
+  toml::table features{{"input_size", c.input_size}, {"resize", c.resize}, {"pooling", to_string(c.pooling)},
+                       {"stain_normalization", c.stain_normalization}};
+  if (!c.stain_reference.empty()) features.insert("stain_reference", c.stain_reference);
+  resolved.insert("features", features);
+  resolved.insert("variants", toml::table{{"random_seeds", seeds}, {"recalibrate_batch_norm", c.recalibrate_batch_norm},
+                                          {"calibration_images", c.calibration_images}});
   resolved.insert("splits", toml::table{{"strategy", c.split_strategy}, {"folds", c.folds}, {"seed", static_cast<std::int64_t>(c.split_seed)}, {"repeats", c.split_repeats}});
   if (c.probes.size() == 1) {
     resolved.insert("probe", options_table(c.probes.front()));

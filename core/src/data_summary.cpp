@@ -13,7 +13,7 @@
 namespace kgain::core {
 
 std::string describe_dataset(const std::string& description, const std::vector<std::string>& classes, const std::vector<Sample>& samples,
-                             const SplitPlan& plan, bool check_images) {
+                             const SplitPlan& plan, bool check_images, const Dataset* pixel_source) {
   std::ostringstream out;
   std::vector<std::string> warnings;
   out << description << "\n" << samples.size() << " images, " << classes.size() << " classes\n\n";
@@ -84,12 +84,10 @@ std::string describe_dataset(const std::string& description, const std::vector<s
   if (check_images) {
     std::map<std::pair<int, int>, std::int64_t> sizes;
     std::vector<std::string> bad;
-    std::vector<float> buffer(3 * 8 * 8);
     for (const auto& s : samples) {
       try {
-        load_image(s.path, {8, "stretch"}, buffer.data());  // the same checks as a run
-        const cv::Mat m = cv::imread(s.path, cv::IMREAD_UNCHANGED);
-        sizes[{m.cols, m.rows}] += 1;
+        const RgbImage image = read_rgb(s, pixel_source);  // the same checks as a run
+        sizes[{image.width, image.height}] += 1;
       } catch (const ImageError& e) {
         bad.push_back(e.what());
       }

@@ -2,8 +2,11 @@
 
 #include "kgain/core/progress.hpp"
 
+#include <algorithm>
 #include <chrono>
+#include <exception>
 #include <future>
+#include <thread>
 #include <limits>
 #include <map>
 #include <memory>
@@ -19,19 +22,41 @@ struct DecodedChunk {
   std::vector<std::pair<std::int64_t, std::string>> bad;  // sample index, reason
 };
 
-DecodedChunk decode_chunk(const std::vector<Sample>& samples, std::int64_t begin, std::int64_t end, const Preprocessing& prep, bool skip_bad) {
+// Decodes images [begin, end) with `threads` workers (image i goes to worker i mod threads).
+// Each image is decoded by the same code whatever the worker, so the batch is identical for
+// any number of threads; only one chunk is ever decoded ahead, so memory is bounded by the
+// chunk size, not the dataset.
+DecodedChunk decode_chunk(const std::vector<Sample>& samples, std::int64_t begin, std::int64_t end, const Preprocessing& prep, bool skip_bad,
+                          int threads) {
   DecodedChunk out{at::zeros({end - begin, 3, prep.size, prep.size}, at::kFloat), {}};
   float* data = out.images.data_ptr<float>();
   const std::int64_t stride = 3 * prep.size * prep.size;
-  for (std::int64_t i = begin; i < end; ++i) {
+  threads = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(threads, end - begin)));
+  std::vector<std::vector<std::pair<std::int64_t, std::string>>> bad(threads);
+  std::vector<std::exception_ptr> errors(threads);
+  const auto work = [&](int worker) {
     try {
-      load_image(samples[i].path, prep, data + (i - begin) * stride);
-    } catch (const ImageError& e) {
-      if (!skip_bad) throw;
-      out.bad.emplace_back(i, e.what());
-      std::fill(data + (i - begin) * stride, data + (i - begin + 1) * stride, 0.0f);
+      for (std::int64_t i = begin + worker; i < end; i += threads) {
+        try {
+          load_sample(samples[i], prep, data + (i - begin) * stride);
+        } catch (const ImageError& e) {
+          if (!skip_bad) throw;
+          bad[worker].emplace_back(i, e.what());
+          std::fill(data + (i - begin) * stride, data + (i - begin + 1) * stride, 0.0f);
+        }
+      }
+    } catch (...) {
+      errors[worker] = std::current_exception();
     }
-  }
+  };
+  std::vector<std::thread> pool;
+  for (int w = 1; w < threads; ++w) pool.emplace_back(work, w);
+  work(0);
+  for (auto& t : pool) t.join();
+  for (const auto& e : errors)
+    if (e) std::rethrow_exception(e);
+  for (const auto& b : bad) out.bad.insert(out.bad.end(), b.begin(), b.end());
+  std::sort(out.bad.begin(), out.bad.end());
   return out;
 }
 
@@ -40,7 +65,7 @@ DecodedChunk decode_chunk(const std::vector<Sample>& samples, std::int64_t begin
 std::vector<std::vector<at::Tensor>> extract_features(Backbone& backbone, const std::vector<Variant>& variants, Pooling pooling,
                                                       const std::vector<Sample>& samples, const Preprocessing& prep,
                                                       std::int64_t batch_size, const FeatureCache& cache, ExtractionStats& stats,
-                                                      bool skip_bad_images) {
+                                                      bool skip_bad_images, int decode_threads) {
   const auto start = std::chrono::steady_clock::now();
   const std::int64_t n = static_cast<std::int64_t>(samples.size());
   const std::int64_t chunks = (n + chunk_images - 1) / chunk_images;
@@ -70,7 +95,7 @@ std::vector<std::vector<at::Tensor>> extract_features(Backbone& backbone, const 
   Progress progress("features", "images", pending);
   std::future<DecodedChunk> next;
   if (!todo.empty()) next = std::async(std::launch::async, decode_chunk, std::cref(samples), chunk_range(todo[0]).first,
-                                       chunk_range(todo[0]).second, std::cref(prep), skip_bad_images);
+                                       chunk_range(todo[0]).second, std::cref(prep), skip_bad_images, decode_threads);
   for (std::size_t k = 0; k < todo.size(); ++k) {
     const std::int64_t c = todo[k];
     const auto [b, e] = chunk_range(c);
@@ -83,7 +108,7 @@ std::vector<std::vector<at::Tensor>> extract_features(Backbone& backbone, const 
     }
     if (k + 1 < todo.size())
       next = std::async(std::launch::async, decode_chunk, std::cref(samples), chunk_range(todo[k + 1]).first,
-                        chunk_range(todo[k + 1]).second, std::cref(prep), skip_bad_images);
+                        chunk_range(todo[k + 1]).second, std::cref(prep), skip_bad_images, decode_threads);
     for (std::size_t v = 0; v < variants.size(); ++v) {
       if (!parts[v][c].empty()) continue;
       auto& net = networks[v];
@@ -130,6 +155,23 @@ std::vector<std::vector<at::Tensor>> extract_features(Backbone& backbone, const 
   return features;
 }
 
+at::Tensor decode_calibration_images(const std::vector<Sample>& samples, const std::vector<std::int64_t>& indices,
+                                     const Preprocessing& prep, bool skip_bad_images) {
+  std::vector<at::Tensor> images;
+  for (auto i : indices) {
+    at::Tensor image = at::empty({3, prep.size, prep.size}, at::kFloat);
+    try {
+      load_sample(samples[i], prep, image.data_ptr<float>());
+    } catch (const ImageError&) {
+      if (!skip_bad_images) throw;
+      continue;
+    }
+    images.push_back(image);
+  }
+  if (images.empty()) throw std::runtime_error("no calibration image could be decoded");
+  return at::stack(images);
+}
+
 at::Tensor extract_source_predictions(Backbone& backbone, const std::vector<Sample>& samples, const Preprocessing& prep,
                                       std::int64_t batch_size, const FeatureCache& cache, bool skip_bad_images) {
   const std::int64_t n = static_cast<std::int64_t>(samples.size());
@@ -144,7 +186,7 @@ at::Tensor extract_source_predictions(Backbone& backbone, const std::vector<Samp
       continue;
     }
     if (!net) net = backbone.instantiate(Variant{Variant::Kind::pretrained, 0}, Pooling::avg);
-    const DecodedChunk decoded = decode_chunk(samples, b, e, prep, skip_bad_images);
+    const DecodedChunk decoded = decode_chunk(samples, b, e, prep, skip_bad_images, 1);
     std::vector<at::Tensor> pieces;
     for (std::int64_t i = 0; i < e - b; i += batch_size) {
       const at::Tensor logits = net->classify(decoded.images.slice(0, i, std::min(e - b, i + batch_size)));

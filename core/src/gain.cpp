@@ -44,6 +44,7 @@ std::vector<GainRow> compute_gain(const Evaluation& evaluation, const std::vecto
       g.tap = taps[t].name;
       g.metric = metrics[m].name;
       g.parameters = taps[t].parameters;
+      g.macs = taps[t].macs;
       g.feature_dim = taps[t].feature_dim * feature_multiplier;
       for (const auto& p : pre) g.pretrained += metric.score(p) / static_cast<double>(pre.size());
       for (double s : random_scores) g.random_mean += s / static_cast<double>(random_scores.size());

@@ -10,7 +10,10 @@
 
 namespace kgain::core {
 
-void load_image(const std::string& path, const Preprocessing& prep, float* out) {
+namespace {
+
+// Decodes an image file as BGR, refusing missing, empty and truncated files.
+cv::Mat decode_file(const std::string& path) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) throw ImageError(path + ": the image file does not exist");
   if (std::filesystem::file_size(path, ec) == 0) throw ImageError(path + ": the image file is empty (0 bytes)");
@@ -37,7 +40,11 @@ void load_image(const std::string& path, const Preprocessing& prep, float* out) 
     throw ImageError(path + ": cannot decode the image (" + e.what() + ")");
   }
   if (bgr.empty()) throw ImageError(path + ": cannot decode the image (not an image, truncated, or an unsupported format)");
+  return bgr;
+}
 
+// Resizes, normalizes the stain, scales and normalizes into `out` (CHW floats).
+void preprocess(const cv::Mat& bgr, const Preprocessing& prep, float* out) {
   const int size = static_cast<int>(prep.size);
   cv::Mat resized;
   if (prep.resize == "pad") {
@@ -61,6 +68,10 @@ void load_image(const std::string& path, const Preprocessing& prep, float* out) 
     else cv::resize(bgr, scaled, cv::Size(w, h), 0, 0, scale < 1.0 ? cv::INTER_AREA : cv::INTER_LINEAR);
     resized = scaled(cv::Rect((w - size) / 2, (h - size) / 2, size, size));
   }
+  if (prep.stain) {
+    resized = resized.clone();  // continuous, and never the caller's pixels
+    normalize_stain(resized.data, resized.rows, resized.cols, *prep.stain);
+  }
   const std::size_t plane = static_cast<std::size_t>(size) * size;
   for (int y = 0; y < size; ++y) {
     const auto* row = resized.ptr<cv::Vec3b>(y);
@@ -70,6 +81,47 @@ void load_image(const std::string& path, const Preprocessing& prep, float* out) 
         out[c * plane + at] = (row[x][2 - c] / 255.0f - imagenet_mean[c]) / imagenet_std[c];
     }
   }
+}
+
+cv::Mat from_rgb(const RgbImage& image, const std::string& path) {
+  if (image.height <= 0 || image.width <= 0 || image.pixels.size() != static_cast<std::size_t>(image.height) * image.width * 3)
+    throw ImageError(path + ": the dataset returned " + std::to_string(image.pixels.size()) + " bytes for a " +
+                     std::to_string(image.height) + "x" + std::to_string(image.width) + " RGB image");
+  cv::Mat rgb(image.height, image.width, CV_8UC3, const_cast<std::uint8_t*>(image.pixels.data())), bgr;
+  cv::cvtColor(rgb, bgr, cv::COLOR_RGB2BGR);
+  return bgr;
+}
+
+// The dataset's pixels when it keeps them, else the decoded file.
+cv::Mat read_bgr(const Sample& sample, const Dataset* pixel_source) {
+  if (pixel_source) {
+    RgbImage image;
+    bool kept = false;
+    try {
+      kept = pixel_source->read_pixels(sample, image);
+    } catch (const std::exception& e) {
+      throw ImageError(sample.path + ": " + e.what());
+    }
+    if (kept) return from_rgb(image, sample.path);
+  }
+  return decode_file(sample.path);
+}
+
+}  // namespace
+
+void load_image(const std::string& path, const Preprocessing& prep, float* out) { preprocess(decode_file(path), prep, out); }
+
+void load_sample(const Sample& sample, const Preprocessing& prep, float* out) { preprocess(read_bgr(sample, prep.pixel_source), prep, out); }
+
+RgbImage read_rgb(const Sample& sample, const Dataset* pixel_source) {
+  const cv::Mat bgr = read_bgr(sample, pixel_source);
+  cv::Mat rgb;
+  cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
+  RgbImage out;
+  out.height = rgb.rows;
+  out.width = rgb.cols;
+  out.pixels.assign(rgb.datastart, rgb.dataend);
+  return out;
 }
 
 }  // namespace kgain::core

@@ -69,7 +69,7 @@ th{background:#f5f5f5}td.l,th.l{text-align:left}tr.sweet td{background:#fff6e0}p
 std::string probe_section(const json& gain, const std::string& probe, const std::string& metric, double confidence) {
   const auto rows = rows_for(gain, probe, metric);
   if (rows.empty()) return "";
-  std::vector<double> x, pre, pre_lo, pre_hi, rnd, rnd_lo, rnd_hi, g, g_lo, g_hi, params;
+  std::vector<double> x, pre, pre_lo, pre_hi, rnd, rnd_lo, rnd_hi, g, g_lo, g_hi, params, macs;
   std::vector<std::string> names;
   // Marks with no finite y are not drawn: a table without a flagged tap gets no false mark.
   const double none = std::numeric_limits<double>::quiet_NaN();
@@ -88,6 +88,7 @@ std::string probe_section(const json& gain, const std::string& probe, const std:
     g_lo.push_back(num(r["gain_low"]));
     g_hi.push_back(num(r["gain_high"]));
     params.push_back(std::max(1.0, num(r["parameters"])));
+    macs.push_back(r.contains("macs") ? num(r["macs"]) : -1.0);
     if (r["sweet_spot"] == true) sweet = {t, pre.back(), "sweet spot: " + names.back(), "#d62728"};
     if (r["max_gain"] == true) most = {t, g.back(), "largest gain: " + names.back(), "#d62728"};
   }
@@ -114,14 +115,25 @@ std::string probe_section(const json& gain, const std::string& probe, const std:
   cost.add({"pretrained", palette[0], params, pre, {}, {}, false});
   cost.add({"random (mean)", palette[1], params, rnd, {}, {}, true});
   cost.mark({params[static_cast<std::size_t>(sweet.x)], sweet.y, sweet.label, sweet.color});
-  html << cost.render() << "</div>\n";
+  html << cost.render();
+  // Compute, when the backbone counts it (every tap > 0 MACs).
+  if (!macs.empty() && *std::min_element(macs.begin(), macs.end()) > 0) {
+    SvgChart compute("Score vs multiply-accumulates up to the tap", "MACs per image (log scale)", metric);
+    compute.log_x(true);
+    compute.add({"pretrained", palette[0], macs, pre, {}, {}, false});
+    compute.add({"random (mean)", palette[1], macs, rnd, {}, {}, true});
+    compute.mark({macs[static_cast<std::size_t>(sweet.x)], sweet.y, sweet.label, sweet.color});
+    html << compute.render();
+  }
+  html << "</div>\n";
 
-  html << "<table><tr><th class=\"l\">#</th><th class=\"l\">tap</th><th>parameters</th><th>pretrained</th><th>random mean</th>"
+  html << "<table><tr><th class=\"l\">#</th><th class=\"l\">tap</th><th>parameters</th><th>MACs</th><th>pretrained</th><th>random mean</th>"
           "<th>random sd</th><th>gain</th><th>interval</th><th>p</th><th>relative gain</th></tr>\n";
   for (const auto& r : rows)
     html << "<tr" << (r["sweet_spot"] == true ? " class=\"sweet\"" : "") << "><td class=\"l\">" << r["tap_index"].get<int>() << "</td><td class=\"l\">"
          << html_escape(r["tap"].get<std::string>()) << (r["sweet_spot"] == true ? " (sweet spot)" : "")
          << (r["max_gain"] == true ? " (largest gain)" : "") << "</td><td>" << r["parameters"].get<long long>() << "</td><td>"
+         << (r.contains("macs") && r["macs"].get<long long>() >= 0 ? std::to_string(r["macs"].get<long long>()) : "—") << "</td><td>"
          << fixed(num(r["pretrained"])) << "</td><td>" << fixed(num(r["random_mean"])) << "</td><td>" << fixed(num(r["random_sd"]))
          << "</td><td>" << fixed(num(r["gain"])) << "</td><td>[" << fixed(num(r["gain_low"])) << ", " << fixed(num(r["gain_high"]))
          << "]</td><td>" << fixed(num(r["p_value"]), 3) << "</td><td>" << fixed(num(r["relative_gain"])) << "</td></tr>\n";

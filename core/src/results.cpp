@@ -52,13 +52,13 @@ void write_results_csv(const std::string& path, const StudyLabels& labels, const
 void write_gain_csv(const std::string& path, const StudyLabels& labels, const std::vector<GainRow>& rows) {
   std::ostringstream out;
   out << "dataset,backbone,probe,tap_index,tap,metric,pretrained,pretrained_low,pretrained_high,random_mean,random_sd,random_seeds,"
-         "gain,gain_low,gain_high,p_value,relative_gain,sweet_spot,max_gain,parameters,feature_dim\n";
+         "gain,gain_low,gain_high,p_value,relative_gain,sweet_spot,max_gain,parameters,macs,feature_dim\n";
   for (const auto& g : rows)
     out << csv_field(labels.dataset) << ',' << csv_field(labels.backbone) << ',' << csv_field(g.probe) << ',' << g.tap_index << ','
         << csv_field(g.tap) << ',' << g.metric << ',' << number(g.pretrained) << ',' << number(g.pretrained_low) << ',' << number(g.pretrained_high) << ','
         << number(g.random_mean) << ',' << number(g.random_sd) << ',' << g.random_seeds << ',' << number(g.gain) << ','
         << number(g.gain_low) << ',' << number(g.gain_high) << ',' << number(g.p_value) << ',' << number(g.relative_gain) << ','
-        << (g.sweet_spot ? "true" : "false") << ',' << (g.max_gain ? "true" : "false") << ',' << g.parameters << ','
+        << (g.sweet_spot ? "true" : "false") << ',' << (g.max_gain ? "true" : "false") << ',' << g.parameters << ',' << g.macs << ','
         << g.feature_dim << '\n';
   write_file_atomically(path, out.str());
 }
@@ -79,7 +79,7 @@ void write_gain_json(const std::string& path, const StudyLabels& labels, const s
                            {"random_mean", value(g.random_mean)}, {"random_sd", value(g.random_sd)}, {"random_seeds", g.random_seeds},
                            {"gain", value(g.gain)}, {"gain_low", value(g.gain_low)}, {"gain_high", value(g.gain_high)},
                            {"p_value", value(g.p_value)}, {"relative_gain", value(g.relative_gain)}, {"sweet_spot", g.sweet_spot},
-                           {"max_gain", g.max_gain}, {"parameters", g.parameters}, {"feature_dim", g.feature_dim}});
+                           {"max_gain", g.max_gain}, {"parameters", g.parameters}, {"macs", g.macs}, {"feature_dim", g.feature_dim}});
     if (g.sweet_spot) doc["summary"][g.probe][g.metric]["sweet_spot"] = g.tap;
     if (g.max_gain) doc["summary"][g.probe][g.metric]["max_gain"] = g.tap;
   }
@@ -121,11 +121,11 @@ void write_splits_csv(const std::string& path, const std::vector<Sample>& sample
 
 void write_taps_csv(const std::string& path, const std::vector<TapInfo>& taps) {
   std::ostringstream out;
-  out << "tap_index,tap,shape,feature_dim,parameters\n";
+  out << "tap_index,tap,shape,feature_dim,parameters,macs\n";
   for (std::size_t t = 0; t < taps.size(); ++t) {
     std::string shape;
     for (auto d : taps[t].shape) shape += (shape.empty() ? "" : "x") + std::to_string(d);
-    out << t << ',' << csv_field(taps[t].name) << ',' << shape << ',' << taps[t].feature_dim << ',' << taps[t].parameters << '\n';
+    out << t << ',' << csv_field(taps[t].name) << ',' << shape << ',' << taps[t].feature_dim << ',' << taps[t].parameters << ',' << taps[t].macs << '\n';
   }
   write_file_atomically(path, out.str());
 }

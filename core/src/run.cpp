@@ -47,6 +47,18 @@ class RunLog {
   std::shared_ptr<spdlog::logger> previous_;
 };
 
+// 64-bit FNV-1a of a file's bytes (hex): part of the feature cache's key.
+std::string file_hash(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::uint64_t h = 1469598103934665603ULL;
+  char buffer[1 << 16];
+  while (in.read(buffer, sizeof buffer) || in.gcount() > 0)
+    for (std::streamsize i = 0; i < in.gcount(); ++i) h = (h ^ static_cast<unsigned char>(buffer[i])) * 1099511628211ULL;
+  std::ostringstream out;
+  out << std::hex << h;
+  return out.str();
+}
+
 std::string read_file(const std::string& path) {
   std::ifstream in(path);
   std::stringstream s;
@@ -146,24 +158,53 @@ RunSummary run_study(const Config& config, const RunOptions& options) {
   Preprocessing prep;
   prep.size = config.input_size > 0 ? config.input_size : backbone->native_input_size();
   prep.resize = config.resize;
+  prep.pixel_source = dataset.get();
+  if (config.stain_normalization != "none") {
+    prep.stain = std::make_shared<const StainReference>(make_stain_reference(config.stain_normalization, config.stain_reference));
+    spdlog::info("stain normalization: {} to {}", config.stain_normalization, config.stain_reference);
+  }
   const auto taps = backbone->inspect(prep.size);
   std::vector<std::string> tap_names;
   for (const auto& t : taps) tap_names.push_back(t.name);
   write_taps_csv(summary.run_dir + "/taps.csv", taps);
   spdlog::info("backbone: {} — {} taps at {} px", backbone->description(), taps.size(), prep.size);
 
-  // Features: the cache key is everything the numbers depend on.
-  std::vector<Variant> variants{Variant{Variant::Kind::pretrained, 0}};
+  // The variants: pretrained (when the backbone has weights) and one random per seed.
+  std::vector<Variant> variants;
+  if (backbone->has_pretrained_weights()) variants.push_back(Variant{Variant::Kind::pretrained, 0});
+  else spdlog::warn("the backbone has no pretrained weights: scoring random variants only, so there is no gain to measure");
   for (auto seed : config.random_seeds) variants.push_back(Variant{Variant::Kind::random, seed});
+  if (config.recalibrate_batch_norm) {
+    if (!backbone->can_recalibrate_batch_norm())
+      throw std::runtime_error(config.file + ": [variants] recalibrate_batch_norm = true, but backbone '" + config.backbone.plugin +
+                               "' cannot re-estimate batch-norm statistics; use the native backbone (plugin = \"native\") or remove the key");
+    // Training images only (the dataset's own train split, else every image: labels are not used,
+    // and one calibrated network serves every fold), drawn with the split seed.
+    std::vector<std::int64_t> pool;
+    for (std::size_t i = 0; i < samples.size(); ++i)
+      if (splits.strategy != "dataset" || samples[i].split == "train") pool.push_back(static_cast<std::int64_t>(i));
+    seeded_shuffle(pool, config.split_seed);
+    if (static_cast<std::int64_t>(pool.size()) > config.calibration_images) pool.resize(config.calibration_images);
+    std::sort(pool.begin(), pool.end());
+    const at::Tensor calibration = decode_calibration_images(samples, pool, prep, config.skip_bad_images);
+    for (auto& v : variants)
+      if (v.kind == Variant::Kind::random) v.batch_norm_calibration = calibration;
+    spdlog::info("random variants: batch-norm statistics re-estimated on {} training images", calibration.size(0));
+  }
+  // Features: the cache key is everything the numbers depend on.
   std::ostringstream key;
   key << "kgain feature cache v1\nbackbone " << backbone->fingerprint() << "\ntaps";
   for (const auto& t : tap_names) key << ' ' << t;
-  key << "\ninput_size " << prep.size << "\nresize " << prep.resize << "\npooling " << to_string(config.pooling) << "\nchunk "
-      << chunk_images << "\nimages " << samples.size() << '\n';
+  key << "\ninput_size " << prep.size << "\nresize " << prep.resize << "\nstain " << config.stain_normalization << ' '
+      << (config.stain_reference.empty() ? "-" : file_hash(config.stain_reference)) << "\npooling " << to_string(config.pooling) << "\nchunk "
+      << chunk_images << "\nbatch_norm_calibration "
+      << (config.recalibrate_batch_norm ? std::to_string(config.calibration_images) + " seed " + std::to_string(config.split_seed) : "none")
+      << "\nimages " << samples.size() << '\n';
   for (const auto& s : samples) key << s.path << '\n';
   const FeatureCache cache(summary.run_dir + "/cache", key.str());
   const auto features =
-      extract_features(*backbone, variants, config.pooling, samples, prep, config.batch_size, cache, summary.extraction, config.skip_bad_images);
+      extract_features(*backbone, variants, config.pooling, samples, prep, config.batch_size, cache, summary.extraction, config.skip_bad_images,
+                       config.decode_threads > 0 ? config.decode_threads : std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / 4));
   if (!summary.extraction.bad_images.empty()) {
     // Skipped images leave every fold; the rest of the fold is unchanged.
     std::set<std::int64_t> bad;
@@ -193,7 +234,8 @@ RunSummary run_study(const Config& config, const RunOptions& options) {
     const auto gain = compute_gain(evaluation, variants, taps, metrics, config.pooling == Pooling::avgmax ? 2 : 1, gain_settings);
     summary.gain.insert(summary.gain.end(), gain.begin(), gain.end());
   }
-  if (!feature_metrics.empty() || config.cka) {
+  const bool has_pretrained = backbone->has_pretrained_weights();  // the estimators score pretrained features
+  if (has_pretrained && (!feature_metrics.empty() || config.cka)) {
     summary.transferability =
         compute_transferability(features, variants, tap_names, labels, static_cast<std::int64_t>(classes.size()), feature_metrics, config.cka);
     // Which estimator orders the taps as the first probe does (first metric, pretrained scores)?
@@ -208,7 +250,7 @@ RunSummary run_study(const Config& config, const RunOptions& options) {
                    summary.rank_agreement.back().second, config.metrics.front().name);
     }
   }
-  if (config.source_transferability) {
+  if (has_pretrained && config.source_transferability) {
     const at::Tensor probs = extract_source_predictions(*backbone, samples, prep, config.batch_size, cache, config.skip_bad_images);
     if (!probs.defined()) {
       spdlog::warn("[transferability] source = true, but the backbone has no classifier head: LEEP and NCE are not computed");

@@ -19,7 +19,7 @@
 
 #include <cstdint>
 
-#define KGAIN_ABI_VERSION 2u  // 2: batch-norm calibration, random-only backbones
+#define KGAIN_ABI_VERSION 2u  // 2: batch-norm calibration, random-only backbones, Dataset::read_pixels
 
 namespace kgain {
 inline constexpr std::uint32_t abi_version = KGAIN_ABI_VERSION;

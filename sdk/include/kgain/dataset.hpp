@@ -6,6 +6,7 @@
 // are near-copies, and a split that puts one group on both sides inflates every score.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,13 @@ struct Sample {
   std::string split;  // "train", "valid" or "test" when the set has its own split; else empty
 };
 
+// An image as 8-bit RGB pixels, row-major: pixels[(y * width + x) * 3 + c].
+struct RgbImage {
+  int height = 0;
+  int width = 0;
+  std::vector<std::uint8_t> pixels;
+};
+
 class BOOST_SYMBOL_VISIBLE Dataset : public Plugin {
  public:
   // Class names in label order (label i is class_names()[i]).
@@ -28,6 +36,15 @@ class BOOST_SYMBOL_VISIBLE Dataset : public Plugin {
   virtual std::vector<Sample> samples() const = 0;
   // A short description for logs and reports ("manifest ../data/pcam-mini/manifest.csv").
   virtual std::string description() const = 0;
+  // For a set that keeps its images inside a container (PCam's HDF5 arrays) rather than as
+  // files: fills `out` with the pixels of `sample` and returns true. The default returns false:
+  // the core decodes `sample.path` as an image file. Called from several decoding threads at
+  // once; throw std::runtime_error (naming the sample) for an image that cannot be read.
+  virtual bool read_pixels(const Sample& sample, RgbImage& out) const {
+    (void)sample;
+    (void)out;
+    return false;
+  }
 };
 
 }  // namespace kgain

@@ -37,6 +37,7 @@ struct Config {
 
   // [run]
   int threads = 0;                        // 0: every core
+  int decode_threads = 0;                 // image decoding workers; 0: a quarter of the cores, at least 1
   std::int64_t batch_size = 32;
   std::vector<std::string> plugin_paths;  // searched before the default plugin directories
 
@@ -52,9 +53,15 @@ struct Config {
   std::int64_t input_size = 0;        // 0: the backbone's native size
   std::string resize = "shorter_side_crop";  // or "stretch"
   Pooling pooling = Pooling::avg;
+  std::string stain_normalization = "none";  // none | reinhard | macenko
+  std::string stain_reference;               // the reference image (resolved path)
 
   // [variants]
   std::vector<std::uint64_t> random_seeds{0, 1, 2};
+  // Random variants re-estimate their batch-norm statistics on `calibration_images` training
+  // images (labels unused) before extraction; needs a backbone that can (native).
+  bool recalibrate_batch_norm = false;
+  std::int64_t calibration_images = 256;
 
   // [splits]
   std::string split_strategy = "auto";  // auto | dataset | kfold | group_kfold

@@ -40,11 +40,18 @@ inline constexpr std::int64_t chunk_images = 256;
 std::vector<std::vector<at::Tensor>> extract_features(Backbone& backbone, const std::vector<Variant>& variants, Pooling pooling,
                                                       const std::vector<Sample>& samples, const Preprocessing& prep,
                                                       std::int64_t batch_size, const FeatureCache& cache, ExtractionStats& stats,
-                                                      bool skip_bad_images = false);
+                                                      bool skip_bad_images = false, int decode_threads = 1);
+
+// The images at `indices`, decoded into one normalized batch [n, 3, size, size]: the images a
+// random variant re-estimates its batch-norm statistics on. An undecodable image is an error,
+// or left out when `skip_bad_images`.
+at::Tensor decode_calibration_images(const std::vector<Sample>& samples, const std::vector<std::int64_t>& indices,
+                                     const Preprocessing& prep, bool skip_bad_images);
 
 // The pretrained network's own class probabilities (the softmax of its ImageNet head) for
 // every image, for LEEP and NCE; cached as the variant "source". An undefined tensor when the
 // backbone has no head. Rows of skipped images are NaN.
+
 at::Tensor extract_source_predictions(Backbone& backbone, const std::vector<Sample>& samples, const Preprocessing& prep,
                                       std::int64_t batch_size, const FeatureCache& cache, bool skip_bad_images);
 

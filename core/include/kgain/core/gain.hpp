@@ -40,6 +40,7 @@ struct GainRow {
   bool sweet_spot = false;
   bool max_gain = false;
   std::int64_t parameters = 0;
+  std::int64_t macs = -1;  // multiply-accumulates per image up to the tap; -1 when the backbone cannot count them
   std::int64_t feature_dim = 0;
 };
 

@@ -1,0 +1,68 @@
+// Backbone inference speed: images per second of the extraction module (all taps, pooled) for
+// the native MobileNetV2 and ResNet-18, as a plain TorchScript module, frozen and optimized for
+// inference, and optimized with channels-last input.
+//
+//   ./build/bench/kgain_bench_backbones [--threads 2] [--size 224] [--batch 32] [--batches 8]
+//
+// Random input and random weights (speed does not depend on the values). Run it on an otherwise
+// idle machine: two LibTorch processes at once share the cores and both slow down.
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include <ATen/ATen.h>
+
+#include <kgain/backbone.hpp>
+#include <kgain/core/registry.hpp>
+#include <kgain/core/run.hpp>
+
+using namespace kgain;
+
+namespace {
+
+std::int64_t arg(int argc, char** argv, const std::string& name, std::int64_t fallback) {
+  for (int i = 1; i + 1 < argc; ++i)
+    if (argv[i] == name) return std::atoll(argv[i + 1]);
+  return fallback;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int threads = static_cast<int>(arg(argc, argv, "--threads", 2));
+  const std::int64_t size = arg(argc, argv, "--size", 224), batch = arg(argc, argv, "--batch", 32),
+                     batches = arg(argc, argv, "--batches", 8);
+  core::set_threads(threads);
+  core::Registry registry;
+  registry.add_directory(KGAIN_PLUGIN_DIR);
+  std::printf("threads %d, input %lld px, batch %lld, %lld timed batches after 2 warm-up batches\n\n", threads,
+              static_cast<long long>(size), static_cast<long long>(batch), static_cast<long long>(batches));
+  std::printf("| backbone | module | images/s | speed-up |\n|---|---|---|---|\n");
+  const at::Tensor images = at::randn({batch, 3, size, size}, at::detail::createCPUGenerator(0));
+  for (const std::string architecture : {"mobilenet_v2", "resnet18"}) {
+    double plain_rate = 0;
+    struct Mode {
+      const char* name;
+      bool optimize, channels_last;
+    };
+    for (const Mode mode : {Mode{"plain TorchScript", false, false}, Mode{"frozen + optimize_for_inference", true, false},
+                            Mode{"optimized, channels-last input", true, true}}) {
+      Options options("backbone", "");
+      options.set("architecture", architecture);
+      options.set("optimize", mode.optimize);
+      options.set("channels_last", mode.channels_last);
+      auto backbone = registry.create<Backbone>(PluginKind::backbone, "native", options);
+      auto network = backbone->instantiate(Variant{Variant::Kind::random, 0}, Pooling::avg);
+      for (int i = 0; i < 2; ++i) network->extract(images);
+      const auto start = std::chrono::steady_clock::now();
+      for (std::int64_t i = 0; i < batches; ++i) network->extract(images);
+      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      const double rate = static_cast<double>(batch * batches) / seconds;
+      if (plain_rate == 0) plain_rate = rate;
+      std::printf("| %s | %s | %.1f | %.2fx |\n", architecture.c_str(), mode.name, rate, rate / plain_rate);
+      std::fflush(stdout);
+    }
+  }
+  return 0;
+}

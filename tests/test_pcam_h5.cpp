@@ -1,0 +1,157 @@
+// The pcam_h5 dataset on files written here in PatchCamelyon's exact layout (x: uint8
+// [N, 96, 96, 3], y: uint8 [N, 1, 1, 1], chunked and gzip-compressed, plus a meta CSV with the
+// slide), made from the JPEG patches of ../shared/data/pcam-mini.
+#include "test_support.hpp"
+
+#include <filesystem>
+#include <map>
+
+#include <hdf5.h>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include <kgain/core/data_summary.hpp>
+#include <kgain/core/image.hpp>
+#include <kgain/core/registry.hpp>
+#include <kgain/core/splits.hpp>
+
+using namespace kgain;
+using namespace kgain::core;
+using Catch::Matchers::Contains;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Patch {
+  std::string jpeg;
+  int label;
+};
+
+// The first `per_class` patches of each class of one pcam-mini split, from its manifest.
+std::vector<Patch> mini_split(const std::string& split, int per_class) {
+  std::vector<Patch> out;
+  std::map<int, int> taken;
+  const auto rows = test::lines(test::slurp(test::data_dir() + "/pcam-mini/manifest.csv"));
+  for (std::size_t i = 1; i < rows.size(); ++i) {
+    std::string row = rows[i];
+    if (!row.empty() && row.back() == '\r') row.pop_back();
+    const auto a = row.find(','), b = row.rfind(',');
+    const std::string path = row.substr(0, a), label = row.substr(a + 1, b - a - 1), s = row.substr(b + 1);
+    const int l = label == "1_tumor" ? 1 : 0;
+    if (s == split && taken[l]++ < per_class) out.push_back({test::data_dir() + "/pcam-mini/" + path, l});
+  }
+  return out;
+}
+
+void write_u8(const std::string& path, const char* name, const std::vector<hsize_t>& dims, const std::vector<std::uint8_t>& data,
+              bool chunked) {
+  const hid_t file = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  const hid_t space = H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr);
+  const hid_t properties = H5Pcreate(H5P_DATASET_CREATE);
+  if (chunked) {
+    std::vector<hsize_t> chunk = dims;
+    chunk[0] = 1;
+    H5Pset_chunk(properties, static_cast<int>(chunk.size()), chunk.data());
+    H5Pset_deflate(properties, 4);
+  }
+  const hid_t dataset = H5Dcreate2(file, name, H5T_STD_U8LE, space, H5P_DEFAULT, properties, H5P_DEFAULT);
+  REQUIRE(H5Dwrite(dataset, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, data.data()) >= 0);
+  H5Dclose(dataset);
+  H5Pclose(properties);
+  H5Sclose(space);
+  H5Fclose(file);
+}
+
+// Writes <dir>/camelyonpatch_level_2_split_<split>_{x,y}.h5 and _meta.csv; returns the patches.
+std::vector<Patch> write_split(const std::string& dir, const std::string& split, int per_class) {
+  const auto patches = mini_split(split, per_class);
+  REQUIRE(patches.size() == 2 * static_cast<std::size_t>(per_class));
+  std::vector<std::uint8_t> x, y;
+  for (const auto& p : patches) {
+    cv::Mat rgb;
+    cv::cvtColor(cv::imread(p.jpeg, cv::IMREAD_COLOR), rgb, cv::COLOR_BGR2RGB);
+    REQUIRE((rgb.rows == 96 && rgb.cols == 96));
+    x.insert(x.end(), rgb.datastart, rgb.dataend);
+    y.push_back(static_cast<std::uint8_t>(p.label));
+  }
+  const hsize_t n = patches.size();
+  const std::string stem = dir + "/camelyonpatch_level_2_split_" + split;
+  write_u8(stem + "_x.h5", "x", {n, 96, 96, 3}, x, true);
+  write_u8(stem + "_y.h5", "y", {n, 1, 1, 1}, y, false);
+  std::ofstream meta(stem + "_meta.csv");
+  meta << ",coord_y,coord_x,tumor_patch,center_tumor_patch,wsi\n";
+  for (hsize_t i = 0; i < n; ++i) meta << i << ",0,0,False,False," << split << "_slide_" << i % 7 << "\n";
+  return patches;
+}
+
+std::shared_ptr<Dataset> pcam_h5(const std::string& root) {
+  static Registry registry = [] {
+    Registry r;
+    r.add_directory(test::plugin_dir());
+    return r;
+  }();
+  Options options("dataset", "");
+  options.set("root", root);
+  return registry.create<Dataset>(PluginKind::dataset, "pcam_h5", options);
+}
+
+}  // namespace
+
+TEST_CASE("pcam_h5 reads PatchCamelyon's HDF5 layout: counts, labels, slides and exact pixels", "[datasets][pcam_h5]") {
+  const fs::path dir = fs::temp_directory_path() / ("kgain-pcam-h5-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const auto train = write_split(dir.string(), "train", 30);
+  const auto test = write_split(dir.string(), "test", 20);
+
+  auto dataset = pcam_h5(dir.string());
+  const auto samples = dataset->samples();
+  REQUIRE(samples.size() == train.size() + test.size());
+  std::map<std::string, std::map<int, int>> counts;
+  for (const auto& s : samples) counts[s.split][s.label] += 1;
+  CHECK(counts["train"][0] == 30);
+  CHECK(counts["train"][1] == 30);
+  CHECK(counts["test"][0] == 20);
+  CHECK(counts["test"][1] == 20);
+  CHECK(samples[0].group == "train_slide_0");
+  CHECK(samples[8].group == "train_slide_1");
+
+  // Every patch: the label of its row, and pixels identical to the JPEG it was made from, also
+  // after the core's preprocessing (so features from the HDF5 set equal those from the files).
+  const Preprocessing prep{96, "shorter_side_crop", nullptr, dataset.get()};
+  std::vector<float> a(3 * 96 * 96), b(3 * 96 * 96);
+  for (std::size_t i = 0; i < samples.size(); ++i) {
+    const Patch& p = i < train.size() ? train[i] : test[i - train.size()];
+    CAPTURE(i, samples[i].path);
+    CHECK(samples[i].label == p.label);
+    RgbImage image;
+    REQUIRE(dataset->read_pixels(samples[i], image));
+    cv::Mat rgb;
+    cv::cvtColor(cv::imread(p.jpeg, cv::IMREAD_COLOR), rgb, cv::COLOR_BGR2RGB);
+    CHECK(std::equal(image.pixels.begin(), image.pixels.end(), rgb.datastart));
+    if (i % 10 == 0) {
+      load_sample(samples[i], prep, a.data());
+      load_image(p.jpeg, prep, b.data());
+      CHECK(a == b);
+    }
+  }
+
+  // kgain data describes it through the plugin's pixels, with PCam's own split.
+  const auto plan = make_splits(samples, 2, "auto", 5, 0);
+  const std::string text = describe_dataset(dataset->description(), dataset->class_names(), samples, plan, true, dataset.get());
+  CHECK_THAT(text, Contains("96x96: 100") && Contains("unreadable files: 0"));
+
+  // Errors name the file and the fix.
+  fs::remove(dir / "camelyonpatch_level_2_split_test_y.h5");
+  {
+    Options options("dataset", "");
+    options.set("root", dir.string());
+    options.set("splits", Options::List{std::string("test")});
+    Registry registry;
+    registry.add_directory(test::plugin_dir());
+    REQUIRE_THROWS_WITH(registry.create<Dataset>(PluginKind::dataset, "pcam_h5", options),
+                        Contains("camelyonpatch_level_2_split_test_y.h5") && Contains("github.com/basveeling/pcam"));
+  }
+  std::ofstream(dir / "camelyonpatch_level_2_split_test_y.h5") << "not hdf5";
+  REQUIRE_THROWS_WITH(pcam_h5(dir.string()), Contains("camelyonpatch_level_2_split_test_y.h5: cannot open as an HDF5 file"));
+  fs::remove_all(dir);
+}
