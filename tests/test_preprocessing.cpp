@@ -1,4 +1,4 @@
-// Preprocessing beyond resizing: stain normalization (Macenko, Reinhard) on a real H&E tile
+// Preprocessing beyond resizing: stain normalization (Macenko, Reinhard) on a real H&E image
 // whose colours were changed by a known transform, and the decoding pool, whose output must
 // not depend on its number of threads.
 #include "test_support.hpp"
@@ -22,7 +22,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::string tile = test::data_dir() + "/lc25000-lung-mini/lung_scc/lungscc1.jpeg";
+// A BreakHis original (benign fibroadenoma, 100x): strong haematoxylin and eosin.
+const std::string tile = test::data_dir() + "/breakhis-samples/benign/SOB_B_F-14-25197-100-001.png";
 
 double cosine(const std::array<double, 3>& a, const std::array<double, 3>& b) {
   double ab = 0, aa = 0, bb = 0;

@@ -75,7 +75,7 @@ TEST_CASE("An unknown plugin in a config is an error listing the available ones"
   Registry registry;
   registry.add_directory(test::plugin_dir());
   REQUIRE_THROWS_WITH(registry.create<Backbone>(PluginKind::backbone, c.backbone.plugin, c.backbone.options),
-                      Contains("no backbone plugin named 'resnet9000'") && Contains("Available backbone plugins: torchscript"));
+                      Contains("no backbone plugin named 'resnet9000'") && Contains("Available backbone plugins: native, torchscript"));
 }
 
 TEST_CASE("A plugin whose factory throws is reported with its name and library", "[registry]") {

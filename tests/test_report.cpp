@@ -56,10 +56,11 @@ TEST_CASE("report.html is self-contained and every chart has marks", "[report]")
   const std::regex url("https?://");
   for (std::sregex_iterator it(html.begin(), html.end(), url), end; it != end; ++it)
     CHECK(html.compare(it->position(), 26, "http://www.w3.org/2000/svg") == 0);  // the SVG namespace name, never fetched
-  // Score, gain and cost charts for the logistic probe, the transferability and CKA charts, and
-  // the same three charts for each further metric.
+  // Score, gain, score-vs-parameters and score-vs-MACs charts for the logistic probe, the
+  // transferability and CKA charts, and the same four charts for each further metric.
   const std::size_t charts = count(html, "<svg class=\"kgain-chart\"");
-  CHECK(charts == 3 + 2 + 2 * 3);
+  CHECK(charts == 4 + 2 + 2 * 4);
+  CHECK(count(html, "Score vs multiply-accumulates up to the tap") == 2 * 3);  // title and label of each
   std::size_t start = 0;
   for (std::size_t c = 0; c < charts; ++c) {
     start = html.find("<svg class=\"kgain-chart\"", start);
@@ -105,7 +106,7 @@ TEST_CASE("report.html renders in headless Chromium with every chart drawn", "[r
   std::smatch m;
   REQUIRE(std::regex_search(rendered, m, std::regex("CHARTS (\\d+) OF (\\d+)")));
   CHECK(m[1] == m[2]);
-  CHECK(std::stoi(m[2]) == 5);  // the visible charts (the others sit in closed <details>)
+  CHECK(std::stoi(m[2]) == 6);  // the visible charts (the others sit in closed <details>)
 
   // A screenshot: the charts' blue and orange lines are really painted.
   const std::string png = (work / "report.png").string();
