@@ -6,6 +6,11 @@
 //
 // Random input and random weights (speed does not depend on the values). Run it on an otherwise
 // idle machine: two LibTorch processes at once share the cores and both slow down.
+//
+//   ./build/bench/kgain_bench_backbones --model MODEL.ts.pt --size 96 [--threads 2]
+// instead measures the raw forward limit of a TorchScript file's extraction module (frozen,
+// optimized, every child of `features` tapped) on random tensors at batch sizes 16 to 256, and
+// prints the best: the ceiling for kgain's extraction throughput, which also decodes images.
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -29,6 +34,38 @@ std::int64_t arg(int argc, char** argv, const std::string& name, std::int64_t fa
 
 }  // namespace
 
+std::string string_arg(int argc, char** argv, const std::string& name) {
+  for (int i = 1; i + 1 < argc; ++i)
+    if (argv[i] == name) return argv[i + 1];
+  return "";
+}
+
+double images_per_second(Network& network, const at::Tensor& images, std::int64_t batches) {
+  for (int i = 0; i < 2; ++i) network.extract(images);
+  const auto start = std::chrono::steady_clock::now();
+  for (std::int64_t i = 0; i < batches; ++i) network.extract(images);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return static_cast<double>(images.size(0) * batches) / seconds;
+}
+
+int raw_limit(core::Registry& registry, const std::string& model, std::int64_t size) {
+  Options options("backbone", "");
+  options.set("file", model);
+  auto backbone = registry.create<Backbone>(PluginKind::backbone, "torchscript", options);
+  auto network = backbone->instantiate(Variant{}, Pooling::avg);
+  double best = 0;
+  std::int64_t best_batch = 0;
+  for (std::int64_t batch : {16, 32, 64, 128, 256}) {
+    const at::Tensor images = at::randn({batch, 3, size, size}, at::detail::createCPUGenerator(0));
+    const double rate = images_per_second(*network, images, std::max<std::int64_t>(2, 1024 / batch));
+    std::printf("batch %lld: %.1f images/s\n", static_cast<long long>(batch), rate);
+    if (rate > best) best = rate, best_batch = batch;
+  }
+  std::printf("best %.1f images/s (batch %lld), %s at %lld px\n", best, static_cast<long long>(best_batch), model.c_str(),
+              static_cast<long long>(size));
+  return 0;
+}
+
 int main(int argc, char** argv) {
   const int threads = static_cast<int>(arg(argc, argv, "--threads", 2));
   const std::int64_t size = arg(argc, argv, "--size", 224), batch = arg(argc, argv, "--batch", 32),
@@ -36,6 +73,7 @@ int main(int argc, char** argv) {
   core::set_threads(threads);
   core::Registry registry;
   registry.add_directory(KGAIN_PLUGIN_DIR);
+  if (const std::string model = string_arg(argc, argv, "--model"); !model.empty()) return raw_limit(registry, model, size);
   std::printf("threads %d, input %lld px, batch %lld, %lld timed batches after 2 warm-up batches\n\n", threads,
               static_cast<long long>(size), static_cast<long long>(batch), static_cast<long long>(batches));
   std::printf("| backbone | module | images/s | speed-up |\n|---|---|---|---|\n");
@@ -54,11 +92,7 @@ int main(int argc, char** argv) {
       options.set("channels_last", mode.channels_last);
       auto backbone = registry.create<Backbone>(PluginKind::backbone, "native", options);
       auto network = backbone->instantiate(Variant{Variant::Kind::random, 0}, Pooling::avg);
-      for (int i = 0; i < 2; ++i) network->extract(images);
-      const auto start = std::chrono::steady_clock::now();
-      for (std::int64_t i = 0; i < batches; ++i) network->extract(images);
-      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      const double rate = static_cast<double>(batch * batches) / seconds;
+      const double rate = images_per_second(*network, images, batches);
       if (plain_rate == 0) plain_rate = rate;
       std::printf("| %s | %s | %.1f | %.2fx |\n", architecture.c_str(), mode.name, rate, rate / plain_rate);
       std::fflush(stdout);

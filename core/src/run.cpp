@@ -229,7 +229,8 @@ RunSummary run_study(const Config& config, const RunOptions& options) {
     const PluginSection& section = config.probes[p];
     const auto make_probe = [&] { return registry.create<Probe>(PluginKind::probe, section.plugin, section.options); };
     const Evaluation evaluation = evaluate(features, variants, tap_names, labels, static_cast<std::int64_t>(classes.size()), splits,
-                                          section.name, make_probe, config.probe_seeds[p], metrics);
+                                          section.name, make_probe, config.probe_seeds[p], metrics,
+                                          at::get_num_threads());
     summary.scores.insert(summary.scores.end(), evaluation.rows.begin(), evaluation.rows.end());
     const auto gain = compute_gain(evaluation, variants, taps, metrics, config.pooling == Pooling::avgmax ? 2 : 1, gain_settings);
     summary.gain.insert(summary.gain.end(), gain.begin(), gain.end());

@@ -2,6 +2,10 @@
 //
 // Probes use it so that the test fold never leaks into the scaling. A feature that is constant
 // on the training fold gets standard deviation 1 (it stays constant rather than dividing by 0).
+// "Constant" is scikit-learn's test (StandardScaler, 1.2): the variance is within the float64
+// rounding error of computing it, var <= n eps var + (n eps mean)^2. A tiny but varying feature
+// is scaled up like any other: deep taps of a random network can be 1e-15 in size and still
+// carry signal, and an absolute threshold would throw it away.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -15,8 +19,10 @@ struct Standardizer {
   void fit(const at::Tensor& x) {
     const at::Tensor xd = x.to(at::kDouble);
     mean = xd.mean(0);
-    std = xd.std(0, /*unbiased=*/false);
-    std = at::where(std > 1e-12, std, at::ones_like(std));
+    const at::Tensor var = xd.var(0, /*unbiased=*/false);
+    const double n = static_cast<double>(x.size(0)), eps = 2.220446049250313e-16;
+    const at::Tensor constant = var <= n * eps * var + (n * eps * mean).pow(2);
+    std = at::where(constant, at::ones_like(var), var.sqrt());
   }
   // float64 [n, d]
   at::Tensor apply(const at::Tensor& x) const { return (x.to(at::kDouble) - mean) / std; }

@@ -41,12 +41,13 @@ struct Evaluation {
   std::vector<std::vector<std::vector<Predictions>>> predictions;
 };
 
-// features[v][t] as extract_features returns them; labels of every image.
+// features[v][t] as extract_features returns them; labels of every image. `threads` fits run side
+// by side (each with one LibTorch thread); the result does not depend on it.
 Evaluation evaluate(const std::vector<std::vector<at::Tensor>>& features, const std::vector<Variant>& variants,
                                const std::vector<std::string>& taps, const std::vector<std::int64_t>& labels,
                                std::int64_t num_classes, const SplitPlan& splits,
                                const std::string& probe_name, const std::function<std::shared_ptr<Probe>()>& make_probe,
                                std::uint64_t probe_seed,
-                               const std::vector<NamedMetric>& metrics);
+                               const std::vector<NamedMetric>& metrics, int threads = 1);
 
 }  // namespace kgain::core
