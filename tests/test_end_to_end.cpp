@@ -2,6 +2,7 @@
 // the same config again, which must reuse the cache and give identical numbers.
 #include "test_support.hpp"
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -123,5 +124,41 @@ TEST_CASE("A small PCam sweep writes one row per tap and variant, and a rerun re
   // Another config into the same directory is refused, not mixed.
   std::ofstream(config_path, std::ios::app) << "[features]\npooling = \"max\"\n";
   REQUIRE_THROWS_WITH(run_study(load_config(config_path), options), Catch::Matchers::Contains("holds a run of a different config"));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("A native backbone without weights runs a random-only sweep with recalibrated batch norm", "[end_to_end][native]") {
+  const fs::path dir = fs::temp_directory_path() / ("kgain-random-only-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const std::string config_path = (dir / "random.toml").string();
+  std::ofstream(config_path) << "[dataset]\nplugin = \"manifest\"\nroot = \"" << kgain::test::data_dir() << "/pcam-mini\"\nlimit_per_class = 40\n"
+                             << "[backbone]\nplugin = \"native\"\narchitecture = \"resnet18\"\ntaps = [\"layer1\", \"layer2\", \"layer3\", \"layer4\"]\n"
+                             << "[features]\ninput_size = 64\n[variants]\nrandom_seeds = [0, 1]\nrecalibrate_batch_norm = true\n"
+                             << "calibration_images = 64\n[metrics]\nnames = [\"accuracy\"]\n[analysis]\nbootstrap = 50\n";
+  RunOptions options;
+  options.out_dir = (dir / "run").string();
+  const RunSummary summary = run_study(load_config(config_path), options);
+  CHECK(summary.extraction.images_forwarded == 2 * 160);  // two random variants, no pretrained one
+  REQUIRE(summary.gain.size() == 4);
+  std::int64_t macs = 0;
+  for (const auto& g : summary.gain) {
+    CHECK(std::isnan(g.pretrained));
+    CHECK(std::isnan(g.gain));
+    CHECK(g.random_seeds == 2);
+    CHECK((g.random_mean >= 0.3 && g.random_mean <= 1.0));
+    CHECK(g.macs > macs);  // MACs grow with depth
+    macs = g.macs;
+  }
+  CHECK(fs::exists(fs::path(options.out_dir) / "report.html"));
+  // Without batch norm to recalibrate, the key is refused with the fix.
+  std::string text = slurp(config_path);
+  text.replace(text.find("plugin = \"native\"\narchitecture = \"resnet18\"\ntaps = [\"layer1\", \"layer2\", \"layer3\", \"layer4\"]"),
+               std::string("plugin = \"native\"\narchitecture = \"resnet18\"\ntaps = [\"layer1\", \"layer2\", \"layer3\", \"layer4\"]").size(),
+               "plugin = \"torchscript\"\nfile = \"" + kgain::test::models_dir() + "/mobilenet_v1_0.25_128_quant.ts.pt\"");
+  std::ofstream(config_path) << text;
+  options.out_dir = (dir / "run2").string();
+  REQUIRE_THROWS_WITH(run_study(load_config(config_path), options), Catch::Matchers::Contains("recalibrate_batch_norm") &&
+                                                                        Catch::Matchers::Contains("native"));
   fs::remove_all(dir);
 }

@@ -1,4 +1,5 @@
 // kgain: the command line. One function per command; each returns the process exit code.
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -83,13 +84,18 @@ int command_run(const std::vector<std::string>& args) {
   const std::string metric = config.metrics.front().name, probe = config.probes.front().name;
   std::printf("\n%s on %s — %s probe, %s (%s split, %lld images, %zu random seeds)\n", config.backbone.name.c_str(),
               config.dataset.name.c_str(), probe.c_str(), metric.c_str(), s.split_strategy.c_str(), static_cast<long long>(s.images), config.random_seeds.size());
-  std::printf("%-4s %-14s %10s %10s %17s %9s %19s %8s\n", "#", "tap", "parameters", "pretrained", "random (sd)", "gain",
+  std::printf("%-4s %-14s %10s %9s %10s %17s %9s %19s %8s\n", "#", "tap", "parameters", "MMACs", "pretrained", "random (sd)", "gain",
               "interval", "p");
   for (const auto& g : s.gain)
-    if (g.metric == metric && g.probe == probe)
-      std::printf("%-4zu %-14s %10lld %10.4f %9.4f (%.4f) %+9.4f [%+.4f, %+.4f] %8.4f%s%s\n", g.tap_index, g.tap.c_str(),
-                  static_cast<long long>(g.parameters), g.pretrained, g.random_mean, g.random_sd, g.gain, g.gain_low, g.gain_high,
+    if (g.metric == metric && g.probe == probe) {
+      char macs[32] = "-";
+      if (g.macs >= 0) std::snprintf(macs, sizeof macs, "%.1f", static_cast<double>(g.macs) / 1e6);
+      std::printf("%-4zu %-14s %10lld %9s %10.4f %9.4f (%.4f) %+9.4f [%+.4f, %+.4f] %8.4f%s%s\n", g.tap_index, g.tap.c_str(),
+                  static_cast<long long>(g.parameters), macs, g.pretrained, g.random_mean, g.random_sd, g.gain, g.gain_low, g.gain_high,
                   g.p_value, g.sweet_spot ? "  <- sweet spot" : "", g.max_gain ? "  <- largest gain" : "");
+    }
+  if (!s.gain.empty() && std::isnan(s.gain.front().pretrained))
+    std::printf("\nno pretrained weights: random variants only (pretrained and gain are not defined)\n");
   std::printf("\nintervals: %.0f%% paired bootstrap (%d replicates); results: %s/gain.csv, %s/results.csv (%.1f s)\n",
               100 * config.confidence, config.bootstrap, s.run_dir.c_str(), s.run_dir.c_str(), s.seconds);
   return 0;

@@ -17,7 +17,10 @@ std::vector<GainRow> compute_gain(const Evaluation& evaluation, const std::vecto
     if (variants[v].kind == Variant::Kind::pretrained) pretrained_index = v;
     else random_indices.push_back(v);
   }
-  if (pretrained_index == variants.size() || random_indices.empty()) return {};
+  if (random_indices.empty()) return {};
+  // Without pretrained weights (a random-only study) the rows carry the random scores and cost;
+  // the pretrained score, the gain and its interval are NaN, and no tap is flagged.
+  const bool has_pretrained = pretrained_index != variants.size();
 
   const double nan = std::numeric_limits<double>::quiet_NaN();
   std::vector<GainRow> rows(taps.size() * metrics.size());
@@ -29,7 +32,8 @@ std::vector<GainRow> compute_gain(const Evaluation& evaluation, const std::vecto
       const std::size_t t = task / metrics.size(), m = task % metrics.size();
       const Metric& metric = *metrics[m].metric;
       const double sign = metric.higher_is_better() ? 1.0 : -1.0;
-      const auto& pre = evaluation.predictions[pretrained_index][t];
+      static const std::vector<Predictions> none;
+      const auto& pre = has_pretrained ? evaluation.predictions[pretrained_index][t] : none;
       std::vector<std::vector<Predictions>> rnd;
       std::vector<double> random_scores;
       for (auto v : random_indices) {
@@ -47,6 +51,7 @@ std::vector<GainRow> compute_gain(const Evaluation& evaluation, const std::vecto
       g.macs = taps[t].macs;
       g.feature_dim = taps[t].feature_dim * feature_multiplier;
       for (const auto& p : pre) g.pretrained += metric.score(p) / static_cast<double>(pre.size());
+      if (!has_pretrained) g.pretrained = nan;
       for (double s : random_scores) g.random_mean += s / static_cast<double>(random_scores.size());
       double ss = 0;
       for (double s : random_scores) ss += (s - g.random_mean) * (s - g.random_mean);
@@ -56,6 +61,10 @@ std::vector<GainRow> compute_gain(const Evaluation& evaluation, const std::vecto
       const double headroom = metric.higher_is_better() ? 1.0 - g.random_mean : g.random_mean;
       g.relative_gain = headroom > 1e-12 ? g.gain / headroom : nan;
 
+      if (!has_pretrained) {
+        g.gain = g.relative_gain = g.gain_low = g.gain_high = g.p_value = g.pretrained_low = g.pretrained_high = nan;
+        continue;
+      }
       const GainInterval ci = bootstrap_gain(pre, rnd, metric, settings.bootstrap, settings.confidence,
                                              settings.seed * 1000003ULL + task);
       g.gain_low = sign > 0 ? ci.low : -ci.high;
@@ -71,7 +80,7 @@ std::vector<GainRow> compute_gain(const Evaluation& evaluation, const std::vecto
   for (auto& th : pool) th.join();
 
   // Sweet spot and maximum gain, per metric.
-  for (std::size_t m = 0; m < metrics.size(); ++m) {
+  for (std::size_t m = 0; has_pretrained && m < metrics.size(); ++m) {
     const bool higher = metrics[m].metric->higher_is_better();
     const auto row = [&](std::size_t t) -> GainRow& { return rows[t * metrics.size() + m]; };
     std::size_t best = 0, most = 0;
