@@ -139,17 +139,10 @@ void define_root(Module& root, const std::vector<std::string>& unit_paths, const
   root.define(src + head);
 }
 
-Module resolve(const Module& root, const std::string& path) {
-  Module m = root;
-  std::stringstream ss(path);
-  std::string part;
-  while (std::getline(ss, part, '.')) m = m.attr(part).toModule();
-  return m;
-}
 
 void finish(Architecture& a, const std::string& head) {
   define_root(a.root, a.unit_paths, head);
-  for (const auto& path : a.unit_paths) a.units.push_back(resolve(a.root, path));
+  for (const auto& path : a.unit_paths) a.units.push_back(trunk::module_at(a.root, path));
   a.root.eval();
 }
 

@@ -209,7 +209,7 @@ class NativeBackbone : public kgain::Backbone {
     if (variant.batch_norm_calibration.defined()) recalibrate_batch_norm(root, variant.batch_norm_calibration);
     root.eval();
     std::vector<torch::jit::Module> units;
-    for (const auto& path : prototype_.unit_paths) units.push_back(resolve(root, path));
+    for (const auto& path : prototype_.unit_paths) units.push_back(kgain::trunk::module_at(root, path));
     const std::vector<std::size_t> ranks(tap_units_.size(), 4);
     auto extractor = kgain::trunk::tap_extractor(units, tap_units_, ranks, pooling, optimize_);
     return std::make_unique<kgain::trunk::TrunkNetwork>(root, extractor, true, channels_last_);
@@ -231,13 +231,6 @@ class NativeBackbone : public kgain::Backbone {
     for (std::size_t i = 0; i < paths.size(); ++i)
       if (paths[i].rfind(tap + ".", 0) == 0) last = i;
     return last;
-  }
-  static torch::jit::Module resolve(const torch::jit::Module& root, const std::string& path) {
-    torch::jit::Module m = root;
-    std::stringstream ss(path);
-    std::string part;
-    while (std::getline(ss, part, '.')) m = m.attr(part).toModule();
-    return m;
   }
 
   std::string name_;

@@ -44,17 +44,6 @@
 
 namespace {
 
-torch::jit::Module submodule(const torch::jit::Module& root, const std::string& path) {
-  torch::jit::Module m = root;
-  std::stringstream ss(path);
-  std::string part;
-  while (std::getline(ss, part, '.')) {
-    auto child = m.attr(part, c10::IValue());
-    if (!child.isModule()) throw std::runtime_error("no module '" + part + "' in '" + path + "'");
-    m = child.toModule();
-  }
-  return m;
-}
 
 class TorchScriptBackbone : public kgain::Backbone {
  public:
@@ -73,7 +62,7 @@ class TorchScriptBackbone : public kgain::Backbone {
     torch::jit::Module module = load();
     torch::jit::Module container;
     try {
-      container = container_.empty() ? module : submodule(module, container_);
+      container = container_.empty() ? module : kgain::trunk::module_at(module, container_);
     } catch (const std::exception& e) {
       throw options.error("container", "'" + file_ + "' has no module '" + container_ + "'; its top-level children are: " +
                                            children_of(module));
@@ -143,7 +132,7 @@ class TorchScriptBackbone : public kgain::Backbone {
     }
   }
   std::vector<torch::jit::Module> units_of(const torch::jit::Module& module) const {
-    const auto container = container_.empty() ? module : submodule(module, container_);
+    const auto container = container_.empty() ? module : kgain::trunk::module_at(module, container_);
     std::vector<torch::jit::Module> units;
     for (const auto& name : children_) units.push_back(container.attr(name).toModule());
     return units;

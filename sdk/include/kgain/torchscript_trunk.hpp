@@ -33,6 +33,20 @@
 
 namespace kgain::trunk {
 
+// The submodule at a dotted module path ("features.3", "layer2.1"); "" is the root. Throws
+// std::runtime_error naming the missing part.
+inline torch::jit::Module module_at(const torch::jit::Module& root, const std::string& path) {
+  torch::jit::Module m = root;
+  std::stringstream ss(path);
+  std::string part;
+  while (std::getline(ss, part, '.')) {
+    auto child = m.attr(part, c10::IValue());
+    if (!child.isModule()) throw std::runtime_error("no module '" + part + "' in '" + path + "'");
+    m = child.toModule();
+  }
+  return m;
+}
+
 inline std::string pooling_expression(Pooling pooling) {
   switch (pooling) {
     case Pooling::avg: return "torch.mean(x, [2, 3])";
