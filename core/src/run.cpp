@@ -16,6 +16,8 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <kgain/file_hash.hpp>
+
 #include "kgain/core/build_info.hpp"
 #include "kgain/core/registry.hpp"
 #include "kgain/core/report.hpp"
@@ -46,18 +48,6 @@ class RunLog {
  private:
   std::shared_ptr<spdlog::logger> previous_;
 };
-
-// 64-bit FNV-1a of a file's bytes (hex): part of the feature cache's key.
-std::string file_hash(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::uint64_t h = 1469598103934665603ULL;
-  char buffer[1 << 16];
-  while (in.read(buffer, sizeof buffer) || in.gcount() > 0)
-    for (std::streamsize i = 0; i < in.gcount(); ++i) h = (h ^ static_cast<unsigned char>(buffer[i])) * 1099511628211ULL;
-  std::ostringstream out;
-  out << std::hex << h;
-  return out.str();
-}
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path);
@@ -196,7 +186,7 @@ RunSummary run_study(const Config& config, const RunOptions& options) {
   key << "kgain feature cache v1\nbackbone " << backbone->fingerprint() << "\ntaps";
   for (const auto& t : tap_names) key << ' ' << t;
   key << "\ninput_size " << prep.size << "\nresize " << prep.resize << "\nstain " << config.stain_normalization << ' '
-      << (config.stain_reference.empty() ? "-" : file_hash(config.stain_reference)) << "\npooling " << to_string(config.pooling) << "\nchunk "
+      << (config.stain_reference.empty() ? "-" : file_fingerprint(config.stain_reference)) << "\npooling " << to_string(config.pooling) << "\nchunk "
       << chunk_images << "\nbatch_norm_calibration "
       << (config.recalibrate_batch_norm ? std::to_string(config.calibration_images) + " seed " + std::to_string(config.split_seed) : "none")
       << "\nimages " << samples.size() << '\n';

@@ -186,7 +186,7 @@ class NativeBackbone : public kgain::Backbone {
     }
     std::ostringstream fp;
     fp << "native:" << name_ << ":" << padding << ":" << range << ":" << arch.width << ":" << init_ << ":"
-       << (weights_.empty() ? "random-only" : kgain::trunk::file_fingerprint(weights_));
+       << (weights_.empty() ? "random-only" : kgain::file_fingerprint(weights_));
     fingerprint_ = fp.str();
   }
 

@@ -86,7 +86,7 @@ class TorchScriptBackbone : public kgain::Backbone {
         tap_children_.push_back(index);
       }
     }
-    fingerprint_ = kgain::trunk::file_fingerprint(file_) + (init_ == "kaiming_fan_out" ? "" : ":" + init_);
+    fingerprint_ = kgain::file_fingerprint(file_) + (init_ == "kaiming_fan_out" ? "" : ":" + init_);
     // The rank of each tap's activation (4 for maps, 2 after a flatten) decides its pooling.
     for (const auto& info : inspect(std::min<std::int64_t>(native_input_size_, 64))) tap_rank_.push_back(info.shape.size() + 1);
   }

@@ -30,6 +30,7 @@
 #include <torch/torch.h>
 
 #include "kgain/backbone.hpp"
+#include "kgain/file_hash.hpp"
 
 namespace kgain::trunk {
 
@@ -113,22 +114,6 @@ class TrunkNetwork : public Network {
   bool has_classifier_;
   bool channels_last_;
 };
-
-// A content hash (64-bit FNV-1a, hex) of a weights file: part of the feature cache's key.
-inline std::string file_fingerprint(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::uint64_t h = 1469598103934665603ULL;
-  char buffer[1 << 16];
-  while (in.read(buffer, sizeof buffer) || in.gcount() > 0) {
-    for (std::streamsize i = 0; i < in.gcount(); ++i) {
-      h ^= static_cast<unsigned char>(buffer[i]);
-      h *= 1099511628211ULL;
-    }
-  }
-  std::ostringstream out;
-  out << std::hex << h;
-  return out.str();
-}
 
 // Multiply-accumulates per image of one unit on `x` (a batch of one image), counted on the
 // unit's frozen graph: every convolution and linear layer contributes
