@@ -10,7 +10,8 @@
 #
 # DATASET is a folder of ../shared/data with a manifest.csv, MODEL a file of ../shared/models.
 # --memory also runs kgain on 4x the images and prints both peak resident sizes.
-# Needs an otherwise idle machine (two LibTorch processes at once slow each other down).
+# Needs an otherwise idle machine (two LibTorch processes at once slow each other down), and
+# Debian's python3-torch, python3-sklearn and python3-pil (apt-get install; never a kgain dependency).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 data=$1 model=$2 limit=$3 size=${4:-96} memory=${5:-}

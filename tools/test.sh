@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source tools/deps.sh
-kgain_install_missing chromium   # for the browser check of report.html
+# chromium: the browser check of report.html; python3-torchvision: the torchvision reference
+# models the native backbone is tested against (tests/fixtures/backbones/), made at test time.
+kgain_install_missing chromium python3-torchvision
 kgain_build
 cd build
 ctest --output-on-failure -j "$(nproc)" "$@"
