@@ -13,6 +13,7 @@
 #include <kgain/core/config.hpp>
 #include <kgain/core/report.hpp>
 #include <kgain/core/run.hpp>
+#include <kgain/core/svg_chart.hpp>
 
 using namespace kgain::core;
 namespace fs = std::filesystem;
@@ -123,4 +124,21 @@ TEST_CASE("report.html renders in headless Chromium with every chart drawn", "[r
     }
   CHECK(blue > 500);
   CHECK(orange > 500);
+}
+
+TEST_CASE("A log axis spanning less than two decades labels 1, 2 and 5 of each decade", "[report]") {
+  // MobileNetV2's MACs at 96 px run from 2 M to 55 M: decades alone would give one label.
+  SvgChart narrow("MACs", "MACs (log scale)", "score");
+  narrow.log_x(true);
+  narrow.add({"pretrained", "#1f77b4", {2e6, 1e7, 5.5e7}, {0.7, 0.75, 0.76}, {}, {}, false});
+  const std::string svg = narrow.render();
+  for (const char* label : {">2M<", ">5M<", ">10M<", ">20M<", ">50M<"}) CHECK(svg.find(label) != std::string::npos);
+  // Over many decades, only the decades.
+  SvgChart wide("parameters", "parameters (log scale)", "score");
+  wide.log_x(true);
+  wide.add({"pretrained", "#1f77b4", {900, 2e6}, {0.7, 0.76}, {}, {}, false});
+  const std::string w = wide.render();
+  CHECK(w.find(">1k<") != std::string::npos);
+  CHECK(w.find(">1M<") != std::string::npos);
+  CHECK(w.find(">2k<") == std::string::npos);
 }

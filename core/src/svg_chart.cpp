@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 #include <cstdio>
 #include <limits>
 #include <sstream>
@@ -102,10 +103,17 @@ std::string SvgChart::render(int width, int height) const {
       svg << "<text transform=\"translate(" << px(static_cast<double>(i)) << ',' << top + plot_h + 12 << ") rotate(35)\">"
           << html_escape(x_ticks_[i]) << "</text>\n";
   } else if (log_x_) {
-    for (double e = std::ceil(x_lo); e <= x_hi; e += 1)
-      svg << "<line x1=\"" << px(std::pow(10, e)) << "\" x2=\"" << px(std::pow(10, e)) << "\" y1=\"" << top << "\" y2=\"" << top + plot_h
-          << "\" stroke=\"#f0f0f0\"/><text x=\"" << px(std::pow(10, e)) << "\" y=\"" << top + plot_h + 16 << "\" text-anchor=\"middle\">"
-          << tick_label(std::pow(10, e)) << "</text>\n";
+    // Every decade; on an axis spanning fewer than two, also 2x and 5x, so that it never shows
+    // a lone label (MobileNetV2's MACs at 96 px run from 2 M to 55 M).
+    const std::vector<double> steps = x_hi - x_lo < 2 ? std::vector<double>{1, 2, 5} : std::vector<double>{1};
+    for (double e = std::floor(x_lo); e <= x_hi; e += 1)
+      for (double m : steps) {
+        const double v = m * std::pow(10, e);
+        if (std::log10(v) < x_lo - 1e-9 || std::log10(v) > x_hi + 1e-9) continue;
+        svg << "<line x1=\"" << px(v) << "\" x2=\"" << px(v) << "\" y1=\"" << top << "\" y2=\"" << top + plot_h
+            << "\" stroke=\"#f0f0f0\"/><text x=\"" << px(v) << "\" y=\"" << top + plot_h + 16 << "\" text-anchor=\"middle\">"
+            << tick_label(v) << "</text>\n";
+      }
   } else {
     for (double t : nice_ticks(x_lo, x_hi))
       svg << "<text x=\"" << px(t) << "\" y=\"" << top + plot_h + 16 << "\" text-anchor=\"middle\">" << tick_label(t) << "</text>\n";
