@@ -6,7 +6,6 @@
 #include <set>
 #include <sstream>
 
-#include <opencv2/imgcodecs.hpp>
 
 #include "kgain/core/image.hpp"
 

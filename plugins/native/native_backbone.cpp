@@ -158,10 +158,11 @@ class NativeBackbone : public kgain::Backbone {
     arch.num_classes = options.get_int("num_classes", 1000);
     if (init_ != "torchvision" && init_ != "kaiming_fan_out" && init_ != "kaiming_fan_in")
       throw options.error("init", "unknown rule '" + init_ + "': use \"torchvision\", \"kaiming_fan_out\" or \"kaiming_fan_in\"");
+    if (arch.width != 1.0 && name_ != "mobilenet_v1") throw options.error("width", "a width multiplier is an option of mobilenet_v1 only");
     try {
       prototype_ = kgain::native::build_architecture(arch);
     } catch (const std::invalid_argument& e) {
-      throw options.error(e.what() == std::string("a width multiplier is an option of mobilenet_v1 only") ? "width" : "architecture", e.what());
+      throw options.error("architecture", e.what());
     }
     native_input_size_ = options.get_int("native_input_size", prototype_.native_input_size);
     if (native_input_size_ <= 0) throw options.error("native_input_size", "must be positive");

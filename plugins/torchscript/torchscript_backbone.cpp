@@ -88,7 +88,8 @@ class TorchScriptBackbone : public kgain::Backbone {
     }
     fingerprint_ = kgain::file_fingerprint(file_) + (init_ == "kaiming_fan_out" ? "" : ":" + init_);
     // The rank of each tap's activation (4 for maps, 2 after a flatten) decides its pooling.
-    for (const auto& info : inspect(std::min<std::int64_t>(native_input_size_, 64))) tap_rank_.push_back(info.shape.size() + 1);
+    for (const auto& info : inspect_taps(std::min<std::int64_t>(native_input_size_, 64), /*with_macs=*/false))
+      tap_rank_.push_back(info.shape.size() + 1);
   }
 
   std::int64_t native_input_size() const override { return native_input_size_; }
@@ -99,12 +100,14 @@ class TorchScriptBackbone : public kgain::Backbone {
     return out;
   }
 
-  std::vector<kgain::TapInfo> inspect(std::int64_t input_size) override {
+  std::vector<kgain::TapInfo> inspect(std::int64_t input_size) override { return inspect_taps(input_size, true); }
+
+  std::vector<kgain::TapInfo> inspect_taps(std::int64_t input_size, bool with_macs) {
     torch::jit::Module module = load();
     module.eval();
     std::vector<std::string> unit_names;
     for (const auto& child : children_) unit_names.push_back(path_of(child));
-    return kgain::trunk::inspect_units(units_of(module), unit_names, taps(), tap_children_, input_size, "'" + file_ + "'");
+    return kgain::trunk::inspect_units(units_of(module), unit_names, taps(), tap_children_, input_size, "'" + file_ + "'", with_macs);
   }
 
   std::unique_ptr<kgain::Network> instantiate(const kgain::Variant& variant, kgain::Pooling pooling) override {

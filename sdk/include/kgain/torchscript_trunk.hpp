@@ -171,10 +171,11 @@ inline std::int64_t count_macs(const torch::jit::Module& unit, const at::Tensor&
 // Shapes, parameters and multiply-accumulates at every tap for a square input of `input_size`:
 // the units are run one after another on a zero image. Units partition the trunk, so the
 // parameters up to a tap are the sum over the units up to it.
-// `unit_names` name the units in messages; `what` names the network.
+// `unit_names` name the units in messages; `what` names the network. `with_macs = false` skips
+// the MAC count (which freezes every unit) when only shapes are wanted.
 inline std::vector<TapInfo> inspect_units(const std::vector<torch::jit::Module>& units, const std::vector<std::string>& unit_names,
                                           const std::vector<std::string>& tap_names, const std::vector<std::size_t>& tap_units,
-                                          std::int64_t input_size, const std::string& what) {
+                                          std::int64_t input_size, const std::string& what, bool with_macs = true) {
   at::Tensor x = torch::zeros({1, 3, input_size, input_size});
   std::vector<TapInfo> out;
   std::int64_t parameters = 0, macs = 0;
@@ -184,7 +185,7 @@ inline std::vector<TapInfo> inspect_units(const std::vector<torch::jit::Module>&
     unit.eval();
     for (const auto& p : unit.parameters()) parameters += p.numel();
     try {
-      const std::int64_t unit_macs = count_macs(unit, x);
+      const std::int64_t unit_macs = with_macs ? count_macs(unit, x) : -1;
       macs = (macs < 0 || unit_macs < 0) ? -1 : macs + unit_macs;
       c10::InferenceMode guard;
       x = unit.forward({x}).toTensor();
