@@ -11,6 +11,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include <kgain/core/extraction.hpp>
+#include <kgain/core/image_identity.hpp>
 #include <kgain/core/feature_cache.hpp>
 #include <kgain/core/image.hpp>
 #include <kgain/core/registry.hpp>
@@ -131,7 +132,9 @@ TEST_CASE("The decoding pool gives identical features with 1 and 3 threads", "[i
   for (int threads : {1, 3}) {
     const FeatureCache cache((dir / std::to_string(threads)).string(), "decode test");
     ExtractionStats stats;
-    runs.push_back(extract_features(*backbone, {Variant{}}, Pooling::avg, samples, prep, 32, cache, stats, false, threads));
+    const auto identities = image_identities(samples, nullptr, threads);
+    const ExtractionInput input{samples, identities, prep, 32, false, threads};
+    runs.push_back(extract_features(*backbone, {Variant{}}, Pooling::avg, input, cache, stats));
     CHECK(stats.images_decoded == 300);
   }
   REQUIRE(runs[0][0].size() == 14);

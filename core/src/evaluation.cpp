@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <exception>
 #include <mutex>
 #include <thread>
 
@@ -35,7 +36,7 @@ Evaluation evaluate(const std::vector<std::vector<at::Tensor>>& features, const 
   std::vector<std::vector<ScoreRow>> rows(total);
   std::atomic<std::size_t> next{0}, done{0};
   std::mutex progress_mutex, factory_mutex;
-  const auto work = [&](bool worker) {
+  const auto fit_tasks = [&](bool worker) {
     if (worker) at::set_num_threads(1);  // this thread only (OpenMP's thread count is per thread)
     for (std::size_t task = next++; task < total; task = next++) {
       const std::size_t f = task / per_fold, v = task % per_fold / taps.size(), t = task % taps.size();
@@ -48,6 +49,12 @@ Evaluation evaluate(const std::vector<std::vector<at::Tensor>>& features, const 
       }
       probe->fit(x.index_select(0, train_idx[f]), y_train[f], num_classes, probe_seed);
       const at::Tensor proba = probe->predict_proba(x.index_select(0, test_idx[f])).to(at::kDouble).contiguous();
+      if (proba.dim() != 2 || proba.size(0) != static_cast<std::int64_t>(fold.test.size()) || proba.size(1) != num_classes ||
+          !at::isfinite(proba).all().item<bool>())
+        throw std::runtime_error("probe '" + probe_name + "' returned " + (proba.dim() == 2 ? "non-finite or mis-shaped" : "mis-shaped") +
+                                 " class probabilities for variant " + variants[v].name() + ", tap " + taps[t] + ", fold " +
+                                 std::to_string(f) + " (expected " + std::to_string(fold.test.size()) + " x " + std::to_string(num_classes) +
+                                 " finite values); no score is computed from them");
       Predictions predictions;
       predictions.num_classes = num_classes;
       predictions.labels.assign(fold.test.size(), 0);
@@ -77,6 +84,19 @@ Evaluation evaluate(const std::vector<std::vector<at::Tensor>>& features, const 
                       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     }
   };
+  // A plugin that throws in a worker stops every worker; the first error is rethrown here
+  // (an exception escaping a std::thread would end the process without a message).
+  std::exception_ptr first_error;
+  std::mutex error_mutex;
+  const auto work = [&](bool worker) {
+    try {
+      fit_tasks(worker);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(error_mutex);
+      if (!first_error) first_error = std::current_exception();
+      next = total;  // no further task starts
+    }
+  };
   // Probes on a few thousand images are too small to keep several cores busy one at a time:
   // fits run side by side instead, one core each.
   std::vector<std::thread> pool;
@@ -84,6 +104,7 @@ Evaluation evaluate(const std::vector<std::vector<at::Tensor>>& features, const 
   work(pool.empty() ? false : true);
   for (auto& th : pool) th.join();
   if (!pool.empty()) at::set_num_threads(threads);
+  if (first_error) std::rethrow_exception(first_error);
   for (auto& r : rows) out.rows.insert(out.rows.end(), r.begin(), r.end());
   return out;
 }

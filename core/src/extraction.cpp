@@ -1,5 +1,6 @@
 #include "kgain/core/extraction.hpp"
 
+#include "kgain/core/image_identity.hpp"
 #include "kgain/core/progress.hpp"
 
 #include <algorithm>
@@ -7,7 +8,6 @@
 #include <exception>
 #include <future>
 #include <thread>
-#include <limits>
 #include <map>
 #include <memory>
 
@@ -60,26 +60,58 @@ DecodedChunk decode_chunk(const std::vector<Sample>& samples, std::int64_t begin
   return out;
 }
 
+// A chunk's rows of undecodable images, applied to the run's policy: listed when skipping,
+// an error naming the first one when not (also for chunks a skipping run cached earlier).
+void take_bad_rows(const FeatureChunk& chunk, std::int64_t begin, bool skip_bad, ExtractionStats* stats) {
+  if (chunk.bad.empty()) return;
+  if (!skip_bad)
+    throw ImageError(chunk.bad.front().second + " (set [dataset] on_bad_image = \"skip\" to leave such images out)");
+  if (stats)
+    for (const auto& [row, reason] : chunk.bad) stats->bad_images.emplace_back(begin + row, reason);
+}
+
+// Reads (variant, chunk) from the cache, checked for bad rows and finite values.
+bool load_chunk(const FeatureCache& cache, const std::string& variant, std::int64_t c, std::int64_t begin, std::int64_t end,
+                const ExtractionInput& input, FeatureChunk& out) {
+  if (!cache.load(variant, c, end - begin, chunk_identity(input.identities, begin, end), out)) return false;
+  for (std::size_t t = 0; t < out.taps.size(); ++t)
+    check_finite(out.taps[t], "the cached features of variant '" + variant + "' (tap " + std::to_string(t) + ", " + cache.chunk_path(variant, c) + ")",
+                 input.samples, begin);
+  return true;
+}
+
 }  // namespace
 
+void check_finite(const at::Tensor& features, const std::string& what, const std::vector<Sample>& samples, std::int64_t begin) {
+  const at::Tensor finite_rows = at::isfinite(features).all(1);
+  if (finite_rows.all().item<bool>()) return;
+  const std::int64_t row = at::logical_not(finite_rows).nonzero()[0][0].item<std::int64_t>();
+  throw std::runtime_error(what + " hold NaN or infinite values, first for " + samples[static_cast<std::size_t>(begin + row)].path +
+                           ": the weights or the network's arithmetic are broken (check the weights file; kgain refuses "
+                           "non-finite weights at load), so no score is computed from them");
+}
+
 std::vector<std::vector<at::Tensor>> extract_features(Backbone& backbone, const std::vector<Variant>& variants, Pooling pooling,
-                                                      const std::vector<Sample>& samples, const Preprocessing& prep,
-                                                      std::int64_t batch_size, const FeatureCache& cache, ExtractionStats& stats,
-                                                      bool skip_bad_images, int decode_threads) {
+                                                      const ExtractionInput& input, const FeatureCache& cache, ExtractionStats& stats) {
   const auto start = std::chrono::steady_clock::now();
+  const auto& samples = input.samples;
   const std::int64_t n = static_cast<std::int64_t>(samples.size());
   const std::int64_t chunks = (n + chunk_images - 1) / chunk_images;
   const auto chunk_range = [&](std::int64_t c) { return std::make_pair(c * chunk_images, std::min(n, (c + 1) * chunk_images)); };
 
   // parts[v][c]: the chunk's tap features; read what the cache has first.
-  std::vector<std::vector<std::vector<at::Tensor>>> parts(variants.size(), std::vector<std::vector<at::Tensor>>(chunks));
+  std::vector<std::vector<FeatureChunk>> parts(variants.size(), std::vector<FeatureChunk>(chunks));
   std::vector<std::int64_t> todo;  // chunks that some variant still lacks
   for (std::int64_t c = 0; c < chunks; ++c) {
     const auto [b, e] = chunk_range(c);
-    bool missing = false;
+    bool missing = false, counted = false;
     for (std::size_t v = 0; v < variants.size(); ++v) {
-      if (cache.load(variants[v].name(), c, e - b, parts[v][c])) ++stats.chunks_reused;
-      else missing = true;
+      if (load_chunk(cache, variants[v].name(), c, b, e, input, parts[v][c])) {
+        ++stats.chunks_reused;
+        if (!counted) take_bad_rows(parts[v][c], b, input.skip_bad_images, &stats), counted = true;
+      } else {
+        missing = true;
+      }
     }
     if (missing) todo.push_back(c);
   }
@@ -91,38 +123,46 @@ std::vector<std::vector<at::Tensor>> extract_features(Backbone& backbone, const 
   std::int64_t pending = 0;  // images x variants still to compute
   for (auto c : todo)
     for (std::size_t v = 0; v < variants.size(); ++v)
-      if (parts[v][c].empty()) pending += chunk_range(c).second - chunk_range(c).first;
+      if (parts[v][c].taps.empty()) pending += chunk_range(c).second - chunk_range(c).first;
   Progress progress("features", "images", pending);
+  const auto decode = [&](std::int64_t c) {
+    return std::async(std::launch::async, decode_chunk, std::cref(samples), chunk_range(c).first, chunk_range(c).second,
+                      std::cref(input.prep), input.skip_bad_images, input.decode_threads);
+  };
   std::future<DecodedChunk> next;
-  if (!todo.empty()) next = std::async(std::launch::async, decode_chunk, std::cref(samples), chunk_range(todo[0]).first,
-                                       chunk_range(todo[0]).second, std::cref(prep), skip_bad_images, decode_threads);
+  if (!todo.empty()) next = decode(todo[0]);
   for (std::size_t k = 0; k < todo.size(); ++k) {
     const std::int64_t c = todo[k];
     const auto [b, e] = chunk_range(c);
     const DecodedChunk decoded = next.get();  // rethrows an ImageError from the decoding thread
-    const at::Tensor& images = decoded.images;
     stats.images_decoded += e - b;
-    for (const auto& [index, reason] : decoded.bad) {
-      spdlog::warn("skipped: {}", reason);
-      cache.record_bad_image(samples[index].path, reason);
-    }
-    if (k + 1 < todo.size())
-      next = std::async(std::launch::async, decode_chunk, std::cref(samples), chunk_range(todo[k + 1]).first,
-                        chunk_range(todo[k + 1]).second, std::cref(prep), skip_bad_images, decode_threads);
+    if (k + 1 < todo.size()) next = decode(todo[k + 1]);
+    bool counted = false;
     for (std::size_t v = 0; v < variants.size(); ++v) {
-      if (!parts[v][c].empty()) continue;
+      if (!parts[v][c].taps.empty()) {
+        counted = true;  // its bad rows were taken when it was loaded
+        continue;
+      }
       auto& net = networks[v];
       if (!net) net = backbone.instantiate(variants[v], pooling);
       std::vector<std::vector<at::Tensor>> per_tap;
-      for (std::int64_t i = 0; i < e - b; i += batch_size) {
-        auto taps = net->extract(images.slice(0, i, std::min(e - b, i + batch_size)));
+      for (std::int64_t i = 0; i < e - b; i += input.batch_size) {
+        auto taps = net->extract(decoded.images.slice(0, i, std::min(e - b, i + input.batch_size)));
         if (per_tap.empty()) per_tap.resize(taps.size());
         for (std::size_t t = 0; t < taps.size(); ++t) per_tap[t].push_back(taps[t]);
       }
-      for (auto& pieces : per_tap) parts[v][c].push_back(at::cat(pieces, 0));
-      for (const auto& bad : decoded.bad)  // a skipped image has no features
-        for (auto& tap : parts[v][c]) tap[bad.first - b].fill_(std::numeric_limits<float>::quiet_NaN());
-      cache.store(variants[v].name(), c, parts[v][c]);
+      FeatureChunk& chunk = parts[v][c];
+      for (auto& pieces : per_tap) chunk.taps.push_back(at::cat(pieces, 0).to(at::kFloat).contiguous());
+      for (std::size_t t = 0; t < chunk.taps.size(); ++t) {
+        for (const auto& bad : decoded.bad) chunk.taps[t][bad.first - b].zero_();  // no features for what was not an image
+        check_finite(chunk.taps[t], "the features of variant '" + variants[v].name() + "' at tap " + std::to_string(t), samples, b);
+      }
+      for (const auto& [index, reason] : decoded.bad) chunk.bad.emplace_back(index - b, reason);
+      cache.store(variants[v].name(), c, chunk_identity(input.identities, b, e), chunk);
+      if (!counted) {
+        for (const auto& [index, reason] : decoded.bad) spdlog::warn("skipped: {}", reason);
+        take_bad_rows(chunk, b, input.skip_bad_images, &stats), counted = true;
+      }
       stats.images_forwarded += e - b;
       ++stats.chunks_extracted;
       progress.advance(e - b);
@@ -134,23 +174,14 @@ std::vector<std::vector<at::Tensor>> extract_features(Backbone& backbone, const 
 
   std::vector<std::vector<at::Tensor>> features(variants.size());
   for (std::size_t v = 0; v < variants.size(); ++v) {
-    const std::size_t taps = parts[v][0].size();
+    const std::size_t taps = parts[v][0].taps.size();
     for (std::size_t t = 0; t < taps; ++t) {
       std::vector<at::Tensor> pieces;
-      for (std::int64_t c = 0; c < chunks; ++c) pieces.push_back(parts[v][c][t]);
+      for (std::int64_t c = 0; c < chunks; ++c) pieces.push_back(parts[v][c].taps[t]);
       features[v].push_back(at::cat(pieces, 0));
     }
   }
-  // Skipped images, found by their NaN features (so those from earlier runs count too).
-  if (!features.empty() && !features[0].empty()) {
-    const auto reasons = cache.bad_images();
-    const at::Tensor nan_rows = at::isnan(features[0][0]).any(1);
-    for (std::int64_t i = 0; i < n; ++i)
-      if (nan_rows[i].item<bool>()) {
-        auto it = reasons.find(samples[i].path);
-        stats.bad_images.emplace_back(i, it != reasons.end() ? it->second : samples[i].path + ": could not be decoded");
-      }
-  }
+  std::sort(stats.bad_images.begin(), stats.bad_images.end());
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return features;
 }
@@ -172,31 +203,35 @@ at::Tensor decode_calibration_images(const std::vector<Sample>& samples, const s
   return at::stack(images);
 }
 
-at::Tensor extract_source_predictions(Backbone& backbone, const std::vector<Sample>& samples, const Preprocessing& prep,
-                                      std::int64_t batch_size, const FeatureCache& cache, bool skip_bad_images) {
-  const std::int64_t n = static_cast<std::int64_t>(samples.size());
+at::Tensor extract_source_predictions(Backbone& backbone, const ExtractionInput& input, const FeatureCache& cache) {
+  const std::int64_t n = static_cast<std::int64_t>(input.samples.size());
   const std::int64_t chunks = (n + chunk_images - 1) / chunk_images;
   std::unique_ptr<Network> net;
   std::vector<at::Tensor> parts;
   for (std::int64_t c = 0; c < chunks; ++c) {
     const std::int64_t b = c * chunk_images, e = std::min(n, (c + 1) * chunk_images);
-    std::vector<at::Tensor> cached;
-    if (cache.load("source", c, e - b, cached)) {
-      parts.push_back(cached.front());
+    FeatureChunk chunk;
+    if (load_chunk(cache, "source", c, b, e, input, chunk)) {
+      take_bad_rows(chunk, b, input.skip_bad_images, nullptr);
+      parts.push_back(chunk.taps.front());
       continue;
     }
     if (!net) net = backbone.instantiate(Variant{Variant::Kind::pretrained, 0}, Pooling::avg);
-    const DecodedChunk decoded = decode_chunk(samples, b, e, prep, skip_bad_images, 1);
+    const DecodedChunk decoded = decode_chunk(input.samples, b, e, input.prep, input.skip_bad_images, input.decode_threads);
     std::vector<at::Tensor> pieces;
-    for (std::int64_t i = 0; i < e - b; i += batch_size) {
-      const at::Tensor logits = net->classify(decoded.images.slice(0, i, std::min(e - b, i + batch_size)));
+    for (std::int64_t i = 0; i < e - b; i += input.batch_size) {
+      const at::Tensor logits = net->classify(decoded.images.slice(0, i, std::min(e - b, i + input.batch_size)));
       if (!logits.defined()) return {};
       pieces.push_back(at::softmax(logits.to(at::kFloat), 1));
     }
-    at::Tensor probs = at::cat(pieces, 0);
-    for (const auto& bad : decoded.bad) probs[bad.first - b].fill_(std::numeric_limits<float>::quiet_NaN());
-    cache.store("source", c, {probs});
-    parts.push_back(probs);
+    chunk.taps.push_back(at::cat(pieces, 0).contiguous());
+    for (const auto& [index, reason] : decoded.bad) {
+      chunk.taps.front()[index - b].zero_();
+      chunk.bad.emplace_back(index - b, reason);
+    }
+    check_finite(chunk.taps.front(), "the pretrained network's class probabilities", input.samples, b);
+    cache.store("source", c, chunk_identity(input.identities, b, e), chunk);
+    parts.push_back(chunk.taps.front());
     spdlog::debug("source predictions: chunk {}/{}", c + 1, chunks);
   }
   return at::cat(parts, 0);

@@ -28,17 +28,6 @@ std::string csv_field(const std::string& s) {
   return out + "\"";
 }
 
-void write_file_atomically(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << text;
-    out.flush();
-    if (!out) throw std::runtime_error("cannot write " + tmp + " (disk full or no permission?)");
-  }
-  std::filesystem::rename(tmp, path);
-}
-
 void write_results_csv(const std::string& path, const StudyLabels& labels, const std::vector<ScoreRow>& rows) {
   std::ostringstream out;
   out << "dataset,backbone,probe,variant,seed,tap_index,tap,fold,metric,score,n_train,n_test\n";

@@ -9,6 +9,14 @@
 #include <sstream>
 #include <thread>
 
+#include <cerrno>
+#include <cstring>
+#include <map>
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <nlohmann/json.hpp>
@@ -19,6 +27,7 @@
 #include <kgain/file_hash.hpp>
 
 #include "kgain/core/build_info.hpp"
+#include "kgain/core/image_identity.hpp"
 #include "kgain/core/registry.hpp"
 #include "kgain/core/report.hpp"
 #include "kgain/core/results.hpp"
@@ -56,20 +65,115 @@ std::string read_file(const std::string& path) {
   return s.str();
 }
 
-std::string prepare_run_dir(const Config& config, const RunOptions& options) {
-  const std::string dir = options.out_dir.empty() ? "runs/" + config.name : options.out_dir;
+// An exclusive lock on a run directory for as long as a run writes into it, so that two runs
+// never interleave their files (flock: released by the kernel when the process dies).
+class RunDirLock {
+ public:
+  explicit RunDirLock(const std::string& dir) {
+    const std::string path = dir + "/.kgain.lock";
+    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ < 0) throw std::runtime_error("cannot create the lock file " + path + ": " + std::strerror(errno));
+    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      const std::string holder = read_file(path);
+      ::close(fd_);
+      throw std::runtime_error("another kgain run (" + (holder.empty() ? std::string("unknown process") : holder) + ") is writing into '" +
+                               dir + "'; wait for it to finish, or choose another directory with --out");
+    }
+    char host[256] = "?";
+    ::gethostname(host, sizeof host - 1);
+    const std::string me = "pid " + std::to_string(::getpid()) + " on " + host;
+    if (::ftruncate(fd_, 0) == 0 && ::write(fd_, me.data(), me.size()) < 0) {
+      // the lock holds without the note; the note only names the holder in the message above
+    }
+  }
+  ~RunDirLock() { ::close(fd_); }
+  RunDirLock(const RunDirLock&) = delete;
+  RunDirLock& operator=(const RunDirLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
+std::string run_dir_of(const Config& config, const RunOptions& options) {
+  return options.out_dir.empty() ? "runs/" + config.name : options.out_dir;
+}
+
+// Checks that `dir` may take this run (a new or empty folder, or a run of the same
+// measurement, or --replace); the caller holds the directory's lock. Nothing is written: the
+// directory is claimed (config.resolved.toml) only once the plugins have accepted the config.
+void check_run_dir(const std::string& dir, const Config& config, const RunOptions& options) {
   const std::string resolved = dir + "/config.resolved.toml";
   if (fs::exists(resolved)) {
-    if (read_file(resolved) != config.resolved_toml && !options.replace_other)
-      throw std::runtime_error("the run directory '" + dir + "' holds a run of a different config (see " + resolved +
-                               "); choose another directory with --out, or pass --replace to replace that run");
-    spdlog::info("'{}' holds a run of this config: finished features are reused, results are replaced", dir);
-  } else if (fs::exists(dir) && !fs::is_empty(dir) && !options.replace_other) {
-    throw std::runtime_error("the run directory '" + dir + "' exists and is not a kgain run; choose another with --out");
+    const std::string previous = read_file(resolved);
+    if (previous == config.resolved_toml) {
+      spdlog::info("'{}' holds a run of this config: finished features are reused, results are replaced", dir);
+    } else if (same_measurement(previous, config.resolved_toml)) {
+      spdlog::info("'{}' holds a run of the same dataset, backbone, features and variants: features are reused, results are replaced", dir);
+    } else if (!options.replace_other) {
+      throw std::runtime_error("the run directory '" + dir + "' holds a run of a different config (another dataset, backbone, features or "
+                               "variants; see " + resolved + "); choose another directory with --out, or pass --replace to replace that run");
+    }
+    return;
   }
-  fs::create_directories(dir);
-  write_file_atomically(resolved, config.resolved_toml);
-  return dir;
+  // The lock and the log are written before the run claims the directory (a failed run leaves them).
+  for (const auto& entry : fs::directory_iterator(dir))
+    if (entry.path().filename() != ".kgain.lock" && entry.path().filename() != "kgain.log" && !options.replace_other)
+      throw std::runtime_error("the run directory '" + dir + "' exists and is not a kgain run; choose another with --out");
+}
+
+// What every study needs of its images and classes; each violation would turn into a wrong
+// score rather than an error further on.
+void check_samples(const std::vector<Sample>& samples, const std::vector<std::string>& classes, const std::string& dataset) {
+  if (classes.size() < 2)
+    throw std::runtime_error(dataset + ": " + std::to_string(classes.size()) +
+                             " class; a probe needs at least two classes to tell apart (check the dataset's classes or folders)");
+  std::map<std::string, std::size_t> seen_class;
+  for (std::size_t c = 0; c < classes.size(); ++c) {
+    if (classes[c].empty()) throw std::runtime_error(dataset + ": class " + std::to_string(c) + " has an empty name");
+    if (!seen_class.emplace(classes[c], c).second)
+      throw std::runtime_error(dataset + ": the class '" + classes[c] + "' is listed twice; each class name must be unique");
+  }
+  std::vector<std::int64_t> per_class(classes.size(), 0);
+  std::map<std::string, std::size_t> seen_path;
+  for (std::size_t i = 0; i < samples.size(); ++i) {
+    const Sample& s = samples[i];
+    if (s.path.empty() || s.path.find('\0') != std::string::npos)
+      throw std::runtime_error(dataset + ": image " + std::to_string(i) + " has an empty path or one with a NUL byte ('" +
+                               s.path.substr(0, s.path.find('\0')) + "...')");
+    if (s.label < 0 || s.label >= static_cast<int>(classes.size()))
+      throw std::runtime_error(dataset + ": " + s.path + " has label " + std::to_string(s.label) + ", outside the " +
+                               std::to_string(classes.size()) + " classes (a bug in the dataset plugin)");
+    ++per_class[static_cast<std::size_t>(s.label)];
+    if (const auto [it, fresh] = seen_path.emplace(s.path, i); !fresh)
+      throw std::runtime_error(dataset + ": " + s.path + " is listed twice (images " + std::to_string(it->second) + " and " +
+                               std::to_string(i) + "); a repeated image could land on both sides of a split and inflate every "
+                               "score: remove the duplicate row");
+  }
+  for (std::size_t c = 0; c < classes.size(); ++c)
+    if (per_class[c] == 0)
+      throw std::runtime_error(dataset + ": the class '" + classes[c] + "' has no images (a name in `classes` that no image carries, "
+                               "or a class whose images are all outside the study's split)");
+}
+
+// Every fold must have images on both sides and at least two classes to train on; a fold
+// without them would yield a score of nothing.
+void check_folds(const SplitPlan& plan, const std::vector<std::int64_t>& labels, const std::vector<std::string>& classes) {
+  for (std::size_t f = 0; f < plan.folds.size(); ++f) {
+    const auto& fold = plan.folds[f];
+    std::set<std::int64_t> train_classes;
+    for (auto i : fold.train) train_classes.insert(labels[static_cast<std::size_t>(i)]);
+    const std::string name = "fold " + std::to_string(f);
+    if (fold.train.empty() || fold.test.empty())
+      throw std::runtime_error(name + " has " + std::to_string(fold.train.size()) + " training and " + std::to_string(fold.test.size()) +
+                               " test images; every fold needs both (too few images or groups for the folds, or every image of one "
+                               "side was left out as unreadable)");
+    if (train_classes.size() < 2)
+      throw std::runtime_error(name + ": its training images are all of one class; a probe cannot learn from them (more images or "
+                               "groups per class, or fewer folds)");
+    for (std::size_t c = 0; c < classes.size(); ++c)
+      if (!train_classes.count(static_cast<std::int64_t>(c)))
+        spdlog::warn("{}: no training image of class '{}': the probe cannot predict it there", name, classes[c]);
+  }
 }
 
 // Keeps only the images some fold uses, renumbering the folds' indices.
@@ -99,8 +203,13 @@ void set_threads(int threads) {
 RunSummary run_study(const Config& config, const RunOptions& options) {
   const auto start = std::chrono::steady_clock::now();
   RunSummary summary;
-  summary.run_dir = prepare_run_dir(config, options);
+  summary.run_dir = run_dir_of(config, options);
+  fs::create_directories(summary.run_dir);
+  const RunDirLock lock(summary.run_dir);
+  check_run_dir(summary.run_dir, config, options);
   RunLog log(summary.run_dir + "/kgain.log");
+  if (const int stale = remove_stale_temporaries(summary.run_dir); stale > 0)
+    spdlog::info("removed {} temporary file(s) that an interrupted run left behind", stale);
   spdlog::info("kgain {} run '{}' from {} into {}", KGAIN_VERSION, config.name, config.file, summary.run_dir);
   set_threads(config.threads);
   spdlog::info("LibTorch {} with {} threads", TORCH_VERSION, at::get_num_threads());
@@ -110,6 +219,9 @@ RunSummary run_study(const Config& config, const RunOptions& options) {
   check_unread_options(config.dataset, "dataset");
   auto backbone = registry.create<Backbone>(PluginKind::backbone, config.backbone.plugin, config.backbone.options);
   check_unread_options(config.backbone, "backbone");
+  if (config.recalibrate_batch_norm && !backbone->can_recalibrate_batch_norm())
+    throw std::runtime_error(config.file + ": [variants] recalibrate_batch_norm = true, but backbone '" + config.backbone.plugin +
+                             "' cannot re-estimate batch-norm statistics; use the native backbone (plugin = \"native\") or remove the key");
   for (const auto& p : config.probes) {
     registry.create<Probe>(PluginKind::probe, p.plugin, p.options);  // validates the options now, not after extraction
     check_unread_options(p, "probe");
@@ -128,10 +240,13 @@ RunSummary run_study(const Config& config, const RunOptions& options) {
 
   // The images and their splits.
   const auto classes = dataset->class_names();
-  auto samples = limit_per_class(dataset->samples(), config.limit_per_class, config.split_seed);
+  auto samples = dataset->samples();
+  check_samples(samples, classes, dataset->description());
+  samples = limit_per_class(samples, config.limit_per_class, config.split_seed);
   SplitPlan splits = make_repeated_splits(samples, static_cast<int>(classes.size()), config.split_strategy, config.folds, config.split_seed,
                                           config.split_repeats);
   drop_unused(samples, splits);  // e.g. PCam's valid split: never decoded nor extracted
+  check_samples(samples, classes, dataset->description());
   summary.images = static_cast<std::int64_t>(samples.size());
   summary.split_strategy = splits.strategy;
   std::vector<std::int64_t> labels;
@@ -140,7 +255,7 @@ RunSummary run_study(const Config& config, const RunOptions& options) {
     if (const auto leaks = leaking_groups(samples, splits.folds[f]); !leaks.empty())
       throw std::runtime_error("fold " + std::to_string(f) + " puts group '" + leaks.front() + "' (and " + std::to_string(leaks.size() - 1) +
                                " more) on both sides; the dataset's split column mixes groups — use [splits] strategy = \"group_kfold\"");
-  write_splits_csv(summary.run_dir + "/splits.csv", samples, classes, splits);
+  check_folds(splits, labels, classes);
   spdlog::info("dataset: {} — {} images, {} classes, split: {} ({} fold{})", dataset->description(), samples.size(), classes.size(),
                splits.strategy, splits.folds.size(), splits.folds.size() == 1 ? "" : "s");
 
@@ -156,7 +271,6 @@ RunSummary run_study(const Config& config, const RunOptions& options) {
   const auto taps = backbone->inspect(prep.size);
   std::vector<std::string> tap_names;
   for (const auto& t : taps) tap_names.push_back(t.name);
-  write_taps_csv(summary.run_dir + "/taps.csv", taps);
   spdlog::info("backbone: {} — {} taps at {} px", backbone->description(), taps.size(), prep.size);
 
   // The variants: pretrained (when the backbone has weights) and one random per seed.
@@ -165,9 +279,6 @@ RunSummary run_study(const Config& config, const RunOptions& options) {
   else spdlog::warn("the backbone has no pretrained weights: scoring random variants only, so there is no gain to measure");
   for (auto seed : config.random_seeds) variants.push_back(Variant{Variant::Kind::random, seed});
   if (config.recalibrate_batch_norm) {
-    if (!backbone->can_recalibrate_batch_norm())
-      throw std::runtime_error(config.file + ": [variants] recalibrate_batch_norm = true, but backbone '" + config.backbone.plugin +
-                               "' cannot re-estimate batch-norm statistics; use the native backbone (plugin = \"native\") or remove the key");
     // Training images only (the dataset's own train split, else every image: labels are not used,
     // and one calibrated network serves every fold), drawn with the split seed.
     std::vector<std::int64_t> pool;
@@ -181,9 +292,16 @@ RunSummary run_study(const Config& config, const RunOptions& options) {
       if (v.kind == Variant::Kind::random) v.batch_norm_calibration = calibration;
     spdlog::info("random variants: batch-norm statistics re-estimated on {} training images", calibration.size(0));
   }
-  // Features: the cache key is everything the numbers depend on.
+  // Everything was accepted: the directory is now this run's (a config that fails before
+  // this point leaves nothing behind, so the corrected config is not refused).
+  write_file_atomically(summary.run_dir + "/config.resolved.toml", config.resolved_toml);
+  write_splits_csv(summary.run_dir + "/splits.csv", samples, classes, splits);
+  write_taps_csv(summary.run_dir + "/taps.csv", taps);
+
+  // Features: the cache key is every setting the numbers depend on; each chunk is keyed on the
+  // content of its images besides (image_identity.hpp).
   std::ostringstream key;
-  key << "kgain feature cache v1\nbackbone " << backbone->fingerprint() << "\ntaps";
+  key << "kgain feature cache v2\nbackbone " << backbone->fingerprint() << "\ntaps";
   for (const auto& t : tap_names) key << ' ' << t;
   key << "\ninput_size " << prep.size << "\nresize " << prep.resize << "\nstain " << config.stain_normalization << ' '
       << (config.stain_reference.empty() ? "-" : file_fingerprint(config.stain_reference)) << "\npooling " << to_string(config.pooling) << "\nchunk "
@@ -192,9 +310,11 @@ RunSummary run_study(const Config& config, const RunOptions& options) {
       << "\nimages " << samples.size() << '\n';
   for (const auto& s : samples) key << s.path << '\n';
   const FeatureCache cache(summary.run_dir + "/cache", key.str());
-  const auto features =
-      extract_features(*backbone, variants, config.pooling, samples, prep, config.batch_size, cache, summary.extraction, config.skip_bad_images,
-                       config.decode_threads > 0 ? config.decode_threads : std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / 4));
+  const int decode_threads =
+      config.decode_threads > 0 ? config.decode_threads : std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / 4);
+  const std::vector<std::uint64_t> identities = image_identities(samples, prep.pixel_source, std::max(2, decode_threads));
+  const ExtractionInput input{samples, identities, prep, config.batch_size, config.skip_bad_images, decode_threads};
+  const auto features = extract_features(*backbone, variants, config.pooling, input, cache, summary.extraction);
   if (!summary.extraction.bad_images.empty()) {
     // Skipped images leave every fold; the rest of the fold is unchanged.
     std::set<std::int64_t> bad;
@@ -204,6 +324,7 @@ RunSummary run_study(const Config& config, const RunOptions& options) {
     spdlog::warn("{} image(s) could not be decoded and were left out (on_bad_image = \"skip\"); see run.json", bad.size());
     write_splits_csv(summary.run_dir + "/splits.csv", samples, classes, splits);  // they show as "unused"
   }
+  check_folds(splits, labels, classes);
   spdlog::info("features ready: {} images decoded, {} forwarded, {} chunks from the cache, {} computed ({:.1f} s)",
                summary.extraction.images_decoded, summary.extraction.images_forwarded, summary.extraction.chunks_reused,
                summary.extraction.chunks_extracted, summary.extraction.seconds);
@@ -226,9 +347,20 @@ RunSummary run_study(const Config& config, const RunOptions& options) {
     summary.gain.insert(summary.gain.end(), gain.begin(), gain.end());
   }
   const bool has_pretrained = backbone->has_pretrained_weights();  // the estimators score pretrained features
+  // The estimators see every image that was decoded (skipped ones hold no features).
+  std::set<std::int64_t> bad;
+  for (const auto& b : summary.extraction.bad_images) bad.insert(b.first);
+  std::vector<std::int64_t> good_rows, good_labels;
+  for (std::size_t i = 0; i < labels.size(); ++i)
+    if (!bad.count(static_cast<std::int64_t>(i))) good_rows.push_back(static_cast<std::int64_t>(i)), good_labels.push_back(labels[i]);
+  const at::Tensor good_index = at::tensor(good_rows, at::kLong);
   if (has_pretrained && (!feature_metrics.empty() || config.cka)) {
-    summary.transferability =
-        compute_transferability(features, variants, tap_names, labels, static_cast<std::int64_t>(classes.size()), feature_metrics, config.cka);
+    std::vector<std::vector<at::Tensor>> usable = features;
+    if (!bad.empty())
+      for (auto& per_tap : usable)
+        for (auto& x : per_tap) x = x.index_select(0, good_index);
+    summary.transferability = compute_transferability(usable, variants, tap_names, good_labels, static_cast<std::int64_t>(classes.size()),
+                                                      feature_metrics, config.cka);
     // Which estimator orders the taps as the first probe does (first metric, pretrained scores)?
     for (const auto& fm : feature_metrics) {
       std::vector<double> estimate, probe;
@@ -242,15 +374,11 @@ RunSummary run_study(const Config& config, const RunOptions& options) {
     }
   }
   if (has_pretrained && config.source_transferability) {
-    const at::Tensor probs = extract_source_predictions(*backbone, samples, prep, config.batch_size, cache, config.skip_bad_images);
+    const at::Tensor probs = extract_source_predictions(*backbone, input, cache);
     if (!probs.defined()) {
       spdlog::warn("[transferability] source = true, but the backbone has no classifier head: LEEP and NCE are not computed");
     } else {
-      const at::Tensor good = at::logical_not(at::isnan(probs).any(1));
-      std::vector<std::int64_t> good_labels;
-      for (std::size_t i = 0; i < labels.size(); ++i)
-        if (good[static_cast<std::int64_t>(i)].item<bool>()) good_labels.push_back(labels[i]);
-      const at::Tensor p = probs.index({good});
+      const at::Tensor p = probs.index_select(0, good_index);
       const auto k = static_cast<std::int64_t>(classes.size());
       summary.source_transferability = {{"leep", leep(p, good_labels, k)}, {"nce", nce(p, good_labels, k)}};
       spdlog::info("source transferability: LEEP {:.4f}, NCE {:.4f}", summary.source_transferability[0].second,

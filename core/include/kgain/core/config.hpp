@@ -106,6 +106,11 @@ void check_unread_options(const PluginSection& section, const std::string& kind)
 
 std::string to_string(Pooling pooling);
 
+// True when two resolved configs describe the same measurement: the same [dataset],
+// [backbone], [features] and [variants]. Probes, metrics, splits and the analysis may differ
+// (a rerun that adds a metric replaces the results and reuses the features).
+bool same_measurement(const std::string& resolved_a, const std::string& resolved_b);
+
 // The known key closest to `key` (edit distance at most 3), or empty.
 std::string closest(const std::string& key, const std::vector<std::string>& known);
 

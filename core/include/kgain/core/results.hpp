@@ -2,6 +2,8 @@
 // significant digits, so a rerun that computes the same numbers writes the same bytes.
 #pragma once
 
+#include "kgain/core/durable_file.hpp"
+
 #include <string>
 #include <vector>
 
@@ -30,9 +32,6 @@ void write_transferability_csv(const std::string& path, const StudyLabels& label
 void write_splits_csv(const std::string& path, const std::vector<Sample>& samples, const std::vector<std::string>& classes,
                       const SplitPlan& plan);
 void write_taps_csv(const std::string& path, const std::vector<TapInfo>& taps);
-
-// Writes `text` to `path` through a temporary file and a rename.
-void write_file_atomically(const std::string& path, const std::string& text);
 
 std::string csv_field(const std::string& s);
 

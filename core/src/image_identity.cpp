@@ -1,0 +1,57 @@
+#include "kgain/core/image_identity.hpp"
+
+#include <algorithm>
+#include <exception>
+#include <fstream>
+#include <thread>
+
+#include "kgain/core/hash.hpp"
+
+namespace kgain::core {
+namespace {
+
+std::uint64_t identity_of(const Sample& sample, const Dataset* pixel_source) {
+  Hash64 h;
+  h.update(sample.path);
+  if (pixel_source) {
+    try {
+      RgbImage image;
+      if (pixel_source->read_pixels(sample, image)) {
+        h.update("pixels").update_u64(static_cast<std::uint64_t>(image.height)).update_u64(static_cast<std::uint64_t>(image.width));
+        return h.update(image.pixels.data(), image.pixels.size()).digest();
+      }
+    } catch (const std::exception& e) {
+      return h.update("unreadable").update(e.what()).digest();
+    }
+  }
+  std::ifstream in(sample.path, std::ios::binary);
+  if (!in) return h.update("missing").digest();
+  h.update("file");
+  char buffer[1 << 16];
+  while (in.read(buffer, sizeof buffer) || in.gcount() > 0) h.update(buffer, static_cast<std::size_t>(in.gcount()));
+  return h.digest();
+}
+
+}  // namespace
+
+std::vector<std::uint64_t> image_identities(const std::vector<Sample>& samples, const Dataset* pixel_source, int threads) {
+  std::vector<std::uint64_t> out(samples.size());
+  const std::size_t workers = std::max<std::size_t>(1, std::min<std::size_t>(static_cast<std::size_t>(std::max(1, threads)), samples.size()));
+  const auto work = [&](std::size_t worker) {
+    for (std::size_t i = worker; i < samples.size(); i += workers) out[i] = identity_of(samples[i], pixel_source);
+  };
+  std::vector<std::thread> pool;
+  for (std::size_t w = 1; w < workers; ++w) pool.emplace_back(work, w);
+  work(0);
+  for (auto& t : pool) t.join();
+  return out;
+}
+
+std::uint64_t chunk_identity(const std::vector<std::uint64_t>& identities, std::int64_t begin, std::int64_t end) {
+  Hash64 h(0x6b6761696eULL);
+  h.update_u64(static_cast<std::uint64_t>(end - begin));
+  for (std::int64_t i = begin; i < end; ++i) h.update_u64(identities[static_cast<std::size_t>(i)]);
+  return h.digest();
+}
+
+}  // namespace kgain::core
