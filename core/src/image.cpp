@@ -1,9 +1,10 @@
 #include "kgain/core/image.hpp"
 
+#include "kgain/core/image_decode.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
@@ -12,61 +13,46 @@ namespace kgain::core {
 
 namespace {
 
-// Decodes an image file as BGR, refusing missing, empty and truncated files.
-cv::Mat decode_file(const std::string& path) {
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec)) throw ImageError(path + ": the image file does not exist");
-  if (std::filesystem::file_size(path, ec) == 0) throw ImageError(path + ": the image file is empty (0 bytes)");
-  // OpenCV decodes a cut-off JPEG or PNG without complaint (grey or black rows where data is
-  // missing), so a file must end with its format's end marker.
-  std::string ext = std::filesystem::path(path).extension().string();
-  for (auto& ch : ext) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  if (ext == ".jpg" || ext == ".jpeg" || ext == ".png") {
-    std::ifstream in(path, std::ios::binary);
-    const auto size = static_cast<std::streamoff>(std::filesystem::file_size(path, ec));
-    const std::streamoff tail_size = std::min<std::streamoff>(size, 64);
-    std::string tail(static_cast<std::size_t>(tail_size), '\0');
-    in.seekg(size - tail_size);
-    in.read(tail.data(), tail_size);
-    const bool complete = ext == ".png" ? tail.find("IEND") != std::string::npos : tail.find("\xFF\xD9") != std::string::npos;
-    if (!complete)
-      throw ImageError(path + ": the image is truncated (no " + (ext == ".png" ? "IEND chunk" : "JPEG end-of-image marker") +
-                       " at its end): the file was cut short, re-copy it");
-  }
-  cv::Mat bgr;
-  try {
-    bgr = cv::imread(path, cv::IMREAD_COLOR);
-  } catch (const cv::Exception& e) {
-    throw ImageError(path + ": cannot decode the image (" + e.what() + ")");
-  }
-  if (bgr.empty()) throw ImageError(path + ": cannot decode the image (not an image, truncated, or an unsupported format)");
-  return bgr;
-}
-
-// Resizes, normalizes the stain, scales and normalizes into `out` (CHW floats).
-void preprocess(const cv::Mat& bgr, const Preprocessing& prep, float* out) {
+// Scales `bgr` to the network input as prep.resize says.
+void resize_to_input(const cv::Mat& bgr, const Preprocessing& prep, const std::string& path, cv::Mat& resized) {
   const int size = static_cast<int>(prep.size);
-  cv::Mat resized;
   if (prep.resize == "pad") {
-    // Pad to a square with the ImageNet mean colour (0 after normalization: nothing for the
-    // network to see), keeping the whole image and its aspect ratio, then resize.
-    const int side = std::max(bgr.cols, bgr.rows);
+    // Fit the longer side to `size`, then pad to a square with the ImageNet mean colour (0
+    // after normalization: nothing for the network to see), keeping the whole image and its
+    // aspect ratio; memory stays size x size whatever the image's shape.
+    const double scale = static_cast<double>(size) / std::max(bgr.cols, bgr.rows);
+    const int w = std::max(1, static_cast<int>(std::lround(bgr.cols * scale))), h = std::max(1, static_cast<int>(std::lround(bgr.rows * scale)));
+    cv::Mat scaled;
+    cv::resize(bgr, scaled, cv::Size(w, h), 0, 0, scale < 1.0 ? cv::INTER_AREA : cv::INTER_LINEAR);
     const cv::Scalar mean_bgr(std::round(imagenet_mean[2] * 255), std::round(imagenet_mean[1] * 255), std::round(imagenet_mean[0] * 255));
-    cv::Mat square;
-    cv::copyMakeBorder(bgr, square, (side - bgr.rows) / 2, side - bgr.rows - (side - bgr.rows) / 2, (side - bgr.cols) / 2,
-                       side - bgr.cols - (side - bgr.cols) / 2, cv::BORDER_CONSTANT, mean_bgr);
-    cv::resize(square, resized, cv::Size(size, size), 0, 0, side > size ? cv::INTER_AREA : cv::INTER_LINEAR);
+    cv::copyMakeBorder(scaled, resized, (size - h) / 2, size - h - (size - h) / 2, (size - w) / 2, size - w - (size - w) / 2,
+                       cv::BORDER_CONSTANT, mean_bgr);
   } else if (prep.resize == "stretch") {
     const bool shrink = bgr.cols > size || bgr.rows > size;
     cv::resize(bgr, resized, cv::Size(size, size), 0, 0, shrink ? cv::INTER_AREA : cv::INTER_LINEAR);
   } else {
     const double scale = static_cast<double>(size) / std::min(bgr.cols, bgr.rows);
-    const int w = std::max(size, static_cast<int>(std::lround(bgr.cols * scale)));
-    const int h = std::max(size, static_cast<int>(std::lround(bgr.rows * scale)));
+    const double w = std::max<double>(size, std::round(bgr.cols * scale)), h = std::max<double>(size, std::round(bgr.rows * scale));
+    if (w * h > static_cast<double>(max_image_pixels))  // a sliver: scaled up, it would fill the memory
+      throw ImageError(path + ": a " + std::to_string(bgr.cols) + " x " + std::to_string(bgr.rows) +
+                       " image cannot be scaled to a shorter side of " + std::to_string(size) + " px (" +
+                       std::to_string(static_cast<long long>(w * h / 1e6)) + " megapixels); use [features] resize = \"pad\" or \"stretch\" for such shapes");
+    const int wi = static_cast<int>(w), hi = static_cast<int>(h);
     cv::Mat scaled;
-    if (w == bgr.cols && h == bgr.rows) scaled = bgr;
-    else cv::resize(bgr, scaled, cv::Size(w, h), 0, 0, scale < 1.0 ? cv::INTER_AREA : cv::INTER_LINEAR);
-    resized = scaled(cv::Rect((w - size) / 2, (h - size) / 2, size, size));
+    if (wi == bgr.cols && hi == bgr.rows) scaled = bgr;
+    else cv::resize(bgr, scaled, cv::Size(wi, hi), 0, 0, scale < 1.0 ? cv::INTER_AREA : cv::INTER_LINEAR);
+    resized = scaled(cv::Rect((wi - size) / 2, (hi - size) / 2, size, size));
+  }
+}
+
+// Resizes, normalizes the stain, scales and normalizes into `out` (CHW floats).
+void preprocess(const cv::Mat& bgr, const Preprocessing& prep, const std::string& path, float* out) {
+  const int size = static_cast<int>(prep.size);
+  cv::Mat resized;
+  try {
+    resize_to_input(bgr, prep, path, resized);
+  } catch (const cv::Exception& e) {
+    throw ImageError(path + ": cannot resize the image (" + e.what() + ")");
   }
   if (prep.stain) {
     resized = resized.clone();  // continuous, and never the caller's pixels
@@ -104,14 +90,16 @@ cv::Mat read_bgr(const Sample& sample, const Dataset* pixel_source) {
     }
     if (kept) return from_rgb(image, sample.path);
   }
-  return decode_file(sample.path);
+  return decode_image_file(sample.path);
 }
 
 }  // namespace
 
-void load_image(const std::string& path, const Preprocessing& prep, float* out) { preprocess(decode_file(path), prep, out); }
+void load_image(const std::string& path, const Preprocessing& prep, float* out) { preprocess(decode_image_file(path), prep, path, out); }
 
-void load_sample(const Sample& sample, const Preprocessing& prep, float* out) { preprocess(read_bgr(sample, prep.pixel_source), prep, out); }
+void load_sample(const Sample& sample, const Preprocessing& prep, float* out) {
+  preprocess(read_bgr(sample, prep.pixel_source), prep, sample.path, out);
+}
 
 RgbImage read_rgb(const Sample& sample, const Dataset* pixel_source) {
   const cv::Mat bgr = read_bgr(sample, pixel_source);

@@ -1,5 +1,7 @@
 #include "kgain/core/stain.hpp"
 
+#include "kgain/core/image_decode.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
@@ -102,8 +104,12 @@ StainVectors macenko_stain_vectors(const unsigned char* bgr, int height, int wid
 StainReference make_stain_reference(const std::string& method, const std::string& reference_image) {
   if (method != "reinhard" && method != "macenko")
     throw std::runtime_error("unknown stain normalization '" + method + "': use \"reinhard\" or \"macenko\"");
-  const cv::Mat bgr = cv::imread(reference_image, cv::IMREAD_COLOR);
-  if (bgr.empty()) throw std::runtime_error(reference_image + ": cannot read the stain reference image");
+  cv::Mat bgr;
+  try {
+    bgr = decode_image_file(reference_image);
+  } catch (const ImageError& e) {
+    throw std::runtime_error(std::string(e.what()) + " (the stain reference image)");
+  }
   StainReference ref;
   ref.method = method;
   ref.image = reference_image;
