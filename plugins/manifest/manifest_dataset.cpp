@@ -54,9 +54,13 @@ class ManifestDataset : public kgain::Dataset {
 
     std::string line;
     if (!std::getline(in, line)) throw std::runtime_error(file_ + ": the manifest is empty; expected a header row 'path,label'");
+    // Spreadsheets save CSV with a UTF-8 byte-order mark; left in, it would hide the first column.
+    if (line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);
     std::map<std::string, std::size_t> column;
     const auto header = split_csv(line);
-    for (std::size_t i = 0; i < header.size(); ++i) column[header[i]] = i;
+    for (std::size_t i = 0; i < header.size(); ++i)
+      if (!column.emplace(header[i], i).second)
+        throw std::runtime_error(file_ + ":1: the header names the column '" + header[i] + "' twice; which one holds the data is ambiguous");
     for (const char* required : {"path", "label"})
       if (!column.count(required))
         throw std::runtime_error(file_ + ":1: the header has no '" + required + "' column (found '" + line + "')");

@@ -155,7 +155,9 @@ class NativeBackbone : public kgain::Backbone {
     if (range != "imagenet" && range != "tf") throw options.error("input_range", "use \"imagenet\" or \"tf\" (received '" + range + "')");
     arch.tf_input_range = range == "tf";
     arch.width = options.get_double("width", 1.0);
+    if (!(arch.width >= 0.05 && arch.width <= 4.0)) throw options.error("width", "must be between 0.05 and 4 (MobileNetV1's published widths are 0.25 to 1)");
     arch.num_classes = options.get_int("num_classes", 1000);
+    if (arch.num_classes < 1 || arch.num_classes > 1000000) throw options.error("num_classes", "must be between 1 and 1000000");
     if (init_ != "torchvision" && init_ != "kaiming_fan_out" && init_ != "kaiming_fan_in")
       throw options.error("init", "unknown rule '" + init_ + "': use \"torchvision\", \"kaiming_fan_out\" or \"kaiming_fan_in\"");
     if (arch.width != 1.0 && name_ != "mobilenet_v1") throw options.error("width", "a width multiplier is an option of mobilenet_v1 only");
@@ -165,7 +167,7 @@ class NativeBackbone : public kgain::Backbone {
       throw options.error("architecture", e.what());
     }
     native_input_size_ = options.get_int("native_input_size", prototype_.native_input_size);
-    if (native_input_size_ <= 0) throw options.error("native_input_size", "must be positive");
+    if (native_input_size_ <= 0 || native_input_size_ > 1024) throw options.error("native_input_size", "must be between 1 and 1024");
 
     const auto requested = options.get_string_list("taps", prototype_.default_taps);
     for (const auto& tap : requested) {
@@ -212,8 +214,7 @@ class NativeBackbone : public kgain::Backbone {
     std::vector<torch::jit::Module> units;
     for (const auto& path : prototype_.unit_paths) units.push_back(kgain::trunk::module_at(root, path));
     const std::vector<std::size_t> ranks(tap_units_.size(), 4);
-    auto extractor = kgain::trunk::tap_extractor(units, tap_units_, ranks, pooling, optimize_);
-    return std::make_unique<kgain::trunk::TrunkNetwork>(root, extractor, true, channels_last_);
+    return kgain::trunk::trunk_network(root, units, tap_units_, ranks, pooling, optimize_, true, channels_last_);
   }
 
   bool has_pretrained_weights() const override { return !weights_.empty(); }

@@ -7,6 +7,7 @@
 
 #include <ATen/ATen.h>
 #include <caffe2/serialize/inline_container.h>
+#include <kgain/zip_check.hpp>
 
 namespace kgain::native {
 namespace {
@@ -22,9 +23,15 @@ struct Object {
 };
 using Ref = std::shared_ptr<Object>;
 
+// Every object of one unpickling, so that they can be taken apart without recursion: a
+// pickle may nest a million tuples (or make a list that holds itself), and releasing such a
+// chain through shared_ptr destructors would overflow the stack.
+thread_local std::vector<std::shared_ptr<Object>>* arena = nullptr;
+
 Ref make(Object::Kind kind) {
   auto o = std::make_shared<Object>();
   o->kind = kind;
+  if (arena) arena->push_back(o);
   return o;
 }
 
@@ -41,7 +48,18 @@ c10::ScalarType storage_dtype(const std::string& name) {
 
 class Unpickler {
  public:
-  Unpickler(caffe2::serialize::PyTorchStreamReader& reader, const std::string& data) : reader_(reader), data_(data) {}
+  Unpickler(caffe2::serialize::PyTorchStreamReader& reader, const std::string& data) : reader_(reader), data_(data) { arena = &objects_; }
+  ~Unpickler() {
+    arena = nullptr;
+    stack_.clear();
+    memo_.clear();
+    for (auto& o : objects_) {  // every object is still held here, so clearing links frees nothing recursively
+      o->items.clear();
+      o->entries.clear();
+    }
+  }
+  Unpickler(const Unpickler&) = delete;
+  Unpickler& operator=(const Unpickler&) = delete;
 
   Ref run() {
     while (true) {
@@ -59,6 +77,7 @@ class Unpickler {
         case 'M': push(integer(little(2))); break;
         case 0x8a: {                                 // LONG1: n bytes, two's complement
           const std::size_t n = byte();
+          if (n > 8) throw std::runtime_error("an integer of " + std::to_string(n) + " bytes in the pickle (a state dict has none over 8)");
           std::uint64_t v = little(n);
           if (n > 0 && n < 8 && (v >> (8 * n - 1)) & 1) v |= ~0ULL << (8 * n);
           push(integer(static_cast<std::int64_t>(v)));
@@ -131,8 +150,8 @@ class Unpickler {
     if (pos_ >= data_.size()) throw std::runtime_error("the pickle ends early");
     return static_cast<unsigned char>(data_[pos_++]);
   }
-  std::string bytes(std::size_t n) {
-    if (pos_ + n > data_.size()) throw std::runtime_error("the pickle ends early");
+  std::string bytes(std::uint64_t n) {
+    if (n > data_.size() - pos_) throw std::runtime_error("the pickle ends early");  // no pos_ + n: it could wrap
     std::string out = data_.substr(pos_, n);
     pos_ += n;
     return out;
@@ -196,17 +215,24 @@ class Unpickler {
 
   // ('storage', torch.FloatStorage, key, location, numel): the archive's record data/<key>.
   Ref persistent(const Ref& pid) {
-    if (pid->kind != Object::Kind::tuple || pid->items.size() < 5 || pid->items[0]->text != "storage")
+    if (pid->kind != Object::Kind::tuple || pid->items.size() < 5 || pid->items[0]->text != "storage" ||
+        pid->items[1]->kind != Object::Kind::global || pid->items[2]->kind != Object::Kind::string ||
+        pid->items[4]->kind != Object::Kind::integer)
       throw std::runtime_error("unsupported persistent object in the pickle");
     const std::string key = pid->items[2]->text;
     auto it = storages_.find(key);
     if (it == storages_.end()) {
       const auto dtype = storage_dtype(pid->items[1]->text);
       const std::int64_t numel = pid->items[4]->integer;
+      if (!reader_.hasRecord("data/" + key)) throw std::runtime_error("storage " + key + " is missing from the archive");
+      // The record's size is bounded by the file; the declared element count is checked
+      // against it before anything is allocated.
       auto [data, size] = reader_.getRecord("data/" + key);
+      const std::size_t element = c10::elementSize(dtype);
+      if (numel < 0 || static_cast<std::uint64_t>(numel) != size / element || size % element != 0)
+        throw std::runtime_error("storage " + key + " holds " + std::to_string(size) + " bytes, but declares " + std::to_string(numel) +
+                                 " elements of " + std::to_string(element) + " bytes");
       at::Tensor storage = at::empty({numel}, at::TensorOptions().dtype(dtype));
-      if (size != static_cast<std::size_t>(storage.nbytes()))
-        throw std::runtime_error("storage " + key + " holds " + std::to_string(size) + " bytes, expected " + std::to_string(storage.nbytes()));
       std::memcpy(storage.data_ptr(), data.get(), size);
       it = storages_.emplace(key, storage).first;
     }
@@ -216,9 +242,30 @@ class Unpickler {
   }
 
   static std::vector<std::int64_t> ints(const Ref& tuple) {
+    if (tuple->kind != Object::Kind::tuple || tuple->items.size() > 64) throw std::runtime_error("malformed tensor shape in the pickle");
     std::vector<std::int64_t> out;
-    for (const auto& v : tuple->items) out.push_back(v->integer);
+    for (const auto& v : tuple->items) {
+      if (v->kind != Object::Kind::integer || v->integer < 0) throw std::runtime_error("malformed tensor shape in the pickle");
+      out.push_back(v->integer);
+    }
     return out;
+  }
+
+  // A view (sizes, strides, offset) that stays inside its storage, checked without overflow.
+  static at::Tensor checked_view(const at::Tensor& storage, const std::vector<std::int64_t>& sizes, const std::vector<std::int64_t>& strides,
+                                 std::int64_t offset) {
+    if (sizes.size() != strides.size() || offset < 0) throw std::runtime_error("malformed tensor in the pickle");
+    const std::int64_t numel = storage.numel();
+    std::int64_t last = offset;  // the largest element index the view touches
+    bool empty = false;
+    for (std::size_t d = 0; d < sizes.size(); ++d) {
+      if (sizes[d] == 0) empty = true;
+      if (sizes[d] > numel || strides[d] > numel) throw std::runtime_error("a tensor in the pickle reaches past its storage");
+      last += (sizes[d] > 0 ? sizes[d] - 1 : 0) * strides[d];
+      if (last > numel) throw std::runtime_error("a tensor in the pickle reaches past its storage");
+    }
+    if (!empty && last >= numel) throw std::runtime_error("a tensor in the pickle reaches past its storage");
+    return storage.as_strided(sizes, strides, offset);
   }
 
   Ref call(const Ref& callable, const Ref& args) {
@@ -226,10 +273,10 @@ class Unpickler {
     if (name == "collections.OrderedDict") return make(Object::Kind::dict);
     if (name == "torch._utils._rebuild_tensor_v2" || name == "torch._utils._rebuild_tensor") {
       // (storage, storage_offset, size, stride, ...)
-      if (args->items.size() < 4 || args->items[0]->kind != Object::Kind::tensor)
+      if (args->items.size() < 4 || args->items[0]->kind != Object::Kind::tensor || args->items[1]->kind != Object::Kind::integer)
         throw std::runtime_error("malformed tensor in the pickle");
       auto o = make(Object::Kind::tensor);
-      o->tensor = args->items[0]->tensor.as_strided(ints(args->items[2]), ints(args->items[3]), args->items[1]->integer);
+      o->tensor = checked_view(args->items[0]->tensor, ints(args->items[2]), ints(args->items[3]), args->items[1]->integer);
       return o;
     }
     // A parameter is its data; LibTorch's torch::pickle_save tags a dict with its static type.
@@ -244,33 +291,45 @@ class Unpickler {
   std::vector<Ref> stack_;
   std::map<std::uint64_t, Ref> memo_;
   std::map<std::string, at::Tensor> storages_;
+  std::vector<std::shared_ptr<Object>> objects_;
 };
 
-}  // namespace
-
-std::map<std::string, at::Tensor> read_state_dict(const std::string& path) {
-  const std::string how = " (expected a file written by torch.save(model.state_dict(), path) with PyTorch 1.6 or newer)";
-  Ref root;
-  try {
-    caffe2::serialize::PyTorchStreamReader reader(path);
-    auto [data, size] = reader.getRecord("data.pkl");
-    const std::string pickle(static_cast<const char*>(data.get()), size);
-    root = Unpickler(reader, pickle).run();
-  } catch (const c10::Error& e) {
-    throw std::runtime_error("cannot read '" + path + "': " + e.what_without_backtrace() + how);
-  } catch (const std::runtime_error& e) {
-    throw std::runtime_error("cannot read '" + path + "': " + e.what() + how);
-  }
-  if (root->kind != Object::Kind::dict) throw std::runtime_error("'" + path + "' does not hold a dict" + how);
+// The tensors of a state dict (or of its "model"/"state_dict" entry), named by their keys.
+std::map<std::string, at::Tensor> tensors_of(Ref root) {
+  std::map<std::string, at::Tensor> out;
+  if (root->kind != Object::Kind::dict) return out;
   Ref inner;
   for (const char* wrapper : {"model", "state_dict"})
     for (const auto& [k, v] : root->entries)
       if (k->text == wrapper && v->kind == Object::Kind::dict) inner = v;
   if (inner) root = inner;
-  std::map<std::string, at::Tensor> out;
   for (const auto& [k, v] : root->entries)
     if (k->kind == Object::Kind::string && v->kind == Object::Kind::tensor) out[k->text] = v->tensor;
-  if (out.empty()) throw std::runtime_error("'" + path + "' holds no tensors" + how);
+  return out;
+}
+
+}  // namespace
+
+std::map<std::string, at::Tensor> read_state_dict(const std::string& path) {
+  const std::string how = " (expected a file written by torch.save(model.state_dict(), path) with PyTorch 1.6 or newer)";
+  std::map<std::string, at::Tensor> out;
+  try {
+    kgain::verify_zip_checksums(path);
+    caffe2::serialize::PyTorchStreamReader reader(path);
+    auto [data, size] = reader.getRecord("data.pkl");
+    const std::string pickle(static_cast<const char*>(data.get()), size);
+    Unpickler unpickler(reader, pickle);
+    out = tensors_of(unpickler.run());  // while the unpickler still holds every object
+  } catch (const c10::Error& e) {
+    throw std::runtime_error("cannot read '" + path + "': " + e.what_without_backtrace() + how);
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error("cannot read '" + path + "': " + e.what() + how);
+  }
+  if (out.empty()) throw std::runtime_error("'" + path + "' holds no tensors (or no dict of them)" + how);
+  for (const auto& [name, tensor] : out)
+    if (tensor.is_floating_point() && !at::isfinite(tensor).all().item<bool>())
+      throw std::runtime_error("'" + path + "': the tensor '" + name + "' holds NaN or infinite values; the weights are damaged "
+                               "(download or copy the file again)");
   return out;
 }
 

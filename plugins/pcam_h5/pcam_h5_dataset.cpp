@@ -50,6 +50,9 @@ class Handle {
   herr_t (*close_)(hid_t);
 };
 
+// PCam's rows are 27,648 bytes; a row of 64 MB is no patch any study would use.
+constexpr hsize_t max_row_bytes = 64ULL << 20, max_chunk_bytes = 64ULL << 20;
+
 struct Array {
   Handle file{-1, H5Fclose};
   Handle dataset{-1, H5Dclose};
@@ -71,6 +74,23 @@ Array open_array(const std::string& path, const char* name, std::size_t rank) {
   Handle type(H5Dget_type(a.dataset.get()), H5Tclose);
   if (H5Tget_class(type.get()) != H5T_INTEGER || H5Tget_size(type.get()) != 1)
     throw std::runtime_error(path + ": dataset '" + name + "' does not hold 8-bit integers");
+  // A forged file may declare huge rows or chunks; reading one row would then inflate
+  // gigabytes. Rows and chunks are bounded before anything is read.
+  hsize_t row = 1;
+  for (std::size_t d = 1; d < rank; ++d) row = a.dims[d] > max_row_bytes ? max_row_bytes + 1 : row * a.dims[d];
+  if (row > max_row_bytes || a.dims[0] > (1ULL << 32))
+    throw std::runtime_error(path + ": dataset '" + name + "' declares rows of " + std::to_string(row) + " bytes or " +
+                             std::to_string(a.dims[0]) + " rows; PatchCamelyon's are 96 x 96 x 3 (a damaged or forged file)");
+  Handle plist(H5Dget_create_plist(a.dataset.get()), H5Pclose);
+  if (H5Pget_layout(plist.get()) == H5D_CHUNKED) {
+    std::vector<hsize_t> chunk(rank);
+    H5Pget_chunk(plist.get(), static_cast<int>(rank), chunk.data());
+    hsize_t bytes = 1;
+    for (auto c : chunk) bytes = c > max_chunk_bytes ? max_chunk_bytes + 1 : bytes * c;
+    if (bytes > max_chunk_bytes)
+      throw std::runtime_error(path + ": dataset '" + name + "' is stored in chunks of " + std::to_string(bytes) +
+                               " bytes; kgain reads chunks of at most 64 MB (a damaged or forged file)");
+  }
   return a;
 }
 
@@ -140,7 +160,10 @@ class PcamH5Dataset : public kgain::Dataset {
     if (y.dims[0] != x.dims[0])
       throw std::runtime_error(y_path + " has " + std::to_string(y.dims[0]) + " labels for " + std::to_string(x.dims[0]) + " patches in " + x_path);
     if (x.dims[0] == 0) throw std::runtime_error(x_path + " holds no patches");
-    std::vector<std::uint8_t> labels(y.dims[0] * y.dims[1] * y.dims[2] * y.dims[3]);
+    if (y.dims[1] * y.dims[2] * y.dims[3] != 1)
+      throw std::runtime_error(y_path + ": labels of shape " + std::to_string(y.dims[1]) + " x " + std::to_string(y.dims[2]) + " x " +
+                               std::to_string(y.dims[3]) + "; PatchCamelyon's are 1 x 1 x 1");
+    std::vector<std::uint8_t> labels(y.dims[0]);
     if (H5Dread(y.dataset.get(), H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, labels.data()) < 0)
       throw std::runtime_error(y_path + ": cannot read the labels");
     const std::size_t per_label = labels.size() / y.dims[0];

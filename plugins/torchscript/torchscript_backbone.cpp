@@ -41,6 +41,7 @@
 #include <kgain/backbone.hpp>
 #include <kgain/plugin.hpp>
 #include <kgain/torchscript_trunk.hpp>
+#include <kgain/zip_check.hpp>
 
 namespace {
 
@@ -57,8 +58,13 @@ class TorchScriptBackbone : public kgain::Backbone {
       throw options.error("init", "unknown rule '" + init_ + "': use \"kaiming_fan_out\" or \"kaiming_fan_in\"");
     if (!std::filesystem::is_regular_file(file_))
       throw options.error("file", "the TorchScript file '" + file_ + "' does not exist");
-    if (native_input_size_ <= 0)
-      throw options.error("native_input_size", "must be positive (received " + std::to_string(native_input_size_) + ")");
+    if (native_input_size_ <= 0 || native_input_size_ > 1024)
+      throw options.error("native_input_size", "must be between 1 and 1024 (received " + std::to_string(native_input_size_) + ")");
+    try {
+      kgain::verify_zip_checksums(file_);  // LibTorch's reader does not check them
+    } catch (const std::exception& e) {
+      throw options.error("file", e.what());
+    }
     torch::jit::Module module = load();
     torch::jit::Module container;
     try {
@@ -116,8 +122,7 @@ class TorchScriptBackbone : public kgain::Backbone {
     torch::jit::Module module = load();
     if (variant.kind == kgain::Variant::Kind::random) kgain::trunk::reinitialise_generic(module, variant.seed, init_ == "kaiming_fan_out");
     module.eval();
-    auto extractor = kgain::trunk::tap_extractor(units_of(module), tap_children_, tap_rank_, pooling, optimize_);
-    return std::make_unique<kgain::trunk::TrunkNetwork>(module, extractor);
+    return kgain::trunk::trunk_network(module, units_of(module), tap_children_, tap_rank_, pooling, optimize_);
   }
 
   bool has_pretrained_weights() const override { return true; }
@@ -126,13 +131,24 @@ class TorchScriptBackbone : public kgain::Backbone {
   std::string description() const override { return "TorchScript " + file_ + " (taps: children of '" + container_ + "')"; }
 
  private:
+  // The module with its weights checked: a NaN or infinity in a parameter or buffer is
+  // damage, and would only show up later as features nobody can score.
   torch::jit::Module load() const {
+    torch::jit::Module module;
     try {
-      return torch::jit::load(file_, torch::kCPU);
+      module = torch::jit::load(file_, torch::kCPU);
     } catch (const c10::Error& e) {
       throw std::runtime_error("cannot load '" + file_ + "' as TorchScript (saved with torch.jit.save?): " +
                                e.what_without_backtrace());
     }
+    const auto check = [&](const std::string& name, const at::Tensor& t) {
+      if (t.is_floating_point() && !at::isfinite(t).all().item<bool>())
+        throw std::runtime_error("'" + file_ + "': the tensor '" + name + "' holds NaN or infinite values; the weights are damaged "
+                                 "(download or copy the file again)");
+    };
+    for (const auto& p : module.named_parameters(true)) check(p.name, p.value);
+    for (const auto& b : module.named_buffers(true)) check(b.name, b.value);
+    return module;
   }
   std::vector<torch::jit::Module> units_of(const torch::jit::Module& module) const {
     const auto container = container_.empty() ? module : kgain::trunk::module_at(module, container_);

@@ -24,6 +24,8 @@
 
 #include <torch/csrc/jit/api/function_impl.h>
 #include <torch/csrc/jit/ir/ir.h>
+#include <iostream>
+
 #include <torch/csrc/jit/passes/freeze_module.h>
 #include <torch/csrc/jit/passes/frozen_graph_optimizations.h>
 #include <torch/script.h>
@@ -90,16 +92,35 @@ inline torch::jit::Module tap_extractor(const std::vector<torch::jit::Module>& u
 // A network for the core: `full` classifies (when `has_classifier`), `taps` is a tap_extractor.
 // `channels_last`: batches enter the extractor in channels-last layout (NHWC), which some
 // oneDNN convolutions run faster; the features are the same.
+// `reference`: the plain (unoptimized) extractor when `taps` is optimized. The optimized graph
+// must give the plain graph's features, but LibTorch 1.13's bundled oneDNN computes some small
+// convolutions wrongly on some AVX-512 processors (seen on an AMD EPYC: MobileNetV1 0.25 off by
+// 0.77 at its first tap). So the first batch runs through both, and if any tap differs by more
+// than float rounding the plain graph is used from then on, with a warning: slower, never wrong.
 class TrunkNetwork : public Network {
  public:
-  TrunkNetwork(torch::jit::Module full, torch::jit::Module taps, bool has_classifier = true, bool channels_last = false)
-      : full_(std::move(full)), taps_(std::move(taps)), has_classifier_(has_classifier), channels_last_(channels_last) {}
+  TrunkNetwork(torch::jit::Module full, torch::jit::Module taps, bool has_classifier = true, bool channels_last = false,
+               c10::optional<torch::jit::Module> reference = c10::nullopt)
+      : full_(std::move(full)), taps_(std::move(taps)), has_classifier_(has_classifier), channels_last_(channels_last),
+        reference_(std::move(reference)) {}
   std::vector<at::Tensor> extract(const at::Tensor& images) override {
     c10::InferenceMode guard;
-    auto out = taps_.forward({channels_last_ ? images.contiguous(at::MemoryFormat::ChannelsLast) : images}).toTensorList();
-    std::vector<at::Tensor> features;
-    features.reserve(out.size());
-    for (const at::Tensor& t : out) features.push_back(t.to(torch::kFloat32).contiguous());
+    std::vector<at::Tensor> features = run(taps_, images);
+    if (reference_) {
+      const std::vector<at::Tensor> plain = run(*reference_, images);
+      bool same = plain.size() == features.size();
+      for (std::size_t t = 0; same && t < plain.size(); ++t) {
+        const double scale = std::max(1.0, plain[t].abs().max().item<double>());
+        same = plain[t].sizes() == features[t].sizes() && (plain[t] - features[t]).abs().max().item<double>() <= 1e-3 * scale;
+      }
+      if (!same) {
+        std::cerr << "kgain: warning: the optimized network (oneDNN) disagrees with the plain one on this processor; "
+                     "using the plain network (correct, slower)\n";
+        taps_ = *reference_;
+        features = plain;
+      }
+      reference_ = c10::nullopt;  // checked once per network
+    }
     return features;
   }
   at::Tensor classify(const at::Tensor& images) override {
@@ -109,11 +130,32 @@ class TrunkNetwork : public Network {
   }
 
  private:
+  std::vector<at::Tensor> run(torch::jit::Module& taps, const at::Tensor& images) {
+    auto out = taps.forward({channels_last_ ? images.contiguous(at::MemoryFormat::ChannelsLast) : images}).toTensorList();
+    std::vector<at::Tensor> features;
+    features.reserve(out.size());
+    for (const at::Tensor& t : out) features.push_back(t.to(torch::kFloat32).contiguous());
+    return features;
+  }
+
   torch::jit::Module full_;
   torch::jit::Module taps_;
   bool has_classifier_;
   bool channels_last_;
+  c10::optional<torch::jit::Module> reference_;
 };
+
+// The network for tap_extractor(units, ...): optimized (freeze + optimize_for_inference) and
+// checked against the plain extractor on its first batch when `optimize`, else plain.
+inline std::unique_ptr<Network> trunk_network(torch::jit::Module full, const std::vector<torch::jit::Module>& units,
+                                              const std::vector<std::size_t>& tap_units, const std::vector<std::size_t>& tap_ranks,
+                                              Pooling pooling, bool optimize, bool has_classifier = true, bool channels_last = false) {
+  torch::jit::Module plain = tap_extractor(units, tap_units, tap_ranks, pooling, /*optimize=*/false);
+  if (!optimize) return std::make_unique<TrunkNetwork>(std::move(full), std::move(plain), has_classifier, channels_last);
+  torch::jit::Module frozen = torch::jit::freeze(plain);  // freeze works on a clone: `plain` stays as it is
+  torch::jit::Module optimized = torch::jit::optimize_for_inference(frozen);
+  return std::make_unique<TrunkNetwork>(std::move(full), std::move(optimized), has_classifier, channels_last, std::move(plain));
+}
 
 // Multiply-accumulates per image of one unit on `x` (a batch of one image), counted on the
 // unit's frozen graph: every convolution and linear layer contributes
