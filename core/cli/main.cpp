@@ -6,6 +6,7 @@
 #include <map>
 
 #include <boost/program_options.hpp>
+#include <c10/util/Exception.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -286,6 +287,14 @@ int main(int argc, char** argv) {
   } catch (const po::error& e) {
     std::cerr << "kgain " << command << ": " << e.what() << " (see 'kgain " << command << " --help')\n";
     return 2;
+  } catch (const c10::Error& e) {
+    // LibTorch's own message, without its C++ stack trace (of no use to a user).
+    std::cerr << "kgain " << command << ": error: " << e.what_without_backtrace() << '\n';
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::cerr << "kgain " << command << ": error: out of memory (a smaller [run] batch_size, [features] input_size or fewer "
+                 "[run] decode_threads lower the peak)\n";
+    return 1;
   } catch (const std::exception& e) {
     std::cerr << "kgain " << command << ": error: " << e.what() << '\n';
     return 1;

@@ -1,6 +1,7 @@
 #include "kgain/core/config.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -105,6 +106,8 @@ class SectionReader {
     }
     return out;
   }
+  // The node of a key read before (for messages about its value).
+  const toml::node* node(const std::string& key) const { return table_.get(key); }
   // Every key of the table must have been asked for.
   void check_unknown() const {
     for (const auto& [key, node] : table_) {
@@ -126,17 +129,33 @@ class SectionReader {
   std::vector<std::string>& all_known_;
 };
 
+// A plugin option that is nan or inf is always a mistake, and a plugin that compares it
+// against a range would let it through (every comparison with NaN is false).
+double finite_number(const toml::node& node, const std::string& file, const std::string& section, const std::string& key) {
+  const double v = node.as_floating_point()->get();
+  if (!std::isfinite(v))
+    throw ConfigError(where(file, node.source()) + ": [" + section + "] " + key + ": must be a finite number (received " + std::to_string(v) + ")");
+  return v;
+}
+
+// Each name of a list may appear once (a metric listed twice would be scored twice under one name).
+void require_unique(const std::vector<std::string>& names, const SectionReader& r, const std::string& key, const std::string& what) {
+  std::set<std::string> seen;
+  for (const auto& n : names)
+    if (!seen.insert(n).second) r.fail(key, *r.node(key), "the " + what + " '" + n + "' is listed twice");
+}
+
 Options::Value to_value(const toml::node& node, const std::string& file, const std::string& section, const std::string& key) {
   if (auto s = node.as_string()) return s->get();
   if (auto i = node.as_integer()) return i->get();
-  if (auto d = node.as_floating_point()) return d->get();
+  if (node.is_floating_point()) return finite_number(node, file, section, key);
   if (auto b = node.as_boolean()) return b->get();
   if (auto a = node.as_array()) {
     Options::List list;
     for (const auto& item : *a) {
       if (auto s = item.as_string()) list.emplace_back(s->get());
       else if (auto i = item.as_integer()) list.emplace_back(i->get());
-      else if (auto d = item.as_floating_point()) list.emplace_back(d->get());
+      else if (item.is_floating_point()) list.emplace_back(finite_number(item, file, section, key));
       else if (auto b = item.as_boolean()) list.emplace_back(b->get());
       else
         throw ConfigError(where(file, item.source()) + ": [" + section + "] " + key +
@@ -185,7 +204,9 @@ const toml::table* table_of(const toml::table& root, const std::string& key, con
 toml::table options_table(const PluginSection& s) {
   toml::table t;
   t.insert("plugin", s.plugin);
-  for (const auto& [key, value] : s.options.values()) {
+  for (const auto& entry : s.options.values()) {
+    const std::string& key = entry.first;  // not a structured binding: lambdas cannot capture those in C++17
+    const auto& value = entry.second;
     if (key == "plugin") continue;
     std::visit(
         [&](const auto& v) {
@@ -267,6 +288,11 @@ Config parse_config(const std::string& text, const std::string& path) {
     const toml::table* t = table_of(root, "run", path);
     SectionReader r(t ? *t : empty, "run", path, c.known_keys);
     c.name = r.string("name", fs::path(path).stem().string());
+    // The name becomes a folder under runs/: one plain path component.
+    if (c.name.empty() || c.name == "." || c.name == ".." || c.name.find_first_of(std::string("/\\\0", 3)) != std::string::npos ||
+        std::any_of(c.name.begin(), c.name.end(), [](char ch) { return static_cast<unsigned char>(ch) < 0x20; }))
+      throw ConfigError(where(path, t && t->get("name") ? t->get("name")->source() : toml::source_region{}) + ": [run] name: '" + c.name +
+                        "' cannot name a run folder (it must be non-empty, not '.' or '..', without '/', '\\' or control characters)");
     // A resolved config written into a run directory keeps the original config's directory.
     c.base_dir = r.string("config_dir", c.base_dir);
     c.threads = static_cast<int>(r.integer("threads", 0, 0, 1024));
@@ -296,7 +322,8 @@ Config parse_config(const std::string& text, const std::string& path) {
   {
     const toml::table* t = table_of(root, "features", path);
     SectionReader r(t ? *t : empty, "features", path, c.known_keys);
-    c.input_size = r.integer("input_size", 0, 0, 4096);
+    // A decoding chunk of 256 images at 1024 px is 3 GB of floats; beyond that no CNN study fits.
+    c.input_size = r.integer("input_size", 0, 0, 1024);
     c.resize = r.string("resize", "shorter_side_crop", {"shorter_side_crop", "stretch", "pad"});
     const std::string pooling = r.string("pooling", "avg", {"avg", "max", "avgmax"});
     c.pooling = pooling == "avg" ? Pooling::avg : pooling == "max" ? Pooling::max : Pooling::avgmax;
@@ -358,10 +385,11 @@ Config parse_config(const std::string& text, const std::string& path) {
     SectionReader r(t ? *t : empty, "metrics", path, c.known_keys);
     const auto names = r.strings("names", {"accuracy", "balanced_accuracy", "macro_f1"});
     if (names.empty()) throw ConfigError(where(path, t->get("names")->source()) + ": [metrics] names: list at least one metric, e.g. [\"accuracy\"]");
+    require_unique(names, r, "names", "metric");
     for (const auto& n : names) {
       const toml::table* sub = t ? table_of(*t, n, path) : nullptr;
       PluginSection s = plugin_section(sub ? *sub : empty, "metrics." + n, path, c.base_dir, n);
-      if (!sub) s.where = t ? where(path, t->get("names")->source()) : path;
+      if (!sub) s.where = t && t->get("names") ? where(path, t->get("names")->source()) : path;
       c.metrics.push_back(std::move(s));
       r.get(n);  // a [metrics.<name>] table is known
       c.known_keys.pop_back();
@@ -373,6 +401,7 @@ Config parse_config(const std::string& text, const std::string& path) {
     const toml::table* t = table_of(root, "transferability", path);
     SectionReader r(t ? *t : empty, "transferability", path, c.known_keys);
     const auto names = r.strings("names", {"logme", "hscore", "hscore_shrinkage", "transrate", "gbc"});
+    require_unique(names, r, "names", "estimator");
     for (const auto& n : names) {
       const toml::table* sub = t ? table_of(*t, n, path) : nullptr;
       PluginSection s = plugin_section(sub ? *sub : empty, "transferability." + n, path, c.base_dir, n);
@@ -445,6 +474,18 @@ Config parse_config(const std::string& text, const std::string& path) {
   out << resolved;
   c.resolved_toml = out.str();
   return c;
+}
+
+bool same_measurement(const std::string& resolved_a, const std::string& resolved_b) {
+  try {
+    const toml::table a = toml::parse(resolved_a), b = toml::parse(resolved_b);
+    for (const char* section : {"dataset", "backbone", "features", "variants"}) {
+      if (!a[section] || !b[section] || !(a[section] == b[section])) return false;
+    }
+    return true;
+  } catch (const toml::parse_error&) {
+    return false;
+  }
 }
 
 void check_unread_options(const PluginSection& section, const std::string& kind) {
