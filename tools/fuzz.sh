@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets (tests/fuzz/) with clang-14 into build-fuzz/ and runs each one
+# for SECONDS (default 60) from a seed corpus made of the real files in ../shared.
+#   tools/fuzz.sh [SECONDS] [TARGET...]
+# A crash leaves its input in build-fuzz/fuzz/crash-* and makes the script fail.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source tools/deps.sh
+kgain_install_missing clang-14 libfuzzer-14-dev libclang-rt-14-dev python3-h5py
+seconds=${1:-60}
+shift || true
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(fuzz_config fuzz_image fuzz_manifest fuzz_state_dict fuzz_feature_cache fuzz_pcam_h5)
+shared=$(cd .. && pwd)/shared
+
+CC=clang-14 CXX=clang++-14 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKGAIN_BUILD_FUZZERS=ON \
+  -DKGAIN_BUILD_TESTS=OFF -DKGAIN_USE_PCH=OFF >&2
+cmake --build build-fuzz -j "$(nproc)" --target "${targets[@]}" >&2
+
+seeds=build-fuzz/seeds
+rm -rf "$seeds" && mkdir -p "$seeds"/{fuzz_config,fuzz_image,fuzz_manifest,fuzz_state_dict,fuzz_feature_cache,fuzz_pcam_h5}
+cp configs/*.toml "$seeds/fuzz_config/"
+for folder in pcam-mini/1_tumor lc25000-lung-mini/lung_aca breakhis-samples/benign; do
+  find "$shared/data/$folder" -maxdepth 1 -type f | sort | sed -n "1,3p" | while read -r f; do cp "$f" "$seeds/fuzz_image/"; done
+done
+/usr/bin/python3 - "$seeds" <<'PY'  # Debian's Python, with python3-h5py
+import sys, struct, zlib
+seeds = sys.argv[1]
+# A 4x3 BMP and a 4x3 TIFF (uncompressed RGB), the formats without a file in ../shared.
+w, h = 4, 3
+row = bytes([10, 20, 30] * w) + b"\0" * ((4 - (3 * w) % 4) % 4)
+bmp_pixels = row * h
+open(f"{seeds}/fuzz_image/tiny.bmp", "wb").write(b"BM" + struct.pack("<IHHI", 54 + len(bmp_pixels), 0, 0, 54)
+    + struct.pack("<IiiHHIIiiII", 40, w, h, 1, 24, 0, len(bmp_pixels), 2835, 2835, 0, 0) + bmp_pixels)
+pixels = bytes(range(w * h * 3))
+entries = [(256, 3, 1, w), (257, 3, 1, h), (258, 3, 1, 8), (259, 3, 1, 1), (262, 3, 1, 2), (273, 4, 1, 8),
+           (277, 3, 1, 3), (278, 3, 1, h), (279, 4, 1, len(pixels))]
+ifd = 8 + len(pixels)
+tiff = b"II*\0" + struct.pack("<I", ifd) + pixels + struct.pack("<H", len(entries))
+for tag, typ, count, value in entries:
+    tiff += struct.pack("<HHI", tag, typ, count) + (struct.pack("<HH", value, 0) if typ == 3 else struct.pack("<I", value))
+open(f"{seeds}/fuzz_image/tiny.tif", "wb").write(tiff + b"\0\0\0\0")
+import h5py, numpy as np
+with h5py.File(f"{seeds}/fuzz_pcam_h5/pcam.h5", "w") as f:
+    f.create_dataset("x", data=np.arange(2 * 8 * 8 * 3, dtype=np.uint8).reshape(2, 8, 8, 3), chunks=(1, 8, 8, 3), compression="gzip")
+    f.create_dataset("y", data=np.array([0, 1], dtype=np.uint8).reshape(2, 1, 1, 1))
+PY
+head -40 "$shared/data/pcam-mini/manifest.csv" > "$seeds/fuzz_manifest/pcam.csv"
+head -40 "$shared/data/lc25000-lung-mini/manifest.csv" > "$seeds/fuzz_manifest/lc25000.csv"
+cp "$shared/models/mobilenet_v1_0.25_128_quant.state_dict.pt" "$seeds/fuzz_state_dict/"
+KGAIN_FUZZ_WRITE_SEED="$seeds/fuzz_feature_cache/chunk.bin" build-fuzz/fuzz/fuzz_feature_cache -runs=0 >/dev/null 2>&1 || true
+
+export ASAN_OPTIONS=detect_leaks=0:detect_container_overflow=0  # LibTorch is not instrumented (see docs/trust.md)
+status=0
+rm -rf build-fuzz/findings
+for t in "${targets[@]}"; do
+  mkdir -p "build-fuzz/corpus/$t"
+  echo "== $t: ${seconds} s" >&2
+  if ! (cd build-fuzz/fuzz && ./"$t" -max_total_time="$seconds" -max_len=4194304 -timeout=20 -rss_limit_mb=4096 \
+        -print_final_stats=1 "../corpus/$t" "../seeds/$t" 2>&1 | grep -E "^(#[0-9]+ +DONE|stat::number_of_executed_units|stat::peak_rss_mb|==[0-9]+==ERROR|SUMMARY|.*crash-)" ); then
+    :
+  fi
+  found=$(find build-fuzz/fuzz -maxdepth 1 \( -name 'crash-*' -o -name 'timeout-*' -o -name 'oom-*' -o -name 'leak-*' \) | sort)
+  if [ -n "$found" ]; then
+    echo "kgain fuzz: $t found failing input(s): $found" >&2
+    mkdir -p build-fuzz/findings/"$t" && mv $found build-fuzz/findings/"$t"/
+    status=1
+  fi
+done
+exit $status

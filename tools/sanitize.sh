@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Builds kgain, its plugins and the whole test suite with AddressSanitizer +
+# UndefinedBehaviorSanitizer into build-asan/ and runs the tests (ctest). Any report fails the
+# test that caused it. LibTorch, OpenCV and the other Debian libraries are not instrumented;
+# what is suppressed for them, and why, is in tools/sanitizers/ and docs/trust.md.
+#   tools/sanitize.sh [ctest arguments...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source tools/deps.sh
+kgain_install_missing chromium python3-torchvision
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKGAIN_SANITIZE=ON -DKGAIN_USE_PCH=ON >&2
+cmake --build build-asan -j "$(nproc)" >&2
+supp="$(pwd)/tools/sanitizers"
+# detect_container_overflow=0: std::vector annotations are only consistent when every library
+# touching a vector is instrumented; LibTorch's are not, which gives false reports.
+export ASAN_OPTIONS="detect_container_overflow=0:abort_on_error=0:halt_on_error=1:strict_string_checks=1"
+export LSAN_OPTIONS="suppressions=$supp/lsan.supp:print_suppressions=0"
+export UBSAN_OPTIONS="suppressions=$supp/ubsan.supp:print_stacktrace=1:halt_on_error=1"
+cd build-asan
+ctest --output-on-failure -j "$(nproc)" "$@"
