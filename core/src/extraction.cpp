@@ -60,20 +60,14 @@ DecodedChunk decode_chunk(const std::vector<Sample>& samples, std::int64_t begin
   return out;
 }
 
-// A chunk's rows of undecodable images, applied to the run's policy: listed when skipping,
-// an error naming the first one when not (also for chunks a skipping run cached earlier).
-void take_bad_rows(const FeatureChunk& chunk, std::int64_t begin, bool skip_bad, ExtractionStats* stats) {
-  if (chunk.bad.empty()) return;
-  if (!skip_bad)
-    throw ImageError(chunk.bad.front().second + " (set [dataset] on_bad_image = \"skip\" to leave such images out)");
-  if (stats)
-    for (const auto& [row, reason] : chunk.bad) stats->bad_images.emplace_back(begin + row, reason);
-}
-
-// Reads (variant, chunk) from the cache, checked for bad rows and finite values.
+// Reads (variant, chunk) from the cache, checked for finite values. A chunk that lists
+// undecodable images (cached by a run that skipped them) is an error naming the first one when
+// this run may not skip them.
 bool load_chunk(const FeatureCache& cache, const std::string& variant, std::int64_t c, std::int64_t begin, std::int64_t end,
                 const ExtractionInput& input, FeatureChunk& out) {
   if (!cache.load(variant, c, end - begin, chunk_identity(input.identities, begin, end), out)) return false;
+  if (!out.bad.empty() && !input.skip_bad_images)
+    throw ImageError(out.bad.front().second + " (set [dataset] on_bad_image = \"skip\" to leave such images out)");
   for (std::size_t t = 0; t < out.taps.size(); ++t)
     check_finite(out.taps[t], "the cached features of variant '" + variant + "' (tap " + std::to_string(t) + ", " + cache.chunk_path(variant, c) + ")",
                  input.samples, begin);
@@ -104,14 +98,10 @@ std::vector<std::vector<at::Tensor>> extract_features(Backbone& backbone, const 
   std::vector<std::int64_t> todo;  // chunks that some variant still lacks
   for (std::int64_t c = 0; c < chunks; ++c) {
     const auto [b, e] = chunk_range(c);
-    bool missing = false, counted = false;
+    bool missing = false;
     for (std::size_t v = 0; v < variants.size(); ++v) {
-      if (load_chunk(cache, variants[v].name(), c, b, e, input, parts[v][c])) {
-        ++stats.chunks_reused;
-        if (!counted) take_bad_rows(parts[v][c], b, input.skip_bad_images, &stats), counted = true;
-      } else {
-        missing = true;
-      }
+      if (load_chunk(cache, variants[v].name(), c, b, e, input, parts[v][c])) ++stats.chunks_reused;
+      else missing = true;
     }
     if (missing) todo.push_back(c);
   }
@@ -137,12 +127,9 @@ std::vector<std::vector<at::Tensor>> extract_features(Backbone& backbone, const 
     const DecodedChunk decoded = next.get();  // rethrows an ImageError from the decoding thread
     stats.images_decoded += e - b;
     if (k + 1 < todo.size()) next = decode(todo[k + 1]);
-    bool counted = false;
+    for (const auto& [index, reason] : decoded.bad) spdlog::warn("skipped: {}", reason);
     for (std::size_t v = 0; v < variants.size(); ++v) {
-      if (!parts[v][c].taps.empty()) {
-        counted = true;  // its bad rows were taken when it was loaded
-        continue;
-      }
+      if (!parts[v][c].taps.empty()) continue;
       auto& net = networks[v];
       if (!net) net = backbone.instantiate(variants[v], pooling);
       std::vector<std::vector<at::Tensor>> per_tap;
@@ -159,10 +146,6 @@ std::vector<std::vector<at::Tensor>> extract_features(Backbone& backbone, const 
       }
       for (const auto& [index, reason] : decoded.bad) chunk.bad.emplace_back(index - b, reason);
       cache.store(variants[v].name(), c, chunk_identity(input.identities, b, e), chunk);
-      if (!counted) {
-        for (const auto& [index, reason] : decoded.bad) spdlog::warn("skipped: {}", reason);
-        take_bad_rows(chunk, b, input.skip_bad_images, &stats), counted = true;
-      }
       stats.images_forwarded += e - b;
       ++stats.chunks_extracted;
       progress.advance(e - b);
@@ -172,6 +155,9 @@ std::vector<std::vector<at::Tensor>> extract_features(Backbone& backbone, const 
                  elapsed > 0 ? stats.images_forwarded / elapsed : 0.0);
   }
 
+  // The images left out: the same rows in every variant's chunk (they were keyed on the same images).
+  for (std::int64_t c = 0; c < chunks; ++c)
+    for (const auto& [row, reason] : parts[0][c].bad) stats.bad_images.emplace_back(c * chunk_images + row, reason);
   std::vector<std::vector<at::Tensor>> features(variants.size());
   for (std::size_t v = 0; v < variants.size(); ++v) {
     const std::size_t taps = parts[v][0].taps.size();
@@ -181,7 +167,6 @@ std::vector<std::vector<at::Tensor>> extract_features(Backbone& backbone, const 
       features[v].push_back(at::cat(pieces, 0));
     }
   }
-  std::sort(stats.bad_images.begin(), stats.bad_images.end());
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return features;
 }
@@ -212,7 +197,6 @@ at::Tensor extract_source_predictions(Backbone& backbone, const ExtractionInput&
     const std::int64_t b = c * chunk_images, e = std::min(n, (c + 1) * chunk_images);
     FeatureChunk chunk;
     if (load_chunk(cache, "source", c, b, e, input, chunk)) {
-      take_bad_rows(chunk, b, input.skip_bad_images, nullptr);
       parts.push_back(chunk.taps.front());
       continue;
     }

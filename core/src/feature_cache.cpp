@@ -9,7 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include "kgain/core/durable_file.hpp"
-#include "kgain/core/hash.hpp"
+#include <kgain/file_hash.hpp>
 
 namespace fs = std::filesystem;
 

@@ -22,8 +22,12 @@ std::uint32_t big_endian32(const std::string& b, std::size_t at) {
          (std::uint32_t(std::uint8_t(b[at + 2])) << 8) | std::uint32_t(std::uint8_t(b[at + 3]));
 }
 
+bool dimensions_ok(std::int64_t width, std::int64_t height) {
+  return width > 0 && height > 0 && width <= 65535 && height <= 65535 && width * height <= max_image_pixels;
+}
+
 void check_dimensions(const std::string& path, std::int64_t width, std::int64_t height) {
-  if (width <= 0 || height <= 0 || width > 65535 || height > 65535 || width * height > max_image_pixels)
+  if (!dimensions_ok(width, height))
     throw ImageError(path + ": the image header declares " + std::to_string(width) + " x " + std::to_string(height) +
                      " pixels; kgain decodes images of at most " + std::to_string(max_image_pixels / 1000000) +
                      " megapixels (a damaged header, or not a patch: tile large images first)");
@@ -69,10 +73,10 @@ cv::Mat decode_jpeg(const std::string& path, const std::string& bytes) {
   jpeg_create_decompress(&info);
   jpeg_mem_src(&info, reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<unsigned long>(bytes.size()));
   jpeg_read_header(&info, TRUE);
-  if (static_cast<std::int64_t>(info.image_width) * info.image_height > max_image_pixels || info.image_width == 0 || info.image_height == 0) {
+  if (!dimensions_ok(info.image_width, info.image_height)) {
     const std::int64_t w = info.image_width, h = info.image_height;
     jpeg_destroy_decompress(&info);
-    check_dimensions(path, w, h);
+    check_dimensions(path, w, h);  // throws, naming the size
   }
   if (info.num_components == 4) {  // CMYK: libjpeg-turbo has no BGR conversion for it; OpenCV does it
     jpeg_destroy_decompress(&info);

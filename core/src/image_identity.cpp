@@ -2,10 +2,9 @@
 
 #include <algorithm>
 #include <exception>
-#include <fstream>
 #include <thread>
 
-#include "kgain/core/hash.hpp"
+#include <kgain/file_hash.hpp>
 
 namespace kgain::core {
 namespace {
@@ -24,11 +23,8 @@ std::uint64_t identity_of(const Sample& sample, const Dataset* pixel_source) {
       return h.update("unreadable").update(e.what()).digest();
     }
   }
-  std::ifstream in(sample.path, std::ios::binary);
-  if (!in) return h.update("missing").digest();
   h.update("file");
-  char buffer[1 << 16];
-  while (in.read(buffer, sizeof buffer) || in.gcount() > 0) h.update(buffer, static_cast<std::size_t>(in.gcount()));
+  if (!hash_file(h, sample.path)) h.update("missing");
   return h.digest();
 }
 

@@ -81,10 +81,9 @@ class RunDirLock {
     }
     char host[256] = "?";
     ::gethostname(host, sizeof host - 1);
+    // Who holds it, for the message above; the lock holds even if this note cannot be written.
     const std::string me = "pid " + std::to_string(::getpid()) + " on " + host;
-    if (::ftruncate(fd_, 0) == 0 && ::write(fd_, me.data(), me.size()) < 0) {
-      // the lock holds without the note; the note only names the holder in the message above
-    }
+    if (::ftruncate(fd_, 0) == 0) (void)!::write(fd_, me.data(), me.size());
   }
   ~RunDirLock() { ::close(fd_); }
   RunDirLock(const RunDirLock&) = delete;
@@ -115,9 +114,10 @@ void check_run_dir(const std::string& dir, const Config& config, const RunOption
     }
     return;
   }
+  if (options.replace_other) return;
   // The lock and the log are written before the run claims the directory (a failed run leaves them).
   for (const auto& entry : fs::directory_iterator(dir))
-    if (entry.path().filename() != ".kgain.lock" && entry.path().filename() != "kgain.log" && !options.replace_other)
+    if (entry.path().filename() != ".kgain.lock" && entry.path().filename() != "kgain.log")
       throw std::runtime_error("the run directory '" + dir + "' exists and is not a kgain run; choose another with --out");
 }
 
@@ -315,10 +315,14 @@ RunSummary run_study(const Config& config, const RunOptions& options) {
   const std::vector<std::uint64_t> identities = image_identities(samples, prep.pixel_source, std::max(2, decode_threads));
   const ExtractionInput input{samples, identities, prep, config.batch_size, config.skip_bad_images, decode_threads};
   const auto features = extract_features(*backbone, variants, config.pooling, input, cache, summary.extraction);
-  if (!summary.extraction.bad_images.empty()) {
-    // Skipped images leave every fold; the rest of the fold is unchanged.
-    std::set<std::int64_t> bad;
-    for (const auto& b : summary.extraction.bad_images) bad.insert(b.first);
+  // Skipped images leave every fold (the rest of the fold is unchanged) and the estimators.
+  std::set<std::int64_t> bad;
+  for (const auto& b : summary.extraction.bad_images) bad.insert(b.first);
+  std::vector<std::int64_t> good_rows, good_labels;
+  for (std::size_t i = 0; i < labels.size(); ++i)
+    if (!bad.count(static_cast<std::int64_t>(i))) good_rows.push_back(static_cast<std::int64_t>(i)), good_labels.push_back(labels[i]);
+  const at::Tensor good_index = at::tensor(good_rows, at::kLong);
+  if (!bad.empty()) {
     for (auto& fold : splits.folds)
       for (auto* side : {&fold.train, &fold.test}) side->erase(std::remove_if(side->begin(), side->end(), [&](std::int64_t i) { return bad.count(i) > 0; }), side->end());
     spdlog::warn("{} image(s) could not be decoded and were left out (on_bad_image = \"skip\"); see run.json", bad.size());
@@ -347,13 +351,6 @@ RunSummary run_study(const Config& config, const RunOptions& options) {
     summary.gain.insert(summary.gain.end(), gain.begin(), gain.end());
   }
   const bool has_pretrained = backbone->has_pretrained_weights();  // the estimators score pretrained features
-  // The estimators see every image that was decoded (skipped ones hold no features).
-  std::set<std::int64_t> bad;
-  for (const auto& b : summary.extraction.bad_images) bad.insert(b.first);
-  std::vector<std::int64_t> good_rows, good_labels;
-  for (std::size_t i = 0; i < labels.size(); ++i)
-    if (!bad.count(static_cast<std::int64_t>(i))) good_rows.push_back(static_cast<std::int64_t>(i)), good_labels.push_back(labels[i]);
-  const at::Tensor good_index = at::tensor(good_rows, at::kLong);
   if (has_pretrained && (!feature_metrics.empty() || config.cka)) {
     std::vector<std::vector<at::Tensor>> usable = features;
     if (!bad.empty())

@@ -23,17 +23,7 @@ struct Object {
 };
 using Ref = std::shared_ptr<Object>;
 
-// Every object of one unpickling, so that they can be taken apart without recursion: a
-// pickle may nest a million tuples (or make a list that holds itself), and releasing such a
-// chain through shared_ptr destructors would overflow the stack.
-thread_local std::vector<std::shared_ptr<Object>>* arena = nullptr;
 
-Ref make(Object::Kind kind) {
-  auto o = std::make_shared<Object>();
-  o->kind = kind;
-  if (arena) arena->push_back(o);
-  return o;
-}
 
 c10::ScalarType storage_dtype(const std::string& name) {
   static const std::map<std::string, c10::ScalarType> types{
@@ -48,9 +38,8 @@ c10::ScalarType storage_dtype(const std::string& name) {
 
 class Unpickler {
  public:
-  Unpickler(caffe2::serialize::PyTorchStreamReader& reader, const std::string& data) : reader_(reader), data_(data) { arena = &objects_; }
+  Unpickler(caffe2::serialize::PyTorchStreamReader& reader, const std::string& data) : reader_(reader), data_(data) {}
   ~Unpickler() {
-    arena = nullptr;
     stack_.clear();
     memo_.clear();
     for (auto& o : objects_) {  // every object is still held here, so clearing links frees nothing recursively
@@ -172,17 +161,26 @@ class Unpickler {
     const char* digits = "0123456789abcdef";
     return std::string{digits[(v >> 4) & 15], digits[v & 15]};
   }
-  static Ref integer(std::int64_t v) {
+  // Every object is kept in objects_, so that the graph can be taken apart without recursion:
+  // a pickle may nest a million tuples (or make a list that holds itself), and releasing such
+  // a chain through shared_ptr destructors would overflow the stack.
+  Ref make(Object::Kind kind) {
+    auto o = std::make_shared<Object>();
+    o->kind = kind;
+    objects_.push_back(o);
+    return o;
+  }
+  Ref integer(std::int64_t v) {
     auto o = make(Object::Kind::integer);
     o->integer = v;
     return o;
   }
-  static Ref string(std::string s) {
+  Ref string(std::string s) {
     auto o = make(Object::Kind::string);
     o->text = std::move(s);
     return o;
   }
-  static Ref global(std::string name) {
+  Ref global(std::string name) {
     auto o = make(Object::Kind::global);
     o->text = std::move(name);
     return o;

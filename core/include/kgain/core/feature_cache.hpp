@@ -14,7 +14,7 @@
 // Chunk file layout (little-endian):
 //   "KGFEAT02", u64 images, u64 taps, u64 identity, u64 bad rows,
 //   u64 dims[taps], per bad row: u64 row, u64 length, reason bytes,
-//   u64 header checksum (Hash64 of everything before it),
+//   u64 header checksum (kgain::Hash64 of everything before it),
 //   per tap: float32 [images x dims[t]] then u64 checksum of those bytes.
 // Each tap's block is checked on its own, so a reader can load one tap without the others.
 // Threads: load and store may be called from several threads for different chunks.
