@@ -7,18 +7,23 @@
 // Random input and random weights (speed does not depend on the values). Run it on an otherwise
 // idle machine: two LibTorch processes at once share the cores and both slow down.
 //
-//   ./build/bench/kgain_bench_backbones --model MODEL.ts.pt --size 96 [--threads 2]
+//   ./build/bench/kgain_bench_backbones --model MODEL.ts.pt --size 96 [--threads 2] [--batch N]
 // instead measures the raw forward limit of a TorchScript file's extraction module (frozen,
-// optimized, every child of `features` tapped) on random tensors at batch sizes 16 to 256, and
-// prints the best: the ceiling for kgain's extraction throughput, which also decodes images.
+// optimized, every child of `features` tapped) on random tensors at batch sizes 16 to 256 (or
+// N alone), and prints the best: the ceiling for kgain's extraction throughput, which also decodes images.
+//
+// Both run with the allocator setting kgain itself makes (core/allocator.hpp); --malloc system
+// measures with glibc's defaults instead, for the before/after comparison.
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 #include <ATen/ATen.h>
 
 #include <kgain/backbone.hpp>
+#include <kgain/core/allocator.hpp>
 #include <kgain/core/registry.hpp>
 #include <kgain/core/run.hpp>
 
@@ -48,14 +53,14 @@ double images_per_second(Network& network, const at::Tensor& images, std::int64_
   return static_cast<double>(images.size(0) * batches) / seconds;
 }
 
-int raw_limit(core::Registry& registry, const std::string& model, std::int64_t size) {
+int raw_limit(core::Registry& registry, const std::string& model, std::int64_t size, const std::vector<std::int64_t>& batch_sizes) {
   Options options("backbone", "");
   options.set("file", model);
   auto backbone = registry.create<Backbone>(PluginKind::backbone, "torchscript", options);
   auto network = backbone->instantiate(Variant{}, Pooling::avg);
   double best = 0;
   std::int64_t best_batch = 0;
-  for (std::int64_t batch : {16, 32, 64, 128, 256}) {
+  for (std::int64_t batch : batch_sizes) {
     const at::Tensor images = at::randn({batch, 3, size, size}, at::detail::createCPUGenerator(0));
     const double rate = images_per_second(*network, images, std::max<std::int64_t>(2, 1024 / batch));
     std::printf("batch %lld: %.1f images/s\n", static_cast<long long>(batch), rate);
@@ -67,13 +72,16 @@ int raw_limit(core::Registry& registry, const std::string& model, std::int64_t s
 }
 
 int main(int argc, char** argv) {
+  if (string_arg(argc, argv, "--malloc") != "system") core::keep_freed_memory_for_reuse();  // as kgain itself runs
   const int threads = static_cast<int>(arg(argc, argv, "--threads", 2));
   const std::int64_t size = arg(argc, argv, "--size", 224), batch = arg(argc, argv, "--batch", 32),
                      batches = arg(argc, argv, "--batches", 8);
   core::set_threads(threads);
   core::Registry registry;
   registry.add_directory(KGAIN_PLUGIN_DIR);
-  if (const std::string model = string_arg(argc, argv, "--model"); !model.empty()) return raw_limit(registry, model, size);
+  if (const std::string model = string_arg(argc, argv, "--model"); !model.empty())
+    return raw_limit(registry, model, size, string_arg(argc, argv, "--batch").empty() ? std::vector<std::int64_t>{16, 32, 64, 128, 256}
+                                                                                      : std::vector<std::int64_t>{batch});
   std::printf("threads %d, input %lld px, batch %lld, %lld timed batches after 2 warm-up batches\n\n", threads,
               static_cast<long long>(size), static_cast<long long>(batch), static_cast<long long>(batches));
   std::printf("| backbone | module | images/s | speed-up |\n|---|---|---|---|\n");

@@ -10,6 +10,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include "kgain/core/allocator.hpp"
 #include "kgain/core/build_info.hpp"
 #include "kgain/core/config.hpp"
 #include "kgain/core/data_summary.hpp"
@@ -258,6 +259,7 @@ int command_inspect(const std::vector<std::string>& args) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  keep_freed_memory_for_reuse();  // before any thread: activations are reused, not re-faulted (allocator.hpp)
   // Logs and progress go to stderr; stdout carries the command's result (tables).
   spdlog::set_default_logger(spdlog::stderr_color_mt("kgain"));
   spdlog::set_pattern("[%H:%M:%S] [%^%l%$] %v");
