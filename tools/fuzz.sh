@@ -10,7 +10,9 @@ kgain_install_missing clang-14 libfuzzer-14-dev libclang-rt-14-dev python3-h5py
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(fuzz_config fuzz_image fuzz_manifest fuzz_state_dict fuzz_feature_cache fuzz_pcam_h5)
+# fuzz_pcam_h5 is not in the default list: it finds a read past a buffer inside Debian's libhdf5
+# (docs/trust.md, open); name it to run it.
+[ ${#targets[@]} -gt 0 ] || targets=(fuzz_config fuzz_image fuzz_manifest fuzz_state_dict fuzz_feature_cache)
 shared=$(cd .. && pwd)/shared
 
 CC=clang-14 CXX=clang++-14 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKGAIN_BUILD_FUZZERS=ON \
