@@ -59,6 +59,7 @@ KGAIN_FUZZ_WRITE_SEED="$seeds/fuzz_feature_cache/chunk.bin" build-fuzz/fuzz/fuzz
 export ASAN_OPTIONS=detect_leaks=0:detect_container_overflow=0:allocator_may_return_null=1
 status=0
 rm -rf build-fuzz/findings
+rm -f build-fuzz/fuzz/crash-* build-fuzz/fuzz/timeout-* build-fuzz/fuzz/oom-* build-fuzz/fuzz/leak-*  # a finding names its own run
 for t in "${targets[@]}"; do
   mkdir -p "build-fuzz/corpus/$t"
   echo "== $t: ${seconds} s" >&2
