@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (tests/fuzz/) with clang-14 into build-fuzz/ and runs each one
 # for SECONDS (default 60) from a seed corpus made of the real files in ../shared.
-#   tools/fuzz.sh [SECONDS] [TARGET...]
-# A crash leaves its input in build-fuzz/fuzz/crash-* and makes the script fail.
+#   tools/fuzz.sh [-j JOBS] [SECONDS] [TARGET...]
+# JOBS targets run at a time (default 1; each libFuzzer run uses one core). A crash leaves its
+# input in build-fuzz/findings/TARGET/ and makes the script fail.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source tools/deps.sh
 kgain_install_missing clang-14 libfuzzer-14-dev libclang-rt-14-dev python3-h5py
+jobs=1
+if [ "${1:-}" = "-j" ]; then jobs=$2; shift 2; fi
 seconds=${1:-60}
 shift || true
 targets=("$@")
@@ -57,17 +60,26 @@ KGAIN_FUZZ_WRITE_SEED="$seeds/fuzz_feature_cache/chunk.bin" build-fuzz/fuzz/fuzz
 # asks for whatever size a forged file declares (378 GB seen) and reports the failure as an
 # error, which kgain turns into "cannot open" (checked with `kgain data` on that input).
 export ASAN_OPTIONS=detect_leaks=0:detect_container_overflow=0:allocator_may_return_null=1
-status=0
-rm -rf build-fuzz/findings
-rm -f build-fuzz/fuzz/crash-* build-fuzz/fuzz/timeout-* build-fuzz/fuzz/oom-* build-fuzz/fuzz/leak-*  # a finding names its own run
-for t in "${targets[@]}"; do
-  mkdir -p "build-fuzz/corpus/$t"
+rm -rf build-fuzz/findings build-fuzz/runs
+mkdir -p build-fuzz/runs
+# Each target runs in its own folder, so that its failing inputs are its own.
+fuzz_one() {
+  local t=$1 dir=build-fuzz/runs/$1
+  mkdir -p "build-fuzz/corpus/$t" "$dir"
   echo "== $t: ${seconds} s" >&2
-  if ! (cd build-fuzz/fuzz && ./"$t" -max_total_time="$seconds" -max_len=4194304 -timeout=20 -rss_limit_mb=4096 \
-        -print_final_stats=1 "../corpus/$t" "../seeds/$t" 2>&1 | grep -E "^(#[0-9]+ +DONE|stat::number_of_executed_units|stat::peak_rss_mb|==[0-9]+==ERROR|SUMMARY|.*crash-)" ); then
-    :
-  fi
-  found=$(find build-fuzz/fuzz -maxdepth 1 \( -name 'crash-*' -o -name 'timeout-*' -o -name 'oom-*' -o -name 'leak-*' \) | sort)
+  (cd "$dir" && ../../fuzz/"$t" -max_total_time="$seconds" -max_len=4194304 -timeout=20 -rss_limit_mb=4096 \
+      -print_final_stats=1 "../../corpus/$t" "../../seeds/$t" >log.txt 2>&1) || true
+  grep -E "^(#[0-9]+ +DONE|stat::number_of_executed_units|stat::peak_rss_mb|==[0-9]+==ERROR|SUMMARY|.*crash-)" "$dir/log.txt" |
+    sed "s/^/$t: /" >&2 || true
+}
+for t in "${targets[@]}"; do
+  while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do sleep 1; done
+  fuzz_one "$t" &
+done
+wait
+status=0
+for t in "${targets[@]}"; do
+  found=$(find "build-fuzz/runs/$t" -maxdepth 1 \( -name 'crash-*' -o -name 'timeout-*' -o -name 'oom-*' -o -name 'leak-*' \) | sort)
   if [ -n "$found" ]; then
     echo "kgain fuzz: $t found failing input(s): $found" >&2
     mkdir -p build-fuzz/findings/"$t" && mv $found build-fuzz/findings/"$t"/
