@@ -8,7 +8,7 @@ KGAIN_PACKAGES=(
   libtorch-dev libopenblas0-pthread
   libboost-dev libboost-program-options-dev
   libtomlplusplus-dev libspdlog-dev nlohmann-json3-dev catch2
-  libopencv-imgcodecs-dev libopencv-imgproc-dev libhdf5-dev libjpeg-dev zlib1g-dev
+  libopencv-imgcodecs-dev libopencv-imgproc-dev libhdf5-dev libjpeg-dev zlib1g-dev libopenslide-dev
 )
 
 kgain_install_missing() {

@@ -157,11 +157,17 @@ int command_data(const std::vector<std::string>& args) {
   }
   const Registry registry = load_registry(dirs);
   auto dataset = registry.create<Dataset>(PluginKind::dataset, section.plugin, section.options);
+  check_unread_options(section, "dataset");
   const auto samples = limit_per_class(dataset->samples(), limit, seed);
   const auto classes = dataset->class_names();
   const SplitPlan plan = make_splits(samples, static_cast<int>(classes.size()), strategy, folds, seed);
   std::printf("%s", describe_dataset(dataset->description() + " (plugin " + section.plugin + ")", classes, samples, plan,
                                      !vm["no-images"].as<bool>(), dataset.get()).c_str());
+  if (const std::string report = dataset->data_report(); !report.empty()) std::printf("\n%s", report.c_str());
+  if (const auto warnings = dataset->warnings(); !warnings.empty()) {
+    std::printf("\ndataset warnings:\n");
+    for (const auto& w : warnings) std::printf("  - %s\n", w.c_str());
+  }
   return 0;
 }
 

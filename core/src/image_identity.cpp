@@ -14,6 +14,8 @@ std::uint64_t identity_of(const Sample& sample, const Dataset* pixel_source) {
   h.update(sample.path);
   if (pixel_source) {
     try {
+      std::uint64_t own = 0;
+      if (pixel_source->content_identity(sample, own)) return h.update("dataset identity").update_u64(own).digest();
       RgbImage image;
       if (pixel_source->read_pixels(sample, image)) {
         h.update("pixels").update_u64(static_cast<std::uint64_t>(image.height)).update_u64(static_cast<std::uint64_t>(image.width));

@@ -217,6 +217,7 @@ RunSummary run_study(const Config& config, const RunOptions& options) {
   const Registry registry = load_registry(config.plugin_paths);
   auto dataset = registry.create<Dataset>(PluginKind::dataset, config.dataset.plugin, config.dataset.options);
   check_unread_options(config.dataset, "dataset");
+  for (const auto& warning : dataset->warnings()) spdlog::warn("dataset: {}", warning);
   auto backbone = registry.create<Backbone>(PluginKind::backbone, config.backbone.plugin, config.backbone.options);
   check_unread_options(config.backbone, "backbone");
   if (config.recalibrate_batch_norm && !backbone->can_recalibrate_batch_norm())

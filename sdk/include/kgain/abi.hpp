@@ -19,7 +19,8 @@
 
 #include <cstdint>
 
-#define KGAIN_ABI_VERSION 2u  // 2: batch-norm calibration, random-only backbones, Dataset::read_pixels
+#define KGAIN_ABI_VERSION 3u  // 2: batch-norm calibration, random-only backbones, Dataset::read_pixels;
+                              // 3: Dataset::content_identity, data_report, warnings
 
 namespace kgain {
 inline constexpr std::uint32_t abi_version = KGAIN_ABI_VERSION;

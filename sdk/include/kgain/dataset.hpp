@@ -45,6 +45,21 @@ class BOOST_SYMBOL_VISIBLE Dataset : public Plugin {
     (void)out;
     return false;
   }
+  // Optional, for a set whose images are cheaper to identify than to read (slide tiles): sets
+  // `identity` to a 64-bit hash of everything the pixels of `sample` depend on (the source's
+  // content, coordinates, size, resampling) and returns true. The feature cache keys features
+  // on it, so it must change whenever the pixels would. The default returns false: the core
+  // hashes the file, or the pixels read_pixels gives. Called from several threads at once.
+  virtual bool content_identity(const Sample& sample, std::uint64_t& identity) const {
+    (void)sample;
+    (void)identity;
+    return false;
+  }
+  // Optional: what `kgain data` prints after its generic summary (a per-slide table, say).
+  virtual std::string data_report() const { return {}; }
+  // Optional: things the user should know about the set as loaded (a slide skipped, and why);
+  // the core logs each as a warning and `kgain data` lists them.
+  virtual std::vector<std::string> warnings() const { return {}; }
 };
 
 }  // namespace kgain

@@ -1,7 +1,8 @@
 // Image identity: what a cached feature row was computed from, by content, not by name.
 //
 // A file's identity is a hash of its path and its bytes; a sample whose pixels a dataset keeps
-// (Dataset::read_pixels) is identified by its path and its pixels. An image that cannot be
+// (Dataset::read_pixels) is identified by its path and its pixels, or by the identity the
+// dataset gives (Dataset::content_identity: a slide tile by slide content and coordinates). An image that cannot be
 // read gets an identity from the reason, so fixing it changes its identity too. The cache
 // keys each chunk on the identities of its images (chunk_identity), so an image replaced in
 // place recomputes exactly its chunk. Reading every image once more costs far less than
