@@ -467,7 +467,9 @@ std::string WsiDataset::data_report() const {
   std::ostringstream r;
   r << "slides: " << slides_.size() << ", tiles of " << settings_.tile_size << " px at " << settings_.target_mpp << " um/px, stride " << settings_.stride
     << " px; labels from " << settings_.labels << "; tissue: "
-    << (settings_.tissue ? "Otsu on saturation (floor " + std::to_string(settings_.min_saturation) + "), at least " +
+    << (settings_.tissue ? (settings_.fixed_threshold >= 0 ? "saturation >= " + std::to_string(settings_.fixed_threshold)
+                                                           : "Otsu on saturation (floor " + std::to_string(settings_.min_saturation) + ")") +
+                               ", at least " +
                                std::to_string(static_cast<int>(std::lround(settings_.min_tissue * 100))) + " % of a tile"
                          : std::string("not checked"))
     << "\n";
