@@ -185,6 +185,10 @@ TEST_CASE("wsi labels tiles from GeoJSON regions: centre inside a polygon, holes
   std::ofstream(bad / "mixed_2.geojson") << R"({"type": "FeatureCollection", "features": [{"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [10, 0]]]}, "properties": {"classification": {"name": "benign"}}}]})";
   REQUIRE_THROWS_WITH(wsi(slides_dir() + "/mixed.csv", {{"labels", std::string("annotations")}, {"annotations", bad.string()}}),
                       Contains("mixed_2.geojson: feature 0: a polygon ring needs at least 3"));
+  // Found by fuzz_wsi_tables: a number beyond a double's range (nlohmann's out_of_range, not a parse_error).
+  std::ofstream(bad / "mixed_2.geojson") << R"({"type": "FeatureCollection", "features": [{"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [10, 6633e66333333333333332]]]}}]})";
+  REQUIRE_THROWS_WITH(wsi(slides_dir() + "/mixed.csv", {{"labels", std::string("annotations")}, {"annotations", bad.string()}}),
+                      Contains("mixed_2.geojson: not valid JSON") && Contains("number overflow"));
   std::ofstream(bad / "mixed_2.geojson") << std::string(100000, '[');
   REQUIRE_THROWS_WITH(wsi(slides_dir() + "/mixed.csv", {{"labels", std::string("annotations")}, {"annotations", bad.string()}}),
                       Contains("nested deeper than 64"));

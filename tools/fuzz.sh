@@ -15,7 +15,7 @@ shift || true
 targets=("$@")
 # fuzz_pcam_h5 is not in the default list: it finds a read past a buffer inside Debian's libhdf5
 # (docs/trust.md, open); name it to run it.
-[ ${#targets[@]} -gt 0 ] || targets=(fuzz_config fuzz_image fuzz_manifest fuzz_state_dict fuzz_feature_cache)
+[ ${#targets[@]} -gt 0 ] || targets=(fuzz_config fuzz_image fuzz_manifest fuzz_state_dict fuzz_feature_cache fuzz_wsi_tables)
 shared=$(cd .. && pwd)/shared
 
 CC=clang-14 CXX=clang++-14 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKGAIN_BUILD_FUZZERS=ON \
@@ -23,7 +23,7 @@ CC=clang-14 CXX=clang++-14 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=
 cmake --build build-fuzz -j "$(nproc)" --target "${targets[@]}" >&2
 
 seeds=build-fuzz/seeds
-rm -rf "$seeds" && mkdir -p "$seeds"/{fuzz_config,fuzz_image,fuzz_manifest,fuzz_state_dict,fuzz_feature_cache,fuzz_pcam_h5}
+rm -rf "$seeds" && mkdir -p "$seeds"/{fuzz_config,fuzz_image,fuzz_manifest,fuzz_state_dict,fuzz_feature_cache,fuzz_pcam_h5,fuzz_wsi_tables}
 cp configs/*.toml "$seeds/fuzz_config/"
 for folder in pcam-mini/1_tumor lc25000-lung-mini/lung_aca breakhis-samples/benign; do
   find "$shared/data/$folder" -maxdepth 1 -type f | sort | sed -n "1,3p" | while read -r f; do cp "$f" "$seeds/fuzz_image/"; done
@@ -45,6 +45,16 @@ tiff = b"II*\0" + struct.pack("<I", ifd) + pixels + struct.pack("<H", len(entrie
 for tag, typ, count, value in entries:
     tiff += struct.pack("<HHI", tag, typ, count) + (struct.pack("<HH", value, 0) if typ == 3 else struct.pack("<I", value))
 open(f"{seeds}/fuzz_image/tiny.tif", "wb").write(tiff + b"\0\0\0\0")
+# The wsi plugin's text files: a QuPath GeoJSON (first byte odd) and a slide list (even).
+import json
+regions = {"type": "FeatureCollection", "features": [
+    {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [100, 0], [100, 80], [0, 80], [0, 0]], [[20, 20], [40, 20], [40, 40], [20, 20]]]},
+     "properties": {"objectType": "annotation", "classification": {"name": "tumor", "color": [200, 0, 0]}}},
+    {"type": "Feature", "geometry": {"type": "MultiPolygon", "coordinates": [[[[5, 5], [9, 5], [9, 9], [5, 5]]]]}, "properties": {"classification": "stroma"}},
+    {"type": "Feature", "geometry": {"type": "Point", "coordinates": [3, 4]}, "properties": {}}]}
+open(f"{seeds}/fuzz_wsi_tables/regions.geojson", "wb").write(b"\x01" + json.dumps(regions).encode())
+open(f"{seeds}/fuzz_wsi_tables/slides.csv", "wb").write(b"\x00slide,label,patient,split,mpp\na.svs,tumor,P1,train,0.25\n\"b,c.tif\",normal,,,\n")
+open(f"{seeds}/fuzz_wsi_tables/tiles.csv", "wb").write(b"\x00slide,x,y,label\na.svs,1024,2048,tumor\n")
 import h5py, numpy as np
 with h5py.File(f"{seeds}/fuzz_pcam_h5/pcam.h5", "w") as f:
     f.create_dataset("x", data=np.arange(2 * 8 * 8 * 3, dtype=np.uint8).reshape(2, 8, 8, 3), chunks=(1, 8, 8, 3), compression="gzip")

@@ -121,7 +121,7 @@ Annotations parse_annotations(const std::string& text, const std::string& source
   json root;
   try {
     root = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for a number beyond double
     throw std::runtime_error(source + ": not valid JSON (" + e.what() + ")");
   }
   Reader reader{source, {}, 0};
