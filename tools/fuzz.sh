@@ -70,11 +70,11 @@ KGAIN_FUZZ_WRITE_SEED="$seeds/fuzz_feature_cache/chunk.bin" build-fuzz/fuzz/fuzz
 # asks for whatever size a forged file declares (378 GB seen) and reports the failure as an
 # error, which kgain turns into "cannot open" (checked with `kgain data` on that input).
 export ASAN_OPTIONS=detect_leaks=0:detect_container_overflow=0:allocator_may_return_null=1
-rm -rf build-fuzz/findings build-fuzz/runs
-mkdir -p build-fuzz/runs
-# Each target runs in its own folder, so that its failing inputs are its own.
+# Each target runs in its own folder, so that its failing inputs are its own (and another
+# fuzz.sh running other targets at the same time keeps its own).
 fuzz_one() {
   local t=$1 dir=build-fuzz/runs/$1
+  rm -rf "$dir" "build-fuzz/findings/$t"
   mkdir -p "build-fuzz/corpus/$t" "$dir"
   echo "== $t: ${seconds} s" >&2
   (cd "$dir" && ../../fuzz/"$t" -max_total_time="$seconds" -max_len=4194304 -timeout=20 -rss_limit_mb=4096 \
