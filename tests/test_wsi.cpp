@@ -321,5 +321,18 @@ TEST_CASE("A study on whole slides runs end to end, keeps each slide on one side
   const RunSummary second = run_study(config, options);
   CHECK(second.extraction.images_forwarded == 0);
   for (std::size_t i = 0; i < first.gain.size(); ++i) CHECK(first.gain[i].pretrained == second.gain[i].pretrained);
+
+  // Region labels: both classes on every slide, groups by patient, a study all the same.
+  const std::string regions_path = (dir / "regions.toml").string();
+  std::ofstream(regions_path) << "[run]\nthreads = 2\n[dataset]\nplugin = \"wsi\"\nslides = \"" << slides_dir() << "/mixed.csv\"\nlabels = \"annotations\"\n"
+                              << "tile_size = 64\ntarget_mpp = 1.0\ntissue = false\n[backbone]\nplugin = \"torchscript\"\nfile = \"" << test::models_dir()
+                              << "/mobilenet_v1_0.25_128_quant.ts.pt\"\nnative_input_size = 128\n[features]\ninput_size = 64\n[variants]\nrandom_seeds = [0]\n"
+                              << "[splits]\nfolds = 2\n";
+  RunOptions regions_options;
+  regions_options.out_dir = (dir / "regions").string();
+  const RunSummary regions = run_study(load_config(regions_path), regions_options);
+  CHECK(regions.images == static_cast<std::int64_t>(wsi(slides_dir() + "/mixed.csv", {{"labels", std::string("annotations")}, {"tissue", false}})->samples().size()));
+  CHECK(regions.split_strategy == "group_kfold");
+  CHECK(regions.gain.size() == 14 * 3);
   fs::remove_all(dir);
 }
