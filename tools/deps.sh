@@ -11,6 +11,12 @@ KGAIN_PACKAGES=(
   libopencv-imgcodecs-dev libopencv-imgproc-dev libhdf5-dev libjpeg-dev zlib1g-dev libopenslide-dev
 )
 
+# What the tests need besides the build: chromium (the browser check of report.html),
+# python3-torchvision (the reference models the native backbone is tested against, made at test
+# time), libvips-tools and python3-tifffile/-pil/-numpy (the whole-slide images of the wsi tests,
+# tools/make_slides.py).
+KGAIN_TEST_PACKAGES=(chromium python3-torchvision libvips-tools python3-tifffile python3-pil python3-numpy)
+
 kgain_install_missing() {
   local missing=()
   for p in "${KGAIN_PACKAGES[@]}" "$@"; do

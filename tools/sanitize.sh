@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source tools/deps.sh
-kgain_install_missing chromium python3-torchvision
+kgain_install_missing "${KGAIN_TEST_PACKAGES[@]}"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKGAIN_SANITIZE=ON -DKGAIN_USE_PCH=ON >&2
 cmake --build build-asan -j "$(nproc)" >&2
 supp="$(pwd)/tools/sanitizers"
