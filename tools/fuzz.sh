@@ -15,7 +15,7 @@ shift || true
 targets=("$@")
 # fuzz_pcam_h5 is not in the default list: it finds a read past a buffer inside Debian's libhdf5
 # (docs/trust.md, open); name it to run it.
-[ ${#targets[@]} -gt 0 ] || targets=(fuzz_config fuzz_image fuzz_manifest fuzz_state_dict fuzz_feature_cache fuzz_wsi_tables)
+[ ${#targets[@]} -gt 0 ] || targets=(fuzz_config fuzz_image fuzz_manifest fuzz_state_dict fuzz_feature_cache fuzz_wsi_tables fuzz_safetensors)
 shared=$(cd .. && pwd)/shared
 
 CC=clang-14 CXX=clang++-14 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKGAIN_BUILD_FUZZERS=ON \
@@ -23,7 +23,7 @@ CC=clang-14 CXX=clang++-14 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=
 cmake --build build-fuzz -j "$(nproc)" --target "${targets[@]}" >&2
 
 seeds=build-fuzz/seeds
-rm -rf "$seeds" && mkdir -p "$seeds"/{fuzz_config,fuzz_image,fuzz_manifest,fuzz_state_dict,fuzz_feature_cache,fuzz_pcam_h5,fuzz_wsi_tables}
+rm -rf "$seeds" && mkdir -p "$seeds"/{fuzz_config,fuzz_image,fuzz_manifest,fuzz_state_dict,fuzz_feature_cache,fuzz_pcam_h5,fuzz_wsi_tables,fuzz_safetensors}
 cp configs/*.toml "$seeds/fuzz_config/"
 for folder in pcam-mini/1_tumor lc25000-lung-mini/lung_aca breakhis-samples/benign; do
   find "$shared/data/$folder" -maxdepth 1 -type f | sort | sed -n "1,3p" | while read -r f; do cp "$f" "$seeds/fuzz_image/"; done
@@ -55,6 +55,10 @@ regions = {"type": "FeatureCollection", "features": [
 open(f"{seeds}/fuzz_wsi_tables/regions.geojson", "wb").write(b"\x01" + json.dumps(regions).encode())
 open(f"{seeds}/fuzz_wsi_tables/slides.csv", "wb").write(b"\x00slide,label,patient,split,mpp\na.svs,tumor,P1,train,0.25\n\"b,c.tif\",normal,,,\n")
 open(f"{seeds}/fuzz_wsi_tables/tiles.csv", "wb").write(b"\x00slide,x,y,label\na.svs,1024,2048,tumor\n")
+# A safetensors file: header length, JSON header, the bytes of two F32 tensors and a BF16 one.
+header = json.dumps({"a": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 16]}, "b": {"dtype": "F32", "shape": [1], "data_offsets": [16, 20]},
+                     "c": {"dtype": "BF16", "shape": [2], "data_offsets": [20, 24]}, "__metadata__": {"format": "pt"}}).encode()
+open(f"{seeds}/fuzz_safetensors/small.safetensors", "wb").write(struct.pack("<Q", len(header)) + header + struct.pack("<5f", 1, 2, 3, 4, 5) + b"\x80\x3f\x00\x40")
 import h5py, numpy as np
 with h5py.File(f"{seeds}/fuzz_pcam_h5/pcam.h5", "w") as f:
     f.create_dataset("x", data=np.arange(2 * 8 * 8 * 3, dtype=np.uint8).reshape(2, 8, 8, 3), chunks=(1, 8, 8, 3), compression="gzip")

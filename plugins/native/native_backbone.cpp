@@ -10,7 +10,8 @@
 // Options:
 //   architecture       (string, required) resnet18/34/50/101/152, vgg11/13/16/19[_bn],
 //                      densenet121/161/169/201, mobilenet_v2, mobilenet_v1
-//   weights            (string) a state dict saved by torch.save; absent: random variants only
+//   weights            (string) a state dict saved by torch.save, or a .safetensors file; absent:
+//                      random variants only
 //   taps               (array of strings) module paths (e.g. "layer2.1", "features.7",
 //                      "features.denseblock3"; a stage such as "layer2" means its last block);
 //                      default: the architecture's block boundaries (`kgain inspect` lists them)
@@ -36,6 +37,7 @@
 #include <kgain/torchscript_trunk.hpp>
 
 #include "architectures.hpp"
+#include "safetensors.hpp"
 #include "state_dict.hpp"
 
 namespace {
@@ -55,9 +57,10 @@ std::string join(const std::vector<std::string>& items) {
   return out;
 }
 
-// DataParallel checkpoints prefix every key with "module.".
+// A .safetensors file or a torch.save state dict, told apart by content. DataParallel
+// checkpoints prefix every key with "module.".
 std::map<std::string, at::Tensor> read_weights(const std::string& path) {
-  auto out = kgain::native::read_state_dict(path);
+  auto out = kgain::native::looks_like_safetensors(path) ? kgain::native::read_safetensors(path) : kgain::native::read_state_dict(path);
   if (std::all_of(out.begin(), out.end(), [](const auto& e) { return e.first.rfind("module.", 0) == 0; })) {
     std::map<std::string, at::Tensor> stripped;
     for (auto& [k, v] : out) stripped[k.substr(7)] = v;
