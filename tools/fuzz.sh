@@ -3,7 +3,9 @@
 # for SECONDS (default 60) from a seed corpus made of the real files in ../shared.
 #   tools/fuzz.sh [-j JOBS] [SECONDS] [TARGET...]
 # JOBS targets run at a time (default 1; each libFuzzer run uses one core). A crash leaves its
-# input in build-fuzz/findings/TARGET/ and makes the script fail.
+# input in build-fuzz/findings/TARGET/ and makes the script fail. An input running longer than
+# KGAIN_FUZZ_TIMEOUT seconds (default 20) is a finding too; raise it when the fuzzers share a
+# busy machine (libFuzzer's timeout is wall-clock time, so a starved fuzzer reports false hangs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source tools/deps.sh
@@ -81,7 +83,7 @@ fuzz_one() {
   rm -rf "$dir" "build-fuzz/findings/$t"
   mkdir -p "build-fuzz/corpus/$t" "$dir"
   echo "== $t: ${seconds} s" >&2
-  (cd "$dir" && ../../fuzz/"$t" -max_total_time="$seconds" -max_len=4194304 -timeout=20 -rss_limit_mb=4096 \
+  (cd "$dir" && ../../fuzz/"$t" -max_total_time="$seconds" -max_len=4194304 -timeout="${KGAIN_FUZZ_TIMEOUT:-20}" -rss_limit_mb=4096 \
       -print_final_stats=1 "../../corpus/$t" "../../seeds/$t" >log.txt 2>&1) || true
   grep -E "^(#[0-9]+ +DONE|stat::number_of_executed_units|stat::peak_rss_mb|==[0-9]+==ERROR|SUMMARY|.*crash-)" "$dir/log.txt" |
     sed "s/^/$t: /" >&2 || true
