@@ -87,6 +87,10 @@ TEST_CASE("wsi tiles a known slide on the expected grid, and each tile holds the
     CHECK(samples[i].group == "exact.tif");
   }
   CHECK_THAT(all->data_report(), Contains("tiff.XResolution/YResolution (centimeter)") && Contains("0.5 x 0.5"));
+  // Overlapping tiles: a stride of 32 target pixels is 64 level-0 pixels.
+  const auto overlapping = wsi(list, {{"tissue", false}, {"overlap", std::int64_t{32}}})->samples();
+  REQUIRE(overlapping.size() == 26 * 10);  // (1756 - 128) / 64 + 1 columns, (716 - 128) / 64 + 1 rows
+  CHECK(position(overlapping[27]) == std::make_pair<std::int64_t, std::int64_t>(64, 64));
 
   // Pixels: level 1 of the lossless slide is vips's 2 x 2 mean of level 0 (exact.png).
   cv::Mat source;
