@@ -19,7 +19,7 @@
 //   input_range        (string) MobileNets: "imagenet" (default with torch padding) or "tf"
 //                      (default with tf_same: the stem maps the normalized input to [-1, 1])
 //   width              (number, default 1.0) MobileNetV1 width multiplier
-//   num_classes        (integer, default 1000) size of the classifier in the weights file
+//   num_classes        (integer, default: the weights file's classifier, else 1000) classifier size
 //   init               (string, default "torchvision") random weights: torchvision |
 //                      kaiming_fan_out | kaiming_fan_in (the torchscript backbone's rules)
 //   native_input_size  (integer) default 224 (MobileNetV1: 128/160/192/224 by width)
@@ -71,8 +71,7 @@ std::map<std::string, at::Tensor> read_weights(const std::string& path) {
 
 // Copies every parameter and persistent buffer from the state dict; names every missing key,
 // unexpected key and shape mismatch in one error.
-void load_state_dict(Architecture& a, const std::string& path, const std::string& architecture) {
-  auto state = read_weights(path);
+void load_state_dict(Architecture& a, const std::map<std::string, at::Tensor>& state, const std::string& path, const std::string& architecture) {
   std::vector<std::string> missing, mismatched;
   std::set<std::string> used;
   const std::set<std::string> skip(a.non_persistent_buffers.begin(), a.non_persistent_buffers.end());
@@ -102,8 +101,18 @@ void load_state_dict(Architecture& a, const std::string& path, const std::string
   if (!missing.empty()) message += "\n  " + std::to_string(missing.size()) + " missing keys: " + join(missing);
   if (!unexpected.empty()) message += "\n  " + std::to_string(unexpected.size()) + " unexpected keys: " + join(unexpected);
   if (!mismatched.empty()) message += "\n  " + std::to_string(mismatched.size()) + " shape mismatches: " + join(mismatched);
-  message += "\n  Check `architecture` (and `width` for mobilenet_v1); a classifier of another size needs `num_classes`.";
+  message += "\n  Check `architecture` (and `width` for mobilenet_v1).";
   throw std::runtime_error(message);
+}
+
+// The output size of the classifier in `state`: the rows of the weight of the architecture's
+// last linear layer, when the file has it; 0 when it does not.
+std::int64_t classifier_size(const Architecture& a, const std::map<std::string, at::Tensor>& state) {
+  std::string head;
+  for (const auto& m : a.root.named_modules())
+    if (kgain::native::leaf_kind(m.value) == LeafKind::linear) head = m.name;
+  const auto it = head.empty() ? state.end() : state.find(head + ".weight");
+  return it != state.end() && it->second.dim() == 2 ? it->second.size(0) : 0;
 }
 
 // torchvision's initialization of a fresh model, drawn from one generator in module order.
@@ -159,6 +168,13 @@ class NativeBackbone : public kgain::Backbone {
     arch.tf_input_range = range == "tf";
     arch.width = options.get_double("width", 1.0);
     if (!(arch.width >= 0.05 && arch.width <= 4.0)) throw options.error("width", "must be between 0.05 and 4 (MobileNetV1's published widths are 0.25 to 1)");
+    // The classifier's size comes from the weights file (ImageNet's 1,000, iNaturalist birds'
+    // 964, ...) unless num_classes says otherwise; it matters for LEEP, NCE and classify().
+    std::map<std::string, at::Tensor> state;
+    if (!weights_.empty()) {
+      if (!std::filesystem::is_regular_file(weights_)) throw options.error("weights", "the weights file '" + weights_ + "' does not exist");
+      state = read_weights(weights_);
+    }
     arch.num_classes = options.get_int("num_classes", 1000);
     if (arch.num_classes < 1 || arch.num_classes > 1000000) throw options.error("num_classes", "must be between 1 and 1000000");
     if (init_ != "torchvision" && init_ != "kaiming_fan_out" && init_ != "kaiming_fan_in")
@@ -166,6 +182,11 @@ class NativeBackbone : public kgain::Backbone {
     if (arch.width != 1.0 && name_ != "mobilenet_v1") throw options.error("width", "a width multiplier is an option of mobilenet_v1 only");
     try {
       prototype_ = kgain::native::build_architecture(arch);
+      const std::int64_t in_file = classifier_size(prototype_, state);
+      if (!options.has("num_classes") && in_file > 0 && in_file <= 1000000 && in_file != arch.num_classes) {
+        arch.num_classes = in_file;
+        prototype_ = kgain::native::build_architecture(arch);
+      }
     } catch (const std::invalid_argument& e) {
       throw options.error("architecture", e.what());
     }
@@ -185,11 +206,7 @@ class NativeBackbone : public kgain::Backbone {
     }
     if (tap_units_.empty()) throw options.error("taps", "needs at least one tap");
 
-    if (!weights_.empty()) {
-      if (!std::filesystem::is_regular_file(weights_))
-        throw options.error("weights", "the weights file '" + weights_ + "' does not exist");
-      load_state_dict(prototype_, weights_, name_);
-    }
+    if (!weights_.empty()) load_state_dict(prototype_, state, weights_, name_);
     std::ostringstream fp;
     fp << "native:" << name_ << ":" << padding << ":" << range << ":" << arch.width << ":" << init_ << ":"
        << (weights_.empty() ? "random-only" : kgain::file_fingerprint(weights_));
