@@ -34,7 +34,7 @@ at::Tensor sanity_images(std::int64_t size) {
 
 }  // namespace
 
-TEST_CASE("Pretrained MobileNetV2 names the cat and the espresso; random weights do not", "[backbone][sanity]") {
+TEST_CASE("Pretrained MobileNetV2 names the cat and the espresso, random weights do not", "[backbone][sanity]") {
   auto backbone = make_backbone("mobilenet_v2_tf1_quant.ts.pt", 224);
   const at::Tensor images = sanity_images(224);
   const at::Tensor logits = backbone->instantiate(Variant{}, Pooling::avg)->classify(images);

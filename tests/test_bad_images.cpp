@@ -57,7 +57,7 @@ TEST_CASE("load_image names the file and the reason for each kind of bad file", 
   fs::remove_all(root.parent_path());
 }
 
-TEST_CASE("on_bad_image: fail stops with the file; skip leaves it out and lists it", "[images][end_to_end]") {
+TEST_CASE("on_bad_image: fail stops with the file, skip leaves it out and lists it", "[images][end_to_end]") {
   const fs::path data = make_folder_with_bad_files(), root = data.parent_path();
   const auto config_text = [&](const char* mode) {
     std::ostringstream c;

@@ -277,7 +277,7 @@ TEST_CASE("wsi groups tiles by patient or slide, so no split puts a slide on bot
   CHECK(a != c);
 }
 
-TEST_CASE("wsi: a tile's identity is the slide's content and the tile's place; a changed slide changes it", "[wsi]") {
+TEST_CASE("wsi: a tile's identity is the slide's content and the tile's place, and a changed slide changes it", "[wsi]") {
   const fs::path dir = fs::path(slides_dir()) / "identity";
   fs::create_directories(dir);
   fs::copy_file(slides_dir() + "/mixed_1.tif", dir / "mixed_1.tif", fs::copy_options::overwrite_existing);
