@@ -4,6 +4,8 @@
 // asks for a Network per variant: the pretrained weights, or the same architecture with
 // random weights drawn from a seed. One forward pass of a batch returns the pooled features of
 // every tap, so a sweep over L taps costs one pass, not L.
+// Threads: the core creates a backbone once per run and calls it, and the Networks it returns,
+// from one thread at a time (LibTorch may use several threads inside a forward pass).
 #pragma once
 
 #include <cstdint>

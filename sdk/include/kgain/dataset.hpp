@@ -4,6 +4,8 @@
 // resizes and normalizes them, so every dataset is preprocessed the same way and a loader stays
 // small. Groups matter in pathology: images cut from the same patient, slide or source tile
 // are near-copies, and a split that puts one group on both sides inflates every score.
+// Threads: the core creates a dataset once per run and calls it from one thread, except
+// read_pixels() and content_identity(), which several decoding threads call at once.
 #pragma once
 
 #include <cstdint>

@@ -3,6 +3,7 @@
 // Transferability estimators (LogME, H-score, TransRate, GBC, ...) look at the features of the
 // labelled images and the labels, and predict how well a classifier on them would do. kgain
 // computes them at every tap and compares their ranking of the taps with the probes'.
+// Threads: created once per run; score() is called from one thread at a time.
 #pragma once
 
 #include <cstdint>

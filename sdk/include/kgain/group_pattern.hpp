@@ -2,6 +2,7 @@
 //
 // Dataset plugins offer it as the `group_pattern` option for sets that encode the patient in
 // file names: the first capture group, or the whole match when there is none, is the group.
+// Threads: built once; group_of() is const and std::regex searches are safe in parallel.
 #pragma once
 
 #include <optional>

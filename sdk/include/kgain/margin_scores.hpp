@@ -4,6 +4,7 @@
 // two classes). kgain's metrics want one score per class, rows summing to one; the softmax of
 // the margins (for one column, the sigmoid, as [1 - p, p]) keeps the top class and every
 // ranking, so accuracy and ROC-AUC are exact, while log-loss on these scores is not calibrated.
+// Threads: a pure function, safe from any thread.
 #pragma once
 
 #include <ATen/ATen.h>

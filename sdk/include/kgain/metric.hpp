@@ -2,6 +2,8 @@
 //
 // Metrics see plain vectors, not tensors, so a metric library builds without LibTorch's
 // headers and can be checked against scikit-learn on small literal inputs.
+// Threads: the core creates a metric once per run and calls score() from several probe-fitting
+// threads at once: score() must not change the metric (keep it const and free of caches).
 #pragma once
 
 #include <cstdint>

@@ -5,6 +5,8 @@
 // rejects a value produces an error pointing at the line to fix. Plugins read what they need
 // with the typed getters; the core then reports every key no plugin read as an unknown key,
 // so a typo never passes silently.
+// Threads: the getters record which keys were read, so one Options must not be read from two
+// threads at once (the core serializes plugin factories); a plugin copies what it needs.
 #pragma once
 
 #include <cstdint>

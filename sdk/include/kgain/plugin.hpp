@@ -14,6 +14,8 @@
 //
 // Each factory receives the plugin's options and throws (any std::exception) when they are
 // unusable; the core reports the exception with the plugin's name and library path.
+// Threads: the core loads libraries, reads manifests and calls factories from one thread at a
+// time; what each interface's methods may expect is in its header.
 #pragma once
 
 #include <cstddef>

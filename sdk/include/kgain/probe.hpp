@@ -4,6 +4,9 @@
 // training features, then predict_proba() on the test features. Features arrive raw; a probe
 // standardizes them itself (with training statistics only), so that probes that need no
 // scaling (kNN with cosine distance) are free not to.
+// Threads: the core creates a fresh probe for every (variant, tap, fold) fit (the factory calls
+// one at a time) and calls fit() and predict_proba() of one probe from one thread; several
+// probes fit at once in different threads, so a probe keeps no shared mutable (static) state.
 #pragma once
 
 #include <cstdint>

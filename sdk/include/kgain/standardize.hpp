@@ -6,6 +6,7 @@
 // rounding error of computing it, var <= n eps var + (n eps mean)^2. A tiny but varying feature
 // is scaled up like any other: deep taps of a random network can be 1e-15 in size and still
 // carry signal, and an absolute threshold would throw it away.
+// Threads: fit() once, then apply() is const: safe from several threads.
 #pragma once
 
 #include <ATen/ATen.h>

@@ -12,6 +12,8 @@
 //   - the random re-initialisation rules shared by both (see `InitRule`).
 // Header-only, so a plugin that includes it pulls LibTorch's TorchScript headers; the core never
 // includes it.
+// Threads: the helpers keep no global state; a Network they build is used from one thread at a
+// time, as Backbone's rules say.
 #pragma once
 
 #include <cmath>
