@@ -262,6 +262,19 @@ int command_inspect(const std::vector<std::string>& args) {
   return 0;
 }
 
+// LibTorch's warnings, through kgain's log instead of glog-style lines on stderr. One is only
+// LibTorch talking to itself (its frozen graphs resize their own output buffers when a batch is
+// smaller than the last one, which 1.13 reports as a deprecation on every run): debug level.
+class LogTorchWarnings : public c10::WarningHandler {
+ public:
+  void process(const c10::SourceLocation& where, const std::string& message, const bool) override {
+    if (message.find("An output with one or more elements was resized") != std::string::npos)
+      spdlog::debug("LibTorch ({}:{}): {}", where.file, where.line, message);
+    else
+      spdlog::warn("LibTorch ({}:{}): {}", where.file, where.line, message);
+  }
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -269,6 +282,8 @@ int main(int argc, char** argv) {
   // Logs and progress go to stderr; stdout carries the command's result (tables).
   spdlog::set_default_logger(spdlog::stderr_color_mt("kgain"));
   spdlog::set_pattern("[%H:%M:%S] [%^%l%$] %v");
+  static LogTorchWarnings torch_warnings;
+  c10::Warning::set_warning_handler(&torch_warnings);
   if (argc < 2) {
     std::cerr << usage;
     return 2;
