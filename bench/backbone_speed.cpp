@@ -56,7 +56,7 @@ double images_per_second(Network& network, const at::Tensor& images, std::int64_
 int raw_limit(core::Registry& registry, const std::string& model, std::int64_t size, const std::vector<std::int64_t>& batch_sizes) {
   Options options("backbone", "");
   options.set("file", model);
-  auto backbone = registry.create<Backbone>(PluginKind::backbone, "torchscript", options);
+  auto backbone = registry.create<Backbone>("torchscript", options);
   auto network = backbone->instantiate(Variant{}, Pooling::avg);
   double best = 0;
   std::int64_t best_batch = 0;
@@ -98,7 +98,7 @@ int main(int argc, char** argv) {
       options.set("architecture", architecture);
       options.set("optimize", mode.optimize);
       options.set("channels_last", mode.channels_last);
-      auto backbone = registry.create<Backbone>(PluginKind::backbone, "native", options);
+      auto backbone = registry.create<Backbone>("native", options);
       auto network = backbone->instantiate(Variant{Variant::Kind::random, 0}, Pooling::avg);
       const double rate = images_per_second(*network, images, batches);
       if (plain_rate == 0) plain_rate = rate;

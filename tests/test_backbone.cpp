@@ -21,7 +21,7 @@ std::shared_ptr<Backbone> make_backbone(const std::string& model, std::int64_t n
   options.set("file", test::models_dir() + "/" + model);
   options.set("native_input_size", native_size);
   options.set("optimize", optimize);
-  return registry.create<Backbone>(PluginKind::backbone, "torchscript", options);
+  return registry.create<Backbone>("torchscript", options);
 }
 
 // chelsea (a tabby cat) and coffee (an espresso), resized and centre-cropped as torchvision does.
@@ -135,16 +135,16 @@ TEST_CASE("Bad backbone options name the key and the fix", "[backbone]") {
   registry.add_directory(test::plugin_dir());
   Options missing("backbone", "");
   missing.set("file", std::string("/nonexistent/model.ts.pt"), "study.toml:9:1");
-  REQUIRE_THROWS_WITH(registry.create<Backbone>(PluginKind::backbone, "torchscript", missing),
+  REQUIRE_THROWS_WITH(registry.create<Backbone>("torchscript", missing),
                       Catch::Matchers::Contains("study.toml:9:1") && Catch::Matchers::Contains("does not exist"));
   Options bad_tap("backbone", "");
   bad_tap.set("file", test::models_dir() + "/mobilenet_v1_0.25_128_quant.ts.pt");
   bad_tap.set("taps", Options::List{std::string("features.3"), std::string("layer2.1")}, "study.toml:10:1");
-  REQUIRE_THROWS_WITH(registry.create<Backbone>(PluginKind::backbone, "torchscript", bad_tap),
+  REQUIRE_THROWS_WITH(registry.create<Backbone>("torchscript", bad_tap),
                       Catch::Matchers::Contains("'layer2.1' is not a child of the container 'features'") &&
                           Catch::Matchers::Contains("features.0 ... features.13"));
   Options not_torchscript("backbone", "");
   not_torchscript.set("file", test::models_dir() + "/mobilenet_v1_0.25_128_quant.state_dict.pt");
-  REQUIRE_THROWS_WITH(registry.create<Backbone>(PluginKind::backbone, "torchscript", not_torchscript),
+  REQUIRE_THROWS_WITH(registry.create<Backbone>("torchscript", not_torchscript),
                       Catch::Matchers::Contains("cannot load") && Catch::Matchers::Contains("as TorchScript"));
 }

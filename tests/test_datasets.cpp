@@ -23,7 +23,7 @@ Registry& registry() {
   return r;
 }
 std::shared_ptr<Dataset> dataset(const std::string& plugin, Options options) {
-  return registry().create<Dataset>(PluginKind::dataset, plugin, options);
+  return registry().create<Dataset>(plugin, options);
 }
 std::map<std::string, int> per_class(const Dataset& d) {
   std::map<std::string, int> out;

@@ -18,7 +18,7 @@ std::shared_ptr<Metric> accuracy() {
     r.add_directory(test::plugin_dir());
     return r;
   }();
-  return registry.create<Metric>(PluginKind::metric, "accuracy", Options("metrics", ""));
+  return registry.create<Metric>("accuracy", Options("metrics", ""));
 }
 
 // Binary predictions on `labels` that are right with probability `p_correct`.

@@ -24,7 +24,7 @@ double score(const std::string& metric, const std::vector<std::int64_t>& y_true,
   p.labels = y_true;
   for (auto c : y_pred)
     for (int j = 0; j < k; ++j) p.scores.push_back(j == c ? 0.9 : 0.1 / (k - 1));
-  return registry.create<Metric>(PluginKind::metric, metric, Options("metrics." + metric, ""))->score(p);
+  return registry.create<Metric>(metric, Options("metrics." + metric, ""))->score(p);
 }
 }  // namespace
 
@@ -69,7 +69,7 @@ TEST_CASE("All five metrics equal scikit-learn's to 1e-9 on fixed predictions", 
     for (std::int64_t i = 0; i < n * k; ++i) p.scores.push_back(std::stod(f[5 + n + i]));
     const double expected = std::stod(f[4]);
     CAPTURE(f[0], f[3], expected);
-    const double got = registry.create<Metric>(PluginKind::metric, f[3], Options("metrics", ""))->score(p);
+    const double got = registry.create<Metric>(f[3], Options("metrics", ""))->score(p);
     CHECK(std::abs(got - expected) < 1e-9);
     ++cases;
   }
@@ -84,8 +84,8 @@ TEST_CASE("roc_auc counts tied scores as halves and log_loss is a loss", "[metri
   p.num_classes = 2;
   p.labels = {1, 1, 0, 0};
   p.scores = {0.5, 0.5, 0.1, 0.9, 0.5, 0.5, 0.9, 0.1};
-  CHECK(registry.create<Metric>(PluginKind::metric, "roc_auc", Options("metrics", ""))->score(p) == Approx(0.875).epsilon(1e-12));
-  auto log_loss = registry.create<Metric>(PluginKind::metric, "log_loss", Options("metrics", ""));
+  CHECK(registry.create<Metric>("roc_auc", Options("metrics", ""))->score(p) == Approx(0.875).epsilon(1e-12));
+  auto log_loss = registry.create<Metric>("log_loss", Options("metrics", ""));
   CHECK_FALSE(log_loss->higher_is_better());
   // -mean(log 0.5, log 0.9, log 0.5, log 0.9)
   CHECK(log_loss->score(p) == Approx(-(2 * std::log(0.5) + 2 * std::log(0.9)) / 4).epsilon(1e-12));

@@ -31,7 +31,7 @@ std::shared_ptr<Backbone> native(const std::string& architecture, const std::vec
   Options options("backbone", "");
   options.set("architecture", architecture);
   for (const auto& [k, v] : extra) options.set(k, v);
-  return registry().create<Backbone>(PluginKind::backbone, "native", options);
+  return registry().create<Backbone>("native", options);
 }
 
 Options::List strings(const std::vector<std::string>& items) { return Options::List(items.begin(), items.end()); }
@@ -41,7 +41,7 @@ std::shared_ptr<Backbone> torchscript(const std::string& file, const std::string
   options.set("file", file);
   options.set("container", container);
   options.set("taps", strings(taps));
-  return registry().create<Backbone>(PluginKind::backbone, "torchscript", options);
+  return registry().create<Backbone>("torchscript", options);
 }
 
 // Made by tests/fixtures/backbones/make_torchvision_fixtures.py with python3-torchvision, once
@@ -138,7 +138,7 @@ TEST_CASE("The MobileNet state dicts in ../shared load into the native MobileNet
   Options options("backbone", "");
   options.set("file", test::models_dir() + "/" + c.stem + ".ts.pt");
   options.set("native_input_size", c.size);
-  auto reference = registry().create<Backbone>(PluginKind::backbone, "torchscript", options);
+  auto reference = registry().create<Backbone>("torchscript", options);
   const at::Tensor images = sanity_images(c.size);
   const at::Tensor logits = mine->instantiate(Variant{}, Pooling::avg)->classify(images);
   CHECK(max_diff(logits, reference->instantiate(Variant{}, Pooling::avg)->classify(images)) < 1e-4f);
@@ -180,7 +180,7 @@ TEST_CASE("The iNaturalist MobileNetV2 state dicts load with their own heads and
   CHECK_THAT(labels[static_cast<std::size_t>(logits[0].argmax().item<std::int64_t>())], Contains(c.expected));
   Options options("backbone", "");
   options.set("file", test::models_dir() + "/" + c.stem + ".ts.pt");
-  auto reference = registry().create<Backbone>(PluginKind::backbone, "torchscript", options);
+  auto reference = registry().create<Backbone>("torchscript", options);
   CHECK(max_diff(logits, reference->instantiate(Variant{}, Pooling::avg)->classify(image)) < 1e-4f);
   // An explicit num_classes that disagrees with the file is a shape mismatch, named.
   REQUIRE_THROWS_WITH(native("mobilenet_v2", {{"weights", test::models_dir() + "/" + c.stem + ".state_dict.pt"}, {"padding", std::string("tf_same")},

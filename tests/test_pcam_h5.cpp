@@ -92,7 +92,7 @@ std::shared_ptr<Dataset> pcam_h5(const std::string& root) {
   }();
   Options options("dataset", "");
   options.set("root", root);
-  return registry.create<Dataset>(PluginKind::dataset, "pcam_h5", options);
+  return registry.create<Dataset>("pcam_h5", options);
 }
 
 }  // namespace
@@ -148,7 +148,7 @@ TEST_CASE("pcam_h5 reads PatchCamelyon's HDF5 layout: counts, labels, slides and
     options.set("splits", Options::List{std::string("test")});
     Registry registry;
     registry.add_directory(test::plugin_dir());
-    REQUIRE_THROWS_WITH(registry.create<Dataset>(PluginKind::dataset, "pcam_h5", options),
+    REQUIRE_THROWS_WITH(registry.create<Dataset>("pcam_h5", options),
                         Contains("camelyonpatch_level_2_split_test_y.h5") && Contains("github.com/basveeling/pcam"));
   }
   std::ofstream(dir / "camelyonpatch_level_2_split_test_y.h5") << "not hdf5";

@@ -119,7 +119,7 @@ TEST_CASE("The decoding pool gives identical features with 1 and 3 threads", "[i
   registry.add_directory(test::plugin_dir());
   Options options("backbone", "");
   options.set("file", test::models_dir() + "/mobilenet_v1_0.25_128_quant.ts.pt");
-  auto backbone = registry.create<Backbone>(PluginKind::backbone, "torchscript", options);
+  auto backbone = registry.create<Backbone>("torchscript", options);
   std::vector<Sample> samples;
   for (const auto& entry : fs::directory_iterator(test::data_dir() + "/lc25000-lung-mini/lung_n"))
     if (samples.size() < 300) samples.push_back({entry.path().string(), 0, "", ""});

@@ -23,7 +23,7 @@ std::shared_ptr<Probe> make_logistic(double C) {
   }();
   Options options("probe", "");
   options.set("C", C);
-  return registry.create<Probe>(PluginKind::probe, "logistic", options);
+  return registry.create<Probe>("logistic", options);
 }
 
 std::vector<std::vector<std::string>> read_csv(const std::string& path) {
@@ -92,7 +92,7 @@ std::shared_ptr<Probe> make_probe(const std::string& reference_name, const std::
   if (reference_name == "knn_cosine") plugin = "knn", options.set("distance", std::string("cosine"));
   if (option == "k") options.set(option, static_cast<std::int64_t>(std::stoll(value)));
   else options.set(option, std::stod(value));
-  return registry.create<Probe>(PluginKind::probe, plugin, options);
+  return registry.create<Probe>(plugin, options);
 }
 }  // namespace
 
@@ -148,7 +148,7 @@ TEST_CASE("Logistic inner cross-validation picks C on the training images", "[pr
   Registry registry;
   registry.add_directory(test::plugin_dir());
   const auto fitted = [&](const Options& options, std::uint64_t seed) {
-    auto probe = registry.create<Probe>(PluginKind::probe, "logistic", options);
+    auto probe = registry.create<Probe>("logistic", options);
     probe->fit(x, y, 3, seed);
     return probe->predict_proba(x_test);
   };
@@ -167,6 +167,6 @@ TEST_CASE("Logistic inner cross-validation picks C on the training images", "[pr
 
   Options bad("probe", "");
   bad.set("C_grid", Options::List{1.0, -2.0}, "study.toml:4:1");
-  REQUIRE_THROWS_WITH(registry.create<Probe>(PluginKind::probe, "logistic", bad),
+  REQUIRE_THROWS_WITH(registry.create<Probe>("logistic", bad),
                       Catch::Matchers::Contains("study.toml:4:1") && Catch::Matchers::Contains("every C must be positive"));
 }

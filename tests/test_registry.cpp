@@ -18,7 +18,7 @@ TEST_CASE("The built plugin libraries load from disk and create working plugins"
   CHECK(registry.find(PluginKind::backbone, "torchscript").library_path.find("kgain_torchscript.so") != std::string::npos);
 
   // A metric from its library computes: 3 of 4 right.
-  auto accuracy = registry.create<Metric>(PluginKind::metric, "accuracy", Options("metrics.accuracy", ""));
+  auto accuracy = registry.create<Metric>("accuracy", Options("metrics.accuracy", ""));
   Predictions p;
   p.num_classes = 2;
   p.labels = {0, 1, 1, 0};
@@ -28,7 +28,7 @@ TEST_CASE("The built plugin libraries load from disk and create working plugins"
   // A dataset from its library reads the real LC25000 manifest.
   Options options("dataset", "");
   options.set("root", test::data_dir() + "/lc25000-lung-mini");
-  auto dataset = registry.create<Dataset>(PluginKind::dataset, "manifest", options);
+  auto dataset = registry.create<Dataset>("manifest", options);
   CHECK(dataset->class_names() == std::vector<std::string>{"lung_aca", "lung_n", "lung_scc"});
   CHECK(dataset->samples().size() == 1800);
 }
@@ -74,7 +74,7 @@ TEST_CASE("An unknown plugin in a config is an error listing the available ones"
   const Config c = parse_config("[dataset]\nplugin = \"manifest\"\nroot = \"x\"\n[backbone]\nplugin = \"resnet9000\"\n", "study.toml");
   Registry registry;
   registry.add_directory(test::plugin_dir());
-  REQUIRE_THROWS_WITH(registry.create<Backbone>(PluginKind::backbone, c.backbone.plugin, c.backbone.options),
+  REQUIRE_THROWS_WITH(registry.create<Backbone>(c.backbone.plugin, c.backbone.options),
                       Contains("no backbone plugin named 'resnet9000'") && Contains("Available backbone plugins: native, torchscript"));
 }
 
@@ -82,7 +82,7 @@ TEST_CASE("A plugin whose factory throws is reported with its name and library",
   Registry registry;
   registry.add_directory(test::fixture_plugin_dir("throwing_factory"));
   REQUIRE(registry.refused().empty());
-  REQUIRE_THROWS_WITH(registry.create<Metric>(PluginKind::metric, "broken_metric", Options("metrics.broken_metric", "")),
+  REQUIRE_THROWS_WITH(registry.create<Metric>("broken_metric", Options("metrics.broken_metric", "")),
                       Contains("metric plugin 'broken_metric'") && Contains("throwing_factory.so") &&
                           Contains("the reference table is missing"));
 }
@@ -94,7 +94,7 @@ TEST_CASE("A plugin option nobody reads is an unknown key with a suggestion", "[
       "study.toml");
   Registry registry;
   registry.add_directory(test::plugin_dir());
-  auto backbone = registry.create<Backbone>(PluginKind::backbone, c.backbone.plugin, c.backbone.options);
+  auto backbone = registry.create<Backbone>(c.backbone.plugin, c.backbone.options);
   REQUIRE_THROWS_WITH(check_unread_options(c.backbone, "backbone"),
                       Contains("study.toml:7:1") && Contains("unknown key 'contaner'") && Contains("did you mean 'container'?"));
 }
@@ -104,9 +104,9 @@ TEST_CASE("A plugin option of the wrong type names the place, key and types", "[
                                 "study.toml");
   Registry registry;
   registry.add_directory(test::plugin_dir());
-  REQUIRE_THROWS_WITH(registry.create<Probe>(PluginKind::probe, "logistic", c.probes[0].options),
+  REQUIRE_THROWS_WITH(registry.create<Probe>("logistic", c.probes[0].options),
                       Contains("study.toml:8:1") && Contains("[probe] C: expected a number, found the string \"strong\""));
   const Config negative = parse_config("[dataset]\nplugin = \"manifest\"\n[backbone]\nplugin = \"t\"\n[probe]\nC = -1\n", "study.toml");
-  REQUIRE_THROWS_WITH(registry.create<Probe>(PluginKind::probe, "logistic", negative.probes[0].options),
+  REQUIRE_THROWS_WITH(registry.create<Probe>("logistic", negative.probes[0].options),
                       Contains("study.toml:6:1") && Contains("must be positive (received -1"));
 }

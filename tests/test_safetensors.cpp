@@ -48,7 +48,7 @@ std::shared_ptr<Backbone> mobilenet(const std::string& weights) {
   options.set("width", 0.25);
   options.set("padding", std::string("tf_same"));
   options.set("weights", weights);
-  return registry.create<Backbone>(PluginKind::backbone, "native", options);
+  return registry.create<Backbone>("native", options);
 }
 
 // A safetensors file from a header text and data bytes.

@@ -17,7 +17,7 @@ std::vector<Sample> manifest_samples(const std::string& folder, std::vector<std:
   registry.add_directory(test::plugin_dir());
   Options options("dataset", "");
   options.set("root", test::data_dir() + "/" + folder);
-  auto dataset = registry.create<Dataset>(PluginKind::dataset, "manifest", options);
+  auto dataset = registry.create<Dataset>("manifest", options);
   if (classes) *classes = dataset->class_names();
   return dataset->samples();
 }

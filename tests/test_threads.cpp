@@ -52,7 +52,7 @@ TEST_CASE("One metric object scored from several threads at once gives the singl
   }
   for (const char* name : {"accuracy", "balanced_accuracy", "macro_f1", "roc_auc", "log_loss"}) {
     CAPTURE(name);
-    auto metric = registry().create<Metric>(PluginKind::metric, name, Options(std::string("metrics.") + name, ""));
+    auto metric = registry().create<Metric>(name, Options(std::string("metrics.") + name, ""));
     std::vector<double> serial, parallel(inputs.size());
     for (const auto& p : inputs) serial.push_back(metric->score(p));
     for (int round = 0; round < 5; ++round) {
@@ -75,7 +75,7 @@ TEST_CASE("A dataset's read_pixels and content_identity from several threads at 
   options.set("target_mpp", 1.0);
   options.set("tissue", false);
   options.set("labels", std::string("annotations"));
-  auto dataset = registry().create<Dataset>(PluginKind::dataset, "wsi", options);
+  auto dataset = registry().create<Dataset>("wsi", options);
   const auto samples = dataset->samples();
   REQUIRE(samples.size() > 100);
   std::vector<std::vector<std::uint8_t>> serial(samples.size()), parallel(samples.size());

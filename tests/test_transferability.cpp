@@ -54,7 +54,7 @@ TEST_CASE("LogME, H-score, shrinkage H-score, TransRate and GBC equal the numpy 
       // The numpy reference used float64 features; the fixture's floats are exactly representable.
       CHECK(linear_cka(x, x.to(torch::kDouble).pow(2)) == Approx(expected).epsilon(1e-6));
     } else {
-      const auto metric = registry.create<FeatureMetric>(PluginKind::feature_metric, row[1], Options("transferability", ""));
+      const auto metric = registry.create<FeatureMetric>(row[1], Options("transferability", ""));
       const double got = metric->score(x, y, y.max().item<std::int64_t>() + 1);
       CAPTURE(got);
       CHECK(got == Approx(expected).epsilon(1e-6).margin(1e-9));
@@ -86,7 +86,7 @@ TEST_CASE("Estimators prefer informative features to noise", "[transferability]"
   const at::Tensor noise = torch::randn({180, 3});
   for (const char* name : {"logme", "hscore", "hscore_shrinkage", "transrate", "gbc"}) {
     CAPTURE(name);
-    auto m = registry.create<FeatureMetric>(PluginKind::feature_metric, name, Options("transferability", ""));
+    auto m = registry.create<FeatureMetric>(name, Options("transferability", ""));
     CHECK(m->score(informative, labels, 3) > m->score(noise, labels, 3));
   }
 }

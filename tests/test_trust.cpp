@@ -130,7 +130,7 @@ TEST_CASE("Trust 1: damaged or non-finite weights are refused naming the file an
   const auto create = [&](const fs::path& weights) {
     const Config c = parse_config(config(weights), (dir / "c.toml").string());
     const auto registry = load_registry(c.plugin_paths);
-    return registry.create<kgain::Backbone>(kgain::PluginKind::backbone, c.backbone.plugin, c.backbone.options);
+    return registry.create<kgain::Backbone>(c.backbone.plugin, c.backbone.options);
   };
   REQUIRE_THROWS_WITH(create(dir / "damaged.pt"), Contains("damaged.pt") && Contains("CRC-32"));
   // The same damage with the CRCs forged to match: the NaNs themselves are found.
@@ -223,7 +223,7 @@ TEST_CASE("Trust 4: hostile pickles are refused quickly, without crashing or all
     const Config c = parse_config("[dataset]\nplugin = \"folder\"\nroot = \".\"\n[backbone]\nplugin = \"native\"\narchitecture = "
                                   "\"resnet18\"\nweights = \"" + (dir / name).string() + "\"\n", (dir / "c.toml").string());
     const auto registry = load_registry(c.plugin_paths);
-    REQUIRE_THROWS_WITH(registry.create<kgain::Backbone>(kgain::PluginKind::backbone, c.backbone.plugin, c.backbone.options), Contains(name));
+    REQUIRE_THROWS_WITH(registry.create<kgain::Backbone>(c.backbone.plugin, c.backbone.options), Contains(name));
   };
   // 1 MB of nested tuples: ')' then TUPLE1 a million times (would overflow the stack on release).
   std::string deep = "\x80\x02)";
@@ -286,7 +286,7 @@ TEST_CASE("Trust 6: decompression bombs are refused from the header, slivers cos
   const Config c = parse_config("[dataset]\nplugin = \"pcam_h5\"\nroot = \"" + (dir / "pcam").string() + "\"\n[backbone]\nplugin = \"native\"\n"
                                 "architecture = \"resnet18\"\n", (dir / "c.toml").string());
   const auto registry = load_registry(c.plugin_paths);
-  REQUIRE_THROWS_WITH(registry.create<kgain::Dataset>(kgain::PluginKind::dataset, c.dataset.plugin, c.dataset.options), Contains("forged"));
+  REQUIRE_THROWS_WITH(registry.create<kgain::Dataset>(c.dataset.plugin, c.dataset.options), Contains("forged"));
   fs::remove_all(dir);
 }
 

@@ -52,7 +52,7 @@ std::shared_ptr<Dataset> wsi(const std::string& slides, const std::map<std::stri
   options.set("tile_size", std::int64_t{64});
   options.set("target_mpp", 1.0);
   for (const auto& [k, v] : extra) options.set(k, v);
-  return registry().create<Dataset>(PluginKind::dataset, "wsi", options);
+  return registry().create<Dataset>("wsi", options);
 }
 
 std::string write_list(const std::string& name, const std::string& text) {

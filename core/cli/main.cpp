@@ -156,7 +156,7 @@ int command_data(const std::vector<std::string>& args) {
     section.options.set("root", target, "command line");
   }
   const Registry registry = load_registry(dirs);
-  auto dataset = registry.create<Dataset>(PluginKind::dataset, section.plugin, section.options);
+  auto dataset = registry.create<Dataset>(section.plugin, section.options);
   check_unread_options(section, "dataset");
   const auto samples = limit_per_class(dataset->samples(), limit, seed);
   const auto classes = dataset->class_names();
@@ -241,7 +241,7 @@ int command_inspect(const std::vector<std::string>& args) {
     if (vm.count("width")) section.options.set("width", vm["width"].as<double>(), "--width");
   }
   const Registry registry = load_registry(dirs);
-  auto backbone = registry.create<Backbone>(PluginKind::backbone, section.plugin, section.options);
+  auto backbone = registry.create<Backbone>(section.plugin, section.options);
   check_unread_options(section, "backbone");
   if (vm.count("input-size")) input_size = vm["input-size"].as<std::int64_t>();
   if (input_size <= 0) input_size = backbone->native_input_size();

@@ -215,27 +215,27 @@ RunSummary run_study(const Config& config, const RunOptions& options) {
   spdlog::info("LibTorch {} with {} threads", TORCH_VERSION, at::get_num_threads());
 
   const Registry registry = load_registry(config.plugin_paths);
-  auto dataset = registry.create<Dataset>(PluginKind::dataset, config.dataset.plugin, config.dataset.options);
+  auto dataset = registry.create<Dataset>(config.dataset.plugin, config.dataset.options);
   check_unread_options(config.dataset, "dataset");
   for (const auto& warning : dataset->warnings()) spdlog::warn("dataset: {}", warning);
-  auto backbone = registry.create<Backbone>(PluginKind::backbone, config.backbone.plugin, config.backbone.options);
+  auto backbone = registry.create<Backbone>(config.backbone.plugin, config.backbone.options);
   check_unread_options(config.backbone, "backbone");
   if (config.recalibrate_batch_norm && !backbone->can_recalibrate_batch_norm())
     throw std::runtime_error(config.file + ": [variants] recalibrate_batch_norm = true, but backbone '" + config.backbone.plugin +
                              "' cannot re-estimate batch-norm statistics; use the native backbone (plugin = \"native\") or remove the key");
   for (const auto& p : config.probes) {
-    registry.create<Probe>(PluginKind::probe, p.plugin, p.options);  // validates the options now, not after extraction
+    registry.create<Probe>(p.plugin, p.options);  // validates the options now, not after extraction
     check_unread_options(p, "probe");
   }
   std::vector<NamedMetric> metrics;
   for (const auto& m : config.metrics) {
-    metrics.push_back({m.name, registry.create<Metric>(PluginKind::metric, m.plugin, m.options)});
+    metrics.push_back({m.name, registry.create<Metric>(m.plugin, m.options)});
     check_unread_options(m, "metric");
   }
 
   std::vector<NamedFeatureMetric> feature_metrics;
   for (const auto& m : config.feature_metrics) {
-    feature_metrics.push_back({m.name, registry.create<FeatureMetric>(PluginKind::feature_metric, m.plugin, m.options)});
+    feature_metrics.push_back({m.name, registry.create<FeatureMetric>(m.plugin, m.options)});
     check_unread_options(m, "feature metric");
   }
 
@@ -343,7 +343,7 @@ RunSummary run_study(const Config& config, const RunOptions& options) {
   gain_settings.threads = at::get_num_threads();
   for (std::size_t p = 0; p < config.probes.size(); ++p) {
     const PluginSection& section = config.probes[p];
-    const auto make_probe = [&] { return registry.create<Probe>(PluginKind::probe, section.plugin, section.options); };
+    const auto make_probe = [&] { return registry.create<Probe>(section.plugin, section.options); };
     const Evaluation evaluation = evaluate(features, variants, tap_names, labels, static_cast<std::int64_t>(classes.size()), splits,
                                           section.name, make_probe, config.probe_seeds[p], metrics,
                                           at::get_num_threads());

@@ -67,11 +67,13 @@ class Registry {
   // refused libraries) when there is none.
   const PluginEntry& find(PluginKind kind, const std::string& name) const;
 
-  // Creates a plugin. Throws RegistryError naming the plugin and its library when the factory
-  // throws, and OptionError (from the plugin) for bad options.
+  // Creates the plugin `name` of the kind that Interface is (Backbone, Dataset, Probe, Metric or
+  // FeatureMetric): the kind comes from the type, so the two cannot disagree. Throws
+  // RegistryError naming the plugin and its library when the factory throws, and OptionError
+  // (from the plugin) for bad options.
   template <class Interface>
-  std::shared_ptr<Interface> create(PluginKind kind, const std::string& name, const Options& options) const {
-    const PluginEntry& entry = find(kind, name);
+  std::shared_ptr<Interface> create(const std::string& name, const Options& options) const {
+    const PluginEntry& entry = find(kgain::detail::kind_of<Interface>(), name);
     Plugin* raw = create_raw(entry, options);
     auto library = entry.library;
     return std::shared_ptr<Interface>(static_cast<Interface*>(raw), [library](Interface* p) { delete p; });
