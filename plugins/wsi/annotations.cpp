@@ -1,8 +1,9 @@
 #include "annotations.hpp"
 
+#include "table.hpp"
+
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 #include <stdexcept>
 
 #include <nlohmann/json.hpp>
@@ -139,15 +140,7 @@ Annotations parse_annotations(const std::string& text, const std::string& source
 }
 
 Annotations read_annotations(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error(path + ": cannot be read");
-  std::string text;
-  char buffer[1 << 16];
-  while (in.read(buffer, sizeof buffer) || in.gcount() > 0) {
-    text.append(buffer, static_cast<std::size_t>(in.gcount()));
-    if (text.size() > max_bytes) throw std::runtime_error(path + ": larger than 512 MB; not an annotation file");
-  }
-  return parse_annotations(text, path);
+  return parse_annotations(read_text(path, max_bytes, "an annotation file"), path);
 }
 
 std::vector<std::string> classes_at(const Annotations& annotations, double x, double y) {

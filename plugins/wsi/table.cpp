@@ -82,16 +82,20 @@ std::vector<CsvRow> parse_csv(const std::string& text, const std::string& source
   return rows;
 }
 
-std::vector<CsvRow> read_csv(const std::string& path, const std::vector<std::string>& required, const std::vector<std::string>& optional) {
+std::string read_text(const std::string& path, std::size_t max_bytes, const std::string& what) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error(path + ": cannot be read (check the path)");
   std::string text;
   char buffer[1 << 16];
   while (in.read(buffer, sizeof buffer) || in.gcount() > 0) {
     text.append(buffer, static_cast<std::size_t>(in.gcount()));
-    if (text.size() > max_table_bytes) throw std::runtime_error(path + ": larger than 256 MB; not a slide or tile list");
+    if (text.size() > max_bytes) throw std::runtime_error(path + ": larger than " + std::to_string(max_bytes >> 20) + " MB; not " + what);
   }
-  return parse_csv(text, path, required, optional);
+  return text;
+}
+
+std::vector<CsvRow> read_csv(const std::string& path, const std::vector<std::string>& required, const std::vector<std::string>& optional) {
+  return parse_csv(read_text(path, max_table_bytes, "a slide or tile list"), path, required, optional);
 }
 
 std::int64_t parse_int(const std::string& text, std::int64_t min, std::int64_t max, const std::string& what) {

@@ -28,6 +28,10 @@ std::vector<CsvRow> read_csv(const std::string& path, const std::vector<std::str
 std::vector<CsvRow> parse_csv(const std::string& text, const std::string& source, const std::vector<std::string>& required,
                               const std::vector<std::string>& optional);
 
+// The whole text of the file at `path`; a file over `max_bytes` is refused ("larger than ...;
+// not <what>") before more of it is read.
+std::string read_text(const std::string& path, std::size_t max_bytes, const std::string& what);
+
 // A whole decimal number in [min, max]; `what` names the field in the message.
 std::int64_t parse_int(const std::string& text, std::int64_t min, std::int64_t max, const std::string& what);
 // A finite number in [min, max].
