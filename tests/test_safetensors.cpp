@@ -5,6 +5,7 @@
 #undef CHECK
 
 #include "test_support.hpp"
+#include "test_plugins.hpp"
 
 #include <cmath>
 #include <cstdlib>
@@ -38,17 +39,12 @@ std::string fixtures() {
 }
 
 std::shared_ptr<Backbone> mobilenet(const std::string& weights) {
-  static Registry registry = [] {
-    Registry r;
-    r.add_directory(test::plugin_dir());
-    return r;
-  }();
   Options options("backbone", "");
   options.set("architecture", std::string("mobilenet_v1"));
   options.set("width", 0.25);
   options.set("padding", std::string("tf_same"));
   options.set("weights", weights);
-  return registry.create<Backbone>("native", options);
+  return test::plugins().create<Backbone>("native", options);
 }
 
 // A safetensors file from a header text and data bytes.

@@ -3,6 +3,7 @@
 // read_pixels and content_identity called from several decoding threads at once, give exactly
 // the single-threaded results.
 #include "test_support.hpp"
+#include "test_plugins.hpp"
 
 #include <filesystem>
 #include <random>
@@ -16,15 +17,6 @@ using namespace kgain;
 using namespace kgain::core;
 
 namespace {
-
-const Registry& registry() {
-  static const Registry r = [] {
-    Registry x;
-    x.add_directory(test::plugin_dir());
-    return x;
-  }();
-  return r;
-}
 
 // Runs f(i) for i in [0, n) on `threads` threads at once.
 template <class F>
@@ -52,7 +44,7 @@ TEST_CASE("One metric object scored from several threads at once gives the singl
   }
   for (const char* name : {"accuracy", "balanced_accuracy", "macro_f1", "roc_auc", "log_loss"}) {
     CAPTURE(name);
-    auto metric = registry().create<Metric>(name, Options(std::string("metrics.") + name, ""));
+    auto metric = test::plugins().create<Metric>(name, Options(std::string("metrics.") + name, ""));
     std::vector<double> serial, parallel(inputs.size());
     for (const auto& p : inputs) serial.push_back(metric->score(p));
     for (int round = 0; round < 5; ++round) {
@@ -64,18 +56,14 @@ TEST_CASE("One metric object scored from several threads at once gives the singl
 
 TEST_CASE("A dataset's read_pixels and content_identity from several threads at once equal the serial results", "[threads][datasets]") {
   // The whole-slide dataset: OpenSlide handles shared between threads, its handle cache under a lock.
-  const std::string slides = std::string(KGAIN_TEST_OUTPUT_DIR) + "/slides";
-  if (!std::filesystem::exists(slides + "/mixed.csv")) {
-    const std::string command = "/usr/bin/python3 " + std::string(KGAIN_SOURCE_DIR) + "/tools/make_slides.py " + slides + " " + test::shared_dir();
-    REQUIRE(std::system(command.c_str()) == 0);
-  }
+  const std::string slides = test::generated_slides();
   Options options("dataset", "");
   options.set("slides", slides + "/mixed.csv");
   options.set("tile_size", std::int64_t{64});
   options.set("target_mpp", 1.0);
   options.set("tissue", false);
   options.set("labels", std::string("annotations"));
-  auto dataset = registry().create<Dataset>("wsi", options);
+  auto dataset = test::plugins().create<Dataset>("wsi", options);
   const auto samples = dataset->samples();
   REQUIRE(samples.size() > 100);
   std::vector<std::vector<std::uint8_t>> serial(samples.size()), parallel(samples.size());

@@ -2,6 +2,7 @@
 // BreakHis images into pyramidal tiled TIFFs (libvips) with a resolution of 0.5 um/px, GeoJSON
 // regions over known rectangles, a tile manifest, a blank slide and one without resolution.
 #include "test_support.hpp"
+#include "test_plugins.hpp"
 
 #include <filesystem>
 #include <fstream>
@@ -23,27 +24,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// The generated slides, made once per build tree.
-std::string slides_dir() {
-  static const std::string dir = [] {
-    const std::string d = std::string(KGAIN_TEST_OUTPUT_DIR) + "/slides";
-    if (!fs::exists(d + "/no_resolution.tif")) {
-      const std::string command = "/usr/bin/python3 " + std::string(KGAIN_SOURCE_DIR) + "/tools/make_slides.py " + d + " " + test::shared_dir();
-      REQUIRE(std::system(command.c_str()) == 0);  // needs libvips-tools and python3-tifffile (tools/test.sh installs them)
-    }
-    return d;
-  }();
-  return dir;
-}
-
-const Registry& registry() {
-  static const Registry r = [] {
-    Registry x;
-    x.add_directory(test::plugin_dir());
-    return x;
-  }();
-  return r;
-}
+std::string slides_dir() { return test::generated_slides(); }
 
 // A wsi dataset: tiles of 64 px at 1 um/px (128 level-0 pixels, read from level 1) unless `extra` says otherwise.
 std::shared_ptr<Dataset> wsi(const std::string& slides, const std::map<std::string, Options::Value>& extra = {}) {
@@ -52,7 +33,7 @@ std::shared_ptr<Dataset> wsi(const std::string& slides, const std::map<std::stri
   options.set("tile_size", std::int64_t{64});
   options.set("target_mpp", 1.0);
   for (const auto& [k, v] : extra) options.set(k, v);
-  return registry().create<Dataset>("wsi", options);
+  return test::plugins().create<Dataset>("wsi", options);
 }
 
 std::string write_list(const std::string& name, const std::string& text) {
