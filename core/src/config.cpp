@@ -421,6 +421,7 @@ Config parse_config(const std::string& text, const std::string& path) {
     c.confidence = r.number("confidence", 0.95, 0.5, 0.999);
     c.analysis_seed = static_cast<std::uint64_t>(r.integer("seed", 0, 0, INT64_MAX));
     c.sweet_spot_epsilon = r.number("sweet_spot_epsilon", 0.0, 0.0, 1e9);
+    c.save_predictions = r.boolean("save_predictions", true);
     r.check_unknown();
   }
   for (const char* key : {"dataset.plugin", "dataset.name", "dataset.limit_per_class", "dataset.on_bad_image", "backbone.plugin", "backbone.name",
@@ -469,7 +470,8 @@ Config parse_config(const std::string& text, const std::string& path) {
   transferability.insert("source", c.source_transferability);
   resolved.insert("transferability", transferability);
   resolved.insert("analysis", toml::table{{"bootstrap", c.bootstrap}, {"confidence", c.confidence},
-                                          {"seed", static_cast<std::int64_t>(c.analysis_seed)}, {"sweet_spot_epsilon", c.sweet_spot_epsilon}});
+                                          {"seed", static_cast<std::int64_t>(c.analysis_seed)}, {"sweet_spot_epsilon", c.sweet_spot_epsilon},
+                                          {"save_predictions", c.save_predictions}});
   std::ostringstream out;
   out << resolved;
   c.resolved_toml = out.str();

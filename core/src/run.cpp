@@ -9,6 +9,7 @@
 #include <sstream>
 #include <thread>
 
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <map>
@@ -28,6 +29,7 @@
 
 #include "kgain/core/build_info.hpp"
 #include "kgain/core/image_identity.hpp"
+#include "kgain/core/predictions_file.hpp"
 #include "kgain/core/registry.hpp"
 #include "kgain/core/report.hpp"
 #include "kgain/core/results.hpp"
@@ -193,6 +195,30 @@ void drop_unused(std::vector<Sample>& samples, SplitPlan& plan) {
   }
 }
 
+// predictions/<index>-<name>.kgpred for probe `index`; the name is kept to safe characters (the
+// file's header holds the real one).
+void write_probe_predictions(const std::string& run_dir, std::size_t index, const std::string& probe, const Evaluation& evaluation,
+                             const std::vector<Variant>& variants, const std::vector<std::string>& taps, const SplitPlan& splits,
+                             std::int64_t num_classes) {
+  RunPredictions p;
+  p.probe = probe;
+  p.num_classes = num_classes;
+  for (const auto& v : variants) p.variants.push_back(v.name());
+  p.taps = taps;
+  for (const auto& fold : splits.folds) p.test_images.push_back(fold.test);
+  p.predictions = evaluation.predictions;
+  std::string safe;
+  for (char c : probe) safe += std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' ? c : '_';
+  write_predictions_file(run_dir + "/predictions/" + std::to_string(index) + "-" + safe.substr(0, 64) + ".kgpred", p);
+}
+
+// A rerun may drop or rename probes: their old predictions must not outlive them.
+void clear_predictions(const std::string& run_dir) {
+  std::error_code ec;
+  fs::remove_all(run_dir + "/predictions", ec);
+  fs::create_directories(run_dir + "/predictions");
+}
+
 }  // namespace
 
 void set_threads(int threads) {
@@ -341,6 +367,7 @@ RunSummary run_study(const Config& config, const RunOptions& options) {
   gain_settings.seed = config.analysis_seed;
   gain_settings.sweet_spot_epsilon = config.sweet_spot_epsilon;
   gain_settings.threads = at::get_num_threads();
+  clear_predictions(summary.run_dir);
   for (std::size_t p = 0; p < config.probes.size(); ++p) {
     const PluginSection& section = config.probes[p];
     const auto make_probe = [&] { return registry.create<Probe>(section.plugin, section.options); };
@@ -348,6 +375,8 @@ RunSummary run_study(const Config& config, const RunOptions& options) {
                                           section.name, make_probe, config.probe_seeds[p], metrics,
                                           at::get_num_threads());
     summary.scores.insert(summary.scores.end(), evaluation.rows.begin(), evaluation.rows.end());
+    if (config.save_predictions)
+      write_probe_predictions(summary.run_dir, p, section.name, evaluation, variants, tap_names, splits, static_cast<std::int64_t>(classes.size()));
     const auto gain = compute_gain(evaluation, variants, taps, metrics, config.pooling == Pooling::avgmax ? 2 : 1, gain_settings);
     summary.gain.insert(summary.gain.end(), gain.begin(), gain.end());
   }

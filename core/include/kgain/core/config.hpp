@@ -86,6 +86,9 @@ struct Config {
   double confidence = 0.95;
   std::uint64_t analysis_seed = 0;
   double sweet_spot_epsilon = 0;
+  // predictions/<probe>.kgpred: every test prediction, for kgain compare --paired
+  // (variants x taps x test images x classes doubles per probe).
+  bool save_predictions = true;
 
   // Every core key the loader understands, as "section.key" (checked against docs/config.md).
   std::vector<std::string> known_keys;
