@@ -25,18 +25,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string fixtures() {
-  static const std::string dir = [] {
-    const std::string d = std::string(KGAIN_TEST_OUTPUT_DIR) + "/safetensors-fixtures";
-    if (!fs::exists(d + "/dtypes.safetensors")) {
-      const std::string command = "/usr/bin/python3 " + test::fixtures_dir() + "/backbones/make_safetensors.py " + test::models_dir() +
-                                  "/mobilenet_v1_0.25_128_quant.state_dict.pt " + d;
-      REQUIRE(std::system(command.c_str()) == 0);  // needs Debian's python3-torch
-    }
-    return d;
-  }();
-  return dir;
-}
+std::string fixtures() { return test::safetensors_fixtures(); }
 
 std::shared_ptr<Backbone> mobilenet(const std::string& weights) {
   Options options("backbone", "");

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <thread>
 
 #include <boost/program_options.hpp>
 #include <c10/util/Exception.h>
@@ -37,7 +38,10 @@ const char* usage =
     "                    (TARGET: a config file, or a folder with manifest.csv or class subfolders)\n"
     "  report RUN_DIR    redraw RUN_DIR/report.html from the run's files\n"
     "  compare RUN_DIR... --out FILE\n"
-    "                    put several runs on the same axes in one HTML page\n\n"
+    "                    put several runs on the same axes in one HTML page\n"
+    "  compare --paired RUN_DIR... --out FILE\n"
+    "                    runs on the same images and splits, compared tap by tap with paired\n"
+    "                    bootstrap intervals (FILE, plus the .csv and .json beside it)\n\n"
     "'kgain <command> --help' describes a command's options.\n";
 
 // Parses a command's options; prints help and returns false when --help was asked.
@@ -187,16 +191,43 @@ int command_report(const std::vector<std::string>& args) {
 int command_compare(const std::vector<std::string>& args) {
   po::options_description visible("options");
   visible.add_options()("help,h", "describe the options")("out,o", po::value<std::string>()->default_value("compare.html"),
-                                                         "the HTML file to write");
+                                                         "the HTML file to write (--paired: also FILE's stem .csv and .json)")(
+      "paired", po::bool_switch()->default_value(false), "runs on the same images and splits: paired differences tap by tap")(
+      "bootstrap", po::value<int>(), "--paired: bootstrap replicates (default: the first run's [analysis] bootstrap)")(
+      "confidence", po::value<double>(), "--paired: interval level (default: the first run's)")(
+      "seed", po::value<std::uint64_t>()->default_value(0), "--paired: bootstrap seed")(
+      "threads,j", po::value<int>()->default_value(0), "--paired: worker threads (0: every core)")(
+      "plugin-dir,p", po::value<std::vector<std::string>>()->composing(), "--paired: also search this folder for metric plugins");
   po::options_description hidden;
   hidden.add_options()("run-dirs", po::value<std::vector<std::string>>()->required()->multitoken(), "run directories");
   po::positional_options_description positional;
   positional.add("run-dirs", -1);
   po::variables_map vm;
-  if (!parse(args, visible, hidden, positional, vm, "usage: kgain compare RUN_DIR... [--out FILE]")) return 0;
+  if (!parse(args, visible, hidden, positional, vm, "usage: kgain compare [--paired] RUN_DIR... [--out FILE]")) return 0;
   const auto dirs = vm["run-dirs"].as<std::vector<std::string>>();
-  write_comparison(dirs, vm["out"].as<std::string>());
-  std::printf("%s\n", vm["out"].as<std::string>().c_str());
+  const std::string out = vm["out"].as<std::string>();
+  if (!vm["paired"].as<bool>()) {
+    write_comparison(dirs, out);
+    std::printf("%s\n", out.c_str());
+    return 0;
+  }
+  PairedSettings settings;
+  if (vm.count("bootstrap")) settings.replicates = vm["bootstrap"].as<int>();
+  if (vm.count("confidence")) settings.confidence = vm["confidence"].as<double>();
+  if (settings.replicates < -1 || settings.replicates > 1000000) throw std::runtime_error("--bootstrap must be between 0 and 1000000");
+  if (vm.count("confidence") && !(settings.confidence >= 0.5 && settings.confidence <= 0.999))
+    throw std::runtime_error("--confidence must be between 0.5 and 0.999");
+  settings.seed = vm["seed"].as<std::uint64_t>();
+  const int threads = vm["threads"].as<int>();
+  settings.threads = threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (vm.count("plugin-dir")) settings.plugin_paths = vm["plugin-dir"].as<std::vector<std::string>>();
+  const PairedComparison comparison = compare_runs(dirs, settings);
+  const std::filesystem::path html(out);
+  const std::string stem = (html.parent_path() / html.stem()).string();
+  write_paired_csv(stem + ".csv", comparison);
+  write_paired_json(stem + ".json", comparison);
+  write_paired_report(comparison, out);
+  std::printf("%s\n%s.csv\n%s.json\n", out.c_str(), stem.c_str(), stem.c_str());
   return 0;
 }
 

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "kgain/core/results.hpp"
+#include "report_parts.hpp"
 #include "kgain/core/svg_chart.hpp"
 
 namespace fs = std::filesystem;
@@ -20,7 +21,7 @@ using nlohmann::json;
 namespace kgain::core {
 namespace {
 
-const char* palette[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#d62728"};
+using namespace report_parts;
 
 std::string read_text(const std::string& path) {
   std::ifstream in(path);
@@ -38,17 +39,6 @@ json read_json(const std::string& path) {
   }
 }
 
-double num(const json& v) { return v.is_number() ? v.get<double>() : std::numeric_limits<double>::quiet_NaN(); }
-
-std::string fixed(double v, int digits = 4) {
-  if (std::isnan(v)) return "–";
-  std::ostringstream s;
-  s.setf(std::ios::fixed);
-  s.precision(digits);
-  s << v;
-  return s.str();
-}
-
 // Rows of gain.json for one probe and metric, in tap order.
 std::vector<json> rows_for(const json& gain, const std::string& probe, const std::string& metric) {
   std::vector<json> out;
@@ -57,14 +47,6 @@ std::vector<json> rows_for(const json& gain, const std::string& probe, const std
   return out;
 }
 
-const char* style = R"(<style>
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px auto;max-width:1180px;color:#222;padding:0 16px}
-h1{font-size:22px}h2{font-size:18px;margin-top:32px;border-bottom:1px solid #ddd;padding-bottom:4px}h3{font-size:15px}
-.charts{display:flex;flex-wrap:wrap;gap:12px}.charts svg{border:1px solid #eee}
-table{border-collapse:collapse;font-size:12px;margin:8px 0}td,th{border:1px solid #ddd;padding:3px 7px;text-align:right}
-th{background:#f5f5f5}td.l,th.l{text-align:left}tr.sweet td{background:#fff6e0}pre{background:#f7f7f7;padding:10px;font-size:12px;overflow:auto}
-.note{color:#555;font-size:13px}
-</style>)";
 
 std::string probe_section(const json& gain, const std::string& probe, const std::string& metric, double confidence) {
   const auto rows = rows_for(gain, probe, metric);
@@ -304,7 +286,7 @@ void write_comparison(const std::vector<std::string>& run_dirs, const std::strin
   html << "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>kgain: comparison</title>" << style
        << "</head><body>\n<h1>kgain: " << run_dirs.size() << " runs compared</h1>\n<p class=\"note\">Each run's first probe and first "
           "metric. Relative depth puts backbones with different numbers of taps on one axis.</p>\n<div class=\"charts\">\n"
-       << gain_chart.render() << score_chart.render() << cost_chart.render() << "</div>\n<table><tr><th class=\"l\">run</th><th class=\"l\">study</th>"
+       << gain_chart.render(1140, 380) << score_chart.render(1140, 380) << cost_chart.render(1140, 380) << "</div>\n<table><tr><th class=\"l\">run</th><th class=\"l\">study</th>"
        << "<th class=\"l\">tap</th><th class=\"l\">role</th><th>pretrained</th><th>gain</th></tr>\n" << rows.str() << "</table>\n</body></html>\n";
   write_file_atomically(out_file, html.str());
 }

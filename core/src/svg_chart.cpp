@@ -55,9 +55,59 @@ std::string html_escape(const std::string& text) {
   return out;
 }
 
-std::string SvgChart::render(int width, int height) const {
-  const double left = 64, right = 200, top = 34, bottom = 58;
-  const double plot_w = width - left - right, plot_h = height - top - bottom;
+namespace {
+
+// Where the legend goes: beside the plot when its longest name fits in a third of the width,
+// else in rows under the chart (which grows to hold them), so that no name is ever cut.
+struct LegendLayout {
+  bool below = false;
+  double right = 0;                          // the margin right of the plot
+  std::vector<std::vector<std::string>> lines;  // per series, the name wrapped to fit
+  double extra_height = 0;
+};
+
+LegendLayout layout_legend(const std::vector<ChartSeries>& series, int width, double left) {
+  constexpr double char_width = 6.6;  // 11 px sans-serif, a generous average
+  LegendLayout out;
+  std::size_t longest = 0;
+  for (const auto& s : series) longest = std::max(longest, s.name.size());
+  const double beside = 36 + char_width * static_cast<double>(longest) + 12;
+  if (beside <= width / 3.0) {
+    out.right = std::max(120.0, beside);
+    for (const auto& s : series) out.lines.push_back({s.name});
+    return out;
+  }
+  out.below = true;
+  out.right = 24;
+  const auto fit = static_cast<std::size_t>(std::max(10.0, (width - left - 60) / char_width));
+  for (const auto& s : series) {
+    std::vector<std::string> wrapped{""};
+    std::istringstream words(s.name);
+    for (std::string w; words >> w;) {
+      while (w.size() > fit) {  // a word longer than a line is split
+        if (!wrapped.back().empty()) wrapped.emplace_back();
+        wrapped.back() = w.substr(0, fit), w = w.substr(fit);
+        wrapped.emplace_back();
+      }
+      if (!wrapped.back().empty() && wrapped.back().size() + 1 + w.size() > fit) wrapped.emplace_back();
+      wrapped.back() += (wrapped.back().empty() ? "" : " ") + w;
+    }
+    if (wrapped.size() > 1 && wrapped.back().empty()) wrapped.pop_back();
+    out.extra_height += 16.0 * static_cast<double>(wrapped.size()) + 4;
+    out.lines.push_back(std::move(wrapped));
+  }
+  out.extra_height += 8;
+  return out;
+}
+
+}  // namespace
+
+std::string SvgChart::render(int width, int plot_height) const {
+  const double left = 64, top = 34, bottom = 58;
+  const LegendLayout legend = layout_legend(series_, width, left);
+  const double right = legend.right;
+  const int height = plot_height + static_cast<int>(std::ceil(legend.extra_height));
+  const double plot_w = width - left - right, plot_h = plot_height - top - bottom;
   const auto tx = [&](double x) { return log_x_ ? std::log10(std::max(x, 1e-12)) : x; };
 
   double x_lo = std::numeric_limits<double>::infinity(), x_hi = -x_lo, y_lo = x_lo, y_hi = -x_lo;
@@ -119,7 +169,7 @@ std::string SvgChart::render(int width, int height) const {
       svg << "<text x=\"" << px(t) << "\" y=\"" << top + plot_h + 16 << "\" text-anchor=\"middle\">" << tick_label(t) << "</text>\n";
   }
   svg << "<rect x=\"" << left << "\" y=\"" << top << "\" width=\"" << plot_w << "\" height=\"" << plot_h << "\" fill=\"none\" stroke=\"#999\"/>\n";
-  svg << "<text x=\"" << left + plot_w / 2 << "\" y=\"" << height - 6 << "\" text-anchor=\"middle\">" << html_escape(x_label_) << "</text>\n";
+  svg << "<text x=\"" << left + plot_w / 2 << "\" y=\"" << plot_height - 6 << "\" text-anchor=\"middle\">" << html_escape(x_label_) << "</text>\n";
   svg << "<text transform=\"translate(14," << top + plot_h / 2 << ") rotate(-90)\" text-anchor=\"middle\">" << html_escape(y_label_)
       << "</text>\n</g>\n";
 
@@ -150,10 +200,20 @@ std::string SvgChart::render(int width, int height) const {
       if (std::isfinite(s.y[i]))
         svg << "<circle class=\"mark\" cx=\"" << px(s.x[i]) << "\" cy=\"" << py(s.y[i]) << "\" r=\"3\" fill=\"" << s.color << "\"><title>"
             << html_escape(s.name) << ": " << fmt(s.y[i], "%.4f") << "</title></circle>\n";
-    const double ly = top + 8 + 18.0 * static_cast<double>(k);
-    svg << "<line x1=\"" << left + plot_w + 12 << "\" x2=\"" << left + plot_w + 32 << "\" y1=\"" << ly << "\" y2=\"" << ly << "\" stroke=\""
-        << s.color << "\" stroke-width=\"2\"" << (s.dashed ? " stroke-dasharray=\"5,4\"" : "") << "/><text x=\"" << left + plot_w + 36
-        << "\" y=\"" << ly + 4 << "\" font-size=\"11\" fill=\"#222\">" << html_escape(s.name) << "</text>\n";
+  }
+  // The legend, beside the plot or under it (layout_legend); class "legend" for the browser test.
+  double ly = legend.below ? plot_height + 10.0 : top + 8;
+  for (std::size_t k = 0; k < series_.size(); ++k) {
+    const auto& s = series_[k];
+    const double lx = legend.below ? left : left + plot_w + 12;
+    svg << "<line x1=\"" << lx << "\" x2=\"" << lx + 20 << "\" y1=\"" << ly << "\" y2=\"" << ly << "\" stroke=\"" << s.color
+        << "\" stroke-width=\"2\"" << (s.dashed ? " stroke-dasharray=\"5,4\"" : "") << "/>";
+    for (const auto& line : legend.lines[k]) {
+      svg << "<text class=\"legend\" x=\"" << lx + 24 << "\" y=\"" << ly + 4 << "\" font-size=\"11\" fill=\"#222\">" << html_escape(line) << "</text>";
+      ly += legend.below ? 16 : 18;
+    }
+    if (legend.below) ly += 4;
+    svg << "\n";
   }
   for (const auto& m : marks_) {
     if (!std::isfinite(m.y)) continue;

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "kgain/core/paired_comparison.hpp"
+
 namespace kgain::core {
 
 // Writes RUN_DIR/report.html; returns its path. Throws std::runtime_error naming a missing or
@@ -19,5 +21,10 @@ std::string write_report(const std::string& run_dir);
 // relative depth (tap index / last index, so different backbones share the axis) and score vs
 // parameters, for each run's first probe and metric.
 void write_comparison(const std::vector<std::string>& run_dirs, const std::string& out_file);
+
+// Writes the report of a paired comparison (compare_runs): each run's score and gain per tap,
+// the differences from the first run with their paired intervals, and which run wins at each tap
+// and by how much.
+void write_paired_report(const PairedComparison& comparison, const std::string& out_file);
 
 }  // namespace kgain::core

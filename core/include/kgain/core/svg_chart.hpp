@@ -31,8 +31,10 @@ class SvgChart {
   // Tick labels for integer x positions (tap names); when empty, numeric ticks are drawn.
   void x_tick_labels(std::vector<std::string> labels) { x_ticks_ = std::move(labels); }
   void zero_line(bool on) { zero_line_ = on; }
-  // The <svg> element, with class="kgain-chart" and one element with class="mark" per drawn
-  // data point (the browser test counts them).
+  // The <svg> element, with class="kgain-chart", one element with class="mark" per drawn data
+  // point and one with class="legend" per legend line (the browser test checks them). The legend
+  // sits beside the plot when its longest name fits in a third of `width`, else under it, names
+  // wrapped, and the chart grows taller than `height` by its rows: a legend is never cut.
   std::string render(int width = 720, int height = 340) const;
 
  private:
