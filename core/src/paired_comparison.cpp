@@ -344,6 +344,17 @@ PairedComparison compare_runs(const std::vector<std::string>& run_dirs, const Pa
       if (random_of(p) != first_random) out.shared_random_draw = false;
     }
 
+  out.identical_random_baselines = out.shared_random_draw && !first_random.empty();
+  for (const auto& run : runs)
+    for (const auto& probe : out.probes) {
+      const RunPredictions &p = run.predictions.at(probe), &q = first.predictions.at(probe);
+      for (std::size_t v = 0; v < p.variants.size() && out.identical_random_baselines; ++v)
+        if (p.variants[v] != "pretrained")
+          for (std::size_t t = 0; t < p.taps.size(); ++t)
+            for (std::size_t f = 0; f < p.test_images.size(); ++f)
+              if (p.predictions[v][t][f].scores != q.predictions[v][t][f].scores) out.identical_random_baselines = false;
+    }
+
   // One task per (probe, metric, tap), each with its own seed.
   const std::size_t per_probe = out.metrics.size() * out.taps.size(), tasks = out.probes.size() * per_probe;
   std::vector<std::vector<PairedRow>> results(tasks);
@@ -390,7 +401,8 @@ void write_paired_csv(const std::string& path, const PairedComparison& c) {
 void write_paired_json(const std::string& path, const PairedComparison& c) {
   const auto value = [](double v) { return std::isnan(v) ? nlohmann::json() : nlohmann::json(v); };
   nlohmann::json j{{"dataset", c.dataset}, {"taps", c.taps}, {"probes", c.probes}, {"metrics", c.metrics},
-                   {"higher_is_better", c.higher_is_better}, {"shared_random_draw", c.shared_random_draw}, {"bootstrap", c.replicates},
+                   {"higher_is_better", c.higher_is_better}, {"shared_random_draw", c.shared_random_draw},
+                   {"identical_random_baselines", c.identical_random_baselines}, {"bootstrap", c.replicates},
                    {"confidence", c.confidence}, {"seed", c.seed}, {"runs", nlohmann::json::array()}, {"rows", nlohmann::json::array()}};
   for (const auto& r : c.runs) j["runs"].push_back({{"dir", r.dir}, {"label", r.label}, {"backbone", r.backbone}, {"weights", r.weights}});
   for (const auto& r : c.rows)

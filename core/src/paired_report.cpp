@@ -70,7 +70,8 @@ std::string section(const PairedComparison& c, const std::string& probe, std::si
   const std::size_t n = c.runs.size();
   std::vector<double> x;
   for (std::size_t t = 0; t < c.taps.size(); ++t) x.push_back(static_cast<double>(t));
-  const bool has_gain = !std::isnan(s.value(0, 0, true));
+  // Identical random baselines make every gain difference the score difference: not shown twice.
+  const bool has_gain = !std::isnan(s.value(0, 0, true)) && !c.identical_random_baselines;
 
   SvgChart scores("Pretrained score per tap", "tap", metric), gains("Knowledge gain per tap (pretrained − random)", "tap", "gain in " + metric);
   const std::string ref = c.runs[0].label;
@@ -145,6 +146,9 @@ void write_paired_report(const PairedComparison& c, const std::string& out_file)
        << c.replicates << " bootstrap replicates draw the test images of each fold with replacement, the same draw for every run"
        << (c.shared_random_draw ? ", and the random seeds once for all runs (they list the same random variants)" : ", and each run's random seeds")
        << "; " << level << "% percentile intervals, two-sided p-values of \"no difference\" (docs/protocol.md).</p>\n"
+       << (c.identical_random_baselines ? "<p class=\"note\">The runs' random variants predicted exactly alike (one architecture, the same "
+                                          "seeds): their random baselines are identical, so each gain difference equals the score "
+                                          "difference and only the latter is drawn.</p>\n" : "")
        << "<table><tr><th class=\"l\">run</th><th class=\"l\">backbone</th><th class=\"l\">weights</th><th class=\"l\">directory</th></tr>\n";
   for (const auto& r : c.runs)
     html << "<tr><td class=\"l\">" << html_escape(r.label) << "</td><td class=\"l\">" << html_escape(r.backbone) << "</td><td class=\"l\">"

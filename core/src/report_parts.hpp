@@ -30,7 +30,7 @@ h1{font-size:22px}h2{font-size:18px;margin-top:32px;border-bottom:1px solid #ddd
 .charts{display:flex;flex-wrap:wrap;gap:12px}.charts svg{border:1px solid #eee}
 table{border-collapse:collapse;font-size:12px;margin:8px 0}td,th{border:1px solid #ddd;padding:3px 7px;text-align:right}
 th{background:#f5f5f5}td.l,th.l{text-align:left}tr.sweet td{background:#fff6e0}pre{background:#f7f7f7;padding:10px;font-size:12px;overflow:auto}
-.note{color:#555;font-size:13px}td.win{background:#e8f4e8}
+.note{color:#555;font-size:13px}td.win{background:#e8f4e8}td{white-space:nowrap}
 </style>)";
 
 }  // namespace kgain::core::report_parts

@@ -103,7 +103,10 @@ LegendLayout layout_legend(const std::vector<ChartSeries>& series, int width, do
 }  // namespace
 
 std::string SvgChart::render(int width, int plot_height) const {
-  const double left = 64, top = 34, bottom = 58;
+  // Tap names are drawn turned by 35 degrees under the plot: room for the longest, then the axis title.
+  std::size_t longest_tick = 0;
+  for (const auto& t : x_ticks_) longest_tick = std::max(longest_tick, t.size());
+  const double left = 64, top = 34, bottom = std::max(58.0, 12 + 3.8 * static_cast<double>(longest_tick) + 24);
   const LegendLayout legend = layout_legend(series_, width, left);
   const double right = legend.right;
   const int height = plot_height + static_cast<int>(std::ceil(legend.extra_height));

@@ -50,6 +50,9 @@ struct PairedComparison {
   std::vector<std::string> taps, probes, metrics;
   std::vector<bool> higher_is_better;  // per metric
   bool shared_random_draw = false;     // the runs list the same random variants (one seed draw for all)
+  // Every random variant predicted exactly the same in every run (one architecture, same seeds
+  // and init): each gain difference then equals the score difference (turned for losses).
+  bool identical_random_baselines = false;
   int replicates = 0;
   double confidence = 0.95;
   std::uint64_t seed = 0;
