@@ -36,7 +36,8 @@ TEST_CASE("A small PCam sweep writes one row per tap and variant, and a rerun re
   CHECK(first.images == 300);  // 75 per class in train and in test; the valid images are never extracted
   CHECK(first.split_strategy == "dataset");
   CHECK(first.extraction.images_forwarded == 3 * 300);
-  CHECK(first.extraction.chunks_reused == 0);
+  CHECK(first.extraction.images_from_store == 0);
+  CHECK(first.extraction.segments_written == 3 * 2);  // 300 images = chunks of 256 and 44, 3 variants
   for (const char* file : {"results.csv", "gain.csv", "splits.csv", "taps.csv", "config.resolved.toml", "kgain.log"})
     CHECK(fs::exists(fs::path(options.out_dir) / file));
 
@@ -105,20 +106,23 @@ TEST_CASE("A small PCam sweep writes one row per tap and variant, and a rerun re
   const RunSummary second = run_study(config, options);
   CHECK(second.extraction.images_forwarded == 0);
   CHECK(second.extraction.images_decoded == 0);
-  CHECK(second.extraction.chunks_reused == 3 * 2);  // 300 images = 2 chunks, 3 variants
+  CHECK(second.extraction.images_from_store == 3 * 300);
   CHECK(slurp(options.out_dir + "/gain.csv") == gain_before);
   CHECK(slurp(options.out_dir + "/results.csv") == results_before);
 
-  // A lost chunk (a crash mid-write leaves none, since chunks are renamed into place) is
-  // recomputed alone.
-  for (const auto& entry : fs::recursive_directory_iterator(options.out_dir + "/cache"))
-    if (entry.path().filename() == "chunk-000001.bin" && entry.path().parent_path().filename() == "random-1") {
-      fs::remove(entry.path());
-      break;
-    }
+  // A lost segment (a crash mid-write leaves none, since segments are renamed into place) is
+  // recomputed alone: random-1's smaller one, of the 44 images after the first 256.
+  fs::path lost;
+  for (const auto& space : fs::directory_iterator(options.out_dir + "/cache"))
+    if (slurp((space.path() / "key.txt").string()).find("\nvariant random-1\n") != std::string::npos)
+      for (const auto& segment : fs::directory_iterator(space.path()))
+        if (segment.path().extension() == ".kgseg" && (lost.empty() || fs::file_size(segment.path()) < fs::file_size(lost))) lost = segment.path();
+  REQUIRE(!lost.empty());
+  fs::remove(lost);
   const RunSummary third = run_study(config, options);
-  CHECK(third.extraction.chunks_extracted == 1);
+  CHECK(third.extraction.segments_written == 1);
   CHECK(third.extraction.images_forwarded == 300 - 256);
+  CHECK(third.extraction.images_decoded == 300 - 256);
   CHECK(slurp(options.out_dir + "/gain.csv") == gain_before);
 
   // Another config into the same directory is refused, not mixed.

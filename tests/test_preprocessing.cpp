@@ -12,7 +12,7 @@
 
 #include <kgain/core/extraction.hpp>
 #include <kgain/core/image_identity.hpp>
-#include <kgain/core/feature_cache.hpp>
+#include <kgain/core/feature_store.hpp>
 #include <kgain/core/image.hpp>
 #include <kgain/core/registry.hpp>
 #include <kgain/core/stain.hpp>
@@ -128,16 +128,19 @@ TEST_CASE("The decoding pool gives identical features with 1 and 3 threads", "[i
   prep.size = 64;
   prep.stain = std::make_shared<const StainReference>(make_stain_reference("macenko", tile));
   const fs::path dir = fs::temp_directory_path() / ("kgain-decode-" + std::to_string(::getpid()));
-  std::vector<std::vector<std::vector<at::Tensor>>> runs;
+  std::vector<std::vector<at::Tensor>> runs;  // [threads][tap]
   for (int threads : {1, 3}) {
-    const FeatureCache cache((dir / std::to_string(threads)).string(), "decode test");
+    std::vector<FeatureSpace> spaces;
+    spaces.emplace_back((dir / std::to_string(threads)).string(), "decode test", StoragePrecision::float32);
     ExtractionStats stats;
     const auto identities = image_identities(samples, nullptr, threads);
     const ExtractionInput input{samples, identities, prep, 32, false, threads};
-    runs.push_back(extract_features(*backbone, {Variant{}}, Pooling::avg, input, cache, stats));
+    extract_features(*backbone, {Variant{}}, Pooling::avg, input, spaces, stats);
     CHECK(stats.images_decoded == 300);
+    runs.emplace_back();
+    for (std::size_t t = 0; t < spaces[0].dims().size(); ++t) runs.back().push_back(load_tap(spaces[0], t, identities, {}, samples));
   }
-  REQUIRE(runs[0][0].size() == 14);
-  for (std::size_t t = 0; t < runs[0][0].size(); ++t) CHECK(torch::equal(runs[0][0][t], runs[1][0][t]));
+  REQUIRE(runs[0].size() == 14);
+  for (std::size_t t = 0; t < runs[0].size(); ++t) CHECK(torch::equal(runs[0][t], runs[1][t]));
   fs::remove_all(dir);
 }

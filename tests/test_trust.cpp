@@ -16,7 +16,7 @@
 
 #include <kgain/core/config.hpp>
 #include <kgain/core/extraction.hpp>
-#include <kgain/core/feature_cache.hpp>
+#include <kgain/core/feature_store.hpp>
 #include <kgain/core/image.hpp>
 #include <kgain/core/image_decode.hpp>
 #include <kgain/core/registry.hpp>
@@ -164,29 +164,33 @@ TEST_CASE("Trust 1: a class or fold without images is an error, not a score of 0
 }
 
 // Finding 2 -------------------------------------------------------------------------------
-TEST_CASE("Trust 2: a chunk whose data was zeroed (same size) is found by its checksum and recomputed", "[trust][end_to_end]") {
+TEST_CASE("Trust 2: a stored segment whose data was zeroed (same size) is found by its checksum and recomputed", "[trust][end_to_end]") {
   const fs::path dir = fresh_dir("chunk");
   const fs::path root = pcam_folder(dir, 12);
   const std::string config = study(folder_table(root));
   const RunSummary first = run(config, dir / "run");
   const std::string gain = read_bytes(dir / "run" / "gain.csv");
-  // Zero a block in the middle of the pretrained chunk's features.
-  fs::path chunk;
-  for (const auto& e : fs::recursive_directory_iterator(dir / "run" / "cache"))
-    if (e.path().filename() == "chunk-000000.bin" && e.path().parent_path().filename() == "pretrained") chunk = e.path();
-  REQUIRE(!chunk.empty());
-  std::string bytes = read_bytes(chunk);
+  // Zero a block in the middle of the pretrained variant's segment.
+  fs::path segment;
+  for (const auto& space : fs::directory_iterator(dir / "run" / "cache"))
+    if (read_bytes(space.path() / "key.txt").find("\nvariant pretrained\n") != std::string::npos)
+      for (const auto& e : fs::directory_iterator(space.path()))
+        if (e.path().extension() == ".kgseg") segment = e.path();
+  REQUIRE(!segment.empty());
+  std::string bytes = read_bytes(segment);
   std::memset(bytes.data() + bytes.size() / 2, 0, 256);
-  write_bytes(chunk, bytes);
+  write_bytes(segment, bytes);
   const RunSummary second = run(config, dir / "run");
-  CHECK(second.extraction.chunks_extracted == 1);  // that (chunk, variant) only
-  CHECK(second.extraction.chunks_reused == 1);
+  CHECK(second.extraction.segments_written == 1);  // that variant's images only
+  CHECK(second.extraction.images_forwarded == 24);
+  CHECK(second.extraction.images_from_store == 24);  // the random variant's
+  CHECK(fs::exists(segment.string() + ".damaged"));  // set aside, not deleted: there for a post-mortem
   CHECK(read_bytes(dir / "run" / "gain.csv") == gain);
   fs::remove_all(dir);
 }
 
 // Finding 3 -------------------------------------------------------------------------------
-TEST_CASE("Trust 3: an image replaced in place, or a bad image fixed, recomputes its chunk", "[trust][end_to_end]") {
+TEST_CASE("Trust 3: an image replaced in place, or a bad image fixed, is computed again alone", "[trust][end_to_end]") {
   const fs::path dir = fresh_dir("stale");
   const fs::path root = pcam_folder(dir, 8);
   const std::string config = study(folder_table(root, "on_bad_image = \"skip\"\n"));
@@ -201,14 +205,18 @@ TEST_CASE("Trust 3: an image replaced in place, or a bad image fixed, recomputes
   write_bytes(tumour[0], kept);
   const RunSummary fixed = run(config, dir / "run");
   CHECK(fixed.extraction.bad_images.empty());
-  CHECK(fixed.extraction.images_forwarded == 16 * 2);  // its chunk (all 16 images), both variants
-  // Replaced in place by another real image: its chunk is recomputed, for both variants.
-  write_bytes(tumour[1], read_bytes(tumour[2]));
+  CHECK(fixed.extraction.images_forwarded == 1 * 2);  // that image, both variants
+  // Replaced in place by another real patch (one the study has not seen): that image only.
+  std::vector<fs::path> others;
+  for (const auto& e : fs::directory_iterator(kgain::test::data_dir() + "/pcam-mini/1_tumor")) others.push_back(e.path());
+  std::sort(others.begin(), others.end());
+  write_bytes(tumour[1], read_bytes(others.back()));
   const RunSummary replaced = run(config, dir / "run");
-  CHECK(replaced.extraction.chunks_extracted == 2);
-  // The same images again: nothing to compute.
+  CHECK(replaced.extraction.images_forwarded == 1 * 2);
+  // Replaced by a copy of an image the study has: same content, same features, nothing to compute.
+  write_bytes(tumour[1], read_bytes(tumour[2]));
   CHECK(run(config, dir / "run").extraction.images_forwarded == 0);
-  // A run that does not skip refuses the cached bad rows of a skipping run.
+  // A run that does not skip decodes the bad image again (the store never holds one) and refuses it.
   write_bytes(tumour[3], "broken");
   run(config, dir / "run");
   REQUIRE_THROWS_WITH(run(study(folder_table(root)), dir / "run", /*replace=*/true), Contains(tumour[3].filename().string()));

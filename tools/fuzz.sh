@@ -17,7 +17,7 @@ shift || true
 targets=("$@")
 # fuzz_pcam_h5 is not in the default list: it finds a read past a buffer inside Debian's libhdf5
 # (docs/trust.md, open); name it to run it.
-[ ${#targets[@]} -gt 0 ] || targets=(fuzz_config fuzz_image fuzz_manifest fuzz_state_dict fuzz_feature_cache fuzz_wsi_tables fuzz_safetensors fuzz_run_files)
+[ ${#targets[@]} -gt 0 ] || targets=(fuzz_config fuzz_image fuzz_manifest fuzz_state_dict fuzz_feature_store fuzz_wsi_tables fuzz_safetensors fuzz_run_files)
 shared=$(cd .. && pwd)/shared
 
 CC=clang-14 CXX=clang++-14 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKGAIN_BUILD_FUZZERS=ON \
@@ -25,7 +25,7 @@ CC=clang-14 CXX=clang++-14 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=
 cmake --build build-fuzz -j "$(nproc)" --target "${targets[@]}" >&2
 
 seeds=build-fuzz/seeds
-rm -rf "$seeds" && mkdir -p "$seeds"/{fuzz_config,fuzz_image,fuzz_manifest,fuzz_state_dict,fuzz_feature_cache,fuzz_pcam_h5,fuzz_wsi_tables,fuzz_safetensors,fuzz_run_files}
+rm -rf "$seeds" && mkdir -p "$seeds"/{fuzz_config,fuzz_image,fuzz_manifest,fuzz_state_dict,fuzz_feature_store,fuzz_pcam_h5,fuzz_wsi_tables,fuzz_safetensors,fuzz_run_files}
 cp configs/*.toml "$seeds/fuzz_config/"
 for folder in pcam-mini/1_tumor lc25000-lung-mini/lung_aca breakhis-samples/benign; do
   find "$shared/data/$folder" -maxdepth 1 -type f | sort | sed -n "1,3p" | while read -r f; do cp "$f" "$seeds/fuzz_image/"; done
@@ -69,7 +69,7 @@ PY
 head -40 "$shared/data/pcam-mini/manifest.csv" > "$seeds/fuzz_manifest/pcam.csv"
 head -40 "$shared/data/lc25000-lung-mini/manifest.csv" > "$seeds/fuzz_manifest/lc25000.csv"
 cp "$shared/models/mobilenet_v1_0.25_128_quant.state_dict.pt" "$seeds/fuzz_state_dict/"
-KGAIN_FUZZ_WRITE_SEED="$seeds/fuzz_feature_cache/chunk.bin" build-fuzz/fuzz/fuzz_feature_cache -runs=0 >/dev/null 2>&1 || true
+KGAIN_FUZZ_WRITE_SEED="$seeds/fuzz_feature_store/segment.kgseg" build-fuzz/fuzz/fuzz_feature_store -runs=0 >/dev/null 2>&1 || true
 if [ -x build-fuzz/fuzz/fuzz_run_files ]; then
   KGAIN_FUZZ_WRITE_SEED="$seeds/fuzz_run_files" build-fuzz/fuzz/fuzz_run_files -runs=0 >/dev/null 2>&1 || true
   rm -f "$seeds/fuzz_run_files/predictions.kgpred"

@@ -301,6 +301,8 @@ Config parse_config(const std::string& text, const std::string& path) {
     c.plugin_paths = r.strings("plugin_paths", {});
     for (auto& p : c.plugin_paths)
       if (!p.empty() && p.front() != '/') p = c.base_dir + "/" + p;
+    c.feature_store = r.string("feature_store", "");
+    if (!c.feature_store.empty() && c.feature_store.front() != '/') c.feature_store = c.base_dir + "/" + c.feature_store;
     r.check_unknown();
   }
   {
@@ -328,6 +330,7 @@ Config parse_config(const std::string& text, const std::string& path) {
     const std::string pooling = r.string("pooling", "avg", {"avg", "max", "avgmax"});
     c.pooling = pooling == "avg" ? Pooling::avg : pooling == "max" ? Pooling::max : Pooling::avgmax;
     c.stain_normalization = r.string("stain_normalization", "none", {"none", "reinhard", "macenko"});
+    c.storage = r.string("storage", "float32", {"float32", "float16"});
     c.stain_reference = r.string("stain_reference", "");
     if (!c.stain_reference.empty() && c.stain_reference.front() != '/') c.stain_reference = c.base_dir + "/" + c.stain_reference;
     if (c.stain_normalization != "none" && c.stain_reference.empty())
@@ -434,12 +437,12 @@ Config parse_config(const std::string& text, const std::string& path) {
   for (const auto& p : c.plugin_paths) plugin_paths.push_back(p);
   for (auto s : c.random_seeds) seeds.push_back(static_cast<std::int64_t>(s));
   resolved.insert("run", toml::table{{"name", c.name}, {"config_dir", c.base_dir}, {"threads", c.threads}, {"batch_size", c.batch_size},
-                                     {"decode_threads", c.decode_threads},
+                                     {"decode_threads", c.decode_threads}, {"feature_store", c.feature_store},
                                      {"plugin_paths", plugin_paths}});
   resolved.insert("dataset", options_table(c.dataset));
   resolved.insert("backbone", options_table(c.backbone));
   toml::table features{{"input_size", c.input_size}, {"resize", c.resize}, {"pooling", to_string(c.pooling)},
-                       {"stain_normalization", c.stain_normalization}};
+                       {"stain_normalization", c.stain_normalization}, {"storage", c.storage}};
   if (!c.stain_reference.empty()) features.insert("stain_reference", c.stain_reference);
   resolved.insert("features", features);
   resolved.insert("variants", toml::table{{"random_seeds", seeds}, {"recalibrate_batch_norm", c.recalibrate_batch_norm},

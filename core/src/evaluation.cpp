@@ -1,87 +1,94 @@
 #include "kgain/core/evaluation.hpp"
 
-#include "kgain/core/progress.hpp"
-
 #include <atomic>
-#include <chrono>
 #include <exception>
 #include <mutex>
 #include <thread>
 
 #include <ATen/ATen.h>
-#include <spdlog/spdlog.h>
 
 namespace kgain::core {
 
-Evaluation evaluate(const std::vector<std::vector<at::Tensor>>& features, const std::vector<Variant>& variants,
-                               const std::vector<std::string>& taps, const std::vector<std::int64_t>& labels,
-                               std::int64_t num_classes, const SplitPlan& splits,
-                               const std::string& probe_name, const std::function<std::shared_ptr<Probe>()>& make_probe,
-                               std::uint64_t probe_seed,
-                               const std::vector<NamedMetric>& metrics, int threads) {
-  const auto start = std::chrono::steady_clock::now();
-  const at::Tensor all_labels = at::tensor(labels, at::kLong);
-  Evaluation out;
-  out.predictions.assign(variants.size(), std::vector<std::vector<Predictions>>(taps.size(), std::vector<Predictions>(splits.folds.size())));
-  const std::size_t per_fold = variants.size() * taps.size(), total = splits.folds.size() * per_fold;
-  Progress progress("probe " + probe_name, "fits", static_cast<std::int64_t>(total));
-  std::vector<at::Tensor> train_idx, test_idx, y_train;
-  for (const auto& fold : splits.folds) {
-    train_idx.push_back(at::tensor(fold.train, at::kLong));
-    test_idx.push_back(at::tensor(fold.test, at::kLong));
-    y_train.push_back(all_labels.index_select(0, train_idx.back()));
+void Evaluation::finish() {
+  for (auto& r : task_rows) rows.insert(rows.end(), r.begin(), r.end());
+  task_rows.clear();
+}
+
+std::vector<Evaluation> start_evaluation(const EvaluationSetup& s) {
+  std::vector<Evaluation> out(s.probes.size());
+  for (auto& e : out) {
+    e.predictions.assign(s.variants.size(),
+                         std::vector<std::vector<Predictions>>(s.taps.size(), std::vector<Predictions>(s.splits.folds.size())));
+    e.task_rows.resize(s.splits.folds.size() * s.variants.size() * s.taps.size());
   }
-  // One task per (fold, variant, tap), each a fresh probe with the same seed, so the result
-  // does not depend on which worker runs it or when. Rows keep the sequential order.
-  std::vector<std::vector<ScoreRow>> rows(total);
-  std::atomic<std::size_t> next{0}, done{0};
+  return out;
+}
+
+namespace {
+
+// One fit: probe p, variant v, fold f at tap `tap` (features x); its predictions and score rows.
+void fit_one(const EvaluationSetup& s, std::size_t p, std::size_t v, std::size_t f, std::size_t tap, const at::Tensor& x,
+             const std::shared_ptr<Probe>& probe, Evaluation& out) {
+  const auto& fold = s.splits.folds[f];
+  const at::Tensor train = at::tensor(fold.train, at::kLong), test = at::tensor(fold.test, at::kLong);
+  std::vector<std::int64_t> y_train(fold.train.size());
+  for (std::size_t i = 0; i < fold.train.size(); ++i) y_train[i] = s.labels[static_cast<std::size_t>(fold.train[i])];
+  const std::string& name = s.probes[p].name;
+  probe->fit(x.index_select(0, train), at::tensor(y_train, at::kLong), s.num_classes, s.probes[p].seed);
+  const at::Tensor proba = probe->predict_proba(x.index_select(0, test)).to(at::kDouble).contiguous();
+  if (proba.dim() != 2 || proba.size(0) != static_cast<std::int64_t>(fold.test.size()) || proba.size(1) != s.num_classes ||
+      !at::isfinite(proba).all().item<bool>())
+    throw std::runtime_error("probe '" + name + "' returned " + (proba.dim() == 2 ? "non-finite or mis-shaped" : "mis-shaped") +
+                             " class probabilities for variant " + s.variants[v].name() + ", tap " + s.taps[tap] + ", fold " +
+                             std::to_string(f) + " (expected " + std::to_string(fold.test.size()) + " x " + std::to_string(s.num_classes) +
+                             " finite values); no score is computed from them");
+  Predictions predictions;
+  predictions.num_classes = s.num_classes;
+  predictions.labels.assign(fold.test.size(), 0);
+  for (std::size_t i = 0; i < fold.test.size(); ++i) predictions.labels[i] = s.labels[static_cast<std::size_t>(fold.test[i])];
+  predictions.scores.assign(proba.data_ptr<double>(), proba.data_ptr<double>() + proba.numel());
+  auto& rows = out.task_rows[(f * s.variants.size() + v) * s.taps.size() + tap];
+  rows.clear();
+  for (const auto& m : s.metrics) {
+    ScoreRow row;
+    row.probe = name;
+    row.variant = s.variants[v].name();
+    row.pretrained = s.variants[v].kind == Variant::Kind::pretrained;
+    row.seed = s.variants[v].seed;
+    row.tap_index = tap;
+    row.tap = s.taps[tap];
+    row.fold = static_cast<int>(f);
+    row.metric = m.name;
+    row.score = m.metric->score(predictions);
+    row.n_train = static_cast<std::int64_t>(fold.train.size());
+    row.n_test = static_cast<std::int64_t>(fold.test.size());
+    rows.push_back(row);
+  }
+  out.predictions[v][tap][f] = std::move(predictions);
+}
+
+}  // namespace
+
+void evaluate_taps(const EvaluationSetup& s, const std::vector<std::size_t>& tap_indices, const std::vector<std::vector<at::Tensor>>& features,
+                   std::vector<Evaluation>& evaluations, Progress& progress) {
+  const std::size_t folds = s.splits.folds.size(), variants = s.variants.size(), probes = s.probes.size();
+  const std::size_t total = tap_indices.size() * probes * folds * variants;
+  std::atomic<std::size_t> next{0};
   std::mutex progress_mutex, factory_mutex;
   const auto fit_tasks = [&](bool worker) {
     if (worker) at::set_num_threads(1);  // this thread only (OpenMP's thread count is per thread)
     for (std::size_t task = next++; task < total; task = next++) {
-      const std::size_t f = task / per_fold, v = task % per_fold / taps.size(), t = task % taps.size();
-      const auto& fold = splits.folds[f];
-      const at::Tensor& x = features[v][t];
+      // task = ((k * probes + p) * folds + f) * variants + v
+      const std::size_t v = task % variants, f = task / variants % folds, p = task / (variants * folds) % probes,
+                        k = task / (variants * folds * probes);
       std::shared_ptr<Probe> probe;
       {
         std::lock_guard<std::mutex> lock(factory_mutex);  // the plugin's Options record which keys were read
-        probe = make_probe();
+        probe = s.probes[p].make();
       }
-      probe->fit(x.index_select(0, train_idx[f]), y_train[f], num_classes, probe_seed);
-      const at::Tensor proba = probe->predict_proba(x.index_select(0, test_idx[f])).to(at::kDouble).contiguous();
-      if (proba.dim() != 2 || proba.size(0) != static_cast<std::int64_t>(fold.test.size()) || proba.size(1) != num_classes ||
-          !at::isfinite(proba).all().item<bool>())
-        throw std::runtime_error("probe '" + probe_name + "' returned " + (proba.dim() == 2 ? "non-finite or mis-shaped" : "mis-shaped") +
-                                 " class probabilities for variant " + variants[v].name() + ", tap " + taps[t] + ", fold " +
-                                 std::to_string(f) + " (expected " + std::to_string(fold.test.size()) + " x " + std::to_string(num_classes) +
-                                 " finite values); no score is computed from them");
-      Predictions predictions;
-      predictions.num_classes = num_classes;
-      predictions.labels.assign(fold.test.size(), 0);
-      for (std::size_t i = 0; i < fold.test.size(); ++i) predictions.labels[i] = labels[fold.test[i]];
-      predictions.scores.assign(proba.data_ptr<double>(), proba.data_ptr<double>() + proba.numel());
-      for (const auto& m : metrics) {
-        ScoreRow row;
-        row.probe = probe_name;
-        row.variant = variants[v].name();
-        row.pretrained = variants[v].kind == Variant::Kind::pretrained;
-        row.seed = variants[v].seed;
-        row.tap_index = t;
-        row.tap = taps[t];
-        row.fold = static_cast<int>(f);
-        row.metric = m.name;
-        row.score = m.metric->score(predictions);
-        row.n_train = static_cast<std::int64_t>(fold.train.size());
-        row.n_test = static_cast<std::int64_t>(fold.test.size());
-        rows[task].push_back(row);
-      }
-      out.predictions[v][t][f] = std::move(predictions);
-      const std::size_t fits = ++done;
+      fit_one(s, p, v, f, tap_indices[k], features[k][v], probe, evaluations[p]);
       std::lock_guard<std::mutex> lock(progress_mutex);
       progress.advance(1);
-      if (fits % per_fold == 0 || fits == total)
-        spdlog::debug("probe {}: {}/{} fitted ({:.1f} s)", probe_name, fits, total,
-                      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     }
   };
   // A plugin that throws in a worker stops every worker; the first error is rethrown here
@@ -100,13 +107,11 @@ Evaluation evaluate(const std::vector<std::vector<at::Tensor>>& features, const 
   // Probes on a few thousand images are too small to keep several cores busy one at a time:
   // fits run side by side instead, one core each.
   std::vector<std::thread> pool;
-  for (int i = 1; i < std::min<int>(threads, static_cast<int>(total)); ++i) pool.emplace_back(work, true);
-  work(pool.empty() ? false : true);
+  for (int i = 1; i < std::min<int>(s.threads, static_cast<int>(total)); ++i) pool.emplace_back(work, true);
+  work(!pool.empty());
   for (auto& th : pool) th.join();
-  if (!pool.empty()) at::set_num_threads(threads);
+  if (!pool.empty()) at::set_num_threads(s.threads);
   if (first_error) std::rethrow_exception(first_error);
-  for (auto& r : rows) out.rows.insert(out.rows.end(), r.begin(), r.end());
-  return out;
 }
 
 }  // namespace kgain::core

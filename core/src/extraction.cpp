@@ -9,6 +9,7 @@
 #include <future>
 #include <thread>
 #include <map>
+#include <stdexcept>
 #include <memory>
 
 #include <ATen/ATen.h>
@@ -22,27 +23,28 @@ struct DecodedChunk {
   std::vector<std::pair<std::int64_t, std::string>> bad;  // sample index, reason
 };
 
-// Decodes images [begin, end) with `threads` workers (image i goes to worker i mod threads).
+// Decodes the images at `indices` with `threads` workers (image k goes to worker k mod threads).
 // Each image is decoded by the same code whatever the worker, so the batch is identical for
 // any number of threads; only one chunk is ever decoded ahead, so memory is bounded by the
 // chunk size, not the dataset.
-DecodedChunk decode_chunk(const std::vector<Sample>& samples, std::int64_t begin, std::int64_t end, const Preprocessing& prep, bool skip_bad,
-                          int threads) {
-  DecodedChunk out{at::zeros({end - begin, 3, prep.size, prep.size}, at::kFloat), {}};
+DecodedChunk decode_chunk(const std::vector<Sample>& samples, const std::vector<std::int64_t>& indices, const Preprocessing& prep,
+                          bool skip_bad, int threads) {
+  const auto n = static_cast<std::int64_t>(indices.size());
+  DecodedChunk out{at::zeros({n, 3, prep.size, prep.size}, at::kFloat), {}};
   float* data = out.images.data_ptr<float>();
   const std::int64_t stride = 3 * prep.size * prep.size;
-  threads = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(threads, end - begin)));
+  threads = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(threads, n)));
   std::vector<std::vector<std::pair<std::int64_t, std::string>>> bad(threads);
   std::vector<std::exception_ptr> errors(threads);
   const auto work = [&](int worker) {
     try {
-      for (std::int64_t i = begin + worker; i < end; i += threads) {
+      for (std::int64_t k = worker; k < n; k += threads) {
         try {
-          load_sample(samples[i], prep, data + (i - begin) * stride);
+          load_sample(samples[static_cast<std::size_t>(indices[k])], prep, data + k * stride);
         } catch (const ImageError& e) {
           if (!skip_bad) throw;
-          bad[worker].emplace_back(i, e.what());
-          std::fill(data + (i - begin) * stride, data + (i - begin + 1) * stride, 0.0f);
+          bad[worker].emplace_back(k, e.what());
+          std::fill(data + k * stride, data + (k + 1) * stride, 0.0f);
         }
       }
     } catch (...) {
@@ -60,18 +62,31 @@ DecodedChunk decode_chunk(const std::vector<Sample>& samples, std::int64_t begin
   return out;
 }
 
-// Reads (variant, chunk) from the cache, checked for finite values. A chunk that lists
-// undecodable images (cached by a run that skipped them) is an error naming the first one when
-// this run may not skip them.
-bool load_chunk(const FeatureCache& cache, const std::string& variant, std::int64_t c, std::int64_t begin, std::int64_t end,
-                const ExtractionInput& input, FeatureChunk& out) {
-  if (!cache.load(variant, c, end - begin, chunk_identity(input.identities, begin, end), out)) return false;
-  if (!out.bad.empty() && !input.skip_bad_images)
-    throw ImageError(out.bad.front().second + " (set [dataset] on_bad_image = \"skip\" to leave such images out)");
-  for (std::size_t t = 0; t < out.taps.size(); ++t)
-    check_finite(out.taps[t], "the cached features of variant '" + variant + "' (tap " + std::to_string(t) + ", " + cache.chunk_path(variant, c) + ")",
-                 input.samples, begin);
-  return true;
+// Forwards the decoded images at positions `rows` of the chunk through `net`, batch by batch:
+// features [rows, dim_t] per tap, checked for finite values.
+std::vector<at::Tensor> forward_rows(Network& net, const at::Tensor& images, const std::vector<std::int64_t>& rows, std::int64_t batch_size,
+                                     const std::string& variant, const std::vector<Sample>& samples, const std::vector<std::int64_t>& chunk) {
+  const at::Tensor selected = rows.size() == static_cast<std::size_t>(images.size(0)) ? images : images.index_select(0, at::tensor(rows, at::kLong));
+  const auto n = selected.size(0);
+  std::vector<std::vector<at::Tensor>> per_tap;
+  for (std::int64_t i = 0; i < n; i += batch_size) {
+    auto taps = net.extract(selected.slice(0, i, std::min(n, i + batch_size)));
+    if (per_tap.empty()) per_tap.resize(taps.size());
+    for (std::size_t t = 0; t < taps.size(); ++t) per_tap[t].push_back(taps[t]);
+  }
+  std::vector<at::Tensor> out;
+  for (std::size_t t = 0; t < per_tap.size(); ++t) {
+    out.push_back(at::cat(per_tap[t], 0).to(at::kFloat).contiguous());
+    const at::Tensor finite_rows = at::isfinite(out.back()).all(1);
+    if (!finite_rows.all().item<bool>()) {
+      const auto row = at::logical_not(finite_rows).nonzero()[0][0].item<std::int64_t>();
+      throw std::runtime_error("the features of variant '" + variant + "' at tap " + std::to_string(t) + " hold NaN or infinite values, first for " +
+                               samples[static_cast<std::size_t>(chunk[static_cast<std::size_t>(rows[static_cast<std::size_t>(row)])])].path +
+                               ": the weights or the network's arithmetic are broken (check the weights file; kgain refuses "
+                               "non-finite weights at load), so no score is computed from them");
+    }
+  }
+  return out;
 }
 
 }  // namespace
@@ -85,90 +100,83 @@ void check_finite(const at::Tensor& features, const std::string& what, const std
                            "non-finite weights at load), so no score is computed from them");
 }
 
-std::vector<std::vector<at::Tensor>> extract_features(Backbone& backbone, const std::vector<Variant>& variants, Pooling pooling,
-                                                      const ExtractionInput& input, const FeatureCache& cache, ExtractionStats& stats) {
+void extract_features(Backbone& backbone, const std::vector<Variant>& variants, Pooling pooling, const ExtractionInput& input,
+                      std::vector<FeatureSpace>& spaces, ExtractionStats& stats) {
   const auto start = std::chrono::steady_clock::now();
   const auto& samples = input.samples;
-  const std::int64_t n = static_cast<std::int64_t>(samples.size());
-  const std::int64_t chunks = (n + chunk_images - 1) / chunk_images;
-  const auto chunk_range = [&](std::int64_t c) { return std::make_pair(c * chunk_images, std::min(n, (c + 1) * chunk_images)); };
-
-  // parts[v][c]: the chunk's tap features; read what the cache has first.
-  std::vector<std::vector<FeatureChunk>> parts(variants.size(), std::vector<FeatureChunk>(chunks));
-  std::vector<std::int64_t> todo;  // chunks that some variant still lacks
-  for (std::int64_t c = 0; c < chunks; ++c) {
-    const auto [b, e] = chunk_range(c);
-    bool missing = false;
+  const auto& ids = input.identities;
+  // What each variant's space lacks; a damaged segment found now is computed again.
+  std::vector<std::vector<char>> missing(variants.size(), std::vector<char>(samples.size(), 0));
+  std::vector<std::int64_t> todo;  // images that some variant still lacks, in sample order
+  std::int64_t pending = 0;        // images x variants still to compute
+  for (std::size_t v = 0; v < variants.size(); ++v) spaces[v].verify(ids);
+  for (std::size_t i = 0; i < samples.size(); ++i) {
+    bool any = false;
     for (std::size_t v = 0; v < variants.size(); ++v) {
-      if (load_chunk(cache, variants[v].name(), c, b, e, input, parts[v][c])) ++stats.chunks_reused;
-      else missing = true;
+      missing[v][i] = !spaces[v].has(ids[i]);
+      any = any || missing[v][i];
+      if (missing[v][i]) ++pending;
+      else ++stats.images_from_store;
     }
-    if (missing) todo.push_back(c);
+    if (any) todo.push_back(static_cast<std::int64_t>(i));
   }
   if (!todo.empty())
-    spdlog::info("extracting features: {} of {} chunks of up to {} images to compute, {} (chunk, variant) pairs from the cache",
-                 todo.size(), chunks, chunk_images, stats.chunks_reused);
+    spdlog::info("extracting features: {} of {} images to compute ({} image x variant pairs), {} pairs from the feature store",
+                 todo.size(), samples.size(), pending, stats.images_from_store);
+  std::vector<std::vector<std::int64_t>> chunks;
+  for (std::size_t k = 0; k < todo.size(); k += chunk_images)
+    chunks.emplace_back(todo.begin() + static_cast<std::ptrdiff_t>(k), todo.begin() + static_cast<std::ptrdiff_t>(std::min(todo.size(), k + chunk_images)));
 
   std::map<std::size_t, std::unique_ptr<Network>> networks;  // built only for variants with work
-  std::int64_t pending = 0;  // images x variants still to compute
-  for (auto c : todo)
-    for (std::size_t v = 0; v < variants.size(); ++v)
-      if (parts[v][c].taps.empty()) pending += chunk_range(c).second - chunk_range(c).first;
   Progress progress("features", "images", pending);
-  const auto decode = [&](std::int64_t c) {
-    return std::async(std::launch::async, decode_chunk, std::cref(samples), chunk_range(c).first, chunk_range(c).second,
-                      std::cref(input.prep), input.skip_bad_images, input.decode_threads);
+  const auto decode = [&](std::size_t k) {
+    return std::async(std::launch::async, decode_chunk, std::cref(samples), std::cref(chunks[k]), std::cref(input.prep),
+                      input.skip_bad_images, input.decode_threads);
   };
   std::future<DecodedChunk> next;
-  if (!todo.empty()) next = decode(todo[0]);
-  for (std::size_t k = 0; k < todo.size(); ++k) {
-    const std::int64_t c = todo[k];
-    const auto [b, e] = chunk_range(c);
+  if (!chunks.empty()) next = decode(0);
+  for (std::size_t k = 0; k < chunks.size(); ++k) {
+    const auto& chunk = chunks[k];
     const DecodedChunk decoded = next.get();  // rethrows an ImageError from the decoding thread
-    stats.images_decoded += e - b;
-    if (k + 1 < todo.size()) next = decode(todo[k + 1]);
-    for (const auto& [index, reason] : decoded.bad) spdlog::warn("skipped: {}", reason);
+    stats.images_decoded += static_cast<std::int64_t>(chunk.size());
+    if (k + 1 < chunks.size()) next = decode(k + 1);
+    std::vector<char> bad(chunk.size(), 0);
+    for (const auto& [row, reason] : decoded.bad) {
+      bad[static_cast<std::size_t>(row)] = 1;
+      stats.bad_images.emplace_back(chunk[static_cast<std::size_t>(row)], reason);
+      spdlog::warn("skipped: {}", reason);
+    }
     for (std::size_t v = 0; v < variants.size(); ++v) {
-      if (!parts[v][c].taps.empty()) continue;
-      auto& net = networks[v];
-      if (!net) net = backbone.instantiate(variants[v], pooling);
-      std::vector<std::vector<at::Tensor>> per_tap;
-      for (std::int64_t i = 0; i < e - b; i += input.batch_size) {
-        auto taps = net->extract(decoded.images.slice(0, i, std::min(e - b, i + input.batch_size)));
-        if (per_tap.empty()) per_tap.resize(taps.size());
-        for (std::size_t t = 0; t < taps.size(); ++t) per_tap[t].push_back(taps[t]);
+      std::vector<std::int64_t> rows;  // positions in the chunk this variant lacks (never a bad image: it has no features)
+      std::vector<std::uint64_t> row_ids;
+      for (std::size_t r = 0; r < chunk.size(); ++r)
+        if (missing[v][static_cast<std::size_t>(chunk[r])] && !bad[r]) rows.push_back(static_cast<std::int64_t>(r)), row_ids.push_back(ids[static_cast<std::size_t>(chunk[r])]);
+      std::int64_t lacking = 0;
+      for (auto i : chunk) lacking += missing[v][static_cast<std::size_t>(i)];
+      if (!rows.empty()) {
+        auto& net = networks[v];
+        if (!net) net = backbone.instantiate(variants[v], pooling);
+        spaces[v].store(row_ids, forward_rows(*net, decoded.images, rows, input.batch_size, variants[v].name(), samples, chunk));
+        stats.images_forwarded += static_cast<std::int64_t>(rows.size());
+        ++stats.segments_written;
       }
-      FeatureChunk& chunk = parts[v][c];
-      for (auto& pieces : per_tap) chunk.taps.push_back(at::cat(pieces, 0).to(at::kFloat).contiguous());
-      for (std::size_t t = 0; t < chunk.taps.size(); ++t) {
-        for (const auto& bad : decoded.bad) chunk.taps[t][bad.first - b].zero_();  // no features for what was not an image
-        check_finite(chunk.taps[t], "the features of variant '" + variants[v].name() + "' at tap " + std::to_string(t), samples, b);
-      }
-      for (const auto& [index, reason] : decoded.bad) chunk.bad.emplace_back(index - b, reason);
-      cache.store(variants[v].name(), c, chunk_identity(input.identities, b, e), chunk);
-      stats.images_forwarded += e - b;
-      ++stats.chunks_extracted;
-      progress.advance(e - b);
+      progress.advance(lacking);
     }
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    spdlog::debug("features: chunk {}/{} done, {:.1f} images/s over all variants", k + 1, todo.size(),
-                 elapsed > 0 ? stats.images_forwarded / elapsed : 0.0);
+    spdlog::debug("features: chunk {}/{} done, {:.1f} images/s over all variants", k + 1, chunks.size(),
+                  elapsed > 0 ? stats.images_forwarded / elapsed : 0.0);
   }
-
-  // The images left out: the same rows in every variant's chunk (they were keyed on the same images).
-  for (std::int64_t c = 0; c < chunks; ++c)
-    for (const auto& [row, reason] : parts[0][c].bad) stats.bad_images.emplace_back(c * chunk_images + row, reason);
-  std::vector<std::vector<at::Tensor>> features(variants.size());
-  for (std::size_t v = 0; v < variants.size(); ++v) {
-    const std::size_t taps = parts[v][0].taps.size();
-    for (std::size_t t = 0; t < taps; ++t) {
-      std::vector<at::Tensor> pieces;
-      for (std::int64_t c = 0; c < chunks; ++c) pieces.push_back(parts[v][c].taps[t]);
-      features[v].push_back(at::cat(pieces, 0));
-    }
-  }
+  std::sort(stats.bad_images.begin(), stats.bad_images.end());
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  return features;
+}
+
+at::Tensor load_tap(const FeatureSpace& space, std::size_t tap, const std::vector<std::uint64_t>& identities,
+                    const std::vector<std::pair<std::int64_t, std::string>>& left_out, const std::vector<Sample>& samples) {
+  std::vector<std::uint64_t> ids = identities;
+  for (const auto& [index, reason] : left_out) ids[static_cast<std::size_t>(index)] = 0;
+  const at::Tensor x = space.load_tap(tap, ids);
+  check_finite(x, "the stored features of tap " + std::to_string(tap) + " (" + space.directory() + ")", samples, 0);
+  return x;
 }
 
 at::Tensor decode_calibration_images(const std::vector<Sample>& samples, const std::vector<std::int64_t>& indices,
@@ -188,37 +196,38 @@ at::Tensor decode_calibration_images(const std::vector<Sample>& samples, const s
   return at::stack(images);
 }
 
-at::Tensor extract_source_predictions(Backbone& backbone, const ExtractionInput& input, const FeatureCache& cache) {
-  const std::int64_t n = static_cast<std::int64_t>(input.samples.size());
-  const std::int64_t chunks = (n + chunk_images - 1) / chunk_images;
+at::Tensor extract_source_predictions(Backbone& backbone, const ExtractionInput& input, FeatureSpace& space,
+                                      const std::vector<std::pair<std::int64_t, std::string>>& left_out) {
+  std::vector<std::uint64_t> ids = input.identities;
+  for (const auto& [index, reason] : left_out) ids[static_cast<std::size_t>(index)] = 0;
+  space.verify(ids);
+  std::vector<std::int64_t> todo;
+  for (std::size_t i = 0; i < ids.size(); ++i)
+    if (ids[i] != 0 && !space.has(ids[i])) todo.push_back(static_cast<std::int64_t>(i));
   std::unique_ptr<Network> net;
-  std::vector<at::Tensor> parts;
-  for (std::int64_t c = 0; c < chunks; ++c) {
-    const std::int64_t b = c * chunk_images, e = std::min(n, (c + 1) * chunk_images);
-    FeatureChunk chunk;
-    if (load_chunk(cache, "source", c, b, e, input, chunk)) {
-      parts.push_back(chunk.taps.front());
-      continue;
-    }
+  for (std::size_t k = 0; k < todo.size(); k += chunk_images) {
+    const std::vector<std::int64_t> chunk(todo.begin() + static_cast<std::ptrdiff_t>(k),
+                                          todo.begin() + static_cast<std::ptrdiff_t>(std::min(todo.size(), k + chunk_images)));
     if (!net) net = backbone.instantiate(Variant{Variant::Kind::pretrained, 0}, Pooling::avg);
-    const DecodedChunk decoded = decode_chunk(input.samples, b, e, input.prep, input.skip_bad_images, input.decode_threads);
+    const DecodedChunk decoded = decode_chunk(input.samples, chunk, input.prep, /*skip_bad=*/false, input.decode_threads);
     std::vector<at::Tensor> pieces;
-    for (std::int64_t i = 0; i < e - b; i += input.batch_size) {
-      const at::Tensor logits = net->classify(decoded.images.slice(0, i, std::min(e - b, i + input.batch_size)));
+    for (std::int64_t i = 0; i < static_cast<std::int64_t>(chunk.size()); i += input.batch_size) {
+      const at::Tensor logits = net->classify(decoded.images.slice(0, i, std::min<std::int64_t>(static_cast<std::int64_t>(chunk.size()), i + input.batch_size)));
       if (!logits.defined()) return {};
       pieces.push_back(at::softmax(logits.to(at::kFloat), 1));
     }
-    chunk.taps.push_back(at::cat(pieces, 0).contiguous());
-    for (const auto& [index, reason] : decoded.bad) {
-      chunk.taps.front()[index - b].zero_();
-      chunk.bad.emplace_back(index - b, reason);
-    }
-    check_finite(chunk.taps.front(), "the pretrained network's class probabilities", input.samples, b);
-    cache.store("source", c, chunk_identity(input.identities, b, e), chunk);
-    parts.push_back(chunk.taps.front());
-    spdlog::debug("source predictions: chunk {}/{}", c + 1, chunks);
+    const at::Tensor probs = at::cat(pieces, 0).contiguous();
+    check_finite(probs, "the pretrained network's class probabilities", input.samples, 0);
+    std::vector<std::uint64_t> chunk_ids;
+    for (auto i : chunk) chunk_ids.push_back(ids[static_cast<std::size_t>(i)]);
+    space.store(chunk_ids, {probs});
+    spdlog::debug("source predictions: {}/{} images", k + chunk.size(), todo.size());
   }
-  return at::cat(parts, 0);
+  if (space.dims().empty()) {  // nothing stored and nothing to compute: a head is still needed to know
+    if (!net) net = backbone.instantiate(Variant{Variant::Kind::pretrained, 0}, Pooling::avg);
+    if (!net->classify(at::zeros({1, 3, input.prep.size, input.prep.size})).defined()) return {};
+  }
+  return load_tap(space, 0, input.identities, left_out, input.samples);
 }
 
 }  // namespace kgain::core

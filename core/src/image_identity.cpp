@@ -11,7 +11,6 @@ namespace {
 
 std::uint64_t identity_of(const Sample& sample, const Dataset* pixel_source) {
   Hash64 h;
-  h.update(sample.path);
   if (pixel_source) {
     try {
       std::uint64_t own = 0;
@@ -22,11 +21,11 @@ std::uint64_t identity_of(const Sample& sample, const Dataset* pixel_source) {
         return h.update(image.pixels.data(), image.pixels.size()).digest();
       }
     } catch (const std::exception& e) {
-      return h.update("unreadable").update(e.what()).digest();
+      return h.update("unreadable").update(sample.path).update(e.what()).digest();
     }
   }
   h.update("file");
-  if (!hash_file(h, sample.path)) h.update("missing");
+  if (!hash_file(h, sample.path)) h.update("missing").update(sample.path);
   return h.digest();
 }
 
@@ -43,13 +42,6 @@ std::vector<std::uint64_t> image_identities(const std::vector<Sample>& samples, 
   work(0);
   for (auto& t : pool) t.join();
   return out;
-}
-
-std::uint64_t chunk_identity(const std::vector<std::uint64_t>& identities, std::int64_t begin, std::int64_t end) {
-  Hash64 h(0x6b6761696eULL);
-  h.update_u64(static_cast<std::uint64_t>(end - begin));
-  for (std::int64_t i = begin; i < end; ++i) h.update_u64(identities[static_cast<std::size_t>(i)]);
-  return h.digest();
 }
 
 }  // namespace kgain::core

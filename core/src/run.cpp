@@ -11,6 +11,7 @@
 
 #include <cctype>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 
@@ -28,6 +29,7 @@
 #include <kgain/file_hash.hpp>
 
 #include "kgain/core/build_info.hpp"
+#include "kgain/core/feature_store.hpp"
 #include "kgain/core/image_identity.hpp"
 #include "kgain/core/predictions_file.hpp"
 #include "kgain/core/registry.hpp"
@@ -226,6 +228,323 @@ void set_threads(int threads) {
   at::set_num_threads(n);
 }
 
+namespace {
+
+// Everything a study is made of, once the config has been accepted.
+struct Study {
+  Registry registry;
+  std::shared_ptr<Dataset> dataset;
+  std::shared_ptr<Backbone> backbone;
+  std::vector<NamedMetric> metrics;
+  std::vector<NamedFeatureMetric> feature_metrics;
+  std::vector<ProbeSpec> probes;
+  std::vector<std::string> classes;
+  std::vector<Sample> samples;
+  std::vector<std::int64_t> labels;
+  SplitPlan splits;
+  Preprocessing prep;
+  std::vector<TapInfo> taps;
+  std::vector<std::string> tap_names;
+  std::vector<Variant> variants;
+  std::vector<std::uint64_t> identities;   // image_identity.hpp
+  std::uint64_t calibration_identity = 0;  // of the batch-norm calibration images, when used
+};
+
+// The plugins, each created (so its options are checked) before any image is read.
+void load_plugins(const Config& config, Study& study) {
+  study.registry = load_registry(config.plugin_paths);
+  const Registry& registry = study.registry;
+  study.dataset = registry.create<Dataset>(config.dataset.plugin, config.dataset.options);
+  check_unread_options(config.dataset, "dataset");
+  for (const auto& warning : study.dataset->warnings()) spdlog::warn("dataset: {}", warning);
+  study.backbone = registry.create<Backbone>(config.backbone.plugin, config.backbone.options);
+  check_unread_options(config.backbone, "backbone");
+  if (config.recalibrate_batch_norm && !study.backbone->can_recalibrate_batch_norm())
+    throw std::runtime_error(config.file + ": [variants] recalibrate_batch_norm = true, but backbone '" + config.backbone.plugin +
+                             "' cannot re-estimate batch-norm statistics; use the native backbone (plugin = \"native\") or remove the key");
+  for (std::size_t p = 0; p < config.probes.size(); ++p) {
+    const PluginSection& section = config.probes[p];
+    registry.create<Probe>(section.plugin, section.options);  // validates the options now, not after extraction
+    check_unread_options(section, "probe");
+    study.probes.push_back({section.name, [&registry, &section] { return registry.create<Probe>(section.plugin, section.options); },
+                            config.probe_seeds[p]});
+  }
+  for (const auto& m : config.metrics) {
+    study.metrics.push_back({m.name, registry.create<Metric>(m.plugin, m.options)});
+    check_unread_options(m, "metric");
+  }
+  for (const auto& m : config.feature_metrics) {
+    study.feature_metrics.push_back({m.name, registry.create<FeatureMetric>(m.plugin, m.options)});
+    check_unread_options(m, "feature metric");
+  }
+}
+
+// The images and their folds, checked so that no fold can yield a score of nothing.
+void plan_images(const Config& config, Study& study, RunSummary& summary) {
+  study.classes = study.dataset->class_names();
+  auto& samples = study.samples;
+  samples = study.dataset->samples();
+  check_samples(samples, study.classes, study.dataset->description());
+  samples = limit_per_class(samples, config.limit_per_class, config.split_seed);
+  study.splits = make_repeated_splits(samples, static_cast<int>(study.classes.size()), config.split_strategy, config.folds, config.split_seed,
+                                      config.split_repeats);
+  drop_unused(samples, study.splits);  // e.g. PCam's valid split: never decoded nor extracted
+  check_samples(samples, study.classes, study.dataset->description());
+  summary.images = static_cast<std::int64_t>(samples.size());
+  summary.split_strategy = study.splits.strategy;
+  for (const auto& s : samples) study.labels.push_back(s.label);
+  for (std::size_t f = 0; f < study.splits.folds.size(); ++f)
+    if (const auto leaks = leaking_groups(samples, study.splits.folds[f]); !leaks.empty())
+      throw std::runtime_error("fold " + std::to_string(f) + " puts group '" + leaks.front() + "' (and " + std::to_string(leaks.size() - 1) +
+                               " more) on both sides; the dataset's split column mixes groups — use [splits] strategy = \"group_kfold\"");
+  check_folds(study.splits, study.labels, study.classes);
+  spdlog::info("dataset: {} — {} images, {} classes, split: {} ({} fold{})", study.dataset->description(), samples.size(), study.classes.size(),
+               study.splits.strategy, study.splits.folds.size(), study.splits.folds.size() == 1 ? "" : "s");
+}
+
+// The taps, their cost, and the variants (pretrained, and one random per seed).
+void plan_network(const Config& config, Study& study) {
+  Preprocessing& prep = study.prep;
+  prep.size = config.input_size > 0 ? config.input_size : study.backbone->native_input_size();
+  prep.resize = config.resize;
+  prep.pixel_source = study.dataset.get();
+  if (config.stain_normalization != "none") {
+    prep.stain = std::make_shared<const StainReference>(make_stain_reference(config.stain_normalization, config.stain_reference));
+    spdlog::info("stain normalization: {} to {}", config.stain_normalization, config.stain_reference);
+  }
+  study.taps = study.backbone->inspect(prep.size);
+  for (const auto& t : study.taps) study.tap_names.push_back(t.name);
+  spdlog::info("backbone: {} — {} taps at {} px", study.backbone->description(), study.taps.size(), prep.size);
+  if (study.backbone->has_pretrained_weights()) study.variants.push_back(Variant{Variant::Kind::pretrained, 0});
+  else spdlog::warn("the backbone has no pretrained weights: scoring random variants only, so there is no gain to measure");
+  for (auto seed : config.random_seeds) study.variants.push_back(Variant{Variant::Kind::random, seed});
+}
+
+int decode_threads(const Config& config) {
+  return config.decode_threads > 0 ? config.decode_threads : std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / 4);
+}
+
+// Random variants re-estimate their batch-norm statistics on training images (the dataset's own
+// train split, else every image: labels are not used, and one calibrated network serves every
+// fold), drawn with the split seed.
+void calibrate_batch_norm(const Config& config, Study& study) {
+  std::vector<std::int64_t> pool;
+  for (std::size_t i = 0; i < study.samples.size(); ++i)
+    if (study.splits.strategy != "dataset" || study.samples[i].split == "train") pool.push_back(static_cast<std::int64_t>(i));
+  seeded_shuffle(pool, config.split_seed);
+  if (static_cast<std::int64_t>(pool.size()) > config.calibration_images) pool.resize(config.calibration_images);
+  std::sort(pool.begin(), pool.end());
+  const at::Tensor calibration = decode_calibration_images(study.samples, pool, study.prep, config.skip_bad_images);
+  for (auto& v : study.variants)
+    if (v.kind == Variant::Kind::random) v.batch_norm_calibration = calibration;
+  // The calibrated networks depend on these images: the feature store keys on their content.
+  Hash64 h(pool.size());
+  for (auto i : pool) h.update_u64(study.identities[static_cast<std::size_t>(i)]);
+  study.calibration_identity = h.digest();
+  spdlog::info("random variants: batch-norm statistics re-estimated on {} training images", calibration.size(0));
+}
+
+// The feature store's folder: [run] feature_store, else $KGAIN_FEATURE_STORE, else RUN_DIR/cache.
+std::string feature_store_dir(const Config& config, const std::string& run_dir) {
+  if (!config.feature_store.empty()) return config.feature_store;
+  if (const char* env = std::getenv("KGAIN_FEATURE_STORE"); env && *env) return env;
+  return run_dir + "/cache";
+}
+
+// Everything a variant's features depend on besides the image (feature_store.hpp).
+std::string feature_space_key(const Config& config, const Study& study, const std::string& variant) {
+  std::ostringstream key;
+  key << "kgain features v3\nbackbone " << study.backbone->fingerprint() << "\ntaps";
+  for (const auto& t : study.tap_names) key << ' ' << t;
+  key << "\ninput_size " << study.prep.size << "\nresize " << study.prep.resize << "\nstain " << config.stain_normalization << ' '
+      << (config.stain_reference.empty() ? "-" : file_fingerprint(config.stain_reference)) << "\npooling " << to_string(config.pooling)
+      << "\nvariant " << variant;
+  if (variant.rfind("random-", 0) == 0)
+    key << "\nbatch_norm_calibration " << (config.recalibrate_batch_norm ? std::to_string(study.calibration_identity) : "none");
+  return key.str();
+}
+
+std::vector<FeatureSpace> open_feature_spaces(const Config& config, const Study& study, const std::string& store) {
+  const StoragePrecision precision = config.storage == "float16" ? StoragePrecision::float16 : StoragePrecision::float32;
+  std::vector<FeatureSpace> spaces;
+  for (const auto& v : study.variants) spaces.emplace_back(store, feature_space_key(config, study, v.name()), precision);
+  return spaces;
+}
+
+ExtractionInput extraction_input(const Config& config, const Study& study) {
+  return ExtractionInput{study.samples, study.identities, study.prep, config.batch_size, config.skip_bad_images, decode_threads(config)};
+}
+
+// Features of every variant into the store; images that could not be decoded leave every fold.
+void extract_stage(const Config& config, Study& study, std::vector<FeatureSpace>& spaces, RunSummary& summary) {
+  extract_features(*study.backbone, study.variants, config.pooling, extraction_input(config, study), spaces, summary.extraction);
+  const auto& bad_images = summary.extraction.bad_images;
+  if (!bad_images.empty()) {
+    std::set<std::int64_t> bad;
+    for (const auto& b : bad_images) bad.insert(b.first);
+    for (auto& fold : study.splits.folds)
+      for (auto* side : {&fold.train, &fold.test})
+        side->erase(std::remove_if(side->begin(), side->end(), [&](std::int64_t i) { return bad.count(i) > 0; }), side->end());
+    spdlog::warn("{} image(s) could not be decoded and were left out (on_bad_image = \"skip\"); see run.json", bad.size());
+    write_splits_csv(summary.run_dir + "/splits.csv", study.samples, study.classes, study.splits);  // they show as "unused"
+  }
+  check_folds(study.splits, study.labels, study.classes);
+  const ExtractionStats& x = summary.extraction;
+  spdlog::info("features ready: {} images decoded, {} image x variant pairs forwarded, {} from the feature store, {} segments written ({:.1f} s)",
+               x.images_decoded, x.images_forwarded, x.images_from_store, x.segments_written, x.seconds);
+}
+
+// The rows of the images that are used (not left out), for the estimators.
+std::vector<std::int64_t> usable_rows(const Study& study, const RunSummary& summary) {
+  std::set<std::int64_t> bad;
+  for (const auto& b : summary.extraction.bad_images) bad.insert(b.first);
+  std::vector<std::int64_t> rows;
+  for (std::size_t i = 0; i < study.samples.size(); ++i)
+    if (!bad.count(static_cast<std::int64_t>(i))) rows.push_back(static_cast<std::int64_t>(i));
+  return rows;
+}
+
+// Probes, estimators and CKA, tap by tap: memory holds the features of the taps in flight only.
+// Taps are taken one at a time, or a few together when one tap offers fewer fits than threads.
+std::vector<Evaluation> evaluate_stage(const Config& config, const Study& study, const std::vector<FeatureSpace>& spaces, RunSummary& summary) {
+  const int threads = at::get_num_threads();
+  const EvaluationSetup setup{study.variants, study.tap_names, study.labels, static_cast<std::int64_t>(study.classes.size()),
+                              study.splits, study.probes, study.metrics, threads};
+  std::vector<Evaluation> evaluations = start_evaluation(setup);
+  const std::size_t fits_per_tap = study.probes.size() * study.splits.folds.size() * study.variants.size();
+  const std::size_t group = std::max<std::size_t>(1, (static_cast<std::size_t>(threads) + fits_per_tap - 1) / fits_per_tap);
+  const bool estimators = study.backbone->has_pretrained_weights() && (!study.feature_metrics.empty() || config.cka);
+  const std::vector<std::int64_t> rows = usable_rows(study, summary);
+  const at::Tensor usable = at::tensor(rows, at::kLong);
+  std::vector<std::int64_t> usable_labels;
+  for (auto i : rows) usable_labels.push_back(study.labels[static_cast<std::size_t>(i)]);
+  Progress progress("probes", "fits", static_cast<std::int64_t>(fits_per_tap * study.taps.size()));
+  for (std::size_t first = 0; first < study.taps.size(); first += group) {
+    std::vector<std::size_t> taps;
+    std::vector<std::vector<at::Tensor>> features;  // [k][v]
+    for (std::size_t t = first; t < std::min(study.taps.size(), first + group); ++t) {
+      taps.push_back(t);
+      features.emplace_back();
+      for (const auto& space : spaces)
+        features.back().push_back(load_tap(space, t, study.identities, summary.extraction.bad_images, study.samples));
+    }
+    evaluate_taps(setup, taps, features, evaluations, progress);
+    for (std::size_t k = 0; estimators && k < taps.size(); ++k) {
+      std::vector<std::vector<at::Tensor>> one_tap;  // [v][0]: the usable rows
+      for (const auto& x : features[k]) one_tap.push_back({rows.size() == study.samples.size() ? x : x.index_select(0, usable)});
+      for (auto r : compute_transferability(one_tap, study.variants, {study.tap_names[taps[k]]}, usable_labels,
+                                            static_cast<std::int64_t>(study.classes.size()), study.feature_metrics, config.cka)) {
+        r.tap_index = taps[k];
+        summary.transferability.push_back(r);
+      }
+    }
+    spdlog::debug("taps {}-{} evaluated", taps.front(), taps.back());
+  }
+  for (auto& e : evaluations) {
+    e.finish();
+    summary.scores.insert(summary.scores.end(), e.rows.begin(), e.rows.end());
+  }
+  return evaluations;
+}
+
+// Gain with intervals per probe; which estimator ranks the taps like the first probe; LEEP/NCE.
+void analyse_stage(const Config& config, Study& study, const std::vector<Evaluation>& evaluations, RunSummary& summary, const std::string& store) {
+  GainSettings gain_settings;
+  gain_settings.bootstrap = config.bootstrap;
+  gain_settings.confidence = config.confidence;
+  gain_settings.seed = config.analysis_seed;
+  gain_settings.sweet_spot_epsilon = config.sweet_spot_epsilon;
+  gain_settings.threads = at::get_num_threads();
+  for (const auto& evaluation : evaluations) {
+    const auto gain = compute_gain(evaluation, study.variants, study.taps, study.metrics, config.pooling == Pooling::avgmax ? 2 : 1, gain_settings);
+    summary.gain.insert(summary.gain.end(), gain.begin(), gain.end());
+  }
+  for (const auto& fm : study.feature_metrics) {
+    if (summary.transferability.empty()) break;
+    std::vector<double> estimate, probe;
+    for (const auto& r : summary.transferability)
+      if (r.metric == fm.name) estimate.push_back(r.pretrained);
+    for (const auto& g : summary.gain)
+      if (g.probe == config.probes.front().name && g.metric == config.metrics.front().name) probe.push_back(g.pretrained);
+    summary.rank_agreement.push_back({fm.name, spearman(estimate, probe)});
+    spdlog::info("transferability: {} ranks the taps with Spearman {:.3f} against the probe's {}", fm.name,
+                 summary.rank_agreement.back().second, config.metrics.front().name);
+  }
+  if (!study.backbone->has_pretrained_weights() || !config.source_transferability) return;
+  FeatureSpace space(store, feature_space_key(config, study, "source (class probabilities of the backbone's head)"), StoragePrecision::float32);
+  const at::Tensor probs = extract_source_predictions(*study.backbone, extraction_input(config, study), space, summary.extraction.bad_images);
+  if (!probs.defined()) {
+    spdlog::warn("[transferability] source = true, but the backbone has no classifier head: LEEP and NCE are not computed");
+    return;
+  }
+  const std::vector<std::int64_t> rows = usable_rows(study, summary);
+  std::vector<std::int64_t> labels;
+  for (auto i : rows) labels.push_back(study.labels[static_cast<std::size_t>(i)]);
+  const at::Tensor p = probs.index_select(0, at::tensor(rows, at::kLong));
+  const auto k = static_cast<std::int64_t>(study.classes.size());
+  summary.source_transferability = {{"leep", leep(p, labels, k)}, {"nce", nce(p, labels, k)}};
+  spdlog::info("source transferability: LEEP {:.4f}, NCE {:.4f}", summary.source_transferability[0].second,
+               summary.source_transferability[1].second);
+}
+
+// run.json: what the report needs besides the numbers (software, dataset summary).
+nlohmann::json run_json(const Config& config, const Study& study, const RunSummary& summary) {
+  nlohmann::json run;
+  run["name"] = config.name;
+  const std::time_t now = std::time(nullptr);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&now));
+  run["finished"] = stamp;
+  run["seconds"] = summary.seconds;
+  run["extraction_seconds"] = summary.extraction.seconds;
+  run["random_seeds"] = config.random_seeds.size();
+  run["input_size"] = study.prep.size;
+  run["software"] = {{"kgain", KGAIN_VERSION}, {"libtorch", TORCH_VERSION}, {"plugins", nlohmann::json::array()}};
+  const auto add_plugin = [&](PluginKind kind, const std::string& name) {
+    const PluginEntry& e = study.registry.find(kind, name);
+    run["software"]["plugins"].push_back({{"kind", to_string(kind)}, {"name", name}, {"version", e.info.version}, {"library", e.library_path}});
+  };
+  add_plugin(PluginKind::dataset, config.dataset.plugin);
+  add_plugin(PluginKind::backbone, config.backbone.plugin);
+  for (const auto& p : config.probes) add_plugin(PluginKind::probe, p.plugin);
+  for (const auto& m : config.metrics) add_plugin(PluginKind::metric, m.plugin);
+  for (const auto& m : config.feature_metrics) add_plugin(PluginKind::feature_metric, m.plugin);
+  run["dataset"] = {{"description", study.dataset->description()}, {"images", study.samples.size()}, {"split_strategy", study.splits.strategy},
+                    {"folds", study.splits.folds.size()}, {"classes", nlohmann::json::array()}};
+  for (std::size_t c = 0; c < study.classes.size(); ++c) {
+    std::int64_t images = 0;
+    std::set<std::string> groups;
+    for (const auto& s : study.samples)
+      if (s.label == static_cast<int>(c)) ++images, groups.insert(s.group);
+    groups.erase("");
+    run["dataset"]["classes"].push_back({{"name", study.classes[c]}, {"images", images}, {"groups", groups.size()}});
+  }
+  run["dataset"]["bad_images"] = nlohmann::json::array();
+  for (const auto& [index, reason] : summary.extraction.bad_images)
+    run["dataset"]["bad_images"].push_back({{"path", study.samples[static_cast<std::size_t>(index)].path}, {"reason", reason}});
+  return run;
+}
+
+// Every result file, then the report drawn from them.
+void write_stage(const Config& config, const Study& study, const std::vector<Evaluation>& evaluations, RunSummary& summary) {
+  const std::string& dir = summary.run_dir;
+  clear_predictions(dir);
+  for (std::size_t p = 0; config.save_predictions && p < evaluations.size(); ++p)
+    write_probe_predictions(dir, p, study.probes[p].name, evaluations[p], study.variants, study.tap_names, study.splits,
+                            static_cast<std::int64_t>(study.classes.size()));
+  const StudyLabels labels{config.dataset.name, config.backbone.name};
+  write_transferability_csv(dir + "/transferability.csv", labels, summary.transferability);
+  write_results_csv(dir + "/results.csv", labels, summary.scores);
+  write_gain_csv(dir + "/gain.csv", labels, summary.gain);
+  write_gain_json(dir + "/gain.json", labels, summary.gain, config.confidence, summary.transferability, summary.rank_agreement,
+                  config.metrics.front().name, summary.source_transferability);
+  write_file_atomically(dir + "/run.json", run_json(config, study, summary).dump(2) + "\n");
+  write_report(dir);
+}
+
+}  // namespace
+
+// The study as the architecture page draws it: plan, extract, evaluate, analyse, write.
 RunSummary run_study(const Config& config, const RunOptions& options) {
   const auto start = std::chrono::steady_clock::now();
   RunSummary summary;
@@ -240,222 +559,25 @@ RunSummary run_study(const Config& config, const RunOptions& options) {
   set_threads(config.threads);
   spdlog::info("LibTorch {} with {} threads", TORCH_VERSION, at::get_num_threads());
 
-  const Registry registry = load_registry(config.plugin_paths);
-  auto dataset = registry.create<Dataset>(config.dataset.plugin, config.dataset.options);
-  check_unread_options(config.dataset, "dataset");
-  for (const auto& warning : dataset->warnings()) spdlog::warn("dataset: {}", warning);
-  auto backbone = registry.create<Backbone>(config.backbone.plugin, config.backbone.options);
-  check_unread_options(config.backbone, "backbone");
-  if (config.recalibrate_batch_norm && !backbone->can_recalibrate_batch_norm())
-    throw std::runtime_error(config.file + ": [variants] recalibrate_batch_norm = true, but backbone '" + config.backbone.plugin +
-                             "' cannot re-estimate batch-norm statistics; use the native backbone (plugin = \"native\") or remove the key");
-  for (const auto& p : config.probes) {
-    registry.create<Probe>(p.plugin, p.options);  // validates the options now, not after extraction
-    check_unread_options(p, "probe");
-  }
-  std::vector<NamedMetric> metrics;
-  for (const auto& m : config.metrics) {
-    metrics.push_back({m.name, registry.create<Metric>(m.plugin, m.options)});
-    check_unread_options(m, "metric");
-  }
-
-  std::vector<NamedFeatureMetric> feature_metrics;
-  for (const auto& m : config.feature_metrics) {
-    feature_metrics.push_back({m.name, registry.create<FeatureMetric>(m.plugin, m.options)});
-    check_unread_options(m, "feature metric");
-  }
-
-  // The images and their splits.
-  const auto classes = dataset->class_names();
-  auto samples = dataset->samples();
-  check_samples(samples, classes, dataset->description());
-  samples = limit_per_class(samples, config.limit_per_class, config.split_seed);
-  SplitPlan splits = make_repeated_splits(samples, static_cast<int>(classes.size()), config.split_strategy, config.folds, config.split_seed,
-                                          config.split_repeats);
-  drop_unused(samples, splits);  // e.g. PCam's valid split: never decoded nor extracted
-  check_samples(samples, classes, dataset->description());
-  summary.images = static_cast<std::int64_t>(samples.size());
-  summary.split_strategy = splits.strategy;
-  std::vector<std::int64_t> labels;
-  for (const auto& s : samples) labels.push_back(s.label);
-  for (std::size_t f = 0; f < splits.folds.size(); ++f)
-    if (const auto leaks = leaking_groups(samples, splits.folds[f]); !leaks.empty())
-      throw std::runtime_error("fold " + std::to_string(f) + " puts group '" + leaks.front() + "' (and " + std::to_string(leaks.size() - 1) +
-                               " more) on both sides; the dataset's split column mixes groups — use [splits] strategy = \"group_kfold\"");
-  check_folds(splits, labels, classes);
-  spdlog::info("dataset: {} — {} images, {} classes, split: {} ({} fold{})", dataset->description(), samples.size(), classes.size(),
-               splits.strategy, splits.folds.size(), splits.folds.size() == 1 ? "" : "s");
-
-  // The taps and their cost.
-  Preprocessing prep;
-  prep.size = config.input_size > 0 ? config.input_size : backbone->native_input_size();
-  prep.resize = config.resize;
-  prep.pixel_source = dataset.get();
-  if (config.stain_normalization != "none") {
-    prep.stain = std::make_shared<const StainReference>(make_stain_reference(config.stain_normalization, config.stain_reference));
-    spdlog::info("stain normalization: {} to {}", config.stain_normalization, config.stain_reference);
-  }
-  const auto taps = backbone->inspect(prep.size);
-  std::vector<std::string> tap_names;
-  for (const auto& t : taps) tap_names.push_back(t.name);
-  spdlog::info("backbone: {} — {} taps at {} px", backbone->description(), taps.size(), prep.size);
-
-  // The variants: pretrained (when the backbone has weights) and one random per seed.
-  std::vector<Variant> variants;
-  if (backbone->has_pretrained_weights()) variants.push_back(Variant{Variant::Kind::pretrained, 0});
-  else spdlog::warn("the backbone has no pretrained weights: scoring random variants only, so there is no gain to measure");
-  for (auto seed : config.random_seeds) variants.push_back(Variant{Variant::Kind::random, seed});
-  if (config.recalibrate_batch_norm) {
-    // Training images only (the dataset's own train split, else every image: labels are not used,
-    // and one calibrated network serves every fold), drawn with the split seed.
-    std::vector<std::int64_t> pool;
-    for (std::size_t i = 0; i < samples.size(); ++i)
-      if (splits.strategy != "dataset" || samples[i].split == "train") pool.push_back(static_cast<std::int64_t>(i));
-    seeded_shuffle(pool, config.split_seed);
-    if (static_cast<std::int64_t>(pool.size()) > config.calibration_images) pool.resize(config.calibration_images);
-    std::sort(pool.begin(), pool.end());
-    const at::Tensor calibration = decode_calibration_images(samples, pool, prep, config.skip_bad_images);
-    for (auto& v : variants)
-      if (v.kind == Variant::Kind::random) v.batch_norm_calibration = calibration;
-    spdlog::info("random variants: batch-norm statistics re-estimated on {} training images", calibration.size(0));
-  }
+  Study study;
+  load_plugins(config, study);
+  plan_images(config, study, summary);
+  plan_network(config, study);
+  study.identities = image_identities(study.samples, study.prep.pixel_source, std::max(2, decode_threads(config)));
+  if (config.recalibrate_batch_norm) calibrate_batch_norm(config, study);
   // Everything was accepted: the directory is now this run's (a config that fails before
   // this point leaves nothing behind, so the corrected config is not refused).
   write_file_atomically(summary.run_dir + "/config.resolved.toml", config.resolved_toml);
-  write_splits_csv(summary.run_dir + "/splits.csv", samples, classes, splits);
-  write_taps_csv(summary.run_dir + "/taps.csv", taps);
+  write_splits_csv(summary.run_dir + "/splits.csv", study.samples, study.classes, study.splits);
+  write_taps_csv(summary.run_dir + "/taps.csv", study.taps);
 
-  // Features: the cache key is every setting the numbers depend on; each chunk is keyed on the
-  // content of its images besides (image_identity.hpp).
-  std::ostringstream key;
-  key << "kgain feature cache v2\nbackbone " << backbone->fingerprint() << "\ntaps";
-  for (const auto& t : tap_names) key << ' ' << t;
-  key << "\ninput_size " << prep.size << "\nresize " << prep.resize << "\nstain " << config.stain_normalization << ' '
-      << (config.stain_reference.empty() ? "-" : file_fingerprint(config.stain_reference)) << "\npooling " << to_string(config.pooling) << "\nchunk "
-      << chunk_images << "\nbatch_norm_calibration "
-      << (config.recalibrate_batch_norm ? std::to_string(config.calibration_images) + " seed " + std::to_string(config.split_seed) : "none")
-      << "\nimages " << samples.size() << '\n';
-  for (const auto& s : samples) key << s.path << '\n';
-  const FeatureCache cache(summary.run_dir + "/cache", key.str());
-  const int decode_threads =
-      config.decode_threads > 0 ? config.decode_threads : std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / 4);
-  const std::vector<std::uint64_t> identities = image_identities(samples, prep.pixel_source, std::max(2, decode_threads));
-  const ExtractionInput input{samples, identities, prep, config.batch_size, config.skip_bad_images, decode_threads};
-  const auto features = extract_features(*backbone, variants, config.pooling, input, cache, summary.extraction);
-  // Skipped images leave every fold (the rest of the fold is unchanged) and the estimators.
-  std::set<std::int64_t> bad;
-  for (const auto& b : summary.extraction.bad_images) bad.insert(b.first);
-  std::vector<std::int64_t> good_rows, good_labels;
-  for (std::size_t i = 0; i < labels.size(); ++i)
-    if (!bad.count(static_cast<std::int64_t>(i))) good_rows.push_back(static_cast<std::int64_t>(i)), good_labels.push_back(labels[i]);
-  const at::Tensor good_index = at::tensor(good_rows, at::kLong);
-  if (!bad.empty()) {
-    for (auto& fold : splits.folds)
-      for (auto* side : {&fold.train, &fold.test}) side->erase(std::remove_if(side->begin(), side->end(), [&](std::int64_t i) { return bad.count(i) > 0; }), side->end());
-    spdlog::warn("{} image(s) could not be decoded and were left out (on_bad_image = \"skip\"); see run.json", bad.size());
-    write_splits_csv(summary.run_dir + "/splits.csv", samples, classes, splits);  // they show as "unused"
-  }
-  check_folds(splits, labels, classes);
-  spdlog::info("features ready: {} images decoded, {} forwarded, {} chunks from the cache, {} computed ({:.1f} s)",
-               summary.extraction.images_decoded, summary.extraction.images_forwarded, summary.extraction.chunks_reused,
-               summary.extraction.chunks_extracted, summary.extraction.seconds);
-
-  // Probes, scores, gain.
-  GainSettings gain_settings;
-  gain_settings.bootstrap = config.bootstrap;
-  gain_settings.confidence = config.confidence;
-  gain_settings.seed = config.analysis_seed;
-  gain_settings.sweet_spot_epsilon = config.sweet_spot_epsilon;
-  gain_settings.threads = at::get_num_threads();
-  clear_predictions(summary.run_dir);
-  for (std::size_t p = 0; p < config.probes.size(); ++p) {
-    const PluginSection& section = config.probes[p];
-    const auto make_probe = [&] { return registry.create<Probe>(section.plugin, section.options); };
-    const Evaluation evaluation = evaluate(features, variants, tap_names, labels, static_cast<std::int64_t>(classes.size()), splits,
-                                          section.name, make_probe, config.probe_seeds[p], metrics,
-                                          at::get_num_threads());
-    summary.scores.insert(summary.scores.end(), evaluation.rows.begin(), evaluation.rows.end());
-    if (config.save_predictions)
-      write_probe_predictions(summary.run_dir, p, section.name, evaluation, variants, tap_names, splits, static_cast<std::int64_t>(classes.size()));
-    const auto gain = compute_gain(evaluation, variants, taps, metrics, config.pooling == Pooling::avgmax ? 2 : 1, gain_settings);
-    summary.gain.insert(summary.gain.end(), gain.begin(), gain.end());
-  }
-  const bool has_pretrained = backbone->has_pretrained_weights();  // the estimators score pretrained features
-  if (has_pretrained && (!feature_metrics.empty() || config.cka)) {
-    std::vector<std::vector<at::Tensor>> usable = features;
-    if (!bad.empty())
-      for (auto& per_tap : usable)
-        for (auto& x : per_tap) x = x.index_select(0, good_index);
-    summary.transferability = compute_transferability(usable, variants, tap_names, good_labels, static_cast<std::int64_t>(classes.size()),
-                                                      feature_metrics, config.cka);
-    // Which estimator orders the taps as the first probe does (first metric, pretrained scores)?
-    for (const auto& fm : feature_metrics) {
-      std::vector<double> estimate, probe;
-      for (const auto& r : summary.transferability)
-        if (r.metric == fm.name) estimate.push_back(r.pretrained);
-      for (const auto& g : summary.gain)
-        if (g.probe == config.probes.front().name && g.metric == config.metrics.front().name) probe.push_back(g.pretrained);
-      summary.rank_agreement.push_back({fm.name, spearman(estimate, probe)});
-      spdlog::info("transferability: {} ranks the taps with Spearman {:.3f} against the probe's {}", fm.name,
-                   summary.rank_agreement.back().second, config.metrics.front().name);
-    }
-  }
-  if (has_pretrained && config.source_transferability) {
-    const at::Tensor probs = extract_source_predictions(*backbone, input, cache);
-    if (!probs.defined()) {
-      spdlog::warn("[transferability] source = true, but the backbone has no classifier head: LEEP and NCE are not computed");
-    } else {
-      const at::Tensor p = probs.index_select(0, good_index);
-      const auto k = static_cast<std::int64_t>(classes.size());
-      summary.source_transferability = {{"leep", leep(p, good_labels, k)}, {"nce", nce(p, good_labels, k)}};
-      spdlog::info("source transferability: LEEP {:.4f}, NCE {:.4f}", summary.source_transferability[0].second,
-                   summary.source_transferability[1].second);
-    }
-  }
-  const StudyLabels study{config.dataset.name, config.backbone.name};
-  write_transferability_csv(summary.run_dir + "/transferability.csv", study, summary.transferability);
-  write_results_csv(summary.run_dir + "/results.csv", study, summary.scores);
-  write_gain_csv(summary.run_dir + "/gain.csv", study, summary.gain);
-  write_gain_json(summary.run_dir + "/gain.json", study, summary.gain, config.confidence, summary.transferability,
-                  summary.rank_agreement, config.metrics.front().name, summary.source_transferability);
+  const std::string store = feature_store_dir(config, summary.run_dir);
+  std::vector<FeatureSpace> spaces = open_feature_spaces(config, study, store);
+  extract_stage(config, study, spaces, summary);
+  const std::vector<Evaluation> evaluations = evaluate_stage(config, study, spaces, summary);
+  analyse_stage(config, study, evaluations, summary, store);
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-
-  // run.json: what the report needs besides the numbers (software, dataset summary).
-  nlohmann::json run;
-  run["name"] = config.name;
-  const std::time_t now = std::time(nullptr);
-  char stamp[32];
-  std::strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&now));
-  run["finished"] = stamp;
-  run["seconds"] = summary.seconds;
-  run["extraction_seconds"] = summary.extraction.seconds;
-  run["random_seeds"] = config.random_seeds.size();
-  run["input_size"] = prep.size;
-  run["software"] = {{"kgain", KGAIN_VERSION}, {"libtorch", TORCH_VERSION}, {"plugins", nlohmann::json::array()}};
-  const auto add_plugin = [&](PluginKind kind, const std::string& name) {
-    const PluginEntry& e = registry.find(kind, name);
-    run["software"]["plugins"].push_back({{"kind", to_string(kind)}, {"name", name}, {"version", e.info.version}, {"library", e.library_path}});
-  };
-  add_plugin(PluginKind::dataset, config.dataset.plugin);
-  add_plugin(PluginKind::backbone, config.backbone.plugin);
-  for (const auto& p : config.probes) add_plugin(PluginKind::probe, p.plugin);
-  for (const auto& m : config.metrics) add_plugin(PluginKind::metric, m.plugin);
-  for (const auto& m : config.feature_metrics) add_plugin(PluginKind::feature_metric, m.plugin);
-  run["dataset"] = {{"description", dataset->description()}, {"images", samples.size()}, {"split_strategy", splits.strategy},
-                    {"folds", splits.folds.size()}, {"classes", nlohmann::json::array()}};
-  for (std::size_t c = 0; c < classes.size(); ++c) {
-    std::int64_t images = 0;
-    std::set<std::string> groups;
-    for (const auto& s : samples)
-      if (s.label == static_cast<int>(c)) ++images, groups.insert(s.group);
-    groups.erase("");
-    run["dataset"]["classes"].push_back({{"name", classes[c]}, {"images", images}, {"groups", groups.size()}});
-  }
-  run["dataset"]["bad_images"] = nlohmann::json::array();
-  for (const auto& [index, reason] : summary.extraction.bad_images)
-    run["dataset"]["bad_images"].push_back({{"path", samples[index].path}, {"reason", reason}});
-  write_file_atomically(summary.run_dir + "/run.json", run.dump(2) + "\n");
-  write_report(summary.run_dir);
+  write_stage(config, study, evaluations, summary);
   spdlog::info("done in {:.1f} s: {}/report.html, gain.csv, results.csv", summary.seconds, summary.run_dir);
   return summary;
 }

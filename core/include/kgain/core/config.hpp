@@ -40,6 +40,8 @@ struct Config {
   int decode_threads = 0;                 // image decoding workers; 0: a quarter of the cores, at least 1
   std::int64_t batch_size = 32;
   std::vector<std::string> plugin_paths;  // searched before the default plugin directories
+  // The feature store (feature_store.hpp); empty: $KGAIN_FEATURE_STORE, else RUN_DIR/cache.
+  std::string feature_store;
 
   // [dataset]
   PluginSection dataset;
@@ -55,6 +57,7 @@ struct Config {
   Pooling pooling = Pooling::avg;
   std::string stain_normalization = "none";  // none | reinhard | macenko
   std::string stain_reference;               // the reference image (resolved path)
+  std::string storage = "float32";           // how stored features are kept: float32 | float16
 
   // [variants]
   std::vector<std::uint64_t> random_seeds{0, 1, 2};

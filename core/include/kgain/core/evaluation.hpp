@@ -1,4 +1,12 @@
-// Evaluation: a fresh probe per (variant, tap, fold), scored by every metric.
+// Evaluation: a fresh probe per (probe, variant, tap, fold), scored by every metric, run tap by
+// tap so that memory holds the features of the taps in flight, never those of every tap.
+//
+// The study calls evaluate_taps once per group of taps it has loaded (usually one tap; more when
+// one tap offers fewer fits than there are threads), then finish() puts the rows in their
+// fixed order: probe, fold, variant, tap. Every fit uses the probe's own seed and sees exactly
+// the same data whatever the grouping or the number of threads, so results do not depend on them.
+// Threads: evaluate_taps runs `threads` fits side by side (each with one LibTorch thread);
+// probe objects are made one at a time (under a lock), metrics are called from every worker.
 #pragma once
 
 #include <cstdint>
@@ -12,6 +20,7 @@
 #include <kgain/metric.hpp>
 #include <kgain/probe.hpp>
 
+#include "kgain/core/progress.hpp"
 #include "kgain/core/splits.hpp"
 
 namespace kgain::core {
@@ -35,19 +44,39 @@ struct NamedMetric {
   std::shared_ptr<Metric> metric;
 };
 
-struct Evaluation {
-  std::vector<ScoreRow> rows;
-  // predictions[v][t][f]: variant v's probe at tap t on fold f's test images (in fold order).
-  std::vector<std::vector<std::vector<Predictions>>> predictions;
+struct ProbeSpec {
+  std::string name;
+  std::function<std::shared_ptr<Probe>()> make;
+  std::uint64_t seed = 0;
 };
 
-// features[v][t] as extract_features returns them; labels of every image. `threads` fits run side
-// by side (each with one LibTorch thread); the result does not depend on it.
-Evaluation evaluate(const std::vector<std::vector<at::Tensor>>& features, const std::vector<Variant>& variants,
-                               const std::vector<std::string>& taps, const std::vector<std::int64_t>& labels,
-                               std::int64_t num_classes, const SplitPlan& splits,
-                               const std::string& probe_name, const std::function<std::shared_ptr<Probe>()>& make_probe,
-                               std::uint64_t probe_seed,
-                               const std::vector<NamedMetric>& metrics, int threads = 1);
+// One probe's results over the whole study.
+struct Evaluation {
+  std::vector<ScoreRow> rows;  // after finish(): by fold, variant, tap, then metric
+  // predictions[v][t][f]: variant v's probe at tap t on fold f's test images (in fold order).
+  std::vector<std::vector<std::vector<Predictions>>> predictions;
+  std::vector<std::vector<ScoreRow>> task_rows;  // [(f * variants + v) * taps + t], until finish()
+  void finish();
+};
+
+// What every fit of the study shares.
+struct EvaluationSetup {
+  const std::vector<Variant>& variants;
+  const std::vector<std::string>& taps;  // every tap's name
+  const std::vector<std::int64_t>& labels;
+  std::int64_t num_classes = 0;
+  const SplitPlan& splits;
+  const std::vector<ProbeSpec>& probes;
+  const std::vector<NamedMetric>& metrics;
+  int threads = 1;
+};
+
+// One Evaluation per probe, sized for the study.
+std::vector<Evaluation> start_evaluation(const EvaluationSetup& setup);
+
+// Fits every probe at the taps `tap_indices`, whose features are features[k][v] (tap
+// tap_indices[k], variant v, float [images, dim]), into `evaluations`.
+void evaluate_taps(const EvaluationSetup& setup, const std::vector<std::size_t>& tap_indices,
+                   const std::vector<std::vector<at::Tensor>>& features, std::vector<Evaluation>& evaluations, Progress& progress);
 
 }  // namespace kgain::core
