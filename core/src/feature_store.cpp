@@ -40,6 +40,14 @@ std::uint64_t u64_at(const std::string& bytes, std::size_t at) {
   return v;
 }
 
+// A tap block's bytes before its checksum: float32 values, or for float16 a float32 scale per
+// feature (its largest magnitude) then the values divided by it, so that features of any
+// magnitude keep float16's relative precision (random networks with folded batch norm give
+// features of 1e-15 and below, which plain float16 would flush to 0).
+std::uint64_t block_bytes(std::uint64_t images, std::uint64_t dim, std::uint64_t precision) {
+  return precision == 4 ? images * dim * 4 : dim * 4 + images * dim * 2;
+}
+
 std::string read_range(const std::string& path, std::uint64_t offset, std::uint64_t size) {
   std::ifstream in(path, std::ios::binary);
   std::string out(size, '\0');
@@ -89,7 +97,7 @@ SegmentHeader parse_segment_header(const std::string& bytes, std::uint64_t file_
   std::uint64_t offset = h.header_bytes;
   for (auto d : h.dims) {
     h.block_offsets.push_back(offset);
-    offset += h.images * d * h.precision + 8;  // bounded: images, dims and taps are capped above
+    offset += block_bytes(h.images, d, h.precision) + 8;  // bounded: images, dims and taps are capped above
   }
   if (offset != file_size)
     throw std::runtime_error(name + " has " + std::to_string(file_size) + " bytes where its header announces " + std::to_string(offset));
@@ -97,23 +105,40 @@ SegmentHeader parse_segment_header(const std::string& bytes, std::uint64_t file_
 }
 
 void check_segment_block(const SegmentHeader& h, std::size_t tap, const std::string& block, const std::string& name) {
-  const std::uint64_t values = h.images * h.dims.at(tap), bytes = values * h.precision;
+  const std::uint64_t dim = h.dims.at(tap), values = h.images * dim, bytes = block_bytes(h.images, dim, h.precision);
   if (block.size() != bytes + 8) throw std::runtime_error(name + ": tap " + std::to_string(tap) + " is cut short");
-  if (u64_at(block, bytes) != hash64(block.data(), bytes, tap) && !skip_checksums) throw std::runtime_error(name + " fails the checksum of tap " + std::to_string(tap));
-  if (h.precision == 4) {
-    for (std::uint64_t i = 0; i < values; ++i) {
-      float v;
-      std::memcpy(&v, block.data() + 4 * i, 4);
-      if (!std::isfinite(v)) throw std::runtime_error(name + ": tap " + std::to_string(tap) + " holds a value that is not a finite number");
-    }
-  } else {
-    for (std::uint64_t i = 0; i < values; ++i) {
-      std::uint16_t v;
-      std::memcpy(&v, block.data() + 2 * i, 2);
-      if ((v & 0x7c00) == 0x7c00) throw std::runtime_error(name + ": tap " + std::to_string(tap) + " holds a value that is not a finite number");
-    }
+  if (u64_at(block, bytes) != hash64(block.data(), bytes, tap) && !skip_checksums)
+    throw std::runtime_error(name + " fails the checksum of tap " + std::to_string(tap));
+  const auto not_finite = [&] { return std::runtime_error(name + ": tap " + std::to_string(tap) + " holds a value that is not a finite number"); };
+  const std::uint64_t floats = h.precision == 4 ? values : dim;  // float16 blocks: the scales
+  for (std::uint64_t i = 0; i < floats; ++i) {
+    float v;
+    std::memcpy(&v, block.data() + 4 * i, 4);
+    if (!std::isfinite(v) || (h.precision == 2 && !(v > 0))) throw not_finite();
+  }
+  for (std::uint64_t i = 0; h.precision == 2 && i < values; ++i) {
+    std::uint16_t v;
+    std::memcpy(&v, block.data() + 4 * dim + 2 * i, 2);
+    if ((v & 0x7c00) == 0x7c00) throw not_finite();
   }
 }
+
+namespace {
+
+// A tap's features as stored: float32 as they are; float16 scaled per feature (block_bytes).
+std::string encode_block(const at::Tensor& x, StoragePrecision precision) {
+  const at::Tensor f = x.to(at::kFloat).contiguous();
+  if (precision == StoragePrecision::float32)
+    return std::string(static_cast<const char*>(f.data_ptr()), static_cast<std::size_t>(f.numel()) * 4);
+  at::Tensor scale = f.abs().amax(0);
+  scale = at::where(scale > 0, scale, at::ones_like(scale)).contiguous();
+  const at::Tensor half = (f / scale).to(at::kHalf).contiguous();
+  std::string out(static_cast<const char*>(scale.data_ptr()), static_cast<std::size_t>(scale.numel()) * 4);
+  out.append(static_cast<const char*>(half.data_ptr()), static_cast<std::size_t>(half.numel()) * 2);
+  return out;
+}
+
+}  // namespace
 
 FeatureSpace::FeatureSpace(const std::string& store, const std::string& key, StoragePrecision precision)
     : directory_(store + "/" + hash_hex(key + "\nprecision " + std::to_string(static_cast<int>(precision)))), precision_(precision) {
@@ -174,7 +199,7 @@ int FeatureSpace::verify(const std::vector<std::uint64_t>& identities) {
     h.dims = dims_;
     try {
       for (std::size_t t = 0; t < dims_.size(); ++t)
-        check_segment_block(h, t, read_range(seg.path, seg.block_offsets[t], h.images * dims_[t] * h.precision + 8), seg.path);
+        check_segment_block(h, t, read_range(seg.path, seg.block_offsets[t], block_bytes(h.images, dims_[t], h.precision) + 8), seg.path);
       seg.verified = true;
     } catch (const std::runtime_error& e) {
       set_aside(s, e.what());
@@ -191,23 +216,20 @@ void FeatureSpace::store(const std::vector<std::uint64_t>& identities, const std
   put(identities.size());
   put(taps.size());
   put(static_cast<std::uint64_t>(precision_));
-  std::vector<at::Tensor> blocks;
+  std::vector<std::string> blocks;
   for (const auto& t : taps) {
     if (t.size(0) != static_cast<std::int64_t>(identities.size()) || !at::isfinite(t).all().item<bool>())
       throw std::invalid_argument("feature store: a block to store is mis-shaped or not finite");
     put(static_cast<std::uint64_t>(t.size(1)));
-    blocks.push_back((precision_ == StoragePrecision::float16 ? t.to(at::kHalf) : t.to(at::kFloat)).contiguous());
-    if (precision_ == StoragePrecision::float16 && !at::isfinite(blocks.back()).all().item<bool>())
-      throw std::runtime_error("feature store: a feature exceeds float16's range (65504); use [features] storage = \"float32\"");
+    blocks.push_back(encode_block(t, precision_));
   }
   for (auto id : identities) put(id);
   put(hash64(header.data(), header.size()));
   std::vector<std::uint64_t> checksums(blocks.size());
   std::vector<ByteSpan> pieces{{header.data(), header.size()}};
   for (std::size_t t = 0; t < blocks.size(); ++t) {
-    const std::size_t bytes = static_cast<std::size_t>(blocks[t].numel()) * static_cast<std::size_t>(precision_);
-    checksums[t] = hash64(blocks[t].data_ptr(), bytes, t);
-    pieces.push_back({blocks[t].data_ptr(), bytes});
+    checksums[t] = hash64(blocks[t].data(), blocks[t].size(), t);
+    pieces.push_back({blocks[t].data(), blocks[t].size()});
     pieces.push_back({&checksums[t], 8});
   }
   const std::string path = directory_ + "/" + segment_name();
@@ -217,7 +239,7 @@ void FeatureSpace::store(const std::vector<std::uint64_t>& identities, const std
   const std::size_t s = segments_.size();
   Segment seg{path, identities, {}, true};
   std::uint64_t offset = header.size();
-  for (const auto& b : blocks) seg.block_offsets.push_back(offset), offset += static_cast<std::uint64_t>(b.numel()) * static_cast<std::uint64_t>(precision_) + 8;
+  for (const auto& b : blocks) seg.block_offsets.push_back(offset), offset += b.size() + 8;
   for (std::uint64_t row = 0; row < identities.size(); ++row) index_.emplace(identities[row], std::make_pair(s, row));
   segments_.push_back(std::move(seg));
 }
@@ -242,13 +264,14 @@ at::Tensor FeatureSpace::load_tap(std::size_t tap, const std::vector<std::uint64
     if (wanted[s].empty()) continue;
     const Segment& seg = segments_[s];
     h.images = seg.identities.size();
-    const std::string block = read_range(seg.path, seg.block_offsets[tap], h.images * dims_[tap] * h.precision + 8);
+    const std::string block = read_range(seg.path, seg.block_offsets[tap], block_bytes(h.images, dims_[tap], h.precision) + 8);
     check_segment_block(h, tap, block, seg.path);  // the file may have changed since it was verified
     if (precision_ == StoragePrecision::float32) {
       for (const auto& [row, i] : wanted[s]) std::memcpy(dst + i * d, block.data() + row * d * 4, static_cast<std::size_t>(d) * 4);
     } else {
-      const at::Tensor half = at::from_blob(const_cast<char*>(block.data()), {static_cast<std::int64_t>(h.images), d}, at::kHalf);
-      for (const auto& [row, i] : wanted[s]) out[i].copy_(half[static_cast<std::int64_t>(row)].to(at::kFloat));
+      const at::Tensor scale = at::from_blob(const_cast<char*>(block.data()), {d}, at::kFloat);
+      const at::Tensor half = at::from_blob(const_cast<char*>(block.data()) + 4 * d, {static_cast<std::int64_t>(h.images), d}, at::kHalf);
+      for (const auto& [row, i] : wanted[s]) out[i].copy_(half[static_cast<std::int64_t>(row)].to(at::kFloat) * scale);
     }
   }
   return out;

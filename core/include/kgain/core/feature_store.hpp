@@ -14,7 +14,10 @@
 //   "KGSEG001", u64 images, u64 taps, u64 precision (4: float32, 2: float16),
 //   u64 dims[taps], u64 identities[images],
 //   u64 header checksum (kgain::Hash64 of everything before it),
-//   per tap: [images x dims[t]] values then u64 checksum of those bytes.
+//   per tap: the values, then u64 checksum of those bytes. float32: [images x dims[t]] floats.
+//   float16: dims[t] float32 scales (each feature's largest magnitude), then [images x dims[t]]
+//   halves of value / scale, so that every feature keeps float16's relative precision whatever
+//   its magnitude (plain float16 would flush the 1e-15 features of some random networks to 0).
 // Each tap's block is checked on its own, so a reader loads one tap without the others.
 //
 // Trust and concurrency: a segment is written under a unique temporary name, fsynced and renamed
