@@ -286,9 +286,9 @@ TEST_CASE("The paired report renders in headless Chromium with every legend insi
   std::smatch m;
   const std::string rendered = kgain::test::slurp(dom);
   REQUIRE(std::regex_search(rendered, m, std::regex("LEGENDS (\\d+) OF (\\d+) IN (\\d+)")));
-  // Score and score difference (two copies of one run: identical random baselines, so the gain
-  // charts would repeat them and are left out).
-  CHECK(std::stoi(m[3]) == 2);
-  CHECK(std::stoi(m[2]) >= 2 + 1);  // a line per series at least (the longest names wrap)
+  // Score, gain and score difference (two copies of one run: identical random baselines, so the
+  // gain difference would repeat the score difference and is left out).
+  CHECK(std::stoi(m[3]) == 3);
+  CHECK(std::stoi(m[2]) >= 2 + 2 + 1);  // a line per series at least (the longest names wrap)
   CHECK(m[1] == m[2]);
 }

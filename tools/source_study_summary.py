@@ -3,11 +3,26 @@
 tools/source_study.sh writes: each source's gain per tap with its interval (gain.csv of each
 run) and the paired differences between sources (sources-SET.csv).
 
-    /usr/bin/python3 tools/source_study_summary.py RUNS_DIR [METRIC]     (default: accuracy)
-"""
-import csv, sys
+    /usr/bin/python3 tools/source_study_summary.py RUNS_DIR [METRIC] [--charts DIR]
 
-runs, metric = sys.argv[1], (sys.argv[2] if len(sys.argv) > 2 else "accuracy")
+METRIC defaults to accuracy. --charts DIR also copies the first three charts of each comparison
+page (score, gain, score difference per tap; the page's first metric) to DIR as SVG files.
+"""
+import csv, re, sys
+
+args = sys.argv[1:]
+charts = None
+if "--charts" in args:
+    charts = args[args.index("--charts") + 1]
+    del args[args.index("--charts"):args.index("--charts") + 2]
+runs, metric = args[0], (args[1] if len(args) > 1 else "accuracy")
+
+if charts:
+    for study in ("pcam", "lc25000"):
+        html = open(f"{runs}/sources-{study}.html").read()
+        svgs = re.findall(r'<svg class="kgain-chart".*?</svg>', html, re.S)
+        for name, svg in zip(("score", "gain", "difference"), svgs):
+            open(f"{charts}/sources-{study}-{name}.svg", "w").write(svg + "\n")
 sources = [("imagenet", "ImageNet"), ("inat-bird", "iNat birds"), ("inat-insect", "iNat insects")]
 
 

@@ -71,7 +71,7 @@ std::string section(const PairedComparison& c, const std::string& probe, std::si
   std::vector<double> x;
   for (std::size_t t = 0; t < c.taps.size(); ++t) x.push_back(static_cast<double>(t));
   // Identical random baselines make every gain difference the score difference: not shown twice.
-  const bool has_gain = !std::isnan(s.value(0, 0, true)) && !c.identical_random_baselines;
+  const bool has_gain = !std::isnan(s.value(0, 0, true)), has_gain_difference = has_gain && !c.identical_random_baselines;
 
   SvgChart scores("Pretrained score per tap", "tap", metric), gains("Knowledge gain per tap (pretrained − random)", "tap", "gain in " + metric);
   const std::string ref = c.runs[0].label;
@@ -99,7 +99,7 @@ std::string section(const PairedComparison& c, const std::string& probe, std::si
   std::ostringstream html;
   html << "<h2>Probe: " << html_escape(probe) << " — " << html_escape(metric) << "</h2>\n<div class=\"charts\">\n"
        << scores.render(chart_width, 360) << (has_gain ? gains.render(chart_width, 360) : "") << score_diff.render(chart_width, 360)
-       << (has_gain ? gain_diff.render(chart_width, 360) : "") << "</div>\n";
+       << (has_gain_difference ? gain_diff.render(chart_width, 360) : "") << "</div>\n";
 
   html << "<h3>Which run wins at each tap</h3>\n<p class=\"note\">Margin = the winner's advantage over the runner-up (in "
        << html_escape(metric) << ", positive = better), with its paired interval and p-value; q is the p-value adjusted for testing every tap "
@@ -108,13 +108,13 @@ std::string section(const PairedComparison& c, const std::string& probe, std::si
        << "<table><tr><th class=\"l\">#</th><th class=\"l\">tap</th>";
   for (const auto& run : c.runs) html << "<th>" << html_escape(run.label) << "</th>";
   html << "<th class=\"l\">best score</th><th>margin</th><th>interval</th><th>p</th><th>q</th><th class=\"l\">clear</th>";
-  if (has_gain) html << "<th class=\"l\">largest gain</th><th>margin</th><th>interval</th><th>p</th><th>q</th><th class=\"l\">clear</th>";
+  if (has_gain_difference) html << "<th class=\"l\">largest gain</th><th>margin</th><th>interval</th><th>p</th><th>q</th><th class=\"l\">clear</th>";
   html << "</tr>\n";
   for (std::size_t t = 0; t < c.taps.size(); ++t) {
     html << "<tr><td class=\"l\">" << t << "</td><td class=\"l\">" << html_escape(c.taps[t]) << "</td>";
     for (std::size_t r = 0; r < n; ++r) html << "<td>" << fixed(s.value(t, r, false)) << "</td>";
     html << winner_cells(s, t, false, c.higher_is_better[metric_index]);
-    if (has_gain) html << winner_cells(s, t, true, true);
+    if (has_gain_difference) html << winner_cells(s, t, true, true);
     html << "</tr>\n";
   }
   html << "</table>\n";
@@ -148,7 +148,7 @@ void write_paired_report(const PairedComparison& c, const std::string& out_file)
        << "; " << level << "% percentile intervals, two-sided p-values of \"no difference\" (docs/protocol.md).</p>\n"
        << (c.identical_random_baselines ? "<p class=\"note\">The runs' random variants predicted exactly alike (one architecture, the same "
                                           "seeds): their random baselines are identical, so each gain difference equals the score "
-                                          "difference and only the latter is drawn.</p>\n" : "")
+                                          "difference, and only the score difference is drawn.</p>\n" : "")
        << "<table><tr><th class=\"l\">run</th><th class=\"l\">backbone</th><th class=\"l\">weights</th><th class=\"l\">directory</th></tr>\n";
   for (const auto& r : c.runs)
     html << "<tr><td class=\"l\">" << html_escape(r.label) << "</td><td class=\"l\">" << html_escape(r.backbone) << "</td><td class=\"l\">"
