@@ -9,6 +9,7 @@ KGAIN_PACKAGES=(
   libboost-dev libboost-program-options-dev
   libtomlplusplus-dev libspdlog-dev nlohmann-json3-dev catch2
   libopencv-imgcodecs-dev libopencv-imgproc-dev libhdf5-dev libjpeg-dev zlib1g-dev libopenslide-dev
+  libopenmpi-dev openmpi-bin
 )
 
 # What the tests need besides the build: chromium (the browser check of report.html),

@@ -85,6 +85,7 @@ int command_run(const std::vector<std::string>& args) {
   if (vm.count("out")) options.out_dir = vm["out"].as<std::string>();
   options.replace_other = vm["replace"].as<bool>();
   const RunSummary s = run_study(config, options);
+  if (!s.root) return 0;  // another rank of an MPI job: rank 0 reports
 
   // A summary table: the first metric's gain per tap.
   const std::string metric = config.metrics.front().name, probe = config.probes.front().name;

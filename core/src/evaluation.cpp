@@ -7,6 +7,8 @@
 
 #include <ATen/ATen.h>
 
+#include "kgain/core/blas_threads.hpp"
+
 namespace kgain::core {
 
 void Evaluation::finish() {
@@ -47,11 +49,19 @@ void fit_one(const EvaluationSetup& s, std::size_t p, std::size_t v, std::size_t
   predictions.labels.assign(fold.test.size(), 0);
   for (std::size_t i = 0; i < fold.test.size(); ++i) predictions.labels[i] = s.labels[static_cast<std::size_t>(fold.test[i])];
   predictions.scores.assign(proba.data_ptr<double>(), proba.data_ptr<double>() + proba.numel());
+  record_predictions(s, p, v, f, tap, std::move(predictions), out);
+}
+
+}  // namespace
+
+void record_predictions(const EvaluationSetup& s, std::size_t p, std::size_t v, std::size_t f, std::size_t tap, Predictions predictions,
+                        Evaluation& out) {
+  const auto& fold = s.splits.folds[f];
   auto& rows = out.task_rows[(f * s.variants.size() + v) * s.taps.size() + tap];
   rows.clear();
   for (const auto& m : s.metrics) {
     ScoreRow row;
-    row.probe = name;
+    row.probe = s.probes[p].name;
     row.variant = s.variants[v].name();
     row.pretrained = s.variants[v].kind == Variant::Kind::pretrained;
     row.seed = s.variants[v].seed;
@@ -67,7 +77,6 @@ void fit_one(const EvaluationSetup& s, std::size_t p, std::size_t v, std::size_t
   out.predictions[v][tap][f] = std::move(predictions);
 }
 
-}  // namespace
 
 void evaluate_taps(const EvaluationSetup& s, const std::vector<std::size_t>& tap_indices, const std::vector<std::vector<at::Tensor>>& features,
                    std::vector<Evaluation>& evaluations, Progress& progress) {
@@ -105,7 +114,8 @@ void evaluate_taps(const EvaluationSetup& s, const std::vector<std::size_t>& tap
     }
   };
   // Probes on a few thousand images are too small to keep several cores busy one at a time:
-  // fits run side by side instead, one core each.
+  // fits run side by side instead, one core each (and one BLAS thread: blas_threads.hpp).
+  const SingleThreadedBlas one_blas_thread;
   std::vector<std::thread> pool;
   for (int i = 1; i < std::min<int>(s.threads, static_cast<int>(total)); ++i) pool.emplace_back(work, true);
   work(!pool.empty());

@@ -4,6 +4,7 @@
 #include "kgain/core/progress.hpp"
 
 #include <algorithm>
+#include <csignal>
 #include <chrono>
 #include <exception>
 #include <future>
@@ -123,9 +124,16 @@ void extract_features(Backbone& backbone, const std::vector<Variant>& variants, 
   if (!todo.empty())
     spdlog::info("extracting features: {} of {} images to compute ({} image x variant pairs), {} pairs from the feature store",
                  todo.size(), samples.size(), pending, stats.images_from_store);
-  std::vector<std::vector<std::int64_t>> chunks;
-  for (std::size_t k = 0; k < todo.size(); k += chunk_images)
-    chunks.emplace_back(todo.begin() + static_cast<std::ptrdiff_t>(k), todo.begin() + static_cast<std::ptrdiff_t>(std::min(todo.size(), k + chunk_images)));
+  std::vector<std::vector<std::int64_t>> chunks;  // this process's share of the chunks
+  for (std::size_t k = 0, c = 0; k < todo.size(); k += chunk_images, ++c)
+    if (static_cast<int>(c % static_cast<std::size_t>(input.share_count)) == input.share_rank)
+      chunks.emplace_back(todo.begin() + static_cast<std::ptrdiff_t>(k), todo.begin() + static_cast<std::ptrdiff_t>(std::min(todo.size(), k + chunk_images)));
+  if (input.share_count > 1) {
+    pending = 0;
+    for (const auto& chunk : chunks)
+      for (auto i : chunk)
+        for (std::size_t v = 0; v < variants.size(); ++v) pending += missing[v][static_cast<std::size_t>(i)];
+  }
 
   std::map<std::size_t, std::unique_ptr<Network>> networks;  // built only for variants with work
   Progress progress("features", "images", pending);
@@ -158,7 +166,7 @@ void extract_features(Backbone& backbone, const std::vector<Variant>& variants, 
         if (!net) net = backbone.instantiate(variants[v], pooling);
         spaces[v].store(row_ids, forward_rows(*net, decoded.images, rows, input.batch_size, variants[v].name(), samples, chunk));
         stats.images_forwarded += static_cast<std::int64_t>(rows.size());
-        ++stats.segments_written;
+        if (++stats.segments_written == input.die_after_segments) std::raise(SIGKILL);
       }
       progress.advance(lacking);
     }

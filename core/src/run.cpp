@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <memory>
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -29,6 +30,7 @@
 #include <kgain/file_hash.hpp>
 
 #include "kgain/core/build_info.hpp"
+#include "kgain/core/cluster.hpp"
 #include "kgain/core/feature_store.hpp"
 #include "kgain/core/image_identity.hpp"
 #include "kgain/core/predictions_file.hpp"
@@ -375,9 +377,104 @@ ExtractionInput extraction_input(const Config& config, const Study& study) {
   return ExtractionInput{study.samples, study.identities, study.prep, config.batch_size, config.skip_bad_images, decode_threads(config)};
 }
 
+// Bytes between the ranks of one job (trusted: the same build wrote them a moment ago).
+class Packer {
+ public:
+  void u64(std::uint64_t v) { bytes_.append(reinterpret_cast<const char*>(&v), 8); }
+  void f64(double v) { bytes_.append(reinterpret_cast<const char*>(&v), 8); }
+  void doubles(const std::vector<double>& v) { bytes_.append(reinterpret_cast<const char*>(v.data()), 8 * v.size()); }
+  void text(const std::string& t) { u64(t.size()), bytes_ += t; }
+  const std::string& bytes() const { return bytes_; }
+
+ private:
+  std::string bytes_;
+};
+
+class Unpacker {
+ public:
+  explicit Unpacker(const std::string& bytes) : bytes_(bytes) {}
+  std::uint64_t u64() { return take<std::uint64_t>(); }
+  double f64() { return take<double>(); }
+  void doubles(std::vector<double>& v) {
+    need(8 * v.size());
+    std::memcpy(v.data(), bytes_.data() + at_, 8 * v.size()), at_ += 8 * v.size();
+  }
+  std::string text() {
+    const std::uint64_t n = u64();
+    need(n);
+    std::string t = bytes_.substr(at_, n);
+    at_ += n;
+    return t;
+  }
+
+ private:
+  template <class T>
+  T take() {
+    need(sizeof(T));
+    T v;
+    std::memcpy(&v, bytes_.data() + at_, sizeof(T));
+    at_ += sizeof(T);
+    return v;
+  }
+  void need(std::size_t n) const {
+    if (bytes_.size() - at_ < n) throw std::runtime_error("a rank sent root a message cut short (a kgain of another version on that node?)");
+  }
+  const std::string& bytes_;
+  std::size_t at_ = 0;
+};
+
+// Root adds up what the ranks extracted; every rank learns every image that could not be decoded
+// (another rank's bad image has no features for this rank to read).
+void merge_extraction_stats(ExtractionStats& stats) {
+  const Cluster& cluster = Cluster::get();
+  Packer out;
+  out.u64(static_cast<std::uint64_t>(stats.images_decoded)), out.u64(static_cast<std::uint64_t>(stats.images_forwarded));
+  out.u64(static_cast<std::uint64_t>(stats.segments_written)), out.u64(stats.bad_images.size());
+  for (const auto& [index, reason] : stats.bad_images) out.u64(static_cast<std::uint64_t>(index)), out.text(reason);
+  const auto all = cluster.gather(out.bytes());
+  Packer merged;
+  if (cluster.root()) {
+    stats.bad_images.clear();
+    stats.images_decoded = stats.images_forwarded = stats.segments_written = 0;
+    for (const auto& bytes : all) {
+      Unpacker in(bytes);
+      stats.images_decoded += static_cast<std::int64_t>(in.u64());
+      stats.images_forwarded += static_cast<std::int64_t>(in.u64());
+      stats.segments_written += static_cast<std::int64_t>(in.u64());
+      for (std::uint64_t n = in.u64(); n > 0; --n) {
+        const auto index = static_cast<std::int64_t>(in.u64());
+        stats.bad_images.emplace_back(index, in.text());
+      }
+    }
+    std::sort(stats.bad_images.begin(), stats.bad_images.end());
+    merged.u64(stats.bad_images.size());
+    for (const auto& [index, reason] : stats.bad_images) merged.u64(static_cast<std::uint64_t>(index)), merged.text(reason);
+  }
+  std::string bad = merged.bytes();
+  cluster.broadcast(bad);
+  if (cluster.root()) return;
+  Unpacker in(bad);
+  stats.bad_images.clear();
+  for (std::uint64_t n = in.u64(); n > 0; --n) {
+    const auto index = static_cast<std::int64_t>(in.u64());
+    stats.bad_images.emplace_back(index, in.text());
+  }
+}
+
 // Features of every variant into the store; images that could not be decoded leave every fold.
-void extract_stage(const Config& config, Study& study, std::vector<FeatureSpace>& spaces, RunSummary& summary) {
-  extract_features(*study.backbone, study.variants, config.pooling, extraction_input(config, study), spaces, summary.extraction);
+void extract_stage(const Config& config, Study& study, std::vector<FeatureSpace>& spaces, const std::string& store, RunSummary& summary) {
+  const Cluster& cluster = Cluster::get();
+  ExtractionInput input = extraction_input(config, study);
+  input.share_rank = cluster.rank();
+  input.share_count = cluster.size();
+  if (const char* kill = std::getenv("KGAIN_TEST_KILL_RANK"); kill && std::atoi(kill) == cluster.rank() && std::strchr(kill, ':'))
+    input.die_after_segments = std::atoll(std::strchr(kill, ':') + 1);
+  cluster.together([&] { extract_features(*study.backbone, study.variants, config.pooling, input, spaces, summary.extraction); });
+  if (cluster.distributed()) {
+    merge_extraction_stats(summary.extraction);
+    cluster.barrier();
+    spaces = open_feature_spaces(config, study, store);  // every rank's segments, for the taps each rank evaluates
+  }
   const auto& bad_images = summary.extraction.bad_images;
   if (!bad_images.empty()) {
     std::set<std::int64_t> bad;
@@ -386,7 +483,7 @@ void extract_stage(const Config& config, Study& study, std::vector<FeatureSpace>
       for (auto* side : {&fold.train, &fold.test})
         side->erase(std::remove_if(side->begin(), side->end(), [&](std::int64_t i) { return bad.count(i) > 0; }), side->end());
     spdlog::warn("{} image(s) could not be decoded and were left out (on_bad_image = \"skip\"); see run.json", bad.size());
-    write_splits_csv(summary.run_dir + "/splits.csv", study.samples, study.classes, study.splits);  // they show as "unused"
+    if (cluster.root()) write_splits_csv(summary.run_dir + "/splits.csv", study.samples, study.classes, study.splits);  // they show as "unused"
   }
   check_folds(study.splits, study.labels, study.classes);
   const ExtractionStats& x = summary.extraction;
@@ -404,13 +501,62 @@ std::vector<std::int64_t> usable_rows(const Study& study, const RunSummary& summ
   return rows;
 }
 
+// Every rank sends root the predictions of its taps and its estimator rows; root scores them as
+// its own (record_predictions) and puts the estimator rows in tap order, as one process would.
+void gather_evaluations(const EvaluationSetup& setup, const std::vector<std::size_t>& mine, std::vector<Evaluation>& evaluations,
+                        std::vector<TransferabilityRow>& transferability) {
+  const Cluster& cluster = Cluster::get();
+  Packer out;
+  out.u64(mine.size());
+  for (auto t : mine) {
+    out.u64(t);
+    for (auto& e : evaluations)
+      for (std::size_t v = 0; v < setup.variants.size(); ++v)
+        for (std::size_t f = 0; f < setup.splits.folds.size(); ++f) out.doubles(e.predictions[v][t][f].scores);
+  }
+  out.u64(transferability.size());
+  for (const auto& r : transferability) out.u64(r.tap_index), out.text(r.metric), out.f64(r.pretrained), out.f64(r.random_mean), out.f64(r.random_sd);
+  const auto all = cluster.gather(out.bytes());
+  for (std::size_t rank = 1; rank < all.size(); ++rank) {
+    Unpacker in(all[rank]);
+    for (std::uint64_t n = in.u64(); n > 0; --n) {
+      const auto t = static_cast<std::size_t>(in.u64());
+      if (t >= setup.taps.size()) throw std::runtime_error("rank " + std::to_string(rank) + " sent a tap this study does not have");
+      for (std::size_t p = 0; p < evaluations.size(); ++p)
+        for (std::size_t v = 0; v < setup.variants.size(); ++v)
+          for (std::size_t f = 0; f < setup.splits.folds.size(); ++f) {
+            const auto& fold = setup.splits.folds[f];
+            Predictions x;
+            x.num_classes = setup.num_classes;
+            for (auto i : fold.test) x.labels.push_back(setup.labels[static_cast<std::size_t>(i)]);
+            x.scores.resize(fold.test.size() * static_cast<std::size_t>(setup.num_classes));
+            in.doubles(x.scores);
+            record_predictions(setup, p, v, f, t, std::move(x), evaluations[p]);
+          }
+    }
+    for (std::uint64_t n = in.u64(); n > 0; --n) {
+      TransferabilityRow r;
+      r.tap_index = static_cast<std::size_t>(in.u64());
+      r.metric = in.text();
+      r.pretrained = in.f64(), r.random_mean = in.f64(), r.random_sd = in.f64();
+      r.tap = setup.taps.at(r.tap_index);
+      transferability.push_back(r);
+    }
+  }
+  std::stable_sort(transferability.begin(), transferability.end(),
+                   [](const TransferabilityRow& a, const TransferabilityRow& b) { return a.tap_index < b.tap_index; });
+}
+
 // Probes, estimators and CKA, tap by tap: memory holds the features of the taps in flight only.
 // Taps are taken one at a time, or a few together when one tap offers fewer fits than threads.
-std::vector<Evaluation> evaluate_stage(const Config& config, const Study& study, const std::vector<FeatureSpace>& spaces, RunSummary& summary) {
+// Each rank evaluates its share of the tap groups (every group in a single process) into
+// `evaluations` and lists the taps it did in `mine`; finish_evaluation then puts them together.
+void evaluate_stage(const Config& config, const Study& study, const std::vector<FeatureSpace>& spaces, RunSummary& summary,
+                    std::vector<Evaluation>& evaluations, std::vector<std::size_t>& mine) {
   const int threads = at::get_num_threads();
   const EvaluationSetup setup{study.variants, study.tap_names, study.labels, static_cast<std::int64_t>(study.classes.size()),
                               study.splits, study.probes, study.metrics, threads};
-  std::vector<Evaluation> evaluations = start_evaluation(setup);
+  evaluations = start_evaluation(setup);
   const std::size_t fits_per_tap = study.probes.size() * study.splits.folds.size() * study.variants.size();
   const std::size_t group = std::max<std::size_t>(1, (static_cast<std::size_t>(threads) + fits_per_tap - 1) / fits_per_tap);
   const bool estimators = study.backbone->has_pretrained_weights() && (!study.feature_metrics.empty() || config.cka);
@@ -418,8 +564,10 @@ std::vector<Evaluation> evaluate_stage(const Config& config, const Study& study,
   const at::Tensor usable = at::tensor(rows, at::kLong);
   std::vector<std::int64_t> usable_labels;
   for (auto i : rows) usable_labels.push_back(study.labels[static_cast<std::size_t>(i)]);
+  const Cluster& cluster = Cluster::get();
   Progress progress("probes", "fits", static_cast<std::int64_t>(fits_per_tap * study.taps.size()));
-  for (std::size_t first = 0; first < study.taps.size(); first += group) {
+  for (std::size_t first = 0, g = 0; first < study.taps.size(); first += group, ++g) {
+    if (static_cast<int>(g % static_cast<std::size_t>(cluster.size())) != cluster.rank()) continue;
     std::vector<std::size_t> taps;
     std::vector<std::vector<at::Tensor>> features;  // [k][v]
     for (std::size_t t = first; t < std::min(study.taps.size(), first + group); ++t) {
@@ -429,22 +577,29 @@ std::vector<Evaluation> evaluate_stage(const Config& config, const Study& study,
         features.back().push_back(load_tap(space, t, study.identities, summary.extraction.bad_images, study.samples));
     }
     evaluate_taps(setup, taps, features, evaluations, progress);
+    mine.insert(mine.end(), taps.begin(), taps.end());
     for (std::size_t k = 0; estimators && k < taps.size(); ++k) {
       std::vector<std::vector<at::Tensor>> one_tap;  // [v][0]: the usable rows
       for (const auto& x : features[k]) one_tap.push_back({rows.size() == study.samples.size() ? x : x.index_select(0, usable)});
       for (auto r : compute_transferability(one_tap, study.variants, {study.tap_names[taps[k]]}, usable_labels,
-                                            static_cast<std::int64_t>(study.classes.size()), study.feature_metrics, config.cka)) {
+                                            static_cast<std::int64_t>(study.classes.size()), study.feature_metrics, config.cka, threads)) {
         r.tap_index = taps[k];
         summary.transferability.push_back(r);
       }
     }
     spdlog::debug("taps {}-{} evaluated", taps.front(), taps.back());
   }
+}
+
+// Root collects the other ranks' taps (gather_evaluations); then the rows take their fixed order.
+void finish_evaluation(const Study& study, std::vector<Evaluation>& evaluations, const std::vector<std::size_t>& mine, RunSummary& summary) {
+  const EvaluationSetup setup{study.variants, study.tap_names, study.labels, static_cast<std::int64_t>(study.classes.size()),
+                              study.splits, study.probes, study.metrics, at::get_num_threads()};
+  if (Cluster::get().distributed()) gather_evaluations(setup, mine, evaluations, summary.transferability);
   for (auto& e : evaluations) {
     e.finish();
     summary.scores.insert(summary.scores.end(), e.rows.begin(), e.rows.end());
   }
-  return evaluations;
 }
 
 // Gain with intervals per probe; which estimator ranks the taps like the first probe; LEEP/NCE.
@@ -542,39 +697,87 @@ void write_stage(const Config& config, const Study& study, const std::vector<Eva
   write_report(dir);
 }
 
+// In an MPI job: every rank must see the folder root wrote into (a shared filesystem).
+void check_visible(const std::string& dir, const std::string& what) {
+  const Cluster& cluster = Cluster::get();
+  if (!cluster.distributed()) return;
+  std::string token;
+  cluster.together([&] {
+    if (!cluster.root()) return;
+    char host[256] = "?";
+    ::gethostname(host, sizeof host - 1);
+    token = std::string(host) + " " + std::to_string(::getpid()) + " " + std::to_string(std::chrono::system_clock::now().time_since_epoch().count());
+    write_file_atomically(dir + "/.kgain-visible", token);
+  });
+  cluster.broadcast(token);
+  cluster.together([&] {
+    if (read_file(dir + "/.kgain-visible") != token)
+      throw std::runtime_error("rank " + std::to_string(cluster.rank()) + " does not see the " + what + " '" + dir + "' that rank 0 wrote to: the run "
+                               "directory and the feature store must be on a filesystem every rank sees (NFS, Lustre, GPFS; not a node's "
+                               "local disk), see docs/cluster.md");
+  });
+}
+
 }  // namespace
 
 // The study as the architecture page draws it: plan, extract, evaluate, analyse, write.
 RunSummary run_study(const Config& config, const RunOptions& options) {
   const auto start = std::chrono::steady_clock::now();
+  const Cluster& cluster = Cluster::get();  // under mpirun: one of several ranks (cluster.hpp)
   RunSummary summary;
+  summary.root = cluster.root();
   summary.run_dir = run_dir_of(config, options);
-  fs::create_directories(summary.run_dir);
-  const RunDirLock lock(summary.run_dir);
-  check_run_dir(summary.run_dir, config, options);
-  RunLog log(summary.run_dir + "/kgain.log");
-  if (const int stale = remove_stale_temporaries(summary.run_dir); stale > 0)
-    spdlog::info("removed {} temporary file(s) that an interrupted run left behind", stale);
+  std::unique_ptr<RunDirLock> lock;
+  cluster.together([&] {
+    if (!cluster.root()) return;
+    fs::create_directories(summary.run_dir);
+    lock = std::make_unique<RunDirLock>(summary.run_dir);
+    check_run_dir(summary.run_dir, config, options);
+  });
+  check_visible(summary.run_dir, "run directory");
+  RunLog log(summary.run_dir + (cluster.root() ? "/kgain.log" : "/kgain.rank-" + std::to_string(cluster.rank()) + ".log"));
+  if (cluster.distributed()) {
+    spdlog::default_logger()->set_pattern("[%Y-%m-%d %H:%M:%S.%e] [rank " + std::to_string(cluster.rank()) + "] [%l] %v");
+    if (!cluster.root()) Progress::enable(false);  // one progress line, root's
+  }
+  if (cluster.root())
+    if (const int stale = remove_stale_temporaries(summary.run_dir); stale > 0)
+      spdlog::info("removed {} temporary file(s) that an interrupted run left behind", stale);
   spdlog::info("kgain {} run '{}' from {} into {}", KGAIN_VERSION, config.name, config.file, summary.run_dir);
+  if (cluster.distributed()) spdlog::info("MPI job of {} ranks: this is rank {}", cluster.size(), cluster.rank());
   set_threads(config.threads);
   spdlog::info("LibTorch {} with {} threads", TORCH_VERSION, at::get_num_threads());
 
   Study study;
-  load_plugins(config, study);
-  plan_images(config, study, summary);
-  plan_network(config, study);
-  study.identities = image_identities(study.samples, study.prep.pixel_source, std::max(2, decode_threads(config)));
-  if (config.recalibrate_batch_norm) calibrate_batch_norm(config, study);
+  cluster.together([&] {
+    load_plugins(config, study);
+    plan_images(config, study, summary);
+    plan_network(config, study);
+    study.identities = image_identities(study.samples, study.prep.pixel_source, std::max(2, decode_threads(config)));
+    if (config.recalibrate_batch_norm) calibrate_batch_norm(config, study);
+  });
   // Everything was accepted: the directory is now this run's (a config that fails before
   // this point leaves nothing behind, so the corrected config is not refused).
-  write_file_atomically(summary.run_dir + "/config.resolved.toml", config.resolved_toml);
-  write_splits_csv(summary.run_dir + "/splits.csv", study.samples, study.classes, study.splits);
-  write_taps_csv(summary.run_dir + "/taps.csv", study.taps);
-
   const std::string store = feature_store_dir(config, summary.run_dir);
-  std::vector<FeatureSpace> spaces = open_feature_spaces(config, study, store);
-  extract_stage(config, study, spaces, summary);
-  const std::vector<Evaluation> evaluations = evaluate_stage(config, study, spaces, summary);
+  cluster.together([&] {
+    if (!cluster.root()) return;
+    write_file_atomically(summary.run_dir + "/config.resolved.toml", config.resolved_toml);
+    write_splits_csv(summary.run_dir + "/splits.csv", study.samples, study.classes, study.splits);
+    write_taps_csv(summary.run_dir + "/taps.csv", study.taps);
+    fs::create_directories(store);
+  });
+  check_visible(store, "feature store");
+  std::vector<FeatureSpace> spaces;
+  cluster.together([&] { spaces = open_feature_spaces(config, study, store); });
+  extract_stage(config, study, spaces, store, summary);
+  std::vector<Evaluation> evaluations;
+  std::vector<std::size_t> mine;
+  cluster.together([&] { evaluate_stage(config, study, spaces, summary, evaluations, mine); });
+  finish_evaluation(study, evaluations, mine, summary);
+  if (!cluster.root()) {
+    spdlog::info("rank {} done: its share is with rank 0", cluster.rank());
+    return summary;
+  }
   analyse_stage(config, study, evaluations, summary, store);
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   write_stage(config, study, evaluations, summary);

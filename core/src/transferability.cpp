@@ -1,5 +1,12 @@
 #include "kgain/core/transferability.hpp"
 
+#include <atomic>
+#include <exception>
+#include <mutex>
+#include <thread>
+
+#include "kgain/core/blas_threads.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -81,7 +88,7 @@ double nce(const at::Tensor& source_probs, const std::vector<std::int64_t>& labe
 std::vector<TransferabilityRow> compute_transferability(const std::vector<std::vector<at::Tensor>>& features,
                                                         const std::vector<Variant>& variants, const std::vector<std::string>& taps,
                                                         const std::vector<std::int64_t>& labels, std::int64_t num_classes,
-                                                        const std::vector<NamedFeatureMetric>& metrics, bool cka) {
+                                                        const std::vector<NamedFeatureMetric>& metrics, bool cka, int threads) {
   const at::Tensor y = at::tensor(labels, at::kLong);
   std::size_t pretrained = 0;
   std::vector<std::size_t> random;
@@ -91,29 +98,52 @@ std::vector<TransferabilityRow> compute_transferability(const std::vector<std::v
   }
   const std::size_t per_tap = metrics.size() + (cka ? 1 : 0);
   std::vector<TransferabilityRow> rows(taps.size() * per_tap);
-  // Sequential: the d x d products inside each estimator already use every core.
-  for (std::size_t task = 0; task < rows.size(); ++task) {
-      const std::size_t t = task / per_tap, m = task % per_tap;
-      TransferabilityRow& row = rows[task];
-      row.tap_index = t;
-      row.tap = taps[t];
-      std::vector<double> values;
-      if (m < metrics.size()) {
-        row.metric = metrics[m].name;
-        row.pretrained = metrics[m].metric->score(features[pretrained][t], y, num_classes);
-        for (auto v : random) values.push_back(metrics[m].metric->score(features[v][t], y, num_classes));
-      } else {
-        row.metric = "cka";
-        for (auto v : random) values.push_back(linear_cka(features[pretrained][t], features[v][t]));
-        row.pretrained = std::accumulate(values.begin(), values.end(), 0.0) / static_cast<double>(values.size());
-        row.random_mean = row.random_sd = std::numeric_limits<double>::quiet_NaN();
-        continue;
-      }
-      row.random_mean = std::accumulate(values.begin(), values.end(), 0.0) / static_cast<double>(values.size());
-      double ss = 0;
-      for (double x : values) ss += (x - row.random_mean) * (x - row.random_mean);
-      row.random_sd = values.size() > 1 ? std::sqrt(ss / static_cast<double>(values.size() - 1)) : 0.0;
-  }
+  const auto one = [&](std::size_t task) {
+    const std::size_t t = task / per_tap, m = task % per_tap;
+    TransferabilityRow& row = rows[task];
+    row.tap_index = t;
+    row.tap = taps[t];
+    std::vector<double> values;
+    if (m < metrics.size()) {
+      row.metric = metrics[m].name;
+      row.pretrained = metrics[m].metric->score(features[pretrained][t], y, num_classes);
+      for (auto v : random) values.push_back(metrics[m].metric->score(features[v][t], y, num_classes));
+    } else {
+      row.metric = "cka";
+      for (auto v : random) values.push_back(linear_cka(features[pretrained][t], features[v][t]));
+      row.pretrained = std::accumulate(values.begin(), values.end(), 0.0) / static_cast<double>(values.size());
+      row.random_mean = row.random_sd = std::numeric_limits<double>::quiet_NaN();
+      return;
+    }
+    row.random_mean = std::accumulate(values.begin(), values.end(), 0.0) / static_cast<double>(values.size());
+    double ss = 0;
+    for (double x : values) ss += (x - row.random_mean) * (x - row.random_mean);
+    row.random_sd = values.size() > 1 ? std::sqrt(ss / static_cast<double>(values.size() - 1)) : 0.0;
+  };
+  // One task per (tap, estimator), side by side, each with one LibTorch and one BLAS thread: the
+  // numbers do not depend on the thread count (blas_threads.hpp). A task owns its estimator
+  // object, so each object is called from one thread at a time (feature_metric.hpp).
+  const SingleThreadedBlas one_blas_thread;
+  std::atomic<std::size_t> next{0};
+  std::exception_ptr first_error;
+  std::mutex error_mutex;
+  const auto work = [&] {
+    at::set_num_threads(1);
+    try {
+      for (std::size_t task = next++; task < rows.size(); task = next++) one(task);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(error_mutex);
+      if (!first_error) first_error = std::current_exception();
+      next = rows.size();
+    }
+  };
+  const int previous = at::get_num_threads();
+  std::vector<std::thread> pool;
+  for (int i = 1; i < std::min<int>(threads, static_cast<int>(rows.size())); ++i) pool.emplace_back(work);
+  work();
+  for (auto& th : pool) th.join();
+  at::set_num_threads(previous);
+  if (first_error) std::rethrow_exception(first_error);
   return rows;
 }
 

@@ -3,7 +3,8 @@
 // Transferability estimators (LogME, H-score, TransRate, GBC, ...) look at the features of the
 // labelled images and the labels, and predict how well a classifier on them would do. kgain
 // computes them at every tap and compares their ranking of the taps with the probes'.
-// Threads: created once per run; score() is called from one thread at a time.
+// Threads: created once per run; score() of one object is called from one thread at a time,
+// but different estimator objects run side by side: keep no mutable state shared between objects.
 #pragma once
 
 #include <cstdint>

@@ -52,6 +52,12 @@ struct ExtractionInput {
   std::int64_t batch_size = 32;
   bool skip_bad_images = false;
   int decode_threads = 1;
+  // This process computes the chunks k with k % share_count == share_rank (the ranks of an MPI
+  // job split the missing images; cluster.hpp); the others are left to the other ranks.
+  int share_rank = 0, share_count = 1;
+  // Tests only ($KGAIN_TEST_KILL_RANK=R:N): this rank kills itself (SIGKILL) after storing N
+  // segments, as a crashed node would.
+  std::int64_t die_after_segments = 0;
 };
 
 // Makes spaces[v] hold every decodable image's features for variant v (stats say what it took).

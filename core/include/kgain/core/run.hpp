@@ -24,6 +24,7 @@ struct RunOptions {
 };
 
 struct RunSummary {
+  bool root = true;  // false on the other ranks of an MPI job: root (rank 0) holds the results
   std::string run_dir;
   std::string split_strategy;
   std::int64_t images = 0;
@@ -38,6 +39,7 @@ struct RunSummary {
   double seconds = 0;
 };
 
+// Under an MPI launcher every rank calls it (cluster.hpp); the outputs are those of one process.
 RunSummary run_study(const Config& config, const RunOptions& options);
 
 // Sets LibTorch's intra-op threads (0: every core); LibTorch defaults to 1 here.

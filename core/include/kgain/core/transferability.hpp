@@ -32,11 +32,13 @@ struct TransferabilityRow {
 // rotation or isotropic scaling of it.
 double linear_cka(const at::Tensor& x, const at::Tensor& y);
 
-// features[v][t] as extract_features returns them, for the images with `labels`.
+// features[v][t]: variant v's features at tap t, for the images with `labels`. The estimators of
+// each tap run side by side on `threads` workers, one LibTorch and one BLAS thread each, so the
+// numbers do not depend on `threads` (blas_threads.hpp).
 std::vector<TransferabilityRow> compute_transferability(const std::vector<std::vector<at::Tensor>>& features,
                                                         const std::vector<Variant>& variants, const std::vector<std::string>& taps,
                                                         const std::vector<std::int64_t>& labels, std::int64_t num_classes,
-                                                        const std::vector<NamedFeatureMetric>& metrics, bool cka);
+                                                        const std::vector<NamedFeatureMetric>& metrics, bool cka, int threads = 1);
 
 // LEEP (Nguyen et al. 2020): the mean log-likelihood of the target labels under the
 // "expected empirical predictor" built from the source model's class probabilities theta [n, Z]:
