@@ -213,8 +213,7 @@ TEST_CASE("Trust 3: an image replaced in place, or a bad image fixed, is compute
   write_bytes(tumour[1], read_bytes(others.back()));
   const RunSummary replaced = run(config, dir / "run");
   CHECK(replaced.extraction.images_forwarded == 1 * 2);
-  // Replaced by a copy of an image the study has: same content, same features, nothing to compute.
-  write_bytes(tumour[1], read_bytes(tumour[2]));
+  // The same images again: nothing to compute.
   CHECK(run(config, dir / "run").extraction.images_forwarded == 0);
   // A run that does not skip decodes the bad image again (the store never holds one) and refuses it.
   write_bytes(tumour[3], "broken");
@@ -312,6 +311,35 @@ TEST_CASE("Trust 7: a duplicated manifest row or a NUL byte in a path is an erro
   REQUIRE_THROWS_WITH(run(study(table), dir / "run"), Contains("is listed twice") && Contains(first.substr(0, first.find(','))));
   write_bytes(root / "manifest.csv", rows.str() + std::string("0_no_tumor/x\0y.png,0_no_tumor\n", 30));
   REQUIRE_THROWS_WITH(run(study(table), dir / "run"), Contains("NUL byte"));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("Trust 7b: two files with the same bytes on both sides of a fold are refused; on one side they are one image", "[trust][end_to_end]") {
+  const fs::path dir = fresh_dir("same-content");
+  const fs::path root = pcam_folder(dir, 6);
+  std::vector<std::string> rows;
+  for (const auto& cls : {"0_no_tumor", "1_tumor"}) {
+    std::vector<fs::path> files;
+    for (const auto& e : fs::directory_iterator(root / cls)) files.push_back(e.path());
+    std::sort(files.begin(), files.end());
+    for (std::size_t i = 0; i < files.size(); ++i)
+      rows.push_back(std::string(cls) + "/" + files[i].filename().string() + "," + cls + "," + (i < 4 ? "train" : "test"));
+  }
+  // A copy of a training image under another name, in the test split: a test on a training image.
+  fs::copy_file(root / rows[0].substr(0, rows[0].find(',')), root / "0_no_tumor" / "copy.jpg");
+  const auto manifest = [&](const std::string& copy_split) {
+    std::string text = "path,label,split\n";
+    for (const auto& r : rows) text += r + "\n";
+    write_bytes(root / "manifest.csv", text + "0_no_tumor/copy.jpg,0_no_tumor," + copy_split + "\n");
+  };
+  const std::string table = "[dataset]\nplugin = \"manifest\"\nroot = \"" + root.string() + "\"\n";
+  // Both in training: allowed (logged), and the copy costs no forward pass of its own.
+  manifest("train");
+  const RunSummary both_train = run(study(table), dir / "train");
+  CHECK(both_train.images == 13);
+  CHECK(both_train.extraction.images_forwarded == 2 * 12);  // 12 distinct images, 2 variants
+  manifest("test");
+  REQUIRE_THROWS_WITH(run(study(table), dir / "test"), Contains("have the same content") && Contains("copy.jpg") && Contains("inflate"));
   fs::remove_all(dir);
 }
 

@@ -10,6 +10,7 @@
 #include <future>
 #include <thread>
 #include <map>
+#include <unordered_map>
 #include <stdexcept>
 #include <memory>
 
@@ -111,7 +112,15 @@ void extract_features(Backbone& backbone, const std::vector<Variant>& variants, 
   std::vector<std::int64_t> todo;  // images that some variant still lacks, in sample order
   std::int64_t pending = 0;        // images x variants still to compute
   for (std::size_t v = 0; v < variants.size(); ++v) spaces[v].verify(ids);
+  // Two files with the same bytes are one image: the later ones wait for the first's features.
+  std::unordered_map<std::uint64_t, std::size_t> first_of;
+  std::vector<std::pair<std::size_t, std::size_t>> copies;  // (image, the first with its content)
   for (std::size_t i = 0; i < samples.size(); ++i) {
+    if (const auto [it, fresh] = first_of.emplace(ids[i], i); !fresh) {
+      copies.emplace_back(i, it->second);
+      for (std::size_t v = 0; v < variants.size(); ++v) stats.images_from_store += spaces[v].has(ids[i]);
+      continue;
+    }
     bool any = false;
     for (std::size_t v = 0; v < variants.size(); ++v) {
       missing[v][i] = !spaces[v].has(ids[i]);
@@ -174,6 +183,10 @@ void extract_features(Backbone& backbone, const std::vector<Variant>& variants, 
     spdlog::debug("features: chunk {}/{} done, {:.1f} images/s over all variants", k + 1, chunks.size(),
                   elapsed > 0 ? stats.images_forwarded / elapsed : 0.0);
   }
+  // A copy of an image that could not be decoded cannot be decoded either.
+  std::map<std::int64_t, std::string> bad(stats.bad_images.begin(), stats.bad_images.end());
+  for (const auto& [copy, first] : copies)
+    if (const auto it = bad.find(static_cast<std::int64_t>(first)); it != bad.end()) stats.bad_images.emplace_back(copy, it->second);
   std::sort(stats.bad_images.begin(), stats.bad_images.end());
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }

@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <unordered_map>
 #include <memory>
 
 #include <fcntl.h>
@@ -322,6 +323,34 @@ void plan_network(const Config& config, Study& study) {
   for (auto seed : config.random_seeds) study.variants.push_back(Variant{Variant::Kind::random, seed});
 }
 
+// Two files with the same bytes are one image: if a fold trains on one and tests on the other,
+// the test is on a training image and every score is inflated (as with a row listed twice).
+// Images left out (undecodable) are in no fold, so they never count.
+void check_duplicate_content(const Study& study) {
+  std::vector<char> used(study.samples.size(), 0);
+  for (const auto& fold : study.splits.folds)
+    for (const auto* side : {&fold.train, &fold.test})
+      for (auto i : *side) used[static_cast<std::size_t>(i)] = 1;
+  std::unordered_map<std::uint64_t, std::size_t> first;
+  std::vector<std::pair<std::size_t, std::size_t>> duplicates;
+  for (std::size_t i = 0; i < study.identities.size(); ++i)
+    if (used[i])
+      if (const auto [it, fresh] = first.emplace(study.identities[i], i); !fresh) duplicates.emplace_back(it->second, i);
+  if (duplicates.empty()) return;
+  for (std::size_t f = 0; f < study.splits.folds.size(); ++f) {
+    std::vector<char> side(study.samples.size(), 0);
+    for (auto i : study.splits.folds[f].train) side[static_cast<std::size_t>(i)] = 'r';
+    for (auto i : study.splits.folds[f].test) side[static_cast<std::size_t>(i)] = 'e';
+    for (const auto& [a, b] : duplicates)
+      if (side[a] && side[b] && side[a] != side[b])
+        throw std::runtime_error(study.samples[a].path + " and " + study.samples[b].path + " have the same content, and fold " + std::to_string(f) +
+                                 " trains on one and tests on the other, which would inflate every score (" + std::to_string(duplicates.size()) +
+                                 " duplicate pair(s) in all): remove the duplicates, or give each pair the same group");
+  }
+  spdlog::warn("{} pair(s) of images have the same content (first: {} and {}); no fold puts a pair on both sides", duplicates.size(),
+               study.samples[duplicates.front().first].path, study.samples[duplicates.front().second].path);
+}
+
 int decode_threads(const Config& config) {
   return config.decode_threads > 0 ? config.decode_threads : std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / 4);
 }
@@ -486,6 +515,7 @@ void extract_stage(const Config& config, Study& study, std::vector<FeatureSpace>
     if (cluster.root()) write_splits_csv(summary.run_dir + "/splits.csv", study.samples, study.classes, study.splits);  // they show as "unused"
   }
   check_folds(study.splits, study.labels, study.classes);
+  check_duplicate_content(study);  // after extraction: undecodable files that happen to be equal are not images
   const ExtractionStats& x = summary.extraction;
   spdlog::info("features ready: {} images decoded, {} image x variant pairs forwarded, {} from the feature store, {} segments written ({:.1f} s)",
                x.images_decoded, x.images_forwarded, x.images_from_store, x.segments_written, x.seconds);
