@@ -88,7 +88,7 @@ TEST_CASE("mpirun with 2 and 3 ranks writes the same bytes as one process", "[mp
   }
 }
 
-TEST_CASE("A rank killed during extraction fails the job, naming it; the rerun resumes and agrees", "[mpi][end_to_end]") {
+TEST_CASE("A rank killed during extraction fails the job naming it, and the rerun resumes and agrees", "[mpi][end_to_end]") {
   if (!mpi_available()) return;
   // Rank 1 dies (SIGKILL, as a lost node) right after storing its first segment.
   CHECK(run(2, "killed", "KGAIN_TEST_KILL_RANK=1:1") != 0);

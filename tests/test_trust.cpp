@@ -314,7 +314,7 @@ TEST_CASE("Trust 7: a duplicated manifest row or a NUL byte in a path is an erro
   fs::remove_all(dir);
 }
 
-TEST_CASE("Trust 7b: two files with the same bytes on both sides of a fold are refused; on one side they are one image", "[trust][end_to_end]") {
+TEST_CASE("Trust 7b: two files with the same bytes on both sides of a fold are refused, on one side they are one image", "[trust][end_to_end]") {
   const fs::path dir = fresh_dir("same-content");
   const fs::path root = pcam_folder(dir, 6);
   std::vector<std::string> rows;
