@@ -7,7 +7,9 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <exception>
 #include <map>
+#include <mutex>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -281,10 +283,10 @@ std::vector<double> benjamini_hochberg(const std::vector<double>& p) {
   return q;
 }
 
-PairedComparison compare_runs(const std::vector<std::string>& run_dirs, const PairedSettings& settings) {
-  if (run_dirs.size() < 2) throw std::runtime_error("a paired comparison needs at least two run directories");
-  std::vector<LoadedRun> runs;
-  for (const auto& dir : run_dirs) runs.push_back(load_run(dir));
+namespace {
+
+// The runs' labels and settings, once they are known to share images, folds, classes and metrics.
+PairedComparison describe_runs(const std::vector<LoadedRun>& runs, const PairedSettings& settings) {
   PairedComparison out;
   const LoadedRun& first = runs.front();
   out.dataset = first.config.dataset.name;
@@ -301,19 +303,20 @@ PairedComparison compare_runs(const std::vector<std::string>& run_dirs, const Pa
   out.replicates = settings.replicates >= 0 ? settings.replicates : first.config.bootstrap;
   out.confidence = settings.confidence > 0 ? settings.confidence : first.config.confidence;
   out.seed = settings.seed;
+  return out;
+}
 
-  std::vector<std::string> paths = settings.plugin_paths;
-  for (const auto& run : runs) paths.insert(paths.end(), run.config.plugin_paths.begin(), run.config.plugin_paths.end());
-  const Registry registry = load_registry(paths);
-  std::vector<std::shared_ptr<Metric>> metrics;
-  for (const auto& m : first.config.metrics) {
-    metrics.push_back(registry.create<Metric>(m.plugin, m.options));
-    out.metrics.push_back(m.name);
-    out.higher_is_better.push_back(metrics.back()->higher_is_better());
-  }
+std::vector<std::string> random_variants(const RunPredictions& p) {
+  std::vector<std::string> r;
+  for (const auto& v : p.variants)
+    if (v.rfind("random-", 0) == 0) r.push_back(v);
+  return r;
+}
 
-  // Probes present in every run, with the same taps and random variants.
-  std::vector<std::string> random_names;
+// The probes every run has, checked for the same taps, test images and a pretrained variant;
+// whether the runs' random variants can share one seed draw, and whether they are identical.
+void choose_probes(const std::vector<LoadedRun>& runs, PairedComparison& out) {
+  const LoadedRun& first = runs.front();
   for (const auto& [probe, p] : first.predictions) {
     bool everywhere = true;
     for (const auto& run : runs) everywhere = everywhere && run.predictions.count(probe);
@@ -321,14 +324,8 @@ PairedComparison compare_runs(const std::vector<std::string>& run_dirs, const Pa
   }
   if (out.probes.empty()) throw std::runtime_error("no probe name is common to every run; a paired comparison compares the same probe");
   out.taps = first.predictions.at(out.probes.front()).taps;
+  const auto first_random = random_variants(first.predictions.at(out.probes.front()));
   out.shared_random_draw = true;
-  const auto random_of = [](const RunPredictions& p) {
-    std::vector<std::string> r;
-    for (const auto& v : p.variants)
-      if (v.rfind("random-", 0) == 0) r.push_back(v);
-    return r;
-  };
-  const auto first_random = random_of(first.predictions.at(out.probes.front()));
   for (const auto& run : runs)
     for (const auto& probe : out.probes) {
       const RunPredictions& p = run.predictions.at(probe);
@@ -341,46 +338,78 @@ PairedComparison compare_runs(const std::vector<std::string>& run_dirs, const Pa
         throw std::runtime_error(run.info.dir + " has no pretrained variant (its backbone had no weights): there is nothing to compare");
       if (p.test_images != first.predictions.at(probe).test_images)
         throw std::runtime_error(run.info.dir + ": probe '" + probe + "' tested the images in another order than in " + first.info.dir);
-      if (random_of(p) != first_random) out.shared_random_draw = false;
+      if (random_variants(p) != first_random) out.shared_random_draw = false;
     }
-
   out.identical_random_baselines = out.shared_random_draw && !first_random.empty();
   for (const auto& run : runs)
     for (const auto& probe : out.probes) {
       const RunPredictions &p = run.predictions.at(probe), &q = first.predictions.at(probe);
       for (std::size_t v = 0; v < p.variants.size() && out.identical_random_baselines; ++v)
-        if (p.variants[v] != "pretrained")
-          for (std::size_t t = 0; t < p.taps.size(); ++t)
-            for (std::size_t f = 0; f < p.test_images.size(); ++f)
-              if (p.predictions[v][t][f].scores != q.predictions[v][t][f].scores) out.identical_random_baselines = false;
+        for (std::size_t t = 0; p.variants[v] != "pretrained" && t < p.taps.size(); ++t)
+          for (std::size_t f = 0; f < p.test_images.size(); ++f)
+            if (p.predictions[v][t][f].scores != q.predictions[v][t][f].scores) out.identical_random_baselines = false;
     }
+}
 
-  // One task per (probe, metric, tap), each with its own seed.
+// One task per (probe, metric, tap), each with its own seed, on `threads` workers; the first
+// exception (from a metric plugin) stops them and is rethrown here.
+void compare_all(const std::vector<LoadedRun>& runs, const std::vector<std::shared_ptr<Metric>>& metrics, int threads, PairedComparison& out) {
   const std::size_t per_probe = out.metrics.size() * out.taps.size(), tasks = out.probes.size() * per_probe;
   std::vector<std::vector<PairedRow>> results(tasks);
   std::atomic<std::size_t> next{0};
-  const auto work = [&] {
-    for (std::size_t task = next++; task < tasks; task = next++) {
-      const std::size_t p = task / per_probe, m = task % per_probe / out.taps.size(), t = task % out.taps.size();
-      std::vector<RunScores> scores;
-      for (const auto& run : runs) {
-        const RunPredictions& pred = run.predictions.at(out.probes[p]);
-        RunScores s;
-        for (std::size_t v = 0; v < pred.variants.size(); ++v) {
-          if (pred.variants[v] == "pretrained") s.pretrained = &pred.predictions[v][t];
-          else if (pred.variants[v].rfind("random-", 0) == 0) s.random.push_back(&pred.predictions[v][t]);
-        }
-        scores.push_back(s);
+  std::exception_ptr first_error;
+  std::mutex error_mutex;
+  const auto one = [&](std::size_t task) {
+    const std::size_t p = task / per_probe, m = task % per_probe / out.taps.size(), t = task % out.taps.size();
+    std::vector<RunScores> scores;
+    for (const auto& run : runs) {
+      const RunPredictions& pred = run.predictions.at(out.probes[p]);
+      RunScores s;
+      for (std::size_t v = 0; v < pred.variants.size(); ++v) {
+        if (pred.variants[v] == "pretrained") s.pretrained = &pred.predictions[v][t];
+        else if (pred.variants[v].rfind("random-", 0) == 0) s.random.push_back(&pred.predictions[v][t]);
       }
-      results[task] = compare_at(scores, *metrics[m], out.shared_random_draw, out.replicates, out.confidence, out.seed * 1000003ULL + task);
-      for (auto& row : results[task]) row.probe = out.probes[p], row.metric = out.metrics[m], row.tap_index = t, row.tap = out.taps[t];
+      scores.push_back(s);
+    }
+    results[task] = compare_at(scores, *metrics[m], out.shared_random_draw, out.replicates, out.confidence, out.seed * 1000003ULL + task);
+    for (auto& row : results[task]) row.probe = out.probes[p], row.metric = out.metrics[m], row.tap_index = t, row.tap = out.taps[t];
+  };
+  const auto work = [&] {
+    try {
+      for (std::size_t task = next++; task < tasks; task = next++) one(task);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(error_mutex);
+      if (!first_error) first_error = std::current_exception();
+      next = tasks;
     }
   };
   std::vector<std::thread> pool;
-  for (int i = 1; i < std::max(1, settings.threads); ++i) pool.emplace_back(work);
+  for (int i = 1; i < std::max(1, threads); ++i) pool.emplace_back(work);
   work();
   for (auto& th : pool) th.join();
+  if (first_error) std::rethrow_exception(first_error);
   for (auto& r : results) out.rows.insert(out.rows.end(), r.begin(), r.end());
+}
+
+}  // namespace
+
+PairedComparison compare_runs(const std::vector<std::string>& run_dirs, const PairedSettings& settings) {
+  if (run_dirs.size() < 2) throw std::runtime_error("a paired comparison needs at least two run directories");
+  std::vector<LoadedRun> runs;
+  for (const auto& dir : run_dirs) runs.push_back(load_run(dir));
+  PairedComparison out = describe_runs(runs, settings);
+  // The metrics as the runs scored with them (the same [metrics] in every run, checked above).
+  std::vector<std::string> paths = settings.plugin_paths;
+  for (const auto& run : runs) paths.insert(paths.end(), run.config.plugin_paths.begin(), run.config.plugin_paths.end());
+  const Registry registry = load_registry(paths);
+  std::vector<std::shared_ptr<Metric>> metrics;
+  for (const auto& m : runs.front().config.metrics) {
+    metrics.push_back(registry.create<Metric>(m.plugin, m.options));
+    out.metrics.push_back(m.name);
+    out.higher_is_better.push_back(metrics.back()->higher_is_better());
+  }
+  choose_probes(runs, out);
+  compare_all(runs, metrics, settings.threads, out);
   adjust_over_taps(out.rows);
   return out;
 }
