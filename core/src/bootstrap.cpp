@@ -8,18 +8,6 @@
 namespace kgain::core {
 namespace {
 
-Predictions subset(const Predictions& p, const std::vector<std::int64_t>& rows) {
-  Predictions out;
-  out.num_classes = p.num_classes;
-  out.labels.reserve(rows.size());
-  out.scores.reserve(rows.size() * p.num_classes);
-  for (auto r : rows) {
-    out.labels.push_back(p.labels[r]);
-    out.scores.insert(out.scores.end(), p.scores.begin() + r * p.num_classes, p.scores.begin() + (r + 1) * p.num_classes);
-  }
-  return out;
-}
-
 double mean_over_folds(const std::vector<Predictions>& folds, const Metric& metric) {
   double sum = 0;
   for (const auto& p : folds) sum += metric.score(p);
@@ -35,6 +23,34 @@ double quantile(std::vector<double> v, double q) {
 }
 
 }  // namespace
+
+Predictions resample(const Predictions& p, const std::vector<std::int64_t>& rows) {
+  Predictions out;
+  out.num_classes = p.num_classes;
+  out.labels.reserve(rows.size());
+  out.scores.reserve(rows.size() * p.num_classes);
+  for (auto r : rows) {
+    out.labels.push_back(p.labels[r]);
+    out.scores.insert(out.scores.end(), p.scores.begin() + r * p.num_classes, p.scores.begin() + (r + 1) * p.num_classes);
+  }
+  return out;
+}
+
+ReplicateSummary summarize_replicates(const std::vector<double>& replicates, double confidence) {
+  ReplicateSummary out;
+  if (replicates.empty()) {
+    out.low = out.high = out.p_value = std::numeric_limits<double>::quiet_NaN();
+    return out;
+  }
+  const double alpha = (1.0 - confidence) / 2.0;
+  out.low = quantile(replicates, alpha);
+  out.high = quantile(replicates, 1.0 - alpha);
+  const auto n = static_cast<double>(replicates.size());
+  const double below = static_cast<double>(std::count_if(replicates.begin(), replicates.end(), [](double g) { return g <= 0; }));
+  const double above = static_cast<double>(std::count_if(replicates.begin(), replicates.end(), [](double g) { return g >= 0; }));
+  out.p_value = std::min(1.0, std::max(2.0 * std::min(below, above) / n, 1.0 / n));
+  return out;
+}
 
 GainInterval bootstrap_gain(const std::vector<Predictions>& pretrained, const std::vector<std::vector<Predictions>>& random,
                             const Metric& metric, int replicates, double confidence, std::uint64_t seed) {
@@ -63,20 +79,18 @@ GainInterval bootstrap_gain(const std::vector<Predictions>& pretrained, const st
       const auto n = static_cast<std::uint64_t>(pretrained[f].size());
       rows.resize(n);
       for (auto& r : rows) r = static_cast<std::int64_t>(rng() % n);
-      pre += metric.score(subset(pretrained[f], rows)) / static_cast<double>(folds);
-      for (auto s : seed_draw) rnd += metric.score(subset(random[s][f], rows)) / static_cast<double>(folds * seeds);
+      pre += metric.score(resample(pretrained[f], rows)) / static_cast<double>(folds);
+      for (auto s : seed_draw) rnd += metric.score(resample(random[s][f], rows)) / static_cast<double>(folds * seeds);
     }
     gains.push_back(pre - rnd);
     pretrained_scores.push_back(pre);
   }
-  const double alpha = (1.0 - confidence) / 2.0;
-  out.low = quantile(gains, alpha);
-  out.high = quantile(gains, 1.0 - alpha);
-  out.pretrained_low = quantile(pretrained_scores, alpha);
-  out.pretrained_high = quantile(pretrained_scores, 1.0 - alpha);
-  const double below = static_cast<double>(std::count_if(gains.begin(), gains.end(), [](double g) { return g <= 0; }));
-  const double above = static_cast<double>(std::count_if(gains.begin(), gains.end(), [](double g) { return g >= 0; }));
-  out.p_value = std::min(1.0, std::max(2.0 * std::min(below, above) / replicates, 1.0 / replicates));
+  const ReplicateSummary g = summarize_replicates(gains, confidence), p = summarize_replicates(pretrained_scores, confidence);
+  out.low = g.low;
+  out.high = g.high;
+  out.p_value = g.p_value;
+  out.pretrained_low = p.low;
+  out.pretrained_high = p.high;
   return out;
 }
 

@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 #include <toml++/toml.h>
 
+#include "kgain/core/bootstrap.hpp"
 #include "kgain/core/config.hpp"
 #include "kgain/core/durable_file.hpp"
 #include "kgain/core/predictions_file.hpp"
@@ -50,41 +51,6 @@ nlohmann::json read_run_json(const std::string& dir, const std::string& name) {
   } catch (const nlohmann::json::exception& e) {
     throw std::runtime_error(dir + "/" + name + " is not valid JSON (" + e.what() + "); rerun 'kgain run' to rewrite it");
   }
-}
-
-double quantile(std::vector<double> v, double q) {
-  std::sort(v.begin(), v.end());
-  const double pos = q * static_cast<double>(v.size() - 1);
-  const auto lo = static_cast<std::size_t>(std::floor(pos));
-  const auto hi = std::min(lo + 1, v.size() - 1);
-  return v[lo] + (pos - static_cast<double>(lo)) * (v[hi] - v[lo]);
-}
-
-// Percentile interval and two-sided p-value of a bootstrap distribution of differences.
-void summarize(const std::vector<double>& d, double confidence, double& low, double& high, double& p) {
-  if (d.empty()) {
-    low = high = p = std::numeric_limits<double>::quiet_NaN();
-    return;
-  }
-  const double alpha = (1.0 - confidence) / 2.0;
-  low = quantile(d, alpha);
-  high = quantile(d, 1.0 - alpha);
-  const auto n = static_cast<double>(d.size());
-  const double below = static_cast<double>(std::count_if(d.begin(), d.end(), [](double x) { return x <= 0; }));
-  const double above = static_cast<double>(std::count_if(d.begin(), d.end(), [](double x) { return x >= 0; }));
-  p = std::min(1.0, std::max(2.0 * std::min(below, above) / n, 1.0 / n));
-}
-
-Predictions subset(const Predictions& p, const std::vector<std::int64_t>& rows) {
-  Predictions out;
-  out.num_classes = p.num_classes;
-  out.labels.reserve(rows.size());
-  out.scores.reserve(rows.size() * p.num_classes);
-  for (auto r : rows) {
-    out.labels.push_back(p.labels[r]);
-    out.scores.insert(out.scores.end(), p.scores.begin() + r * p.num_classes, p.scores.begin() + (r + 1) * p.num_classes);
-  }
-  return out;
 }
 
 // One run as the comparison needs it.
@@ -217,9 +183,9 @@ std::vector<PairedRow> compare_at(const std::vector<RunScores>& runs, const Metr
       rows.resize(size);
       for (auto& i : rows) i = static_cast<std::int64_t>(rng() % size);
       for (std::size_t r = 0; r < n; ++r) {
-        pre[r] += metric.score(subset((*runs[r].pretrained)[f], rows)) / static_cast<double>(folds);
+        pre[r] += metric.score(resample((*runs[r].pretrained)[f], rows)) / static_cast<double>(folds);
         for (auto s : seed_draw[r])
-          rnd[r] += metric.score(subset((*runs[r].random[s])[f], rows)) / static_cast<double>(folds * seed_draw[r].size());
+          rnd[r] += metric.score(resample((*runs[r].random[s])[f], rows)) / static_cast<double>(folds * seed_draw[r].size());
       }
     }
     for (std::size_t r = 0; r < n; ++r) {
@@ -239,8 +205,9 @@ std::vector<PairedRow> compare_at(const std::vector<RunScores>& runs, const Metr
         ds.push_back(rep_score[a][b] - rep_score[c][b]);
         if (!std::isnan(rep_gain[a][b]) && !std::isnan(rep_gain[c][b])) dg.push_back(rep_gain[a][b] - rep_gain[c][b]);
       }
-      summarize(ds, confidence, row.score_low, row.score_high, row.score_p);
-      summarize(dg, confidence, row.gain_low, row.gain_high, row.gain_p);
+      const ReplicateSummary sd = summarize_replicates(ds, confidence), gd = summarize_replicates(dg, confidence);
+      row.score_low = sd.low, row.score_high = sd.high, row.score_p = sd.p_value;
+      row.gain_low = gd.low, row.gain_high = gd.high, row.gain_p = gd.p_value;
       out.push_back(row);
     }
   return out;
@@ -258,12 +225,6 @@ void adjust_over_taps(std::vector<PairedRow>& rows) {
   }
 }
 
-std::string number(double v) {
-  if (std::isnan(v)) return "";
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.17g", v);
-  return buf;
-}
 
 }  // namespace
 
@@ -420,10 +381,10 @@ void write_paired_csv(const std::string& path, const PairedComparison& c) {
          "score_q,gain_a,gain_b,gain_difference,gain_low,gain_high,gain_p,gain_q\n";
   for (const auto& r : c.rows)
     out << csv_field(c.dataset) << ',' << csv_field(r.probe) << ',' << csv_field(r.metric) << ',' << r.tap_index << ',' << csv_field(r.tap)
-        << ',' << csv_field(c.runs[r.run_a].label) << ',' << csv_field(c.runs[r.run_b].label) << ',' << number(r.score_a) << ','
-        << number(r.score_b) << ',' << number(r.score_difference) << ',' << number(r.score_low) << ',' << number(r.score_high) << ','
-        << number(r.score_p) << ',' << number(r.score_q) << ',' << number(r.gain_a) << ',' << number(r.gain_b) << ',' << number(r.gain_difference) << ','
-        << number(r.gain_low) << ',' << number(r.gain_high) << ',' << number(r.gain_p) << ',' << number(r.gain_q) << '\n';
+        << ',' << csv_field(c.runs[r.run_a].label) << ',' << csv_field(c.runs[r.run_b].label) << ',' << csv_number(r.score_a) << ','
+        << csv_number(r.score_b) << ',' << csv_number(r.score_difference) << ',' << csv_number(r.score_low) << ',' << csv_number(r.score_high) << ','
+        << csv_number(r.score_p) << ',' << csv_number(r.score_q) << ',' << csv_number(r.gain_a) << ',' << csv_number(r.gain_b) << ',' << csv_number(r.gain_difference) << ','
+        << csv_number(r.gain_low) << ',' << csv_number(r.gain_high) << ',' << csv_number(r.gain_p) << ',' << csv_number(r.gain_q) << '\n';
   write_file_atomically(path, out.str());
 }
 

@@ -10,16 +10,12 @@
 #include <unistd.h>
 
 namespace kgain::core {
-namespace {
-
-std::string number(double v) {
+std::string csv_number(double v) {
   if (std::isnan(v)) return "";
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.17g", v);
   return buf;
 }
-
-}  // namespace
 
 std::string csv_field(const std::string& s) {
   if (s.find_first_of(",\"\n") == std::string::npos) return s;
@@ -34,7 +30,7 @@ void write_results_csv(const std::string& path, const StudyLabels& labels, const
   for (const auto& r : rows)
     out << csv_field(labels.dataset) << ',' << csv_field(labels.backbone) << ',' << csv_field(r.probe) << ',' << r.variant << ','
         << (r.pretrained ? std::string() : std::to_string(r.seed)) << ',' << r.tap_index << ',' << csv_field(r.tap) << ','
-        << r.fold << ',' << r.metric << ',' << number(r.score) << ',' << r.n_train << ',' << r.n_test << '\n';
+        << r.fold << ',' << r.metric << ',' << csv_number(r.score) << ',' << r.n_train << ',' << r.n_test << '\n';
   write_file_atomically(path, out.str());
 }
 
@@ -44,9 +40,9 @@ void write_gain_csv(const std::string& path, const StudyLabels& labels, const st
          "gain,gain_low,gain_high,p_value,relative_gain,sweet_spot,max_gain,parameters,macs,feature_dim\n";
   for (const auto& g : rows)
     out << csv_field(labels.dataset) << ',' << csv_field(labels.backbone) << ',' << csv_field(g.probe) << ',' << g.tap_index << ','
-        << csv_field(g.tap) << ',' << g.metric << ',' << number(g.pretrained) << ',' << number(g.pretrained_low) << ',' << number(g.pretrained_high) << ','
-        << number(g.random_mean) << ',' << number(g.random_sd) << ',' << g.random_seeds << ',' << number(g.gain) << ','
-        << number(g.gain_low) << ',' << number(g.gain_high) << ',' << number(g.p_value) << ',' << number(g.relative_gain) << ','
+        << csv_field(g.tap) << ',' << g.metric << ',' << csv_number(g.pretrained) << ',' << csv_number(g.pretrained_low) << ',' << csv_number(g.pretrained_high) << ','
+        << csv_number(g.random_mean) << ',' << csv_number(g.random_sd) << ',' << g.random_seeds << ',' << csv_number(g.gain) << ','
+        << csv_number(g.gain_low) << ',' << csv_number(g.gain_high) << ',' << csv_number(g.p_value) << ',' << csv_number(g.relative_gain) << ','
         << (g.sweet_spot ? "true" : "false") << ',' << (g.max_gain ? "true" : "false") << ',' << g.parameters << ',' << g.macs << ','
         << g.feature_dim << '\n';
   write_file_atomically(path, out.str());
@@ -87,7 +83,7 @@ void write_transferability_csv(const std::string& path, const StudyLabels& label
   out << "dataset,backbone,tap_index,tap,metric,pretrained,random_mean,random_sd\n";
   for (const auto& t : rows)
     out << csv_field(labels.dataset) << ',' << csv_field(labels.backbone) << ',' << t.tap_index << ',' << csv_field(t.tap) << ','
-        << t.metric << ',' << number(t.pretrained) << ',' << number(t.random_mean) << ',' << number(t.random_sd) << '\n';
+        << t.metric << ',' << csv_number(t.pretrained) << ',' << csv_number(t.random_mean) << ',' << csv_number(t.random_sd) << '\n';
   write_file_atomically(path, out.str());
 }
 

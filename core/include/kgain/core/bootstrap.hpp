@@ -26,6 +26,17 @@ struct GainInterval {
   double pretrained_low = 0, pretrained_high = 0;  // percentile interval of the pretrained score
 };
 
+// The rows `rows` of `p` (repeats allowed), as a bootstrap replicate draws them.
+Predictions resample(const Predictions& p, const std::vector<std::int64_t>& rows);
+
+// The percentile interval at `confidence` of bootstrap replicates (numpy's linear
+// interpolation), and the two-sided bootstrap p-value of "the statistic is 0": twice the share of
+// replicates on the far side of zero, at least 1 / replicates. NaNs for no replicates.
+struct ReplicateSummary {
+  double low = 0, high = 0, p_value = 1;
+};
+ReplicateSummary summarize_replicates(const std::vector<double>& replicates, double confidence);
+
 // pretrained[f]: the pretrained variant's predictions on fold f; random[s][f]: seed s's.
 // `replicates` 0 gives the point estimates with empty (NaN) intervals.
 GainInterval bootstrap_gain(const std::vector<Predictions>& pretrained, const std::vector<std::vector<Predictions>>& random,

@@ -34,5 +34,7 @@ void write_splits_csv(const std::string& path, const std::vector<Sample>& sample
 void write_taps_csv(const std::string& path, const std::vector<TapInfo>& taps);
 
 std::string csv_field(const std::string& s);
+// A number as every result file writes it: 17 significant digits (reads back exactly), "" for NaN.
+std::string csv_number(double v);
 
 }  // namespace kgain::core
