@@ -2,6 +2,7 @@
 // process, and a rank killed mid-extraction loses only its chunk in flight. Skipped, with a
 // message, where Open MPI's mpirun or an MPI build is missing.
 #include "test_support.hpp"
+#include "test_files.hpp"
 
 #include <unistd.h>
 
@@ -17,12 +18,7 @@ using kgain::test::slurp;
 namespace {
 
 fs::path work() {
-  static const fs::path dir = [] {
-    const fs::path d = fs::temp_directory_path() / ("kgain-cluster-" + std::to_string(::getpid()));
-    fs::remove_all(d);
-    fs::create_directories(d);
-    return d;
-  }();
+  static const fs::path dir = kgain::test::fresh_temp_dir("cluster");
   return dir;
 }
 

@@ -2,6 +2,7 @@
 // a copy whose weights were scrambled, against runs on other splits; the predictions file it
 // reads; and its report in a real browser.
 #include "test_support.hpp"
+#include "test_files.hpp"
 #include "test_plugins.hpp"
 
 #include <cmath>
@@ -28,12 +29,7 @@ namespace fs = std::filesystem;
 namespace {
 
 fs::path work() {
-  static const fs::path dir = [] {
-    const fs::path d = fs::temp_directory_path() / ("kgain-compare-" + std::to_string(::getpid()));
-    fs::remove_all(d);
-    fs::create_directories(d);
-    return d;
-  }();
+  static const fs::path dir = kgain::test::fresh_temp_dir("compare");
   return dir;
 }
 
@@ -249,10 +245,8 @@ TEST_CASE("A predictions file reads back exactly what was written, and forged on
 }
 
 TEST_CASE("The paired report renders in headless Chromium with every legend inside its chart", "[compare][browser]") {
-  const char* chromium = nullptr;
-  for (const char* candidate : {"/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"})
-    if (fs::exists(candidate)) chromium = candidate;
-  if (!chromium) {
+  const std::string chromium = kgain::test::chromium_path();
+  if (chromium.empty()) {
     WARN("Chromium is not installed (apt-get install chromium): the browser check of the paired report is skipped");
     return;
   }
@@ -278,7 +272,7 @@ TEST_CASE("The paired report renders in headless Chromium with every legend insi
               "const p=document.createElement('p');p.id='kgain-check';p.textContent='LEGENDS '+inside+' OF '+all+' IN '+charts;"
               "document.body.appendChild(p);});</script>");
   std::ofstream(work() / "legends-probe.html") << html;
-  const std::string flags = std::string(chromium) + " --headless --no-sandbox --disable-gpu --no-first-run --disable-background-networking"
+  const std::string flags = chromium + " --headless --no-sandbox --disable-gpu --no-first-run --disable-background-networking"
                             " --disable-component-update --disable-sync --user-data-dir=" + (work() / "chromium-profile").string();
   const std::string dom = (work() / "legends-dom.html").string();
   REQUIRE(std::system(("timeout 120 " + flags + " --virtual-time-budget=5000 --dump-dom file://" + (work() / "legends-probe.html").string() +

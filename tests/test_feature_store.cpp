@@ -2,6 +2,7 @@
 // changed image costs, concurrent runs on one store, float16 storage, and memory that does not
 // grow with the number of taps. Real runs of real networks on real PCam patches.
 #include "test_support.hpp"
+#include "test_files.hpp"
 
 #include <fcntl.h>
 #include <sys/resource.h>
@@ -24,12 +25,7 @@ namespace fs = std::filesystem;
 namespace {
 
 fs::path work() {
-  static const fs::path dir = [] {
-    const fs::path d = fs::temp_directory_path() / ("kgain-store-" + std::to_string(::getpid()));
-    fs::remove_all(d);
-    fs::create_directories(d);
-    return d;
-  }();
+  static const fs::path dir = kgain::test::fresh_temp_dir("store");
   return dir;
 }
 

@@ -1,6 +1,7 @@
 // The report is self-contained and draws every chart: checked in the file and in a real
 // browser (headless Chromium), which is skipped with a message where Chromium is absent.
 #include "test_support.hpp"
+#include "test_files.hpp"
 
 #include <cstdlib>
 #include <filesystem>
@@ -79,10 +80,8 @@ TEST_CASE("report.html is self-contained and every chart has marks", "[report]")
 }
 
 TEST_CASE("report.html renders in headless Chromium with every chart drawn", "[report][browser]") {
-  const char* chromium = nullptr;
-  for (const char* candidate : {"/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"})
-    if (fs::exists(candidate)) chromium = candidate;
-  if (!chromium) {
+  const std::string chromium = kgain::test::chromium_path();
+  if (chromium.empty()) {
     WARN("Chromium is not installed (apt-get install chromium): the browser check of the report is skipped");
     return;
   }
@@ -98,7 +97,7 @@ TEST_CASE("report.html renders in headless Chromium with every chart drawn", "[r
               "const p=document.createElement('p');p.id='kgain-check';p.textContent='CHARTS '+ok+' OF '+all;document.body.appendChild(p);});"
               "</script>");
   std::ofstream(work / "probe.html") << html;
-  const std::string flags = std::string(chromium) + " --headless --no-sandbox --disable-gpu --no-first-run --disable-background-networking"
+  const std::string flags = chromium + " --headless --no-sandbox --disable-gpu --no-first-run --disable-background-networking"
                             " --disable-component-update --disable-sync --user-data-dir=" + (work / "chromium-profile").string();
   const std::string dom = (work / "dom.html").string();
   REQUIRE(std::system(("timeout 120 " + flags + " --virtual-time-budget=5000 --dump-dom file://" + (work / "probe.html").string() + " > " +
