@@ -82,3 +82,18 @@ TEST_CASE("Suggestions come from edit distance", "[config]") {
   CHECK(closest("contaner", {"file", "container", "taps"}) == "container");
   CHECK(closest("zzzzzzzz", {"file", "container"}).empty());
 }
+
+TEST_CASE("A run directory made by an earlier kgain (resolved config without today's keys) holds the same measurement", "[config]") {
+  const std::string text = "[dataset]\nplugin = \"folder\"\nroot = \".\"\n[backbone]\nplugin = \"native\"\narchitecture = \"resnet18\"\n";
+  const std::string today = parse_config(text, "/tmp/study.toml").resolved_toml;
+  // What an earlier kgain wrote: the same config before [features] storage existed.
+  std::string earlier = today;
+  const auto at = earlier.find("storage = 'float32'\n");
+  REQUIRE(at != std::string::npos);
+  earlier.erase(at, std::string("storage = 'float32'\n").size());
+  CHECK(same_measurement(earlier, today));
+  // A real difference in the features still makes it another measurement.
+  const std::string half = parse_config(text + "[features]\nstorage = \"float16\"\n", "/tmp/study.toml").resolved_toml;
+  CHECK_FALSE(same_measurement(half, today));
+  CHECK_FALSE(same_measurement(earlier, half));
+}

@@ -481,9 +481,23 @@ Config parse_config(const std::string& text, const std::string& path) {
   return c;
 }
 
+namespace {
+
+// A resolved config as today's loader resolves it: one written by an earlier kgain lacks the
+// keys added since (they take their defaults), which must not make it another measurement.
+std::string with_todays_defaults(const std::string& resolved) {
+  try {
+    return parse_config(resolved, "config.resolved.toml").resolved_toml;
+  } catch (const std::exception&) {
+    return resolved;  // compared as it is (and then most likely different)
+  }
+}
+
+}  // namespace
+
 bool same_measurement(const std::string& resolved_a, const std::string& resolved_b) {
   try {
-    const toml::table a = toml::parse(resolved_a), b = toml::parse(resolved_b);
+    const toml::table a = toml::parse(with_todays_defaults(resolved_a)), b = toml::parse(with_todays_defaults(resolved_b));
     for (const char* section : {"dataset", "backbone", "features", "variants"}) {
       if (!a[section] || !b[section] || !(a[section] == b[section])) return false;
     }
