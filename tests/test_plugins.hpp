@@ -20,31 +20,26 @@ inline const core::Registry& plugins() {
   return registry;
 }
 
+// `dir`, made by `command` (a fixture generator) unless `marker` (the last file it writes) is there.
+inline std::string generated_once(const std::string& dir, const std::string& marker, const std::string& command) {
+  if (!std::filesystem::exists(dir + "/" + marker)) REQUIRE(std::system(command.c_str()) == 0);
+  return dir;
+}
+
 // Needs libvips-tools and python3-tifffile (tools/test.sh installs them).
 inline std::string generated_slides() {
-  static const std::string dir = [] {
-    const std::string d = std::string(KGAIN_TEST_OUTPUT_DIR) + "/slides";
-    if (!std::filesystem::exists(d + "/no_resolution.tif")) {
-      const std::string command = "/usr/bin/python3 " + std::string(KGAIN_SOURCE_DIR) + "/tools/make_slides.py " + d + " " + shared_dir();
-      REQUIRE(std::system(command.c_str()) == 0);
-    }
-    return d;
-  }();
+  static const std::string d = std::string(KGAIN_TEST_OUTPUT_DIR) + "/slides";
+  static const std::string dir =
+      generated_once(d, "no_resolution.tif", "/usr/bin/python3 " + std::string(KGAIN_SOURCE_DIR) + "/tools/make_slides.py " + d + " " + shared_dir());
   return dir;
 }
 
 // OUT/weights.safetensors (MobileNetV1 0.25's state dict, converted) and OUT/dtypes.safetensors,
 // made once per build tree by tests/fixtures/backbones/make_safetensors.py (needs python3-torch).
 inline std::string safetensors_fixtures() {
-  static const std::string dir = [] {
-    const std::string d = std::string(KGAIN_TEST_OUTPUT_DIR) + "/safetensors-fixtures";
-    if (!std::filesystem::exists(d + "/dtypes.safetensors")) {
-      const std::string command = "/usr/bin/python3 " + fixtures_dir() + "/backbones/make_safetensors.py " + models_dir() +
-                                  "/mobilenet_v1_0.25_128_quant.state_dict.pt " + d;
-      REQUIRE(std::system(command.c_str()) == 0);
-    }
-    return d;
-  }();
+  static const std::string d = std::string(KGAIN_TEST_OUTPUT_DIR) + "/safetensors-fixtures";
+  static const std::string dir = generated_once(d, "dtypes.safetensors", "/usr/bin/python3 " + fixtures_dir() + "/backbones/make_safetensors.py " +
+                                                                               models_dir() + "/mobilenet_v1_0.25_128_quant.state_dict.pt " + d);
   return dir;
 }
 
