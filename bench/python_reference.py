@@ -19,6 +19,7 @@ Prints the seconds spent decoding+forwarding and probing.
 """
 import argparse
 import csv
+import os
 import time
 
 import numpy as np
@@ -62,6 +63,18 @@ def reinitialise(model, seed):
                 b.fill_(1.0)
 
 
+def save_features(folder, features, variants, taps, y, roles, folds, paths):
+    os.makedirs(folder, exist_ok=True)
+    for name, _ in variants:
+        for t in range(taps):
+            np.save(os.path.join(folder, "%s_%d.npy" % (name, t)), np.ascontiguousarray(features[(name, t)], dtype=np.float32))
+    np.save(os.path.join(folder, "labels.npy"), y.astype(np.int64))
+    code = {"unused": 0, "train": 1, "test": 2}
+    np.save(os.path.join(folder, "roles.npy"), np.array([[code[roles[k][p]] for p in paths] for k in folds], dtype=np.int8))
+    with open(os.path.join(folder, "variants.txt"), "w") as f:
+        f.write("\n".join(name for name, _ in variants) + "\n")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--splits", required=True)
@@ -73,6 +86,10 @@ def main():
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--C", type=float, default=1.0)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--save-features", metavar="DIR",
+                    help="also write the features for bench/probe_speed.sh: V_T.npy (float32 [n, d] of variant V, "
+                         "tap T), labels.npy (int64 [n]), roles.npy (int8 [folds, n]: 0 unused, 1 train, 2 test)")
+    ap.add_argument("--skip-probes", action="store_true", help="extract (and save) only")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -121,6 +138,11 @@ def main():
                         out.append(x.mean((2, 3)))
                     features[(name, t)] = torch.cat(out).numpy()
     extraction = time.time() - start
+    if args.save_features:
+        save_features(args.save_features, features, variants, len(children), y, roles, folds, paths)
+    if args.skip_probes:
+        print("python %s: images %d, extraction %.1f s" % (args.mode, len(paths), extraction))
+        return
 
     start = time.time()
     rows = []

@@ -5,21 +5,66 @@
 //     0.5 * (||w_k||^2 + b_k^2) + C * sum_i max(0, 1 - y_ik (w_k . x_i + b_k))^2
 // (liblinear penalises the intercept too, as a weight on a constant feature). Two classes get
 // one classifier, for class 1, as in scikit-learn. The loss is smooth, so L-BFGS minimises it
-// exactly; features are standardized on the training fold first.
+// exactly (kgain/lbfgs.hpp; the objective divided by C n, stopped when the largest gradient entry
+// is at most tol); features are standardized on the training fold first.
 //
 // Scores: an SVM gives margins, not probabilities. predict_proba returns the softmax of the
 // margins (for two classes the sigmoid of the one margin): the top class and every ranking are
 // the margins', so accuracy and ROC-AUC are exact; log-loss on these scores is not calibrated.
 //
 // Options: C (number, default 1.0, > 0), max_iter (integer, default 1000), tol (number, 1e-6).
+#include <algorithm>
+#include <vector>
+
 #include <torch/torch.h>
 
+#include <kgain/dense_kernels.hpp>
+#include <kgain/lbfgs.hpp>
 #include <kgain/margin_scores.hpp>
 #include <kgain/plugin.hpp>
 #include <kgain/probe.hpp>
 #include <kgain/standardize.hpp>
 
 namespace {
+
+// sum_i sum_k max(0, 1 - y_ik (w_k . x_i + b_k))^2 / n + (||W||^2 + ||b||^2) / (2 C n): LinearSVC's
+// objective divided by C n, so that tol does not depend on n. Parameters: [w_0 .. w_{columns-1}
+// (d each), b (columns)]; one pass over the (float32, standardized) rows per evaluation.
+class SquaredHingeObjective {
+ public:
+  SquaredHingeObjective(const at::Tensor& xs, const at::Tensor& y, std::int64_t num_classes, double C)
+      : xs_(xs.to(at::kFloat).contiguous()), labels_(y.to(at::kLong).contiguous()), n_(xs.size(0)), d_(xs.size(1)),
+        columns_(num_classes == 2 ? 1 : num_classes), C_(C) {}
+  std::int64_t parameters() const { return (d_ + 1) * columns_; }
+
+  double operator()(const double* theta, double* gradient) const {
+    const auto d = static_cast<std::size_t>(d_), k = static_cast<std::size_t>(columns_);
+    std::fill(gradient, gradient + (d + 1) * k, 0.0);
+    const float* x = xs_.data_ptr<float>();
+    const std::int64_t* y = labels_.data_ptr<std::int64_t>();
+    const double n = static_cast<double>(n_);
+    double loss = 0;
+    for (std::int64_t i = 0; i < n_; ++i, x += d)
+      for (std::size_t c = 0; c < k; ++c) {
+        // One-vs-rest target: +1 for the class (class 1 when there are two), -1 otherwise.
+        const double target = y[i] == (k == 1 ? 1 : static_cast<std::int64_t>(c)) ? 1.0 : -1.0;
+        const double margin = 1 - target * (theta[d * k + c] + kgain::dot(x, theta + c * d, d));
+        if (margin <= 0) continue;
+        loss += margin * margin;
+        const double slope = -2 * target * margin / n;
+        kgain::axpy(slope, x, gradient + c * d, d);
+        gradient[d * k + c] += slope;
+      }
+    double squared_norm = 0;
+    for (std::size_t j = 0; j < (d + 1) * k; ++j) squared_norm += theta[j] * theta[j], gradient[j] += theta[j] / (C_ * n);
+    return loss / n + squared_norm / (2 * C_ * n);
+  }
+
+ private:
+  at::Tensor xs_, labels_;
+  std::int64_t n_, d_, columns_;
+  double C_;
+};
 
 class LinearSvmProbe : public kgain::Probe {
  public:
@@ -32,34 +77,17 @@ class LinearSvmProbe : public kgain::Probe {
 
   void fit(const at::Tensor& features, const at::Tensor& labels, std::int64_t num_classes, std::uint64_t) override {
     scaler_.fit(features);
-    const at::Tensor xs = scaler_.apply(features);
-    const std::int64_t columns = num_classes == 2 ? 1 : num_classes;
-    const at::Tensor y = labels.to(torch::kLong);
-    // Targets +1 / -1 per one-vs-rest column.
-    at::Tensor targets = num_classes == 2 ? (y == 1).to(torch::kFloat64).unsqueeze(1)
-                                          : torch::one_hot(y, num_classes).to(torch::kFloat64);
-    targets = targets * 2 - 1;
-    const double n = static_cast<double>(xs.size(0));
-    auto weights = torch::zeros({xs.size(1), columns}, torch::kFloat64).requires_grad_(true);
-    auto bias = torch::zeros({columns}, torch::kFloat64).requires_grad_(true);
-    torch::optim::LBFGS optimizer({weights, bias}, torch::optim::LBFGSOptions(1.0)
-                                                        .max_iter(max_iter_)
-                                                        .max_eval(max_iter_ * 5 / 4)
-                                                        .tolerance_grad(tol_)
-                                                        .tolerance_change(1e-14)
-                                                        .history_size(20)
-                                                        .line_search_fn("strong_wolfe"));
-    // Divided by C * n, like the logistic probe, so that tol does not depend on n.
-    auto closure = [&] {
-      optimizer.zero_grad();
-      const auto margin = torch::clamp_min(1 - targets * torch::addmm(bias, xs, weights), 0);
-      auto loss = margin.pow(2).sum() / n + (weights.pow(2).sum() + bias.pow(2).sum()) / (2 * C_ * n);
-      loss.backward();
-      return loss;
-    };
-    optimizer.step(closure);
-    weights_ = weights.detach();
-    bias_ = bias.detach();
+    const SquaredHingeObjective objective(scaler_.apply(features), labels, num_classes, C_);
+    std::vector<double> theta(static_cast<std::size_t>(objective.parameters()), 0.0);
+    kgain::LbfgsSettings settings;
+    settings.gradient_tolerance = tol_;
+    settings.max_iterations = max_iter_;
+    settings.relative_decrease = 0;  // stop on the gradient, or when a step no longer lowers the value
+    kgain::minimize_lbfgs([&](const double* x, double* g) { return objective(x, g); }, theta, settings);
+    const at::Tensor t = at::tensor(theta, at::kDouble);
+    const std::int64_t d = features.size(1), columns = num_classes == 2 ? 1 : num_classes;
+    weights_ = t.narrow(0, 0, d * columns).view({columns, d}).t().contiguous();
+    bias_ = t.narrow(0, d * columns, columns).clone();
   }
 
   at::Tensor predict_proba(const at::Tensor& features) const override {

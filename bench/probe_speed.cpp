@@ -1,0 +1,157 @@
+// Probe speed: kgain's probes on saved features, the kgain side of bench/probe_speed.sh.
+//
+//   ./build/bench/kgain_bench_probes DIR --probe logistic [--threads 2] [--set C=1 --set tol=1e-4 ...]
+//                                    [--out accuracy.csv]
+//
+// DIR is what `bench/python_reference.py --save-features DIR` wrote (V_T.npy float32 [n, d],
+// labels.npy int64, roles.npy int8 [folds, n], variants.txt), so that kgain and scikit-learn
+// (bench/probe_reference.py) fit the very same features. Every (variant, tap, fold) is one fit,
+// run as a study runs them: `--threads` workers side by side, one BLAS thread each
+// (core/blas_threads.hpp). Timed: fit and predict_proba of every problem, not loading. Prints
+// fits, seconds and fits/s; writes variant,tap_index,accuracy (mean over folds).
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <ATen/ATen.h>
+
+#include <kgain/core/blas_threads.hpp>
+#include <kgain/core/registry.hpp>
+#include <kgain/probe.hpp>
+
+using namespace kgain;
+
+namespace {
+
+// A little-endian, C-order .npy file of float32, int64 or int8 (what numpy.save writes).
+at::Tensor read_npy(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot open " + path);
+  char magic[10];
+  in.read(magic, 10);
+  if (std::string(magic, 6) != "\x93NUMPY") throw std::runtime_error(path + ": not a .npy file");
+  const std::size_t header_length = magic[6] == 1 ? static_cast<unsigned char>(magic[8]) | static_cast<unsigned char>(magic[9]) << 8 : 0;
+  if (magic[6] != 1) throw std::runtime_error(path + ": only .npy version 1 is read");
+  std::string header(header_length, '\0');
+  in.read(header.data(), static_cast<std::streamsize>(header_length));
+  if (header.find("'fortran_order': False") == std::string::npos) throw std::runtime_error(path + ": Fortran order");
+  const auto shape_at = header.find("'shape': (");
+  std::vector<std::int64_t> shape;
+  std::stringstream dims(header.substr(shape_at + 10, header.find(')', shape_at) - shape_at - 10));
+  for (std::string d; std::getline(dims, d, ',');)
+    if (d.find_first_not_of(' ') != std::string::npos) shape.push_back(std::stoll(d));
+  const at::ScalarType type = header.find("'<f4'") != std::string::npos   ? at::kFloat
+                              : header.find("'<i8'") != std::string::npos ? at::kLong
+                              : header.find("'|i1'") != std::string::npos ? at::kChar
+                                                                           : throw std::runtime_error(path + ": type not read here");
+  at::Tensor t = at::empty(shape, type);
+  in.read(static_cast<char*>(t.data_ptr()), static_cast<std::streamsize>(t.nbytes()));
+  if (!in) throw std::runtime_error(path + ": truncated");
+  return t;
+}
+
+std::vector<std::string> args_named(int argc, char** argv, const std::string& name) {
+  std::vector<std::string> out;
+  for (int i = 1; i + 1 < argc; ++i)
+    if (argv[i] == name) out.push_back(argv[i + 1]);
+  return out;
+}
+
+Options probe_options(const std::vector<std::string>& settings) {
+  Options options("probe", "");
+  for (const auto& s : settings) {
+    const auto eq = s.find('=');
+    const std::string key = s.substr(0, eq), value = s.substr(eq + 1);
+    if (value.find_first_not_of("0123456789-") == std::string::npos) options.set(key, static_cast<std::int64_t>(std::stoll(value)));
+    else if (value.find_first_not_of("0123456789.e-+") == std::string::npos) options.set(key, std::stod(value));
+    else options.set(key, value);
+  }
+  return options;
+}
+
+struct Problem {
+  std::size_t variant, tap, fold;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+  if (argc < 2 || args_named(argc, argv, "--probe").empty()) {
+    std::cerr << "usage: kgain_bench_probes DIR --probe NAME [--threads N] [--set KEY=VALUE ...] [--out CSV]\n";
+    return 2;
+  }
+  const std::string dir = argv[1], probe_name = args_named(argc, argv, "--probe").front();
+  const auto threads_arg = args_named(argc, argv, "--threads");
+  const int threads = threads_arg.empty() ? 2 : std::stoi(threads_arg.front());
+  const auto out_arg = args_named(argc, argv, "--out");
+  const Options options = probe_options(args_named(argc, argv, "--set"));
+
+  std::vector<std::string> variants;
+  std::ifstream variant_list(dir + "/variants.txt");
+  for (std::string v; variant_list >> v;) variants.push_back(v);
+  const at::Tensor labels = read_npy(dir + "/labels.npy"), roles = read_npy(dir + "/roles.npy");
+  std::size_t taps = 0;
+  while (std::ifstream(dir + "/" + variants.at(0) + "_" + std::to_string(taps) + ".npy")) ++taps;
+  std::vector<std::vector<at::Tensor>> features(variants.size());
+  for (std::size_t v = 0; v < variants.size(); ++v)
+    for (std::size_t t = 0; t < taps; ++t) features[v].push_back(read_npy(dir + "/" + variants[v] + "_" + std::to_string(t) + ".npy"));
+  const std::int64_t classes = labels.max().item<std::int64_t>() + 1;
+  const auto folds = static_cast<std::size_t>(roles.size(0));
+  std::vector<at::Tensor> train, test;
+  for (std::size_t f = 0; f < folds; ++f) {
+    train.push_back(roles[static_cast<std::int64_t>(f)].eq(1).nonzero().squeeze(1));
+    test.push_back(roles[static_cast<std::int64_t>(f)].eq(2).nonzero().squeeze(1));
+  }
+
+  core::Registry registry;
+  registry.add_directory(KGAIN_PLUGIN_DIR);
+  std::vector<Problem> problems;
+  for (std::size_t v = 0; v < variants.size(); ++v)
+    for (std::size_t t = 0; t < taps; ++t)
+      for (std::size_t f = 0; f < folds; ++f) problems.push_back({v, t, f});
+  std::vector<double> accuracy(problems.size());
+  std::vector<std::shared_ptr<Probe>> probes;
+  for (std::size_t i = 0; i < problems.size(); ++i) probes.push_back(registry.create<Probe>(probe_name, options));
+
+  core::SingleThreadedBlas one_blas_thread_per_fit;
+  std::atomic<std::size_t> next{0};
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<std::thread> workers;
+  for (int w = 0; w < threads; ++w)
+    workers.emplace_back([&] {
+      at::set_num_threads(1);
+      for (std::size_t i; (i = next++) < problems.size();) {
+        const Problem& p = problems[i];
+        const at::Tensor& x = features[p.variant][p.tap];
+        probes[i]->fit(x.index_select(0, train[p.fold]), labels.index_select(0, train[p.fold]), classes, 0);
+        const at::Tensor proba = probes[i]->predict_proba(x.index_select(0, test[p.fold]));
+        accuracy[i] = proba.argmax(1).eq(labels.index_select(0, test[p.fold])).to(at::kDouble).mean().item<double>();
+      }
+    });
+  for (auto& w : workers) w.join();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::printf("kgain %s: %zu fits in %.2f s, %.2f fits/s (%d threads)\n", probe_name.c_str(), problems.size(), seconds,
+              static_cast<double>(problems.size()) / seconds, threads);
+  if (!out_arg.empty()) {
+    std::ofstream out(out_arg.front());
+    out << "variant,tap_index,accuracy\n";
+    for (std::size_t i = 0; i < problems.size(); i += folds) {
+      double mean = 0;
+      for (std::size_t f = 0; f < folds; ++f) mean += accuracy[i + f] / static_cast<double>(folds);
+      char line[128];
+      std::snprintf(line, sizeof line, "%s,%zu,%.6f\n", variants[problems[i].variant].c_str(), problems[i].tap, mean);
+      out << line;
+    }
+  }
+  return 0;
+} catch (const std::exception& e) {
+  std::cerr << "kgain_bench_probes: " << e.what() << '\n';
+  return 1;
+}
