@@ -7,7 +7,8 @@
 // labels.npy int64, roles.npy int8 [folds, n], variants.txt), so that kgain and scikit-learn
 // (bench/probe_reference.py) fit the very same features. Every (variant, tap, fold) is one fit,
 // run as a study runs them: `--threads` workers side by side, one BLAS thread each
-// (core/blas_threads.hpp). Timed: fit and predict_proba of every problem, not loading. Prints
+// (core/blas_threads.hpp), with kgain's allocator setting (core/allocator.hpp). Timed: fit and
+// predict_proba of every problem, not loading. Prints
 // fits, seconds and fits/s; writes variant,tap_index,accuracy (mean over folds).
 #include <atomic>
 #include <chrono>
@@ -22,6 +23,7 @@
 
 #include <ATen/ATen.h>
 
+#include <kgain/core/allocator.hpp>
 #include <kgain/core/blas_threads.hpp>
 #include <kgain/core/registry.hpp>
 #include <kgain/probe.hpp>
@@ -83,6 +85,7 @@ struct Problem {
 }  // namespace
 
 int main(int argc, char** argv) try {
+  core::keep_freed_memory_for_reuse();  // as kgain itself starts (allocator.hpp)
   if (argc < 2 || args_named(argc, argv, "--probe").empty()) {
     std::cerr << "usage: kgain_bench_probes DIR --probe NAME [--threads N] [--set KEY=VALUE ...] [--out CSV]\n";
     return 2;

@@ -4,11 +4,15 @@
 // scikit-learn's predict_proba; the predicted class is the first class with the most votes.
 // Features are standardized on the training fold first (option `standardize`). Distances:
 // `euclidean`, or `cosine` (1 - cosine similarity), in float64. Ties in distance go to the
-// training image listed first. The k nearest are found by selection of the k-th smallest
-// distance (linear in the training images), not by sorting each row.
+// training image listed first. The k nearest are found by selection (std::nth_element on
+// (distance, index) pairs: linear in the training images), not by sorting each row.
 //
 // Options: k (integer, default 5), distance ("euclidean" | "cosine", default "euclidean"),
 //          standardize (bool, default true).
+#include <algorithm>
+#include <utility>
+#include <vector>
+
 #include <torch/torch.h>
 
 #include <kgain/plugin.hpp>
@@ -30,7 +34,7 @@ class KnnProbe : public kgain::Probe {
     if (standardize_) scaler_.fit(features);
     train_ = prepare(features);
     train_squared_norms_ = train_.pow(2).sum(1).unsqueeze(0);
-    train_one_hot_ = torch::one_hot(labels.to(torch::kLong), num_classes).to(torch::kFloat64);
+    labels_ = labels.to(torch::kLong).contiguous();
     num_classes_ = num_classes;
   }
 
@@ -39,34 +43,33 @@ class KnnProbe : public kgain::Probe {
     torch::NoGradGuard no_grad;
     const at::Tensor x = prepare(features);
     const std::int64_t k = std::min<std::int64_t>(k_, train_.size(0));
-    at::Tensor proba = torch::empty({x.size(0), num_classes_}, torch::kFloat64);
+    at::Tensor proba = torch::zeros({x.size(0), num_classes_}, torch::kFloat64);
     // In blocks of rows, so that the distance matrix stays small (256 x n float64).
     for (std::int64_t start = 0; start < x.size(0); start += 256) {
       const at::Tensor block = x.slice(0, start, std::min(x.size(0), start + 256));
       const at::Tensor d = distance_ == "cosine" ? 1 - block.mm(train_.t())
                                                  : at::addmm(train_squared_norms_, block, train_.t(), 1, -2).add_(block.pow(2).sum(1, true));
-      proba.slice(0, start, start + block.size(0)).copy_(nearest(d, k).to(torch::kFloat64).mm(train_one_hot_));
+      vote(d, k, proba.slice(0, start, start + block.size(0)));
     }
     return proba / static_cast<double>(k);
   }
 
  private:
-  // Which training images are the k nearest of each row of distances d [b, n] (bool [b, n]):
-  // the k-th smallest distance by selection (no sort), everything closer, and of the images at
-  // exactly that distance the ones listed first, as many as are still needed.
-  static at::Tensor nearest(const at::Tensor& d, std::int64_t k) {
-    const at::Tensor kth = std::get<0>(d.kthvalue(k, 1, /*keepdim=*/true));
-    at::Tensor chosen = d < kth;
-    const at::Tensor tied = d == kth;
-    const at::Tensor needed = k - chosen.sum(1, true);
-    const at::Tensor rows_with_extra_ties = tied.sum(1, true).gt(needed).squeeze(1).nonzero().squeeze(1);
-    chosen.logical_or_(tied);
-    if (rows_with_extra_ties.numel() > 0) {  // rare: keep the first-listed of the tied images only
-      const at::Tensor rows = tied.index_select(0, rows_with_extra_ties);
-      const at::Tensor keep = rows.logical_and(rows.cumsum(1).le(needed.index_select(0, rows_with_extra_ties)));
-      chosen.index_copy_(0, rows_with_extra_ties, chosen.index_select(0, rows_with_extra_ties).logical_xor(rows.logical_xor(keep)));
+  // Each row of distances d [b, n] gives its k nearest training images' votes (counts) to `out` [b,
+  // classes]: the k smallest (distance, training index) pairs, found by selection (linear in n,
+  // no sort), so that among equal distances the training image listed first is nearer.
+  void vote(const at::Tensor& distances, std::int64_t k, at::Tensor out) const {
+    const at::Tensor d = distances.contiguous();
+    const std::int64_t n = d.size(1);
+    const double* row = d.data_ptr<double>();
+    double* votes = out.data_ptr<double>();
+    const std::int64_t* labels = labels_.data_ptr<std::int64_t>();
+    std::vector<std::pair<double, std::int64_t>> pairs(static_cast<std::size_t>(n));
+    for (std::int64_t i = 0; i < d.size(0); ++i, row += n) {
+      for (std::int64_t j = 0; j < n; ++j) pairs[static_cast<std::size_t>(j)] = {row[j], j};
+      std::nth_element(pairs.begin(), pairs.begin() + (k - 1), pairs.end());
+      for (std::int64_t j = 0; j < k; ++j) votes[i * num_classes_ + labels[pairs[static_cast<std::size_t>(j)].second]] += 1;
     }
-    return chosen;
   }
 
   at::Tensor prepare(const at::Tensor& features) const {
@@ -79,7 +82,7 @@ class KnnProbe : public kgain::Probe {
   std::string distance_;
   bool standardize_;
   kgain::Standardizer scaler_;
-  at::Tensor train_, train_squared_norms_, train_one_hot_;  // [n, d], [1, n], [n, classes]
+  at::Tensor train_, train_squared_norms_, labels_;  // [n, d], [1, n], [n]
   std::int64_t num_classes_ = 0;
 };
 
