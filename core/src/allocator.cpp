@@ -12,4 +12,6 @@ void keep_freed_memory_for_reuse() {
   mallopt(M_TOP_PAD, 64 << 20);                 // grow the heap 64 MB at a time: fewer brk calls
 }
 
+void return_free_memory() { malloc_trim(0); }
+
 }  // namespace kgain::core

@@ -78,24 +78,23 @@ void record_predictions(const EvaluationSetup& s, std::size_t p, std::size_t v, 
 }
 
 
-void evaluate_taps(const EvaluationSetup& s, const std::vector<std::size_t>& tap_indices, const std::vector<std::vector<at::Tensor>>& features,
-                   std::vector<Evaluation>& evaluations, Progress& progress) {
-  const std::size_t folds = s.splits.folds.size(), variants = s.variants.size(), probes = s.probes.size();
-  const std::size_t total = tap_indices.size() * probes * folds * variants;
+void evaluate_taps(const EvaluationSetup& s, const std::vector<std::size_t>& tap_indices, std::size_t v,
+                   const std::vector<at::Tensor>& features, std::vector<Evaluation>& evaluations, Progress& progress) {
+  const std::size_t folds = s.splits.folds.size(), probes = s.probes.size();
+  const std::size_t total = tap_indices.size() * probes * folds;
   std::atomic<std::size_t> next{0};
   std::mutex progress_mutex, factory_mutex;
   const auto fit_tasks = [&](bool worker) {
     if (worker) at::set_num_threads(1);  // this thread only (OpenMP's thread count is per thread)
     for (std::size_t task = next++; task < total; task = next++) {
-      // task = ((k * probes + p) * folds + f) * variants + v
-      const std::size_t v = task % variants, f = task / variants % folds, p = task / (variants * folds) % probes,
-                        k = task / (variants * folds * probes);
+      // task = (k * probes + p) * folds + f
+      const std::size_t f = task % folds, p = task / folds % probes, k = task / (folds * probes);
       std::shared_ptr<Probe> probe;
       {
         std::lock_guard<std::mutex> lock(factory_mutex);  // the plugin's Options record which keys were read
         probe = s.probes[p].make();
       }
-      fit_one(s, p, v, f, tap_indices[k], features[k][v], probe, evaluations[p]);
+      fit_one(s, p, v, f, tap_indices[k], features[k], probe, evaluations[p]);
       std::lock_guard<std::mutex> lock(progress_mutex);
       progress.advance(1);
     }

@@ -4,6 +4,7 @@
 #include <ctime>
 #include <filesystem>
 #include <algorithm>
+#include <numeric>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -30,6 +31,7 @@
 
 #include <kgain/file_hash.hpp>
 
+#include "kgain/core/allocator.hpp"
 #include "kgain/core/build_info.hpp"
 #include "kgain/core/cluster.hpp"
 #include "kgain/core/feature_store.hpp"
@@ -499,6 +501,7 @@ void extract_stage(const Config& config, Study& study, std::vector<FeatureSpace>
   if (const char* kill = std::getenv("KGAIN_TEST_KILL_RANK"); kill && std::atoi(kill) == cluster.rank() && std::strchr(kill, ':'))
     input.die_after_segments = std::atoll(std::strchr(kill, ':') + 1);
   cluster.together([&] { extract_features(*study.backbone, study.variants, config.pooling, input, spaces, summary.extraction); });
+  return_free_memory();  // the networks' activations are not needed again (allocator.hpp)
   if (cluster.distributed()) {
     merge_extraction_stats(summary.extraction);
     cluster.barrier();
@@ -577,7 +580,8 @@ void gather_evaluations(const EvaluationSetup& setup, const std::vector<std::siz
                    [](const TransferabilityRow& a, const TransferabilityRow& b) { return a.tap_index < b.tap_index; });
 }
 
-// Probes, estimators and CKA, tap by tap: memory holds the features of the taps in flight only.
+// Probes, estimators and CKA, tap by tap and variant by variant: memory holds one variant's
+// features of the taps in flight (and the pretrained ones beside them when CKA compares them).
 // Taps are taken one at a time, or a few together when one tap offers fewer fits than threads.
 // Each rank evaluates its share of the tap groups (every group in a single process) into
 // `evaluations` and lists the taps it did in `mine`; finish_evaluation then puts them together.
@@ -587,36 +591,52 @@ void evaluate_stage(const Config& config, const Study& study, const std::vector<
   const EvaluationSetup setup{study.variants, study.tap_names, study.labels, static_cast<std::int64_t>(study.classes.size()),
                               study.splits, study.probes, study.metrics, threads};
   evaluations = start_evaluation(setup);
-  const std::size_t fits_per_tap = study.probes.size() * study.splits.folds.size() * study.variants.size();
+  const std::size_t fits_per_tap = study.probes.size() * study.splits.folds.size();  // of one variant
   const std::size_t group = std::max<std::size_t>(1, (static_cast<std::size_t>(threads) + fits_per_tap - 1) / fits_per_tap);
   const bool estimators = study.backbone->has_pretrained_weights() && (!study.feature_metrics.empty() || config.cka);
   const std::vector<std::int64_t> rows = usable_rows(study, summary);
   const at::Tensor usable = at::tensor(rows, at::kLong);
   std::vector<std::int64_t> usable_labels;
   for (auto i : rows) usable_labels.push_back(study.labels[static_cast<std::size_t>(i)]);
+  // The pretrained variant first, so that CKA can compare each random variant with it as it passes.
+  std::vector<std::size_t> order(study.variants.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_partition(order.begin(), order.end(), [&](std::size_t v) { return study.variants[v].kind == Variant::Kind::pretrained; });
   const Cluster& cluster = Cluster::get();
-  Progress progress("probes", "fits", static_cast<std::int64_t>(fits_per_tap * study.taps.size()));
+  Progress progress("probes", "fits", static_cast<std::int64_t>(fits_per_tap * study.variants.size() * study.taps.size()));
   for (std::size_t first = 0, g = 0; first < study.taps.size(); first += group, ++g) {
     if (static_cast<int>(g % static_cast<std::size_t>(cluster.size())) != cluster.rank()) continue;
     std::vector<std::size_t> taps;
-    std::vector<std::vector<at::Tensor>> features;  // [k][v]
-    for (std::size_t t = first; t < std::min(study.taps.size(), first + group); ++t) {
-      taps.push_back(t);
-      features.emplace_back();
-      for (const auto& space : spaces)
-        features.back().push_back(load_tap(space, t, study.identities, summary.extraction.bad_images, study.samples));
-    }
-    evaluate_taps(setup, taps, features, evaluations, progress);
-    mine.insert(mine.end(), taps.begin(), taps.end());
-    for (std::size_t k = 0; estimators && k < taps.size(); ++k) {
-      std::vector<std::vector<at::Tensor>> one_tap;  // [v][0]: the usable rows
-      for (const auto& x : features[k]) one_tap.push_back({rows.size() == study.samples.size() ? x : x.index_select(0, usable)});
-      for (auto r : compute_transferability(one_tap, study.variants, {study.tap_names[taps[k]]}, usable_labels,
-                                            static_cast<std::int64_t>(study.classes.size()), study.feature_metrics, config.cka, threads)) {
-        r.tap_index = taps[k];
-        summary.transferability.push_back(r);
+    for (std::size_t t = first; t < std::min(study.taps.size(), first + group); ++t) taps.push_back(t);
+    std::vector<std::vector<double>> cka(taps.size());                                   // [k][random variant]
+    std::vector<std::vector<std::vector<double>>> scores(taps.size(), std::vector<std::vector<double>>(study.variants.size()));  // [k][v][m]
+    std::vector<at::Tensor> pretrained;  // usable rows, kept for CKA
+    for (std::size_t v : order) {
+      std::vector<at::Tensor> features;  // [k]
+      for (std::size_t t : taps) features.push_back(load_tap(spaces[v], t, study.identities, summary.extraction.bad_images, study.samples));
+      evaluate_taps(setup, taps, v, features, evaluations, progress);
+      if (!estimators) {
+        features.clear();
+        return_free_memory();  // before the next variant's features (allocator.hpp)
+        continue;
+      }
+      for (auto& x : features) x = rows.size() == study.samples.size() ? x : x.index_select(0, usable);
+      const auto estimates = score_estimators(features, usable_labels, static_cast<std::int64_t>(study.classes.size()), study.feature_metrics, threads);
+      for (std::size_t k = 0; k < taps.size(); ++k) scores[k][v] = estimates[k];
+      if (!config.cka) continue;
+      if (study.variants[v].kind == Variant::Kind::pretrained) {
+        pretrained = std::move(features);
+      } else {
+        const auto values = cka_per_tap(pretrained, features, threads);
+        for (std::size_t k = 0; k < taps.size(); ++k) cka[k].push_back(values[k]);
       }
     }
+    pretrained.clear();
+    return_free_memory();
+    for (std::size_t k = 0; estimators && k < taps.size(); ++k)
+      for (auto& r : transferability_rows(taps[k], study.tap_names[taps[k]], study.variants, study.feature_metrics, scores[k], config.cka, cka[k]))
+        summary.transferability.push_back(std::move(r));
+    mine.insert(mine.end(), taps.begin(), taps.end());
     spdlog::debug("taps {}-{} evaluated", taps.front(), taps.back());
   }
 }

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <exception>
+#include <functional>
 #include <mutex>
 #include <thread>
 
@@ -85,44 +86,12 @@ double nce(const at::Tensor& source_probs, const std::vector<std::int64_t>& labe
   return out;
 }
 
-std::vector<TransferabilityRow> compute_transferability(const std::vector<std::vector<at::Tensor>>& features,
-                                                        const std::vector<Variant>& variants, const std::vector<std::string>& taps,
-                                                        const std::vector<std::int64_t>& labels, std::int64_t num_classes,
-                                                        const std::vector<NamedFeatureMetric>& metrics, bool cka, int threads) {
-  const at::Tensor y = at::tensor(labels, at::kLong);
-  std::size_t pretrained = 0;
-  std::vector<std::size_t> random;
-  for (std::size_t v = 0; v < variants.size(); ++v) {
-    if (variants[v].kind == Variant::Kind::pretrained) pretrained = v;
-    else random.push_back(v);
-  }
-  const std::size_t per_tap = metrics.size() + (cka ? 1 : 0);
-  std::vector<TransferabilityRow> rows(taps.size() * per_tap);
-  const auto one = [&](std::size_t task) {
-    const std::size_t t = task / per_tap, m = task % per_tap;
-    TransferabilityRow& row = rows[task];
-    row.tap_index = t;
-    row.tap = taps[t];
-    std::vector<double> values;
-    if (m < metrics.size()) {
-      row.metric = metrics[m].name;
-      row.pretrained = metrics[m].metric->score(features[pretrained][t], y, num_classes);
-      for (auto v : random) values.push_back(metrics[m].metric->score(features[v][t], y, num_classes));
-    } else {
-      row.metric = "cka";
-      for (auto v : random) values.push_back(linear_cka(features[pretrained][t], features[v][t]));
-      row.pretrained = std::accumulate(values.begin(), values.end(), 0.0) / static_cast<double>(values.size());
-      row.random_mean = row.random_sd = std::numeric_limits<double>::quiet_NaN();
-      return;
-    }
-    row.random_mean = std::accumulate(values.begin(), values.end(), 0.0) / static_cast<double>(values.size());
-    double ss = 0;
-    for (double x : values) ss += (x - row.random_mean) * (x - row.random_mean);
-    row.random_sd = values.size() > 1 ? std::sqrt(ss / static_cast<double>(values.size() - 1)) : 0.0;
-  };
-  // One task per (tap, estimator), side by side, each with one LibTorch and one BLAS thread: the
-  // numbers do not depend on the thread count (blas_threads.hpp). A task owns its estimator
-  // object, so each object is called from one thread at a time (feature_metric.hpp).
+namespace {
+
+// Runs task(0) .. task(count - 1) side by side on `threads` workers, each with one LibTorch and
+// one BLAS thread, so that the numbers do not depend on `threads` (blas_threads.hpp); the first
+// exception stops the others and is rethrown here.
+void side_by_side(std::size_t count, int threads, const std::function<void(std::size_t)>& task) {
   const SingleThreadedBlas one_blas_thread;
   std::atomic<std::size_t> next{0};
   std::exception_ptr first_error;
@@ -130,20 +99,95 @@ std::vector<TransferabilityRow> compute_transferability(const std::vector<std::v
   const auto work = [&] {
     at::set_num_threads(1);
     try {
-      for (std::size_t task = next++; task < rows.size(); task = next++) one(task);
+      for (std::size_t i = next++; i < count; i = next++) task(i);
     } catch (...) {
       std::lock_guard<std::mutex> lock(error_mutex);
       if (!first_error) first_error = std::current_exception();
-      next = rows.size();
+      next = count;
     }
   };
   const int previous = at::get_num_threads();
   std::vector<std::thread> pool;
-  for (int i = 1; i < std::min<int>(threads, static_cast<int>(rows.size())); ++i) pool.emplace_back(work);
+  for (int i = 1; i < std::min<int>(threads, static_cast<int>(count)); ++i) pool.emplace_back(work);
   work();
   for (auto& th : pool) th.join();
   at::set_num_threads(previous);
   if (first_error) std::rethrow_exception(first_error);
+}
+
+double mean(const std::vector<double>& values) {
+  return std::accumulate(values.begin(), values.end(), 0.0) / static_cast<double>(values.size());
+}
+
+}  // namespace
+
+std::vector<std::vector<double>> score_estimators(const std::vector<at::Tensor>& features, const std::vector<std::int64_t>& labels,
+                                                  std::int64_t num_classes, const std::vector<NamedFeatureMetric>& metrics, int threads) {
+  const at::Tensor y = at::tensor(labels, at::kLong);
+  std::vector<std::vector<double>> scores(features.size(), std::vector<double>(metrics.size()));
+  // A task owns its (tap, estimator) pair, so each estimator object is called from one thread at
+  // a time (feature_metric.hpp).
+  side_by_side(features.size() * metrics.size(), threads, [&](std::size_t task) {
+    const std::size_t k = task / metrics.size(), m = task % metrics.size();
+    scores[k][m] = metrics[m].metric->score(features[k], y, num_classes);
+  });
+  return scores;
+}
+
+std::vector<double> cka_per_tap(const std::vector<at::Tensor>& pretrained, const std::vector<at::Tensor>& random, int threads) {
+  std::vector<double> values(pretrained.size());
+  side_by_side(pretrained.size(), threads, [&](std::size_t k) { values[k] = linear_cka(pretrained[k], random[k]); });
+  return values;
+}
+
+std::vector<TransferabilityRow> transferability_rows(std::size_t tap_index, const std::string& tap, const std::vector<Variant>& variants,
+                                                     const std::vector<NamedFeatureMetric>& metrics,
+                                                     const std::vector<std::vector<double>>& scores, bool with_cka, const std::vector<double>& cka) {
+  std::vector<TransferabilityRow> rows;
+  for (std::size_t m = 0; m < metrics.size(); ++m) {
+    TransferabilityRow row;
+    row.tap_index = tap_index, row.tap = tap, row.metric = metrics[m].name;
+    std::vector<double> random;
+    for (std::size_t v = 0; v < variants.size(); ++v)
+      if (variants[v].kind == Variant::Kind::pretrained) row.pretrained = scores[v][m];
+      else random.push_back(scores[v][m]);
+    row.random_mean = mean(random);
+    double ss = 0;
+    for (double x : random) ss += (x - row.random_mean) * (x - row.random_mean);
+    row.random_sd = random.size() > 1 ? std::sqrt(ss / static_cast<double>(random.size() - 1)) : 0.0;
+    rows.push_back(row);
+  }
+  if (with_cka) {
+    TransferabilityRow row;
+    row.tap_index = tap_index, row.tap = tap, row.metric = "cka";
+    row.pretrained = mean(cka);
+    row.random_mean = row.random_sd = std::numeric_limits<double>::quiet_NaN();
+    rows.push_back(row);
+  }
+  return rows;
+}
+
+std::vector<TransferabilityRow> compute_transferability(const std::vector<std::vector<at::Tensor>>& features,
+                                                        const std::vector<Variant>& variants, const std::vector<std::string>& taps,
+                                                        const std::vector<std::int64_t>& labels, std::int64_t num_classes,
+                                                        const std::vector<NamedFeatureMetric>& metrics, bool cka, int threads) {
+  std::size_t pretrained = 0;
+  for (std::size_t v = 0; v < variants.size(); ++v)
+    if (variants[v].kind == Variant::Kind::pretrained) pretrained = v;
+  std::vector<std::vector<std::vector<double>>> scores;  // [v][t][m]
+  std::vector<std::vector<double>> cka_values(taps.size());  // [t][random variant]
+  for (std::size_t v = 0; v < variants.size(); ++v) {
+    scores.push_back(score_estimators(features[v], labels, num_classes, metrics, threads));
+    if (!cka || v == pretrained) continue;
+    const auto values = cka_per_tap(features[pretrained], features[v], threads);
+    for (std::size_t t = 0; t < taps.size(); ++t) cka_values[t].push_back(values[t]);
+  }
+  std::vector<TransferabilityRow> rows;
+  for (std::size_t t = 0; t < taps.size(); ++t) {
+    std::vector<std::vector<double>> at_tap;  // [v][m]
+    for (const auto& s : scores) at_tap.push_back(s[t]);
+    for (auto& r : transferability_rows(t, taps[t], variants, metrics, at_tap, cka, cka_values[t])) rows.push_back(std::move(r));
+  }
   return rows;
 }
 

@@ -1,8 +1,8 @@
 // Evaluation: a fresh probe per (probe, variant, tap, fold), scored by every metric, run tap by
 // tap so that memory holds the features of the taps in flight, never those of every tap.
 //
-// The study calls evaluate_taps once per group of taps it has loaded (usually one tap; more when
-// one tap offers fewer fits than there are threads), then finish() puts the rows in their
+// The study calls evaluate_taps once per variant and group of taps it has loaded (usually one
+// tap; more when one tap offers fewer fits than there are threads), then finish() puts the rows in their
 // fixed order: probe, fold, variant, tap. Every fit uses the probe's own seed and sees exactly
 // the same data whatever the grouping or the number of threads, so results do not depend on them.
 // Threads: evaluate_taps runs `threads` fits side by side (each with one LibTorch thread);
@@ -74,10 +74,11 @@ struct EvaluationSetup {
 // One Evaluation per probe, sized for the study.
 std::vector<Evaluation> start_evaluation(const EvaluationSetup& setup);
 
-// Fits every probe at the taps `tap_indices`, whose features are features[k][v] (tap
-// tap_indices[k], variant v, float [images, dim]), into `evaluations`.
-void evaluate_taps(const EvaluationSetup& setup, const std::vector<std::size_t>& tap_indices,
-                   const std::vector<std::vector<at::Tensor>>& features, std::vector<Evaluation>& evaluations, Progress& progress);
+// Fits every probe on every fold for variant `variant` at the taps `tap_indices`, whose
+// features are features[k] (tap tap_indices[k], float [images, dim]), into `evaluations`. The
+// study passes one variant at a time, so that memory holds one variant's features.
+void evaluate_taps(const EvaluationSetup& setup, const std::vector<std::size_t>& tap_indices, std::size_t variant,
+                   const std::vector<at::Tensor>& features, std::vector<Evaluation>& evaluations, Progress& progress);
 
 // Scores `predictions` (probe p, variant v, fold f, tap) with every metric and keeps both in
 // evaluations[p]: what evaluate_taps does after each fit, and what root does with the
