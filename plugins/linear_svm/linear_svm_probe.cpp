@@ -14,12 +14,14 @@
 //
 // Options: C (number, default 1.0, > 0), max_iter (integer, default 1000), tol (number, 1e-6).
 #include <algorithm>
+#include <tuple>
 #include <vector>
 
 #include <torch/torch.h>
 
 #include <kgain/dense_kernels.hpp>
 #include <kgain/lbfgs.hpp>
+#include <kgain/linear_problem.hpp>
 #include <kgain/margin_scores.hpp>
 #include <kgain/plugin.hpp>
 #include <kgain/probe.hpp>
@@ -28,23 +30,21 @@
 namespace {
 
 // sum_i sum_k max(0, 1 - y_ik (w_k . x_i + b_k))^2 / n + (||W||^2 + ||b||^2) / (2 C n): LinearSVC's
-// objective divided by C n, so that tol does not depend on n. Parameters: [w_0 .. w_{columns-1}
-// (d each), b (columns)]; one pass over the (float32, standardized) rows per evaluation.
+// objective divided by C n, so that tol does not depend on n, over the parameters of a
+// LinearProblem (kgain/linear_problem.hpp); one pass over the rows per evaluation.
 class SquaredHingeObjective {
  public:
-  SquaredHingeObjective(const at::Tensor& xs, const at::Tensor& y, std::int64_t num_classes, double C)
-      : xs_(xs.to(at::kFloat).contiguous()), labels_(y.to(at::kLong).contiguous()), n_(xs.size(0)), d_(xs.size(1)),
-        columns_(num_classes == 2 ? 1 : num_classes), C_(C) {}
-  std::int64_t parameters() const { return (d_ + 1) * columns_; }
+  SquaredHingeObjective(const at::Tensor& xs, const at::Tensor& y, std::int64_t num_classes, double C) : problem_(xs, y, num_classes), C_(C) {}
+  const kgain::LinearProblem& problem() const { return problem_; }
 
   double operator()(const double* theta, double* gradient) const {
-    const auto d = static_cast<std::size_t>(d_), k = static_cast<std::size_t>(columns_);
+    const auto d = static_cast<std::size_t>(problem_.d), k = static_cast<std::size_t>(problem_.columns);
     std::fill(gradient, gradient + (d + 1) * k, 0.0);
-    const float* x = xs_.data_ptr<float>();
-    const std::int64_t* y = labels_.data_ptr<std::int64_t>();
-    const double n = static_cast<double>(n_);
+    const float* x = problem_.rows.data_ptr<float>();
+    const std::int64_t* y = problem_.labels.data_ptr<std::int64_t>();
+    const double n = static_cast<double>(problem_.n);
     double loss = 0;
-    for (std::int64_t i = 0; i < n_; ++i, x += d)
+    for (std::int64_t i = 0; i < problem_.n; ++i, x += d)
       for (std::size_t c = 0; c < k; ++c) {
         // One-vs-rest target: +1 for the class (class 1 when there are two), -1 otherwise.
         const double target = y[i] == (k == 1 ? 1 : static_cast<std::int64_t>(c)) ? 1.0 : -1.0;
@@ -61,8 +61,7 @@ class SquaredHingeObjective {
   }
 
  private:
-  at::Tensor xs_, labels_;
-  std::int64_t n_, d_, columns_;
+  kgain::LinearProblem problem_;
   double C_;
 };
 
@@ -78,16 +77,13 @@ class LinearSvmProbe : public kgain::Probe {
   void fit(const at::Tensor& features, const at::Tensor& labels, std::int64_t num_classes, std::uint64_t) override {
     scaler_.fit(features);
     const SquaredHingeObjective objective(scaler_.apply(features), labels, num_classes, C_);
-    std::vector<double> theta(static_cast<std::size_t>(objective.parameters()), 0.0);
+    std::vector<double> theta(static_cast<std::size_t>(objective.problem().parameters()), 0.0);
     kgain::LbfgsSettings settings;
     settings.gradient_tolerance = tol_;
     settings.max_iterations = max_iter_;
     settings.relative_decrease = 0;  // stop on the gradient, or when a step no longer lowers the value
     kgain::minimize_lbfgs([&](const double* x, double* g) { return objective(x, g); }, theta, settings);
-    const at::Tensor t = at::tensor(theta, at::kDouble);
-    const std::int64_t d = features.size(1), columns = num_classes == 2 ? 1 : num_classes;
-    weights_ = t.narrow(0, 0, d * columns).view({columns, d}).t().contiguous();
-    bias_ = t.narrow(0, d * columns, columns).clone();
+    std::tie(weights_, bias_) = objective.problem().weights_and_bias(theta);
   }
 
   at::Tensor predict_proba(const at::Tensor& features) const override {

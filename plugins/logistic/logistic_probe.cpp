@@ -32,6 +32,7 @@
 
 #include <kgain/dense_kernels.hpp>
 #include <kgain/lbfgs.hpp>
+#include <kgain/linear_problem.hpp>
 #include <kgain/plugin.hpp>
 #include <kgain/probe.hpp>
 #include <kgain/standardize.hpp>
@@ -63,34 +64,30 @@ std::vector<std::int64_t> inner_folds(const at::Tensor& labels, std::int64_t num
   return fold;
 }
 
-// sum_i log_loss_i + ||W||^2 / (2 C) and its gradient, over the parameters laid out as one flat
-// float64 vector [w_0 .. w_{columns-1} (d each), b (columns)]. One pass over the features per
-// evaluation: each row's logits and its share of the gradient are computed while the row is in
-// cache. The standardized features are kept as float32 (the precision they arrived in; a
-// relative rounding of 6e-8), every sum is float64 and runs over the rows in order, so the
-// result does not depend on threads.
+// sum_i log_loss_i + ||W||^2 / (2 C) and its gradient over the parameters of a LinearProblem
+// (kgain/linear_problem.hpp). One pass over the rows per evaluation: each row's logits and its
+// share of the gradient are computed while the row is in cache; every sum is float64 and runs
+// over the rows in order, so the result does not depend on threads.
 class LogisticObjective {
  public:
-  LogisticObjective(const at::Tensor& xs, const at::Tensor& y, std::int64_t num_classes, double C)
-      : xs_(xs.to(at::kFloat).contiguous()), labels_(y.to(at::kLong).contiguous()), n_(xs.size(0)), d_(xs.size(1)),
-        columns_(num_classes == 2 ? 1 : num_classes), C_(C) {}
-  std::int64_t parameters() const { return (d_ + 1) * columns_; }
+  LogisticObjective(const at::Tensor& xs, const at::Tensor& y, std::int64_t num_classes, double C) : problem_(xs, y, num_classes), C_(C) {}
+  std::int64_t parameters() const { return problem_.parameters(); }
 
   // The fitted model as the [d, columns] weights and [columns] bias that logits() takes.
   LinearModel model(const std::vector<double>& theta) const {
-    const at::Tensor t = at::tensor(theta, at::kDouble);
-    return {t.narrow(0, 0, d_ * columns_).view({columns_, d_}).t().contiguous(), t.narrow(0, d_ * columns_, columns_).clone()};
+    auto [weights, bias] = problem_.weights_and_bias(theta);
+    return {weights, bias};
   }
 
   double operator()(const double* theta, double* gradient) const {
-    const auto d = static_cast<std::size_t>(d_), k = static_cast<std::size_t>(columns_);
+    const auto d = static_cast<std::size_t>(problem_.d), k = static_cast<std::size_t>(problem_.columns);
     const double* bias = theta + d * k;
     std::fill(gradient, gradient + (d + 1) * k, 0.0);
     std::vector<double> z(k);
     double loss = 0;
-    const float* x = xs_.data_ptr<float>();
-    const std::int64_t* y = labels_.data_ptr<std::int64_t>();
-    for (std::int64_t i = 0; i < n_; ++i, x += d) {
+    const float* x = problem_.rows.data_ptr<float>();
+    const std::int64_t* y = problem_.labels.data_ptr<std::int64_t>();
+    for (std::int64_t i = 0; i < problem_.n; ++i, x += d) {
       for (std::size_t c = 0; c < k; ++c) z[c] = bias[c] + kgain::dot(x, theta + c * d, d);
       loss += residuals(z, y[i]);  // z now holds d loss_i / d z
       for (std::size_t c = 0; c < k; ++c) {
@@ -106,7 +103,7 @@ class LogisticObjective {
  private:
   // Row i's loss, and its derivatives with respect to its logits written over them.
   double residuals(std::vector<double>& z, std::int64_t label) const {
-    if (columns_ == 1) {  // log(1 + e^z) - y z and sigmoid(z) - y, without overflow
+    if (problem_.columns == 1) {  // log(1 + e^z) - y z and sigmoid(z) - y, without overflow
       const double v = z[0], y = label == 1 ? 1.0 : 0.0, e = std::exp(-std::abs(v));
       z[0] = (v >= 0 ? 1 / (1 + e) : e / (1 + e)) - y;
       return std::max(v, 0.0) + std::log1p(e) - y * v;
@@ -118,8 +115,7 @@ class LogisticObjective {
     for (std::size_t c = 0; c < z.size(); ++c) z[c] = std::exp(z[c] - lse) - (static_cast<std::int64_t>(c) == label ? 1.0 : 0.0);
     return loss;
   }
-  at::Tensor xs_, labels_;
-  std::int64_t n_, d_, columns_;
+  kgain::LinearProblem problem_;
   double C_;
 };
 
