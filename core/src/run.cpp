@@ -633,8 +633,8 @@ void evaluate_stage(const Config& config, const Study& study, const std::vector<
     }
     pretrained.clear();
     // Free pages go back before the next group (allocator.hpp). Also after each variant above:
-    // measured at 32,000 patches, once per group left a peak of 1.71 GB against 1.28 GB, for
-    // 25 s less (docs/performance.md, "Scale").
+    // measured at 32,000 patches (ridge probe before it worked in place), once per group left a
+    // peak of 1.71 GB against 1.28 GB, for 25 s less (docs/performance.md, "Scale").
     return_free_memory();
     for (std::size_t k = 0; estimators && k < taps.size(); ++k)
       for (auto& r : transferability_rows(taps[k], study.tap_names[taps[k]], study.variants, study.feature_metrics, scores[k], config.cka, cka[k]))

@@ -27,6 +27,9 @@ struct Standardizer {
   }
   // float64 [n, d]
   at::Tensor apply(const at::Tensor& x) const { return (x.to(at::kDouble) - mean) / std; }
+  // The same values written over x (float64 [n, d], e.g. the copy fit() was given), so that a
+  // probe on a large training fold holds one float64 copy of it instead of three.
+  void apply_in_place(at::Tensor& x) const { x.sub_(mean).div_(std); }
 };
 
 }  // namespace kgain
