@@ -33,7 +33,7 @@ class KnnProbe : public kgain::Probe {
   void fit(const at::Tensor& features, const at::Tensor& labels, std::int64_t num_classes, std::uint64_t) override {
     if (standardize_) scaler_.fit(features);
     train_ = prepare(features);
-    train_squared_norms_ = train_.pow(2).sum(1).unsqueeze(0);
+    if (distance_ == "euclidean") train_squared_norms_ = train_.pow(2).sum(1).unsqueeze(0);
     labels_ = labels.to(torch::kLong).contiguous();
     num_classes_ = num_classes;
   }

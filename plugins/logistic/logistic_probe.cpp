@@ -70,7 +70,8 @@ std::vector<std::int64_t> inner_folds(const at::Tensor& labels, std::int64_t num
 // over the rows in order, so the result does not depend on threads.
 class LogisticObjective {
  public:
-  LogisticObjective(const at::Tensor& xs, const at::Tensor& y, std::int64_t num_classes, double C) : problem_(xs, y, num_classes), C_(C) {}
+  // `problem` must outlive the objective (one problem serves every C of a grid).
+  LogisticObjective(const kgain::LinearProblem& problem, double C) : problem_(problem), C_(C) {}
   std::int64_t parameters() const { return problem_.parameters(); }
 
   // The fitted model as the [d, columns] weights and [columns] bias that logits() takes.
@@ -115,7 +116,7 @@ class LogisticObjective {
     for (std::size_t c = 0; c < z.size(); ++c) z[c] = std::exp(z[c] - lse) - (static_cast<std::int64_t>(c) == label ? 1.0 : 0.0);
     return loss;
   }
-  kgain::LinearProblem problem_;
+  const kgain::LinearProblem& problem_;
   double C_;
 };
 
@@ -157,24 +158,25 @@ class LogisticProbe : public kgain::Probe {
     std::vector<double> grid = C_grid_;
     std::sort(grid.begin(), grid.end());
     struct InnerFold {
-      at::Tensor train_x, train_y, test_x, test_y;
+      kgain::LinearProblem train;  // standardized once, for every C
+      at::Tensor test_x, test_y;
       std::vector<double> theta;
     };
-    std::vector<InnerFold> inner(static_cast<std::size_t>(inner_folds_));
+    std::vector<InnerFold> inner;
     for (std::int64_t f = 0; f < inner_folds_; ++f) {
       std::vector<std::int64_t> train, test;
       for (std::size_t i = 0; i < fold.size(); ++i) (fold[i] == f ? test : train).push_back(static_cast<std::int64_t>(i));
       const at::Tensor tr = torch::tensor(train), te = torch::tensor(test);
       kgain::Standardizer scaler;
       scaler.fit(features.index_select(0, tr));
-      inner[f] = {scaler.apply(features.index_select(0, tr)), y.index_select(0, tr), scaler.apply(features.index_select(0, te)),
-                  y.index_select(0, te), {}};
+      inner.push_back({kgain::LinearProblem(scaler.apply(features.index_select(0, tr)), y.index_select(0, tr), num_classes),
+                       scaler.apply(features.index_select(0, te)), y.index_select(0, te), {}});
     }
     double best_C = grid.front(), best_accuracy = -1;
     for (double C : grid) {
       double accuracy = 0;
       for (auto& f : inner) {
-        const LogisticObjective objective(f.train_x, f.train_y, num_classes, C);
+        const LogisticObjective objective(f.train, C);
         if (f.theta.empty()) f.theta.assign(static_cast<std::size_t>(objective.parameters()), 0.0);
         minimize(objective, f.theta);  // warm start: from this fold's solution for the previous C
         const at::Tensor predicted = logits(f.test_x, objective.model(f.theta)).argmax(1);
@@ -186,7 +188,8 @@ class LogisticProbe : public kgain::Probe {
   }
 
   LinearModel train_model(const at::Tensor& xs, const at::Tensor& y, std::int64_t num_classes, double C) const {
-    const LogisticObjective objective(xs, y, num_classes, C);
+    const kgain::LinearProblem problem(xs, y, num_classes);
+    const LogisticObjective objective(problem, C);
     std::vector<double> theta(static_cast<std::size_t>(objective.parameters()), 0.0);
     minimize(objective, theta);
     return objective.model(theta);
