@@ -226,12 +226,15 @@ toml::table options_table(const PluginSection& s) {
 
 }  // namespace
 
+namespace {
+const std::vector<std::pair<Pooling, std::string>> pooling_names = {{Pooling::avg, "avg"}, {Pooling::max, "max"},
+                                                                    {Pooling::avgmax, "avgmax"}, {Pooling::cls, "cls"},
+                                                                    {Pooling::mean, "mean"}, {Pooling::cls_mean, "cls_mean"}};
+}  // namespace
+
 std::string to_string(Pooling pooling) {
-  switch (pooling) {
-    case Pooling::avg: return "avg";
-    case Pooling::max: return "max";
-    case Pooling::avgmax: return "avgmax";
-  }
+  for (const auto& [p, name] : pooling_names)
+    if (p == pooling) return name;
   return "?";
 }
 
@@ -327,8 +330,11 @@ Config parse_config(const std::string& text, const std::string& path) {
     // A decoding chunk of 256 images at 1024 px is 3 GB of floats; beyond that no CNN study fits.
     c.input_size = r.integer("input_size", 0, 0, 1024);
     c.resize = r.string("resize", "shorter_side_crop", {"shorter_side_crop", "stretch", "pad"});
-    const std::string pooling = r.string("pooling", "avg", {"avg", "max", "avgmax"});
-    c.pooling = pooling == "avg" ? Pooling::avg : pooling == "max" ? Pooling::max : Pooling::avgmax;
+    std::vector<std::string> names;
+    for (const auto& entry : pooling_names) names.push_back(entry.second);
+    const std::string pooling = r.string("pooling", "avg", names);
+    for (const auto& [p, name] : pooling_names)
+      if (name == pooling) c.pooling = p;
     c.stain_normalization = r.string("stain_normalization", "none", {"none", "reinhard", "macenko"});
     c.storage = r.string("storage", "float32", {"float32", "float16"});
     c.stain_reference = r.string("stain_reference", "");

@@ -217,7 +217,7 @@ at::Tensor decode_calibration_images(const std::vector<Sample>& samples, const s
   return at::stack(images);
 }
 
-at::Tensor extract_source_predictions(Backbone& backbone, const ExtractionInput& input, FeatureSpace& space,
+at::Tensor extract_source_predictions(Backbone& backbone, Pooling pooling, const ExtractionInput& input, FeatureSpace& space,
                                       const std::vector<std::pair<std::int64_t, std::string>>& left_out) {
   std::vector<std::uint64_t> ids = input.identities;
   for (const auto& [index, reason] : left_out) ids[static_cast<std::size_t>(index)] = 0;
@@ -229,7 +229,7 @@ at::Tensor extract_source_predictions(Backbone& backbone, const ExtractionInput&
   for (std::size_t k = 0; k < todo.size(); k += chunk_images) {
     const std::vector<std::int64_t> chunk(todo.begin() + static_cast<std::ptrdiff_t>(k),
                                           todo.begin() + static_cast<std::ptrdiff_t>(std::min(todo.size(), k + chunk_images)));
-    if (!net) net = backbone.instantiate(Variant{Variant::Kind::pretrained, 0}, Pooling::avg);
+    if (!net) net = backbone.instantiate(Variant{Variant::Kind::pretrained, 0}, pooling);
     const DecodedChunk decoded = decode_chunk(input.samples, chunk, input.prep, /*skip_bad=*/false, input.decode_threads);
     std::vector<at::Tensor> pieces;
     for (std::int64_t i = 0; i < static_cast<std::int64_t>(chunk.size()); i += input.batch_size) {
@@ -245,7 +245,7 @@ at::Tensor extract_source_predictions(Backbone& backbone, const ExtractionInput&
     spdlog::debug("source predictions: {}/{} images", k + chunk.size(), todo.size());
   }
   if (space.dims().empty()) {  // nothing stored and nothing to compute: a head is still needed to know
-    if (!net) net = backbone.instantiate(Variant{Variant::Kind::pretrained, 0}, Pooling::avg);
+    if (!net) net = backbone.instantiate(Variant{Variant::Kind::pretrained, 0}, pooling);
     if (!net->classify(at::zeros({1, 3, input.prep.size, input.prep.size})).defined()) return {};
   }
   return load_tap(space, 0, input.identities, left_out, input.samples);

@@ -318,7 +318,13 @@ void plan_network(const Config& config, Study& study) {
     spdlog::info("stain normalization: {} to {}", config.stain_normalization, config.stain_reference);
   }
   study.taps = study.backbone->inspect(prep.size);
-  for (const auto& t : study.taps) study.tap_names.push_back(t.name);
+  for (const auto& t : study.taps) {
+    study.tap_names.push_back(t.name);
+    if (!pooling_fits(config.pooling, t.form))
+      throw std::runtime_error(config.file + ": [features] pooling = \"" + to_string(config.pooling) + "\" does not fit tap '" + t.name + "', " +
+                               (t.form == TapForm::tokens ? "a token sequence (a transformer): use \"cls\", \"mean\" or \"cls_mean\""
+                                                          : "a feature map: use \"avg\", \"max\" or \"avgmax\""));
+  }
   spdlog::info("backbone: {} — {} taps at {} px", study.backbone->description(), study.taps.size(), prep.size);
   if (study.backbone->has_pretrained_weights()) study.variants.push_back(Variant{Variant::Kind::pretrained, 0});
   else spdlog::warn("the backbone has no pretrained weights: scoring random variants only, so there is no gain to measure");
@@ -664,7 +670,7 @@ void analyse_stage(const Config& config, Study& study, const std::vector<Evaluat
   gain_settings.sweet_spot_epsilon = config.sweet_spot_epsilon;
   gain_settings.threads = at::get_num_threads();
   for (const auto& evaluation : evaluations) {
-    const auto gain = compute_gain(evaluation, study.variants, study.taps, study.metrics, config.pooling == Pooling::avgmax ? 2 : 1, gain_settings);
+    const auto gain = compute_gain(evaluation, study.variants, study.taps, study.metrics, pooled_parts(config.pooling), gain_settings);
     summary.gain.insert(summary.gain.end(), gain.begin(), gain.end());
   }
   for (const auto& fm : study.feature_metrics) {
@@ -680,7 +686,7 @@ void analyse_stage(const Config& config, Study& study, const std::vector<Evaluat
   }
   if (!study.backbone->has_pretrained_weights() || !config.source_transferability) return;
   FeatureSpace space(store, feature_space_key(config, study, "source (class probabilities of the backbone's head)"), StoragePrecision::float32);
-  const at::Tensor probs = extract_source_predictions(*study.backbone, extraction_input(config, study), space, summary.extraction.bad_images);
+  const at::Tensor probs = extract_source_predictions(*study.backbone, config.pooling, extraction_input(config, study), space, summary.extraction.bad_images);
   if (!probs.defined()) {
     spdlog::warn("[transferability] source = true, but the backbone has no classifier head: LEEP and NCE are not computed");
     return;

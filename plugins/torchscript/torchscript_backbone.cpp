@@ -95,7 +95,7 @@ class TorchScriptBackbone : public kgain::Backbone {
     fingerprint_ = kgain::file_fingerprint(file_) + (init_ == "kaiming_fan_out" ? "" : ":" + init_);
     // The rank of each tap's activation (4 for maps, 2 after a flatten) decides its pooling.
     for (const auto& info : inspect_taps(std::min<std::int64_t>(native_input_size_, 64), /*with_macs=*/false))
-      tap_rank_.push_back(info.shape.size() + 1);
+      tap_layouts_.push_back(info.form == kgain::TapForm::vector ? kgain::trunk::TapLayout::vector : kgain::trunk::TapLayout::nchw);
   }
 
   std::int64_t native_input_size() const override { return native_input_size_; }
@@ -122,7 +122,7 @@ class TorchScriptBackbone : public kgain::Backbone {
     torch::jit::Module module = load();
     if (variant.kind == kgain::Variant::Kind::random) kgain::trunk::reinitialise_generic(module, variant.seed, init_ == "kaiming_fan_out");
     module.eval();
-    return kgain::trunk::trunk_network(module, units_of(module), tap_children_, tap_rank_, pooling, optimize_);
+    return kgain::trunk::trunk_network(module, units_of(module), tap_children_, tap_layouts_, pooling, optimize_);
   }
 
   bool has_pretrained_weights() const override { return true; }
@@ -170,7 +170,7 @@ class TorchScriptBackbone : public kgain::Backbone {
   std::string init_;
   std::vector<std::string> children_;
   std::vector<std::size_t> tap_children_;
-  std::vector<std::size_t> tap_rank_;
+  std::vector<kgain::trunk::TapLayout> tap_layouts_;
   std::string fingerprint_;
 };
 

@@ -30,16 +30,33 @@ struct Variant {
   std::string name() const { return kind == Kind::pretrained ? "pretrained" : "random-" + std::to_string(seed); }
 };
 
-// How a tap's activation map [n, c, h, w] becomes a feature vector.
-enum class Pooling { avg, max, avgmax };
+// How a tap's activation becomes a feature vector. Feature maps (CNNs: [c, h, w]; Swin: [h, w, c])
+// pool over space: avg, max, or avgmax (both, concatenated). Token sequences (a vision
+// transformer's [tokens, d], class token first) take the class token (cls), the mean of the patch
+// tokens (mean, as timm's global_pool = "avg"), or both concatenated (cls_mean). A backbone
+// refuses a pooling that does not fit its taps; the core checks first, from TapInfo::form.
+enum class Pooling { avg, max, avgmax, cls, mean, cls_mean };
+
+// What a tap's activation is, and so which poolings apply to it.
+enum class TapForm { feature_map, tokens, vector };
+
+// Whether `pooling` applies to a tap of `form` (a vector is taken as it is, whatever the pooling).
+inline bool pooling_fits(Pooling pooling, TapForm form) {
+  const bool for_tokens = pooling == Pooling::cls || pooling == Pooling::mean || pooling == Pooling::cls_mean;
+  return form == TapForm::vector || (form == TapForm::tokens) == for_tokens;
+}
+
+// How many vectors of TapInfo::feature_dim a pooled feature concatenates (2 for avgmax, cls_mean).
+inline int pooled_parts(Pooling pooling) { return pooling == Pooling::avgmax || pooling == Pooling::cls_mean ? 2 : 1; }
 
 struct TapInfo {
   std::string name;                  // module path, e.g. "features.3"
   std::vector<std::int64_t> shape;   // activation shape for one image, e.g. {24, 56, 56}
-  std::int64_t feature_dim = 0;      // length of the pooled feature vector
+  std::int64_t feature_dim = 0;      // channels (maps) or token width: the length of one pooled part
+  TapForm form = TapForm::feature_map;
   std::int64_t parameters = 0;       // parameters of the network up to and including this tap
-  std::int64_t macs = -1;            // multiply-accumulates per image up to this tap (convolutions and
-                                     // linear layers); -1 when unknown
+  std::int64_t macs = -1;            // multiply-accumulates per image up to this tap (convolutions,
+                                     // linear layers, attention's matrix products); -1 when unknown
 };
 
 class BOOST_SYMBOL_VISIBLE Network {
@@ -61,7 +78,8 @@ class BOOST_SYMBOL_VISIBLE Backbone : public Plugin {
   virtual std::vector<std::string> taps() const = 0;
   // Shapes, feature sizes and parameter counts of every tap for a square input of `input_size`.
   virtual std::vector<TapInfo> inspect(std::int64_t input_size) = 0;
-  // The network with the variant's weights, ready for inference.
+  // The network with the variant's weights, ready for inference. Throws std::invalid_argument
+  // when `pooling` does not fit a tap (see pooling_fits).
   virtual std::unique_ptr<Network> instantiate(const Variant& variant, Pooling pooling) = 0;
   // Identifies the weights (a file's content hash, a model name): part of the feature cache's
   // key, so that a changed weights file is never served stale features.

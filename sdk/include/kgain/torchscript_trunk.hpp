@@ -52,23 +52,55 @@ inline torch::jit::Module module_at(const torch::jit::Module& root, const std::s
   return m;
 }
 
-inline std::string pooling_expression(Pooling pooling) {
+// How a unit's output is laid out, which decides how its tap is pooled.
+enum class TapLayout {
+  nchw,    // a feature map [n, c, h, w] (CNNs)
+  nhwc,    // a feature map [n, h, w, c] (Swin's stages)
+  tokens,  // a token sequence [n, t, d], class token first (ViT)
+  vector,  // [n, d], taken as it is
+};
+
+inline TapForm form_of(TapLayout layout) {
+  return layout == TapLayout::tokens ? TapForm::tokens : layout == TapLayout::vector ? TapForm::vector : TapForm::feature_map;
+}
+
+// The layout of an activation of rank `rank` (batch included) in a network of plain CNN units:
+// 4 a map, 2 a vector. Throws std::invalid_argument for any other rank.
+inline TapLayout layout_of_rank(std::size_t rank, const std::string& tap) {
+  if (rank == 4) return TapLayout::nchw;
+  if (rank == 2) return TapLayout::vector;
+  throw std::invalid_argument("tap '" + tap + "' produces a rank-" + std::to_string(rank) +
+                              " activation; only feature maps [n, c, h, w] and vectors [n, d] can be tapped here");
+}
+
+// TorchScript for pooling x; throws std::invalid_argument when `pooling` does not fit `layout`.
+inline std::string pooling_expression(Pooling pooling, TapLayout layout) {
+  if (layout == TapLayout::vector) return "x";
+  if (!pooling_fits(pooling, form_of(layout)))
+    throw std::invalid_argument(layout == TapLayout::tokens
+                                    ? "the taps are token sequences (a transformer): use [features] pooling = \"cls\", \"mean\" or \"cls_mean\""
+                                    : "the taps are feature maps: use [features] pooling = \"avg\", \"max\" or \"avgmax\"");
+  const std::string dims = layout == TapLayout::nchw ? "[2, 3]" : "[1, 2]";
+  const std::string patches = "torch.mean(x.narrow(1, 1, x.size(1) - 1), [1])";  // every token but the class token
   switch (pooling) {
-    case Pooling::avg: return "torch.mean(x, [2, 3])";
-    case Pooling::max: return "torch.amax(x, [2, 3])";
-    case Pooling::avgmax: return "torch.cat([torch.mean(x, [2, 3]), torch.amax(x, [2, 3])], 1)";
+    case Pooling::avg: return "torch.mean(x, " + dims + ")";
+    case Pooling::max: return "torch.amax(x, " + dims + ")";
+    case Pooling::avgmax: return "torch.cat([torch.mean(x, " + dims + "), torch.amax(x, " + dims + ")], 1)";
+    case Pooling::cls: return "x.select(1, 0)";
+    case Pooling::mean: return patches;
+    case Pooling::cls_mean: return "torch.cat([x.select(1, 0), " + patches + "], 1)";
   }
   return "";
 }
 
 // The module that runs units[0 .. tap_units.back()] in order and returns, in tap order, the
-// pooled output of every unit listed in `tap_units` (increasing indices). `tap_ranks[i]` is the
-// rank of tap i's activation: 4 is pooled, 2 (a vector, after a flatten) is returned as is.
+// pooled output of every unit listed in `tap_units` (increasing indices), each by its layout
+// (`tap_layouts[i]` for tap i).
 // `optimize`: freeze (weights become constants, conv + batch norm folded) and run
 // optimize_for_inference (oneDNN convolutions, fused activations); features stay equal to the
 // plain module's within float rounding, which the tests check.
 inline torch::jit::Module tap_extractor(const std::vector<torch::jit::Module>& units, const std::vector<std::size_t>& tap_units,
-                                        const std::vector<std::size_t>& tap_ranks, Pooling pooling, bool optimize) {
+                                        const std::vector<TapLayout>& tap_layouts, Pooling pooling, bool optimize) {
   torch::jit::Module taps(c10::QualifiedName("__torch__.kgain.TapExtractor"));
   taps.register_attribute("training", c10::BoolType::get(), false);
   std::ostringstream src;
@@ -78,7 +110,7 @@ inline torch::jit::Module tap_extractor(const std::vector<torch::jit::Module>& u
     taps.register_module("unit" + std::to_string(i), units[i]);
     src << "    x = self.unit" << i << ".forward(x)\n";
     if (i != tap_units[next_tap]) continue;
-    src << "    out.append(" << (tap_ranks[next_tap] == 4 ? pooling_expression(pooling) : "x") << ")\n";
+    src << "    out.append(" << pooling_expression(pooling, tap_layouts[next_tap]) << ")\n";
     ++next_tap;
   }
   src << "    return out\n";
@@ -150,9 +182,9 @@ class TrunkNetwork : public Network {
 // The network for tap_extractor(units, ...): optimized (freeze + optimize_for_inference) and
 // checked against the plain extractor on its first batch when `optimize`, else plain.
 inline std::unique_ptr<Network> trunk_network(torch::jit::Module full, const std::vector<torch::jit::Module>& units,
-                                              const std::vector<std::size_t>& tap_units, const std::vector<std::size_t>& tap_ranks,
+                                              const std::vector<std::size_t>& tap_units, const std::vector<TapLayout>& tap_layouts,
                                               Pooling pooling, bool optimize, bool has_classifier = true, bool channels_last = false) {
-  torch::jit::Module plain = tap_extractor(units, tap_units, tap_ranks, pooling, /*optimize=*/false);
+  torch::jit::Module plain = tap_extractor(units, tap_units, tap_layouts, pooling, /*optimize=*/false);
   if (!optimize) return std::make_unique<TrunkNetwork>(std::move(full), std::move(plain), has_classifier, channels_last);
   torch::jit::Module frozen = torch::jit::freeze(plain);  // freeze works on a clone: `plain` stays as it is
   torch::jit::Module optimized = torch::jit::optimize_for_inference(frozen);
@@ -163,36 +195,39 @@ inline std::unique_ptr<Network> trunk_network(torch::jit::Module full, const std
 // unit's frozen graph: every convolution and linear layer contributes
 //   output elements x (weight elements / output channels),
 // i.e. C_out H_out W_out (C_in / groups) k_h k_w for a convolution and out x in for a linear
-// layer, with the output sizes taken from running the graph. Other operations (norms,
-// activations, pooling, additions) are not counted, as in the published GMAC figures. Returns
-// -1 when a weight is not a constant of the frozen graph (then the count would be a guess).
+// layer, and every matrix product of two activations (attention's q k^T and attention x v,
+// written with torch.matmul) output elements x the inner dimension; the output sizes are taken
+// from running the graph. Other operations (norms, activations, softmax, pooling, additions)
+// are not counted, as in the published GMAC figures (fvcore's rules). Returns -1 when a weight
+// is not a constant of the frozen graph, or a counted layer sits in a sub-block (an `if`):
+// then the count would be a guess.
 inline std::int64_t count_macs(const torch::jit::Module& unit, const at::Tensor& x) {
   torch::jit::Module frozen = torch::jit::freeze(unit, c10::nullopt, /*optimize_numerics=*/false);
   auto graph = frozen.get_method("forward").graph()->copy();
-  std::vector<torch::jit::Node*> layers;
-  bool nested = false;
-  for (torch::jit::Node* node : graph->nodes()) {  // top-level nodes; sub-blocks checked below
+  const auto is_layer = [](c10::Symbol kind) {
+    return kind == c10::aten::conv2d || kind == c10::aten::_convolution || kind == c10::aten::conv1d || kind == c10::aten::conv3d ||
+           kind == c10::aten::linear;
+  };
+  std::vector<torch::jit::Node*> layers, products;
+  for (torch::jit::Node* node : graph->nodes()) {  // top-level nodes; sub-blocks refused below
     for (torch::jit::Block* block : node->blocks())
-      for (torch::jit::Node* inner : block->nodes()) {
-        const auto kind = inner->kind();
-        if (kind == c10::aten::conv2d || kind == c10::aten::_convolution || kind == c10::aten::linear) nested = true;
-      }
-    const auto kind = node->kind();
-    if (kind == c10::aten::conv2d || kind == c10::aten::_convolution || kind == c10::aten::conv1d ||
-        kind == c10::aten::conv3d || kind == c10::aten::linear)
-      layers.push_back(node);
+      for (torch::jit::Node* inner : block->nodes())
+        if (is_layer(inner->kind()) || inner->kind() == c10::aten::matmul) return -1;
+    if (is_layer(node->kind())) layers.push_back(node);
+    if (node->kind() == c10::aten::matmul) products.push_back(node);
   }
-  if (nested) return -1;
-  if (layers.empty()) return 0;
-  std::vector<at::Tensor> weights;
+  if (layers.empty() && products.empty()) return 0;
+  std::vector<std::int64_t> per_output;  // MACs per output element, by layer
   std::vector<torch::jit::Value*> outputs;
   for (torch::jit::Node* node : layers) {
     const auto weight = torch::jit::toIValue(node->input(1));
     if (!weight || !weight->isTensor()) return -1;
-    weights.push_back(weight->toTensor());
+    per_output.push_back(weight->toTensor().numel() / weight->toTensor().size(0));
     outputs.push_back(node->output());
   }
-  // Return the layers' outputs instead of the unit's, then run the graph once.
+  for (torch::jit::Node* node : products) outputs.push_back(node->input(0));  // its last size is the inner dimension
+  for (torch::jit::Node* node : products) outputs.push_back(node->output());
+  // Return those values instead of the unit's output, then run the graph once.
   graph->setInsertPoint(graph->return_node());
   torch::jit::Node* list = graph->insertNode(graph->createList(c10::TensorType::get(), outputs));
   while (graph->outputs().size() > 0) graph->eraseOutput(0);
@@ -205,9 +240,12 @@ inline std::int64_t count_macs(const torch::jit::Module& unit, const at::Tensor&
   }
   const auto results = stack.back().toTensorList();
   std::int64_t macs = 0;
-  for (std::size_t i = 0; i < weights.size(); ++i) {
-    const at::Tensor out = results.get(i);
-    macs += (out.numel() / out.size(0)) * (weights[i].numel() / weights[i].size(0));
+  // x is one image, so every output element is that image's, whatever dimension 0 holds (Swin's
+  // windows are batched in it).
+  for (std::size_t i = 0; i < layers.size(); ++i) macs += results.get(i).numel() * per_output[i];
+  for (std::size_t i = 0; i < products.size(); ++i) {
+    const at::Tensor left = results.get(layers.size() + i), out = results.get(layers.size() + products.size() + i);
+    macs += out.numel() * left.size(-1);
   }
   return macs;
 }
@@ -216,10 +254,12 @@ inline std::int64_t count_macs(const torch::jit::Module& unit, const at::Tensor&
 // the units are run one after another on a zero image. Units partition the trunk, so the
 // parameters up to a tap are the sum over the units up to it.
 // `unit_names` name the units in messages; `what` names the network. `with_macs = false` skips
-// the MAC count (which freezes every unit) when only shapes are wanted.
+// the MAC count (which freezes every unit) when only shapes are wanted. `unit_layouts`: the
+// layout of every unit's output; empty: by rank (layout_of_rank).
 inline std::vector<TapInfo> inspect_units(const std::vector<torch::jit::Module>& units, const std::vector<std::string>& unit_names,
                                           const std::vector<std::string>& tap_names, const std::vector<std::size_t>& tap_units,
-                                          std::int64_t input_size, const std::string& what, bool with_macs = true) {
+                                          std::int64_t input_size, const std::string& what, bool with_macs = true,
+                                          const std::vector<TapLayout>& unit_layouts = {}) {
   at::Tensor x = torch::zeros({1, 3, input_size, input_size});
   std::vector<TapInfo> out;
   std::int64_t parameters = 0, macs = 0;
@@ -243,7 +283,9 @@ inline std::vector<TapInfo> inspect_units(const std::vector<torch::jit::Module>&
     TapInfo info;
     info.name = tap_names[next_tap];
     info.shape.assign(x.sizes().begin() + 1, x.sizes().end());
-    info.feature_dim = x.size(1);
+    const TapLayout layout = unit_layouts.empty() ? layout_of_rank(static_cast<std::size_t>(x.dim()), info.name) : unit_layouts[i];
+    info.form = form_of(layout);
+    info.feature_dim = layout == TapLayout::nchw ? x.size(1) : x.size(-1);
     info.parameters = parameters;
     info.macs = macs;
     out.push_back(info);

@@ -78,8 +78,9 @@ at::Tensor decode_calibration_images(const std::vector<Sample>& samples, const s
 // The pretrained network's own class probabilities (the softmax of its ImageNet head) for
 // every image, for LEEP and NCE; kept in `space` (the "source" variant's). An undefined tensor
 // when the backbone has no head. Rows of the images `left_out` hold zeros and must be left out
-// by the caller.
-at::Tensor extract_source_predictions(Backbone& backbone, const ExtractionInput& input, FeatureSpace& space,
+// by the caller. `pooling` is the study's (the network is instantiated with it; it must fit the
+// taps, though the head does not use them).
+at::Tensor extract_source_predictions(Backbone& backbone, Pooling pooling, const ExtractionInput& input, FeatureSpace& space,
                                       const std::vector<std::pair<std::int64_t, std::string>>& left_out);
 
 // Throws when `features` (rows = images [begin, begin + rows)) holds a NaN or an infinity,
