@@ -1,4 +1,5 @@
 #include "architectures.hpp"
+#include "builder.hpp"
 
 #include <cctype>
 #include <map>
@@ -9,142 +10,6 @@ namespace kgain::native {
 namespace {
 
 using torch::jit::Module;
-
-// Creates the modules of one network. Every module gets its own TorchScript class (its forward
-// bakes in its strides and sizes as literals) in one compilation unit per network.
-class Builder {
- public:
-  Builder(bool tf_same, double bn_eps) : cu_(std::make_shared<torch::jit::CompilationUnit>()), tf_same_(tf_same), bn_eps_(bn_eps) {}
-
-  Module make(const std::string& kind) {
-    Module m(c10::QualifiedName("__torch__.kgain_native." + kind + "_" + std::to_string(count_++)), cu_, false);
-    m.register_attribute("training", c10::BoolType::get(), false);
-    return m;
-  }
-
-  // A k x k convolution, padding (k - 1) / 2 as torchvision, or TensorFlow 'SAME' when the builder
-  // says so (only differs at stride 2: SAME pads the bottom/right more). `in_range`: scale the
-  // input from ImageNet normalization to [-1, 1] first (the stem of TensorFlow models).
-  Module conv(std::int64_t in, std::int64_t out, std::int64_t k, std::int64_t stride = 1, std::int64_t groups = 1,
-              bool bias = false, bool in_range = false) {
-    Module m = make("Conv");
-    m.register_parameter("weight", torch::empty({out, in / groups, k, k}), false);
-    if (bias) m.register_parameter("bias", torch::zeros({out}), false);
-    std::ostringstream src;
-    src << "def forward(self, x: Tensor) -> Tensor:\n";
-    if (in_range) {
-      // x01 = x * std + mean; x_tf = 2 * x01 - 1.
-      m.register_buffer("in_scale", torch::tensor({2 * 0.229f, 2 * 0.224f, 2 * 0.225f}).view({1, 3, 1, 1}));
-      m.register_buffer("in_shift", torch::tensor({2 * 0.485f - 1, 2 * 0.456f - 1, 2 * 0.406f - 1}).view({1, 3, 1, 1}));
-      src << "    x = x * self.in_scale + self.in_shift\n";
-    }
-    const std::string b = bias ? "self.bias" : "None";
-    std::int64_t pad = (k - 1) / 2;
-    if (tf_same_ && stride > 1) {
-      src << "    ih = x.size(2)\n    iw = x.size(3)\n"
-          << "    ph = max((ih + " << stride - 1 << ") // " << stride << " * " << stride << " - " << stride << " + " << k << " - ih, 0)\n"
-          << "    pw = max((iw + " << stride - 1 << ") // " << stride << " * " << stride << " - " << stride << " + " << k << " - iw, 0)\n"
-          << "    x = torch.constant_pad_nd(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2], 0.0)\n";
-      pad = 0;
-    }
-    src << "    return torch.conv2d(x, self.weight, " << b << ", [" << stride << ", " << stride << "], [" << pad << ", " << pad
-        << "], [1, 1], " << groups << ")\n";
-    m.define(src.str());
-    return m;
-  }
-
-  // Batch norm that, in training mode, accumulates a plain average of the batch statistics
-  // (PyTorch's momentum=None): what batch-norm recalibration needs. Eval mode is torchvision's.
-  Module batch_norm(std::int64_t c) {
-    Module m = make("BatchNorm");
-    m.register_parameter("weight", torch::ones({c}), false);
-    m.register_parameter("bias", torch::zeros({c}), false);
-    m.register_buffer("running_mean", torch::zeros({c}));
-    m.register_buffer("running_var", torch::ones({c}));
-    m.register_buffer("num_batches_tracked", torch::zeros({}, torch::kLong));
-    std::ostringstream src;
-    src.precision(17);
-    src << "def forward(self, x: Tensor) -> Tensor:\n"
-        << "    factor = 0.0\n"
-        << "    if self.training:\n"
-        << "        self.num_batches_tracked.add_(1)\n"
-        << "        factor = 1.0 / float(self.num_batches_tracked.item())\n"
-        << "    return torch.batch_norm(x, self.weight, self.bias, self.running_mean, self.running_var, self.training, factor, "
-        << bn_eps_ << ", False)\n";
-    m.define(src.str());
-    return m;
-  }
-
-  Module linear(std::int64_t in, std::int64_t out) {
-    Module m = make("Linear");
-    m.register_parameter("weight", torch::empty({out, in}), false);
-    m.register_parameter("bias", torch::zeros({out}), false);
-    m.define("def forward(self, x: Tensor) -> Tensor:\n    return torch.linear(x, self.weight, self.bias)\n");
-    return m;
-  }
-
-  // A parameter-free module: `expression` of x (activation, pooling).
-  Module function(const std::string& expression) {
-    Module m = make("Function");
-    m.define("def forward(self, x: Tensor) -> Tensor:\n    return " + expression + "\n");
-    return m;
-  }
-
-  // Children run in order (nn.Sequential), named "0", "1", ... unless names are given.
-  Module sequential(const std::vector<Module>& children, std::vector<std::string> names = {}) {
-    Module m = make("Sequential");
-    if (names.empty())
-      for (std::size_t i = 0; i < children.size(); ++i) names.push_back(std::to_string(i));
-    std::string src = "def forward(self, x: Tensor) -> Tensor:\n";
-    for (std::size_t i = 0; i < children.size(); ++i) {
-      m.register_module(names[i], children[i]);
-      src += "    x = " + access("self", names[i]) + ".forward(x)\n";
-    }
-    m.define(src + "    return x\n");
-    return m;
-  }
-
-  // Conv + BN + activation, as torchvision's Conv2dNormActivation (children 0, 1, 2).
-  Module conv_bn_act(std::int64_t in, std::int64_t out, std::int64_t k, std::int64_t stride, std::int64_t groups,
-                     const std::string& activation, bool in_range = false) {
-    return sequential({conv(in, out, k, stride, groups, false, in_range), batch_norm(out), function(activation)});
-  }
-
-  // `self.name` or getattr(self, "0") for names that are not identifiers.
-  static std::string access(const std::string& base, const std::string& name) {
-    if (!name.empty() && (std::isalpha(static_cast<unsigned char>(name[0])) || name[0] == '_')) return base + "." + name;
-    return "getattr(" + base + ", \"" + name + "\")";
-  }
-
- private:
-  std::shared_ptr<torch::jit::CompilationUnit> cu_;
-  bool tf_same_;
-  double bn_eps_;
-  int count_ = 0;
-};
-
-const std::string relu = "torch.relu(x)";
-const std::string relu6 = "torch.hardtanh(x, 0.0, 6.0)";
-
-// The root module: runs the trunk units in order, then `head` (TorchScript lines using x).
-void define_root(Module& root, const std::vector<std::string>& unit_paths, const std::string& head) {
-  std::string src = "def forward(self, x: Tensor) -> Tensor:\n";
-  for (const auto& path : unit_paths) {
-    std::string expr = "self";
-    std::stringstream ss(path);
-    std::string part;
-    while (std::getline(ss, part, '.')) expr = Builder::access(expr, part);
-    src += "    x = " + expr + ".forward(x)\n";
-  }
-  root.define(src + head);
-}
-
-
-void finish(Architecture& a, const std::string& head) {
-  define_root(a.root, a.unit_paths, head);
-  for (const auto& path : a.unit_paths) a.units.push_back(trunk::module_at(a.root, path));
-  a.root.eval();
-}
 
 // ---- ResNet ----------------------------------------------------------------------------------
 
@@ -406,9 +271,11 @@ const std::vector<int> vgg19{64, 64, 0, 128, 128, 0, 256, 256, 256, 256, 0, 512,
 }  // namespace
 
 std::vector<std::string> architecture_names() {
-  return {"resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16",
-          "vgg16_bn", "vgg19", "vgg19_bn", "densenet121", "densenet161", "densenet169", "densenet201", "mobilenet_v2",
-          "mobilenet_v1"};
+  std::vector<std::string> names{"resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn",
+                                 "vgg16", "vgg16_bn", "vgg19", "vgg19_bn", "densenet121", "densenet161", "densenet169", "densenet201",
+                                 "mobilenet_v2", "mobilenet_v1"};
+  for (const auto& family : {modern_cnn_names(), transformer_names()}) names.insert(names.end(), family.begin(), family.end());
+  return names;
 }
 
 Architecture build_architecture(const ArchitectureOptions& o) {
@@ -419,6 +286,10 @@ Architecture build_architecture(const ArchitectureOptions& o) {
   if (n != "mobilenet_v1" && o.width != 1.0) throw std::invalid_argument("a width multiplier is an option of mobilenet_v1 only");
   if (o.width <= 0 || o.width > 4) throw std::invalid_argument("width must lie in (0, 4]");
   if (o.num_classes <= 0) throw std::invalid_argument("num_classes must be positive");
+  if (n != "vit" && (o.vit_patch || o.vit_layers || o.vit_heads || o.vit_hidden || o.vit_mlp))
+    throw std::invalid_argument("patch_size, layers, heads, hidden_dim and mlp_dim describe architecture = \"vit\" only");
+  if (is_transformer(n)) return build_transformer(o);
+  if (is_modern_cnn(n)) return build_modern_cnn(o);
   if (n == "resnet18") return resnet({2, 2, 2, 2}, false, o.num_classes);
   if (n == "resnet34") return resnet({3, 4, 6, 3}, false, o.num_classes);
   if (n == "resnet50") return resnet({3, 4, 6, 3}, true, o.num_classes);

@@ -1,4 +1,6 @@
-// The torchvision CNN families, built in C++ as TorchScript modules with torchvision's names.
+// The torchvision families, built in C++ as TorchScript modules with torchvision's names: the
+// CNNs of 2015-2018 (architectures.cpp), ConvNeXt and EfficientNet (modern_cnns.cpp), ViT and
+// Swin (transformers.cpp).
 //
 // Each network is a tree of small TorchScript modules (convolution, batch norm, linear, blocks)
 // whose module paths and parameter names are torchvision's, so `model.state_dict()` files load
@@ -8,6 +10,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -21,6 +25,11 @@ struct ArchitectureOptions {
   bool tf_same_padding = false;  // MobileNets: TensorFlow 'SAME' padding (asymmetric at stride 2)
   bool tf_input_range = false;   // MobileNets: the stem maps ImageNet-normalized input to [-1, 1]
   std::int64_t num_classes = 1000;
+  // Vision transformers ("vit" names them all; the named ones fill them in): patch side, blocks,
+  // heads, token width, MLP width; `vit_grid`: the position embedding's grid side (native input
+  // size / patch size), taken from the weights file when it has one.
+  std::int64_t vit_patch = 0, vit_layers = 0, vit_heads = 0, vit_hidden = 0, vit_mlp = 0, vit_grid = 0;
+  double layer_norm_eps = 1e-6;  // ViT's (torchvision, timm); Hugging Face's ViTs use 1e-12
 };
 
 struct Architecture {
@@ -35,9 +44,31 @@ struct Architecture {
   trunk::InitRule linear_bias = trunk::InitRule::uniform_fan_in_bias;
   // Buffers that are part of the architecture, not of a state dict (fixed input scaling).
   std::vector<std::string> non_persistent_buffers;
+  // How each unit's output is laid out (one per unit_paths entry).
+  std::vector<trunk::TapLayout> unit_layouts;
+  // Parameters whose state-dict key is not their module path (ViT's class token and position
+  // embedding live in kgain's embedding unit): module path -> torchvision key.
+  std::map<std::string, std::string> state_dict_keys;
+  // When set, a random variant is drawn by this (the architecture's own rules, by parameter)
+  // instead of the conv / batch norm / linear rules above.
+  std::function<void(torch::jit::Module& root, at::Generator& generator)> initialise;
+  // The family, for key maps: "vit", "swin", or "" (the CNNs).
+  std::string family;
+  // The default of the backbone's `optimize`: freeze + optimize_for_inference measured slower, and
+  // with a higher peak, than the plain graph for the transformers, ConvNeXt and EfficientNet
+  // (docs/performance.md, "Transformers and modern CNNs").
+  bool optimize_by_default = true;
 };
 
 std::vector<std::string> architecture_names();
+// The families kept in their own files; build_* throw std::invalid_argument for a name that is
+// not theirs.
+bool is_transformer(const std::string& name);
+bool is_modern_cnn(const std::string& name);
+Architecture build_transformer(const ArchitectureOptions& options);
+Architecture build_modern_cnn(const ArchitectureOptions& options);
+std::vector<std::string> transformer_names();
+std::vector<std::string> modern_cnn_names();
 // Throws std::invalid_argument for an unknown name or bad option.
 Architecture build_architecture(const ArchitectureOptions& options);
 

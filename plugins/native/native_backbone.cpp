@@ -1,5 +1,7 @@
-// Backbone `native`: ResNet, VGG, DenseNet and MobileNet built in C++ with torchvision's module
-// names, loading weights from `torch.save(model.state_dict())` files.
+// Backbone `native`: torchvision's architectures (ResNet, VGG, DenseNet, MobileNet, ConvNeXt,
+// EfficientNet, ViT) built in C++ with torchvision's module names, loading weights from
+// `torch.save(model.state_dict())` or .safetensors files, with torchvision's, timm's or Hugging
+// Face's key names (ViT).
 //
 // Unlike a TorchScript file, kgain knows which layer is which here, so a random variant gets the
 // architecture's own initialization (torchvision's rules, `init = "torchvision"`), and its
@@ -9,7 +11,14 @@
 //
 // Options:
 //   architecture       (string, required) resnet18/34/50/101/152, vgg11/13/16/19[_bn],
-//                      densenet121/161/169/201, mobilenet_v2, mobilenet_v1
+//                      densenet121/161/169/201, mobilenet_v2, mobilenet_v1,
+//                      convnext_tiny/small/base/large, efficientnet_b0 ... b7,
+//                      vit_b_16/b_32/l_16/l_32/h_14, vit_s_16, vit_ti_16, vit (shape below)
+//   patch_size, layers, heads, hidden_dim, mlp_dim
+//                      (integers) architecture = "vit" only: its shape
+//   key_format         (string) the weights file's key names: torchvision | timm | huggingface
+//                      (ViT); default: detected from the keys
+//   layer_norm_eps     (number) ViT: default 1e-6 (torchvision, timm), 1e-12 for Hugging Face keys
 //   weights            (string) a state dict saved by torch.save, or a .safetensors file; absent:
 //                      random variants only
 //   taps               (array of strings) module paths (e.g. "layer2.1", "features.7",
@@ -22,8 +31,10 @@
 //   num_classes        (integer, default: the weights file's classifier, else 1000) classifier size
 //   init               (string, default "torchvision") random weights: torchvision |
 //                      kaiming_fan_out | kaiming_fan_in (the torchscript backbone's rules)
-//   native_input_size  (integer) default 224 (MobileNetV1: 128/160/192/224 by width)
-//   optimize           (bool, default true) freeze and optimize the extraction module
+//   native_input_size  (integer) default 224 (MobileNetV1: 128/160/192/224 by width; EfficientNet:
+//                      torchvision's crop; ViT: the weights' position grid x patch size)
+//   optimize           (bool) freeze and optimize the extraction module; default true for the
+//                      CNNs of 2015-2018, false for the transformers, ConvNeXt and EfficientNet
 //   channels_last      (bool, default false) feed the optimized module channels-last batches
 #include <filesystem>
 #include <fstream>
@@ -37,6 +48,7 @@
 #include <kgain/torchscript_trunk.hpp>
 
 #include "architectures.hpp"
+#include "key_maps.hpp"
 #include "safetensors.hpp"
 #include "state_dict.hpp"
 
@@ -69,15 +81,27 @@ std::map<std::string, at::Tensor> read_weights(const std::string& path) {
   return out;
 }
 
+// The module path of the architecture's classifier (its last linear layer); "" when none.
+std::string head_path(const Architecture& a) {
+  std::string head;
+  for (const auto& m : a.root.named_modules())
+    if (kgain::native::leaf_kind(m.value) == LeafKind::linear) head = m.name;
+  return head;
+}
+
 // Copies every parameter and persistent buffer from the state dict; names every missing key,
-// unexpected key and shape mismatch in one error.
-void load_state_dict(Architecture& a, const std::map<std::string, at::Tensor>& state, const std::string& path, const std::string& architecture) {
+// unexpected key and shape mismatch in one error. A file without the classifier's weight and
+// bias, and with nothing else amiss, is a trunk (timm's num_classes = 0, Hugging Face's ViTModel,
+// the pathology encoders): it loads, and the function returns false (no classifier).
+bool load_state_dict(Architecture& a, const std::map<std::string, at::Tensor>& state, const std::string& path, const std::string& architecture) {
   std::vector<std::string> missing, mismatched;
   std::set<std::string> used;
   const std::set<std::string> skip(a.non_persistent_buffers.begin(), a.non_persistent_buffers.end());
   torch::NoGradGuard no_grad;
-  const auto copy = [&](const std::string& name, at::Tensor target, bool optional) {
-    if (skip.count(name)) return;
+  const auto copy = [&](const std::string& module_name, at::Tensor target, bool optional) {
+    if (skip.count(module_name)) return;
+    const auto key_it = a.state_dict_keys.find(module_name);
+    const std::string name = key_it == a.state_dict_keys.end() ? module_name : key_it->second;
     auto it = state.find(name);
     if (it == state.end()) {
       if (!optional) missing.push_back(name);
@@ -96,21 +120,22 @@ void load_state_dict(Architecture& a, const std::map<std::string, at::Tensor>& s
   std::vector<std::string> unexpected;
   for (const auto& [name, tensor] : state)
     if (!used.count(name)) unexpected.push_back(name);
-  if (missing.empty() && unexpected.empty() && mismatched.empty()) return;
+  const std::string head = head_path(a);
+  std::vector<std::string> head_keys{head + ".weight", head + ".bias"};
+  if (missing == head_keys && unexpected.empty() && mismatched.empty()) return false;
+  if (missing.empty() && unexpected.empty() && mismatched.empty()) return true;
   std::string message = "'" + path + "' does not fit " + architecture + ":";
   if (!missing.empty()) message += "\n  " + std::to_string(missing.size()) + " missing keys: " + join(missing);
   if (!unexpected.empty()) message += "\n  " + std::to_string(unexpected.size()) + " unexpected keys: " + join(unexpected);
   if (!mismatched.empty()) message += "\n  " + std::to_string(mismatched.size()) + " shape mismatches: " + join(mismatched);
-  message += "\n  Check `architecture` (and `width` for mobilenet_v1).";
+  message += "\n  Check `architecture` (and `width` for mobilenet_v1, the shape options for vit, `key_format` for timm or Hugging Face names).";
   throw std::runtime_error(message);
 }
 
 // The output size of the classifier in `state`: the rows of the weight of the architecture's
 // last linear layer, when the file has it; 0 when it does not.
 std::int64_t classifier_size(const Architecture& a, const std::map<std::string, at::Tensor>& state) {
-  std::string head;
-  for (const auto& m : a.root.named_modules())
-    if (kgain::native::leaf_kind(m.value) == LeafKind::linear) head = m.name;
+  const std::string head = head_path(a);
   const auto it = head.empty() ? state.end() : state.find(head + ".weight");
   return it != state.end() && it->second.dim() == 2 ? it->second.size(0) : 0;
 }
@@ -118,6 +143,10 @@ std::int64_t classifier_size(const Architecture& a, const std::map<std::string, 
 // torchvision's initialization of a fresh model, drawn from one generator in module order.
 void reinitialise_torchvision(torch::jit::Module& root, const Architecture& a, std::uint64_t seed) {
   auto generator = at::detail::createCPUGenerator(seed);
+  if (a.initialise) {
+    a.initialise(root, generator);
+    return;
+  }
   using kgain::trunk::InitRule;
   for (const auto& m : root.named_modules()) {
     const auto kind = kgain::native::leaf_kind(m.value);
@@ -156,30 +185,11 @@ class NativeBackbone : public kgain::Backbone {
       : name_(options.require_string("architecture")),
         weights_(options.get_path("weights", "")),
         init_(options.get_string("init", "torchvision")),
-        optimize_(options.get_bool("optimize", true)),
         channels_last_(options.get_bool("channels_last", false)) {
-    kgain::native::ArchitectureOptions arch;
-    arch.name = name_;
-    const std::string padding = options.get_string("padding", "torch");
-    if (padding != "torch" && padding != "tf_same") throw options.error("padding", "use \"torch\" or \"tf_same\" (received '" + padding + "')");
-    arch.tf_same_padding = padding == "tf_same";
-    const std::string range = options.get_string("input_range", arch.tf_same_padding ? "tf" : "imagenet");
-    if (range != "imagenet" && range != "tf") throw options.error("input_range", "use \"imagenet\" or \"tf\" (received '" + range + "')");
-    arch.tf_input_range = range == "tf";
-    arch.width = options.get_double("width", 1.0);
-    if (!(arch.width >= 0.05 && arch.width <= 4.0)) throw options.error("width", "must be between 0.05 and 4 (MobileNetV1's published widths are 0.25 to 1)");
+    kgain::native::ArchitectureOptions arch = architecture_options(options);
     // The classifier's size comes from the weights file (ImageNet's 1,000, iNaturalist birds'
     // 964, ...) unless num_classes says otherwise; it matters for LEEP, NCE and classify().
-    std::map<std::string, at::Tensor> state;
-    if (!weights_.empty()) {
-      if (!std::filesystem::is_regular_file(weights_)) throw options.error("weights", "the weights file '" + weights_ + "' does not exist");
-      state = read_weights(weights_);
-    }
-    arch.num_classes = options.get_int("num_classes", 1000);
-    if (arch.num_classes < 1 || arch.num_classes > 1000000) throw options.error("num_classes", "must be between 1 and 1000000");
-    if (init_ != "torchvision" && init_ != "kaiming_fan_out" && init_ != "kaiming_fan_in")
-      throw options.error("init", "unknown rule '" + init_ + "': use \"torchvision\", \"kaiming_fan_out\" or \"kaiming_fan_in\"");
-    if (arch.width != 1.0 && name_ != "mobilenet_v1") throw options.error("width", "a width multiplier is an option of mobilenet_v1 only");
+    const std::map<std::string, at::Tensor> state = weights_file(options, arch);
     try {
       prototype_ = kgain::native::build_architecture(arch);
       const std::int64_t in_file = classifier_size(prototype_, state);
@@ -190,6 +200,7 @@ class NativeBackbone : public kgain::Backbone {
     } catch (const std::invalid_argument& e) {
       throw options.error("architecture", e.what());
     }
+    optimize_ = options.get_bool("optimize", prototype_.optimize_by_default);
     native_input_size_ = options.get_int("native_input_size", prototype_.native_input_size);
     if (native_input_size_ <= 0 || native_input_size_ > 1024) throw options.error("native_input_size", "must be between 1 and 1024");
 
@@ -206,10 +217,14 @@ class NativeBackbone : public kgain::Backbone {
     }
     if (tap_units_.empty()) throw options.error("taps", "needs at least one tap");
 
-    if (!weights_.empty()) load_state_dict(prototype_, state, weights_, name_);
+    if (!weights_.empty()) has_classifier_ = load_state_dict(prototype_, state, weights_, name_);
     std::ostringstream fp;
-    fp << "native:" << name_ << ":" << padding << ":" << range << ":" << arch.width << ":" << init_ << ":"
-       << (weights_.empty() ? "random-only" : kgain::file_fingerprint(weights_));
+    fp << "native:" << name_ << ":" << (arch.tf_same_padding ? "tf_same" : "torch") << ":" << (arch.tf_input_range ? "tf" : "imagenet") << ":"
+       << arch.width << ":" << init_ << ":";
+    if (prototype_.family == "vit")  // the shape of a "vit", and the norms' epsilon, change the features
+      fp << "vit" << arch.vit_patch << "x" << arch.vit_layers << "x" << arch.vit_heads << "x" << arch.vit_hidden << "x" << arch.vit_mlp << "g"
+         << arch.vit_grid << "e" << arch.layer_norm_eps << ":";
+    fp << (weights_.empty() ? "random-only" : kgain::file_fingerprint(weights_));
     fingerprint_ = fp.str();
   }
 
@@ -217,7 +232,8 @@ class NativeBackbone : public kgain::Backbone {
   std::vector<std::string> taps() const override { return tap_names_; }
 
   std::vector<kgain::TapInfo> inspect(std::int64_t input_size) override {
-    return kgain::trunk::inspect_units(prototype_.units, prototype_.unit_paths, tap_names_, tap_units_, input_size, name_);
+    return kgain::trunk::inspect_units(prototype_.units, prototype_.unit_paths, tap_names_, tap_units_, input_size, name_, true,
+                                       prototype_.unit_layouts);
   }
 
   std::unique_ptr<kgain::Network> instantiate(const kgain::Variant& variant, kgain::Pooling pooling) override {
@@ -233,8 +249,9 @@ class NativeBackbone : public kgain::Backbone {
     root.eval();
     std::vector<torch::jit::Module> units;
     for (const auto& path : prototype_.unit_paths) units.push_back(kgain::trunk::module_at(root, path));
-    const std::vector<std::size_t> ranks(tap_units_.size(), 4);
-    return kgain::trunk::trunk_network(root, units, tap_units_, ranks, pooling, optimize_, true, channels_last_);
+    std::vector<kgain::trunk::TapLayout> layouts;
+    for (auto unit : tap_units_) layouts.push_back(prototype_.unit_layouts[unit]);
+    return kgain::trunk::trunk_network(root, units, tap_units_, layouts, pooling, optimize_, has_classifier_, channels_last_);
   }
 
   bool has_pretrained_weights() const override { return !weights_.empty(); }
@@ -245,6 +262,74 @@ class NativeBackbone : public kgain::Backbone {
   }
 
  private:
+  // Everything that shapes the architecture, except what the weights file decides.
+  kgain::native::ArchitectureOptions architecture_options(const kgain::Options& options) const {
+    kgain::native::ArchitectureOptions arch;
+    arch.name = name_;
+    const std::string padding = options.get_string("padding", "torch");
+    if (padding != "torch" && padding != "tf_same") throw options.error("padding", "use \"torch\" or \"tf_same\" (received '" + padding + "')");
+    arch.tf_same_padding = padding == "tf_same";
+    const std::string range = options.get_string("input_range", arch.tf_same_padding ? "tf" : "imagenet");
+    if (range != "imagenet" && range != "tf") throw options.error("input_range", "use \"imagenet\" or \"tf\" (received '" + range + "')");
+    arch.tf_input_range = range == "tf";
+    arch.width = options.get_double("width", 1.0);
+    if (!(arch.width >= 0.05 && arch.width <= 4.0)) throw options.error("width", "must be between 0.05 and 4 (MobileNetV1's published widths are 0.25 to 1)");
+    if (arch.width != 1.0 && name_ != "mobilenet_v1") throw options.error("width", "a width multiplier is an option of mobilenet_v1 only");
+    arch.num_classes = options.get_int("num_classes", 1000);
+    if (arch.num_classes < 1 || arch.num_classes > 1000000) throw options.error("num_classes", "must be between 1 and 1000000");
+    if (init_ != "torchvision" && init_ != "kaiming_fan_out" && init_ != "kaiming_fan_in")
+      throw options.error("init", "unknown rule '" + init_ + "': use \"torchvision\", \"kaiming_fan_out\" or \"kaiming_fan_in\"");
+    const std::vector<std::pair<const char*, std::int64_t*>> vit_shape{{"patch_size", &arch.vit_patch}, {"layers", &arch.vit_layers},
+                                                                       {"heads", &arch.vit_heads}, {"hidden_dim", &arch.vit_hidden},
+                                                                       {"mlp_dim", &arch.vit_mlp}};
+    for (const auto& [key, value] : vit_shape) {
+      if (name_ != "vit") {
+        if (options.has(key)) throw options.error(key, "describes the shape of architecture = \"vit\" only");
+        continue;
+      }
+      *value = options.get_int(key, 0);
+      if (*value < 1 || *value > 100000) throw options.error(key, "architecture = \"vit\" needs it, between 1 and 100000");
+    }
+    return arch;
+  }
+
+  // The weights file's tensors under torchvision's keys (empty without a file). For a ViT it also
+  // sets the position grid from the file, and the norms' epsilon by the key format.
+  std::map<std::string, at::Tensor> weights_file(const kgain::Options& options, kgain::native::ArchitectureOptions& arch) const {
+    const bool vit = name_ == "vit" || name_.rfind("vit_", 0) == 0;
+    std::map<std::string, at::Tensor> state;
+    auto format = kgain::native::KeyFormat::torchvision;
+    if (!weights_.empty()) {
+      if (!std::filesystem::is_regular_file(weights_)) throw options.error("weights", "the weights file '" + weights_ + "' does not exist");
+      state = read_weights(weights_);
+      try {
+        format = options.has("key_format") ? kgain::native::key_format_from_name(options.get_string("key_format", ""))
+                                           : kgain::native::detect_key_format(state);
+        state = kgain::native::to_torchvision_keys(std::move(state), format, vit ? "vit" : "");
+      } catch (const std::invalid_argument& e) {
+        throw options.error("key_format", "'" + weights_ + "': " + e.what());
+      }
+    } else if (options.has("key_format")) {
+      throw options.error("key_format", "names the keys of a `weights` file, and there is none");
+    }
+    const double eps = options.get_double("layer_norm_eps", format == kgain::native::KeyFormat::huggingface ? 1e-12 : 1e-6);
+    if (!(eps > 0 && eps < 1)) throw options.error("layer_norm_eps", "must lie in (0, 1)");
+    if (!vit) {
+      if (options.has("layer_norm_eps")) throw options.error("layer_norm_eps", "is an option of the ViTs only");
+      return state;
+    }
+    arch.layer_norm_eps = eps;
+    if (const auto it = state.find("encoder.pos_embedding"); it != state.end() && it->second.dim() == 3) {
+      const std::int64_t patches = it->second.size(1) - 1;
+      const auto grid = static_cast<std::int64_t>(std::llround(std::sqrt(static_cast<double>(std::max<std::int64_t>(patches, 0)))));
+      if (patches < 1 || grid * grid != patches)
+        throw options.error("weights", "'" + weights_ + "': the position embedding has " + std::to_string(it->second.size(1)) +
+                                           " entries, not a class token and a square grid of patches");
+      arch.vit_grid = grid;
+    }
+    return state;
+  }
+
   std::size_t find_unit(const std::string& tap) const {
     const auto& paths = prototype_.unit_paths;
     for (std::size_t i = 0; i < paths.size(); ++i)
@@ -258,13 +343,14 @@ class NativeBackbone : public kgain::Backbone {
   std::string name_;
   std::string weights_;
   std::string init_;
-  bool optimize_;
+  bool optimize_ = true;
   bool channels_last_;
   Architecture prototype_;
   std::int64_t native_input_size_ = 224;
   std::vector<std::size_t> tap_units_;
   std::vector<std::string> tap_names_;
   std::string fingerprint_;
+  bool has_classifier_ = true;
 };
 
 }  // namespace
