@@ -12,8 +12,9 @@
 // optimized, every child of `features` tapped) on random tensors at batch sizes 16 to 256 (or
 // N alone), and prints the best: the ceiling for kgain's extraction throughput, which also decodes images.
 //
-// Both run with the allocator setting kgain itself makes (core/allocator.hpp); --malloc system
-// measures with glibc's defaults instead, for the before/after comparison.
+// Both run with the allocator setting and the TorchScript executor kgain itself uses
+// (core/allocator.hpp, core/torch_runtime.hpp); --malloc system measures with glibc's defaults
+// instead, --executor profiling with LibTorch's default executor, for before/after comparisons.
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -24,6 +25,7 @@
 
 #include <kgain/backbone.hpp>
 #include <kgain/core/allocator.hpp>
+#include <kgain/core/torch_runtime.hpp>
 #include <kgain/core/registry.hpp>
 #include <kgain/core/run.hpp>
 
@@ -73,6 +75,7 @@ int raw_limit(core::Registry& registry, const std::string& model, std::int64_t s
 
 int main(int argc, char** argv) {
   if (string_arg(argc, argv, "--malloc") != "system") core::keep_freed_memory_for_reuse();  // as kgain itself runs
+  if (string_arg(argc, argv, "--executor") != "profiling") core::run_graphs_without_profiling();  // likewise (torch_runtime.hpp)
   const int threads = static_cast<int>(arg(argc, argv, "--threads", 2));
   const std::int64_t size = arg(argc, argv, "--size", 224), batch = arg(argc, argv, "--batch", 32),
                      batches = arg(argc, argv, "--batches", 8);

@@ -19,6 +19,7 @@
 #include "kgain/core/registry.hpp"
 #include "kgain/core/report.hpp"
 #include "kgain/core/run.hpp"
+#include "kgain/core/torch_runtime.hpp"
 
 namespace po = boost::program_options;
 using namespace kgain;
@@ -281,16 +282,19 @@ int command_inspect(const std::vector<std::string>& args) {
   const auto taps = backbone->inspect(input_size);
   std::printf("%s\ninput %lld x %lld px, %zu taps\n\n", backbone->description().c_str(), static_cast<long long>(input_size),
               static_cast<long long>(input_size), taps.size());
-  std::printf("%-4s %-24s %-18s %10s %14s %16s\n", "#", "tap", "output shape", "features", "parameters", "MACs");
+  int width = 24;  // the tap column fits the longest name (ViT: encoder.layers.encoder_layer_11)
+  for (const auto& t : taps) width = std::max(width, static_cast<int>(t.name.size()));
+  std::printf("%-4s %-*s %-18s %10s %14s %16s\n", "#", width, "tap", "output shape", "features", "parameters", "MACs");
   for (std::size_t i = 0; i < taps.size(); ++i) {
     std::string shape;
     for (auto d : taps[i].shape) shape += (shape.empty() ? "" : "x") + std::to_string(d);
     const std::string macs = taps[i].macs < 0 ? "unknown" : std::to_string(taps[i].macs);
-    std::printf("%-4zu %-24s %-18s %10lld %14lld %16s\n", i, taps[i].name.c_str(), shape.c_str(),
+    std::printf("%-4zu %-*s %-18s %10lld %14lld %16s\n", i, width, taps[i].name.c_str(), shape.c_str(),
                 static_cast<long long>(taps[i].feature_dim), static_cast<long long>(taps[i].parameters), macs.c_str());
   }
-  std::printf("\nparameters and MACs (multiply-accumulates of convolutions and linear layers, per image) count the\n"
-              "network up to and including each tap.\n");
+  std::printf("\nparameters and MACs (multiply-accumulates of convolutions, linear layers and attention's matrix\n"
+              "products, per image) count the network up to and including each tap. features: per pooled part\n"
+              "(avgmax and cls_mean concatenate two).\n");
   return 0;
 }
 
@@ -311,6 +315,7 @@ class LogTorchWarnings : public c10::WarningHandler {
 
 int main(int argc, char** argv) {
   keep_freed_memory_for_reuse();  // before any thread: activations are reused, not re-faulted (allocator.hpp)
+  run_graphs_without_profiling();  // inference graphs need no profiling executor (torch_runtime.hpp)
   // Logs and progress go to stderr; stdout carries the command's result (tables).
   spdlog::set_default_logger(spdlog::stderr_color_mt("kgain"));
   spdlog::set_pattern("[%H:%M:%S] [%^%l%$] %v");
