@@ -3,6 +3,7 @@
 // inference, and optimized with channels-last input.
 //
 //   ./build/bench/kgain_bench_backbones [--threads 2] [--size 224] [--batch 32] [--batches 8]
+//                                       [--architectures mobilenet_v2,resnet18,vit_b_16,...]
 //
 // Random input and random weights (speed does not depend on the values). Run it on an otherwise
 // idle machine: two LibTorch processes at once share the cores and both slow down.
@@ -18,7 +19,9 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <sstream>
 #include <string>
+#include <vector>
 #include <vector>
 
 #include <ATen/ATen.h>
@@ -89,7 +92,11 @@ int main(int argc, char** argv) {
               static_cast<long long>(size), static_cast<long long>(batch), static_cast<long long>(batches));
   std::printf("| backbone | module | images/s | speed-up |\n|---|---|---|---|\n");
   const at::Tensor images = at::randn({batch, 3, size, size}, at::detail::createCPUGenerator(0));
-  for (const std::string architecture : {"mobilenet_v2", "resnet18"}) {
+  std::vector<std::string> architectures;
+  std::stringstream list(string_arg(argc, argv, "--architectures").empty() ? "mobilenet_v2,resnet18" : string_arg(argc, argv, "--architectures"));
+  for (std::string name; std::getline(list, name, ',');) architectures.push_back(name);
+  for (const std::string& architecture : architectures) {
+    const bool tokens = architecture.rfind("vit", 0) == 0;  // a ViT's taps are token sequences
     double plain_rate = 0;
     struct Mode {
       const char* name;
@@ -97,12 +104,13 @@ int main(int argc, char** argv) {
     };
     for (const Mode mode : {Mode{"plain TorchScript", false, false}, Mode{"frozen + optimize_for_inference", true, false},
                             Mode{"optimized, channels-last input", true, true}}) {
+      if (mode.channels_last && (tokens || architecture.rfind("swin", 0) == 0)) continue;  // not feature maps in NCHW
       Options options("backbone", "");
       options.set("architecture", architecture);
       options.set("optimize", mode.optimize);
       options.set("channels_last", mode.channels_last);
       auto backbone = registry.create<Backbone>("native", options);
-      auto network = backbone->instantiate(Variant{Variant::Kind::random, 0}, Pooling::avg);
+      auto network = backbone->instantiate(Variant{Variant::Kind::random, 0}, tokens ? Pooling::cls : Pooling::avg);
       const double rate = images_per_second(*network, images, batches);
       if (plain_rate == 0) plain_rate = rate;
       std::printf("| %s | %s | %.1f | %.2fx |\n", architecture.c_str(), mode.name, rate, rate / plain_rate);

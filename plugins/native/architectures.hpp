@@ -55,8 +55,8 @@ struct Architecture {
   // The family, for key maps: "vit", "swin", or "" (the CNNs).
   std::string family;
   // The default of the backbone's `optimize`: freeze + optimize_for_inference measured slower, and
-  // with a higher peak, than the plain graph for the transformers, ConvNeXt and EfficientNet
-  // (docs/performance.md, "Transformers and modern CNNs").
+  // with a higher peak, than the plain graph for the transformers and ConvNeXt (docs/performance.md,
+  // "Backbone inference").
   bool optimize_by_default = true;
 };
 

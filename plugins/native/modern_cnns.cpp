@@ -183,7 +183,6 @@ Architecture efficientnet(const EfficientNetShape& s, std::int64_t classes) {
   a.root.register_module("classifier", classifier);
   a.native_input_size = s.input_size;
   a.initialise = initialise_efficientnet;
-  a.optimize_by_default = false;
   finish(a, "    return self.classifier.forward(torch.flatten(torch.adaptive_avg_pool2d(x, [1, 1]), 1))\n");
   return a;
 }

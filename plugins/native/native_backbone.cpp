@@ -33,8 +33,8 @@
 //                      kaiming_fan_out | kaiming_fan_in (the torchscript backbone's rules)
 //   native_input_size  (integer) default 224 (MobileNetV1: 128/160/192/224 by width; EfficientNet:
 //                      torchvision's crop; ViT: the weights' position grid x patch size)
-//   optimize           (bool) freeze and optimize the extraction module; default true for the
-//                      CNNs of 2015-2018, false for the transformers, ConvNeXt and EfficientNet
+//   optimize           (bool) freeze and optimize the extraction module; default true, false for
+//                      the transformers and ConvNeXt (measured slower optimized)
 //   channels_last      (bool, default false) feed the optimized module channels-last batches
 #include <filesystem>
 #include <fstream>
