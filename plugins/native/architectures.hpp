@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include <kgain/torchscript_trunk.hpp>
+#include "torchscript_trunk.hpp"
 
 namespace kgain::native {
 

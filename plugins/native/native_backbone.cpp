@@ -45,7 +45,7 @@
 
 #include <kgain/backbone.hpp>
 #include <kgain/plugin.hpp>
-#include <kgain/torchscript_trunk.hpp>
+#include "torchscript_trunk.hpp"
 
 #include "architectures.hpp"
 #include "key_maps.hpp"

@@ -13,7 +13,7 @@
 //
 // Random variants re-draw every parameter from the seed (documented in docs/protocol.md). A
 // TorchScript file does not say which layer is which, so the rule is architecture-agnostic
-// (`init`, see kgain/torchscript_trunk.hpp):
+// (`init`, see plugins/common/torchscript_trunk.hpp):
 //   weights with 2+ dimensions (conv, linear): Kaiming normal, ReLU gain: N(0, 2/fan_out)
 //   ("kaiming_fan_out", the default) or N(0, 2/fan_in) ("kaiming_fan_in");
 //   other weights (norm layers): 1;  biases: 0;  other 1-d parameters: 0
@@ -40,7 +40,7 @@
 
 #include <kgain/backbone.hpp>
 #include <kgain/plugin.hpp>
-#include <kgain/torchscript_trunk.hpp>
+#include "torchscript_trunk.hpp"
 #include <kgain/zip_check.hpp>
 
 namespace {

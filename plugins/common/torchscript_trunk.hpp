@@ -10,8 +10,10 @@
 //   - per-tap complexity from the real modules: output shape, parameters, and
 //     multiply-accumulates counted on the frozen graph of each unit run on a real input;
 //   - the random re-initialisation rules shared by both (see `InitRule`).
-// Header-only, so a plugin that includes it pulls LibTorch's TorchScript headers; the core never
-// includes it.
+// Header-only and private to the bundled backbones (plugins/common, not installed): it includes
+// LibTorch's internal torch/csrc/jit headers, which are no stable interface for plugin authors.
+// An out-of-tree backbone needs only kgain/backbone.hpp and kgain/pooling.hpp
+// (examples/tiny_backbone). The core never includes it.
 // Threads: the helpers keep no global state; a Network they build is used from one thread at a
 // time, as Backbone's rules say.
 #pragma once
