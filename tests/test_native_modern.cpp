@@ -123,6 +123,20 @@ TEST_CASE("ViT, Swin, ConvNeXt and EfficientNet have torchvision's parameter nam
   }
 }
 
+TEST_CASE("timm's ViT-S/16 and ViT-Ti/16 have timm's parameter counts", "[native]") {
+  // timm's model cards: vit_small_patch16_224 22,050,664 parameters, vit_tiny_patch16_224
+  // 5,717,416, both with a 1,000-class head (width + 1) x 1000 and torchvision's layout.
+  struct Case {
+    std::string architecture;
+    std::int64_t parameters, width;
+  };
+  const auto c = GENERATE(Case{"vit_s_16", 22050664, 384}, Case{"vit_ti_16", 5717416, 192});
+  CAPTURE(c.architecture);
+  const auto info = native(c.architecture, {{"taps", strings({"encoder.ln"})}})->inspect(224);
+  CHECK(info.back().parameters + (c.width + 1) * 1000 == c.parameters);
+  CHECK(info.back().shape == std::vector<std::int64_t>{197, c.width});
+}
+
 TEST_CASE("The native ViT equals torchvision's at every block, in every token pooling", "[native]") {
   auto mine = native("vit", small_vit(fixture("vit_small.state_dict.pt")));
   CHECK(mine->native_input_size() == 32);  // the weights' 4 x 4 position grid x patch 8
@@ -213,7 +227,7 @@ TEST_CASE("Transformer and modern CNN MACs match the published counts", "[native
   }
 }
 
-TEST_CASE("Random ViT and ConvNeXt weights follow torchvision's rules, per seed", "[native]") {
+TEST_CASE("Random ViT weights are deterministic per seed, differ between seeds, and torchvision's zero head gives zero logits", "[native]") {
   auto vit = native("vit", {{"patch_size", std::int64_t{8}}, {"layers", std::int64_t{2}}, {"heads", std::int64_t{2}},
                             {"hidden_dim", std::int64_t{32}}, {"mlp_dim", std::int64_t{64}}});
   CHECK(!vit->has_pretrained_weights());

@@ -73,18 +73,23 @@ Module self_attention(Builder& b, std::int64_t hidden, std::int64_t heads) {
   return m;
 }
 
+// torchvision's MLP block (ViT and Swin): 0 linear, 1 GELU, 2 dropout, 3 linear, 4 dropout.
+Module mlp(Builder& b, std::int64_t width, std::int64_t hidden) {
+  Module m = b.make("MLP");
+  m.register_module("0", b.linear(width, hidden));
+  m.register_module("3", b.linear(hidden, width));
+  m.define(
+      "def forward(self, x: Tensor) -> Tensor:\n"
+      "    return getattr(self, \"3\").forward(torch.gelu(getattr(self, \"0\").forward(x)))\n");
+  return m;
+}
+
 Module vit_block(Builder& b, const VitShape& s, double eps) {
   Module m = b.make("EncoderBlock");
   m.register_module("ln_1", b.layer_norm(s.hidden, eps));
   m.register_module("self_attention", self_attention(b, s.hidden, s.heads));
   m.register_module("ln_2", b.layer_norm(s.hidden, eps));
-  Module mlp = b.make("MLP");  // torchvision's MLPBlock: 0 linear, 1 GELU, 2 dropout, 3 linear, 4 dropout
-  mlp.register_module("0", b.linear(s.hidden, s.mlp));
-  mlp.register_module("3", b.linear(s.mlp, s.hidden));
-  mlp.define(
-      "def forward(self, x: Tensor) -> Tensor:\n"
-      "    return getattr(self, \"3\").forward(torch.gelu(getattr(self, \"0\").forward(x)))\n");
-  m.register_module("mlp", mlp);
+  m.register_module("mlp", mlp(b, s.hidden, s.mlp));
   m.define(
       "def forward(self, x: Tensor) -> Tensor:\n"
       "    x = x + self.self_attention.forward(self.ln_1.forward(x))\n"
@@ -233,13 +238,7 @@ Module swin_block(Builder& b, std::int64_t dim, std::int64_t heads, std::int64_t
   m.register_module("norm1", b.layer_norm(dim, 1e-5));
   m.register_module("attn", window_attention(b, dim, heads, shift));
   m.register_module("norm2", b.layer_norm(dim, 1e-5));
-  Module mlp = b.make("MLP");
-  mlp.register_module("0", b.linear(dim, 4 * dim));
-  mlp.register_module("3", b.linear(4 * dim, dim));
-  mlp.define(
-      "def forward(self, x: Tensor) -> Tensor:\n"
-      "    return getattr(self, \"3\").forward(torch.gelu(getattr(self, \"0\").forward(x)))\n");
-  m.register_module("mlp", mlp);
+  m.register_module("mlp", mlp(b, dim, 4 * dim));
   m.define(
       "def forward(self, x: Tensor) -> Tensor:\n"
       "    x = x + self.attn.forward(self.norm1.forward(x))\n"
