@@ -2,6 +2,7 @@
 // itself (names and shapes of every parameter, outputs at every tap of models it saved), against
 // the TensorFlow MobileNets in ../shared/models, and against the published MAC counts.
 #include "test_support.hpp"
+#include "test_plugins.hpp"
 
 #include <cstdlib>
 #include <filesystem>
@@ -18,23 +19,12 @@ using Catch::Matchers::Contains;
 
 namespace {
 
-const Registry& registry() {
-  static Registry r = [] {
-    Registry reg;
-    reg.add_directory(test::plugin_dir());
-    return reg;
-  }();
-  return r;
-}
+const Registry& registry() { return test::plugins(); }
 
 std::shared_ptr<Backbone> native(const std::string& architecture, const std::vector<std::pair<std::string, Options::Value>>& extra = {}) {
-  Options options("backbone", "");
-  options.set("architecture", architecture);
-  for (const auto& [k, v] : extra) options.set(k, v);
-  return registry().create<Backbone>("native", options);
+  return test::native_backbone(architecture, extra);
 }
-
-Options::List strings(const std::vector<std::string>& items) { return Options::List(items.begin(), items.end()); }
+using test::strings;
 
 std::shared_ptr<Backbone> torchscript(const std::string& file, const std::string& container, const std::vector<std::string>& taps) {
   Options options("backbone", "");

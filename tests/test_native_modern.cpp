@@ -4,6 +4,7 @@
 // resampled at another input size, timm's and Hugging Face's key names, and the published MACs.
 #include "test_support.hpp"
 #include "test_files.hpp"
+#include "test_plugins.hpp"
 
 #include <cstdlib>
 #include <filesystem>
@@ -22,30 +23,16 @@ using Catch::Matchers::Contains;
 
 namespace {
 
-const Registry& registry() {
-  static Registry r = [] {
-    Registry reg;
-    reg.add_directory(test::plugin_dir());
-    return reg;
-  }();
-  return r;
-}
-
 std::shared_ptr<Backbone> native(const std::string& architecture, const std::vector<std::pair<std::string, Options::Value>>& extra = {}) {
-  Options options("backbone", "");
-  options.set("architecture", architecture);
-  for (const auto& [k, v] : extra) options.set(k, v);
-  return registry().create<Backbone>("native", options);
+  return test::native_backbone(architecture, extra);
 }
+using test::strings;
 
-Options::List strings(const std::vector<std::string>& items) { return Options::List(items.begin(), items.end()); }
-
+// Made by tests/fixtures/backbones/make_modern_fixtures.py (python3-torchvision) once per build tree.
 std::string fixture(const std::string& file) {
-  const std::string dir = std::string(KGAIN_TEST_OUTPUT_DIR) + "/modern-fixtures";
-  if (!std::filesystem::exists(dir + "/modern_shapes.json")) {
-    const std::string command = "/usr/bin/python3 " + test::fixtures_dir() + "/backbones/make_modern_fixtures.py " + dir + " 2>/dev/null";
-    REQUIRE(std::system(command.c_str()) == 0);  // needs Debian's python3-torchvision (tools/deps.sh installs it)
-  }
+  static const std::string d = std::string(KGAIN_TEST_OUTPUT_DIR) + "/modern-fixtures";
+  static const std::string dir =
+      test::generated_once(d, "modern_shapes.json", "/usr/bin/python3 " + test::fixtures_dir() + "/backbones/make_modern_fixtures.py " + d + " 2>/dev/null");
   return dir + "/" + file;
 }
 

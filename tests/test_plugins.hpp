@@ -1,12 +1,17 @@
 // Shared by the tests that create plugins from the build tree's plugin folder (include after
-// test_support.hpp): one registry per test binary, the whole-slide images that
-// tools/make_slides.py makes from ../shared and the safetensors weights, once per build tree.
+// test_support.hpp): one registry per test binary, the native backbone by architecture, and
+// files made once per build tree: the whole-slide images that tools/make_slides.py makes from
+// ../shared, the safetensors weights.
 #pragma once
 
 #include <cstdlib>
 #include <filesystem>
+#include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
+#include <kgain/backbone.hpp>
 #include <kgain/core/registry.hpp>
 
 namespace kgain::test {
@@ -18,6 +23,17 @@ inline const core::Registry& plugins() {
     return r;
   }();
   return registry;
+}
+
+inline Options::List strings(const std::vector<std::string>& items) { return Options::List(items.begin(), items.end()); }
+
+// The native backbone with `architecture` and the given options.
+inline std::shared_ptr<Backbone> native_backbone(const std::string& architecture,
+                                                 const std::vector<std::pair<std::string, Options::Value>>& extra = {}) {
+  Options options("backbone", "");
+  options.set("architecture", architecture);
+  for (const auto& [k, v] : extra) options.set(k, v);
+  return plugins().create<Backbone>("native", options);
 }
 
 // `dir`, made by `command` (a fixture generator) unless `marker` (the last file it writes) is there.
