@@ -62,13 +62,8 @@ TEST_CASE("Native architectures have torchvision's parameter and buffer names an
   for (const auto& [architecture, expected] : shapes.items()) {
     CAPTURE(architecture);
     // The weights file is the fixture's own shapes: write a state dict of zeros and load it.
-    c10::Dict<std::string, at::Tensor> dict;
-    for (const auto& [name, shape] : expected.items()) dict.insert(name, torch::zeros(shape.get<std::vector<std::int64_t>>()));
     const std::string file = torchvision_fixture(architecture + ".zeros.pt");
-    {
-      const auto bytes = torch::pickle_save(c10::IValue(dict));
-      std::ofstream(file, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    }
+    test::write_zeros_state_dict(file, expected);
     // Loading checks every key both ways and every shape; it throws naming any difference.
     CHECK_NOTHROW(native(architecture, {{"weights", file}}));
     std::filesystem::remove(file);

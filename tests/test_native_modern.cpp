@@ -98,13 +98,8 @@ TEST_CASE("ViT, Swin, ConvNeXt and EfficientNet have torchvision's parameter nam
     if (!expected.contains("keys")) continue;  // over 100 M parameters: the count only
     // A state dict of zeros with torchvision's names and shapes loads: the loader checks every
     // key both ways and every shape, and throws naming any difference.
-    c10::Dict<std::string, at::Tensor> dict;
-    for (const auto& [name, shape] : expected["keys"].items()) dict.insert(name, torch::zeros(shape.get<std::vector<std::int64_t>>()));
     const std::string file = fixture(architecture + ".zeros.pt");
-    {
-      const auto bytes = torch::pickle_save(c10::IValue(dict));
-      std::ofstream(file, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    }
+    test::write_zeros_state_dict(file, expected["keys"]);
     CHECK_NOTHROW(native(architecture, {{"weights", file}}));
     std::filesystem::remove(file);
   }

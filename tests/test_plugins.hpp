@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include <kgain/backbone.hpp>
 #include <kgain/core/registry.hpp>
 
@@ -34,6 +36,15 @@ inline std::shared_ptr<Backbone> native_backbone(const std::string& architecture
   options.set("architecture", architecture);
   for (const auto& [k, v] : extra) options.set(k, v);
   return plugins().create<Backbone>("native", options);
+}
+
+// Writes a state dict of zeros with the names and shapes of `shapes` ({"name": [sizes...]}) to
+// `file`, as torch.save would: a weights file that fits exactly the architecture it came from.
+inline void write_zeros_state_dict(const std::string& file, const nlohmann::json& shapes) {
+  c10::Dict<std::string, at::Tensor> dict;
+  for (const auto& [name, shape] : shapes.items()) dict.insert(name, torch::zeros(shape.get<std::vector<std::int64_t>>()));
+  const auto bytes = torch::pickle_save(c10::IValue(dict));
+  std::ofstream(file, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
 // `dir`, made by `command` (a fixture generator) unless `marker` (the last file it writes) is there.

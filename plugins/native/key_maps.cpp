@@ -30,48 +30,55 @@ bool split_block(const std::string& key, const std::string& prefix, std::string&
   return true;
 }
 
-std::string block_key(const std::string& index, const std::string& rest) { return "encoder.layers.encoder_layer_" + index + "." + rest; }
+using Renames = std::vector<std::pair<std::string, std::string>>;
 
-std::string timm_key(const std::string& key) {
-  if (key == "cls_token") return "class_token";
-  if (key == "pos_embed") return "encoder.pos_embedding";
-  std::string out = key, index, rest;
-  if (replace_prefix(out, "patch_embed.proj.", "conv_proj.") || replace_prefix(out, "norm.", "encoder.ln.") ||
-      replace_prefix(out, "head.", "heads.head."))
-    return out;
-  if (!split_block(key, "blocks.", index, rest)) return key;
-  const std::vector<std::pair<std::string, std::string>> parts{{"norm1.", "ln_1."},
-                                                               {"norm2.", "ln_2."},
-                                                               {"attn.proj.", "self_attention.out_proj."},
-                                                               {"mlp.fc1.", "mlp.0."},
-                                                               {"mlp.fc2.", "mlp.3."}};
-  for (const auto& [from, to] : parts)
-    if (replace_prefix(rest, from, to)) return block_key(index, rest);
-  if (rest == "attn.qkv.weight") return block_key(index, "self_attention.in_proj_weight");
-  if (rest == "attn.qkv.bias") return block_key(index, "self_attention.in_proj_bias");
-  return key;
-}
+// One source's ViT names: whole keys, key prefixes outside the blocks, and, inside block i
+// (`<block_prefix><i>.`), prefixes of the rest; everything maps to torchvision's names.
+struct VitNames {
+  Renames keys, prefixes;
+  std::string block_prefix;
+  Renames block_parts;
+};
 
-// Hugging Face keys, "vit." already stripped. q, k and v are returned under their own names
-// (".q.weight" ...) and stacked afterwards.
-std::string huggingface_key(const std::string& key) {
-  if (key == "embeddings.cls_token") return "class_token";
-  if (key == "embeddings.position_embeddings") return "encoder.pos_embedding";
+// timm's VisionTransformer (patch_embed.proj, blocks.i.norm1 / attn.qkv / attn.proj / norm2 /
+// mlp.fc1 / mlp.fc2, norm, head).
+const VitNames timm_names{{{"cls_token", "class_token"}, {"pos_embed", "encoder.pos_embedding"}},
+                          {{"patch_embed.proj.", "conv_proj."}, {"norm.", "encoder.ln."}, {"head.", "heads.head."}},
+                          "blocks.",
+                          {{"norm1.", "ln_1."},
+                           {"norm2.", "ln_2."},
+                           {"attn.proj.", "self_attention.out_proj."},
+                           {"mlp.fc1.", "mlp.0."},
+                           {"mlp.fc2.", "mlp.3."},
+                           {"attn.qkv.weight", "self_attention.in_proj_weight"},
+                           {"attn.qkv.bias", "self_attention.in_proj_bias"}}};
+
+// Hugging Face's ViTModel, "vit." already stripped. q, k and v keep names of their own
+// (".q.weight" ...) and are stacked afterwards (stack_qkv).
+const VitNames huggingface_names{{{"embeddings.cls_token", "class_token"}, {"embeddings.position_embeddings", "encoder.pos_embedding"}},
+                                 {{"embeddings.patch_embeddings.projection.", "conv_proj."},
+                                  {"layernorm.", "encoder.ln."},
+                                  {"classifier.", "heads.head."}},
+                                 "encoder.layer.",
+                                 {{"layernorm_before.", "ln_1."},
+                                  {"layernorm_after.", "ln_2."},
+                                  {"attention.output.dense.", "self_attention.out_proj."},
+                                  {"intermediate.dense.", "mlp.0."},
+                                  {"output.dense.", "mlp.3."},
+                                  {"attention.attention.query.", "self_attention.q."},
+                                  {"attention.attention.key.", "self_attention.k."},
+                                  {"attention.attention.value.", "self_attention.v."}}};
+
+// `key` under torchvision's name, or unchanged when `names` does not know it.
+std::string torchvision_key(const std::string& key, const VitNames& names) {
+  for (const auto& [from, to] : names.keys)
+    if (key == from) return to;
   std::string out = key, index, rest;
-  if (replace_prefix(out, "embeddings.patch_embeddings.projection.", "conv_proj.") || replace_prefix(out, "layernorm.", "encoder.ln.") ||
-      replace_prefix(out, "classifier.", "heads.head."))
-    return out;
-  if (!split_block(key, "encoder.layer.", index, rest)) return key;
-  const std::vector<std::pair<std::string, std::string>> parts{{"layernorm_before.", "ln_1."},
-                                                               {"layernorm_after.", "ln_2."},
-                                                               {"attention.output.dense.", "self_attention.out_proj."},
-                                                               {"intermediate.dense.", "mlp.0."},
-                                                               {"output.dense.", "mlp.3."},
-                                                               {"attention.attention.query.", "self_attention.q."},
-                                                               {"attention.attention.key.", "self_attention.k."},
-                                                               {"attention.attention.value.", "self_attention.v."}};
-  for (const auto& [from, to] : parts)
-    if (replace_prefix(rest, from, to)) return block_key(index, rest);
+  for (const auto& [from, to] : names.prefixes)
+    if (replace_prefix(out, from, to)) return out;
+  if (!split_block(key, names.block_prefix, index, rest)) return key;
+  for (const auto& [from, to] : names.block_parts)
+    if (replace_prefix(rest, from, to)) return "encoder.layers.encoder_layer_" + index + "." + rest;
   return key;
 }
 
@@ -149,13 +156,13 @@ std::map<std::string, at::Tensor> to_torchvision_keys(std::map<std::string, at::
     throw std::invalid_argument("key_format = \"" + to_string(format) + "\" maps ViT weights only; this architecture takes torchvision's names");
   for (auto& [key, tensor] : state) {
     if (format == KeyFormat::timm) {
-      insert_unique(out, source, timm_key(key), key, tensor);
+      insert_unique(out, source, torchvision_key(key, timm_names), key, tensor);
       continue;
     }
     std::string k = key;
     replace_prefix(k, "vit.", "");
     if (starts_with(k, "pooler.")) continue;
-    insert_unique(out, source, huggingface_key(k), key, tensor);
+    insert_unique(out, source, torchvision_key(k, huggingface_names), key, tensor);
   }
   if (format == KeyFormat::huggingface) stack_qkv(out);
   return out;
