@@ -97,3 +97,15 @@ TEST_CASE("A run directory made by an earlier kgain (resolved config without tod
   CHECK_FALSE(same_measurement(half, today));
   CHECK_FALSE(same_measurement(earlier, half));
 }
+
+TEST_CASE("The resolved config keeps every option of a metric or feature metric table, one option included", "[config]") {
+  const std::string text = minimal + "[metrics]\nnames = [\"accuracy\", \"top_k_accuracy\"]\n[metrics.top_k_accuracy]\nk = 3\n" +
+                           "[transferability]\nnames = [\"gbc\"]\n[transferability.gbc]\nname = \"GBC\"\n";
+  const Config c = parse_config(text, "/studies/pcam.toml");
+  const Config again = parse_config(c.resolved_toml, "/studies/resolved.toml");
+  REQUIRE(again.metrics.size() == 2);
+  CHECK(again.metrics[1].options.get_int("k", 2) == 3);
+  REQUIRE(again.feature_metrics.size() == 1);
+  CHECK(again.feature_metrics[0].name == "GBC");
+  CHECK(again.resolved_toml == c.resolved_toml);
+}

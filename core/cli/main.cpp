@@ -13,6 +13,7 @@
 
 #include "kgain/core/allocator.hpp"
 #include "kgain/core/build_info.hpp"
+#include "kgain/core/bundled_defaults.hpp"
 #include "kgain/core/config.hpp"
 #include "kgain/core/data_summary.hpp"
 #include "kgain/core/progress.hpp"
@@ -134,7 +135,8 @@ int command_list(const std::vector<std::string>& args) {
 int command_data(const std::vector<std::string>& args) {
   po::options_description visible("options");
   visible.add_options()("help,h", "describe the options")("no-images", po::bool_switch(), "do not decode the images (faster; no sizes or bad files)")(
-      "plugin", po::value<std::string>(), "for a folder: the dataset plugin (default: manifest when manifest.csv exists, else folder)")(
+      "plugin", po::value<std::string>(), ("for a folder: the dataset plugin (default: " + bundled_default("data", "with_manifest") + " when manifest.csv exists, else " +
+       bundled_default("data", "without_manifest") + ")").c_str())(
       "plugin-dir,p", po::value<std::vector<std::string>>()->composing(), "also search this folder (repeatable)");
   po::options_description hidden;
   hidden.add_options()("target", po::value<std::string>()->required(), "config or folder");
@@ -157,13 +159,14 @@ int command_data(const std::vector<std::string>& args) {
     dirs.insert(dirs.end(), config.plugin_paths.begin(), config.plugin_paths.end());
   } else {
     if (!std::filesystem::is_directory(target)) throw std::runtime_error("'" + target + "' is neither a .toml config nor a folder");
-    section.plugin = vm.count("plugin") ? vm["plugin"].as<std::string>() : std::filesystem::exists(target + "/manifest.csv") ? "manifest" : "folder";
+    section.plugin = vm.count("plugin")                           ? vm["plugin"].as<std::string>()
+                     : std::filesystem::exists(target + "/manifest.csv") ? bundled_default("data", "with_manifest")
+                                                                         : bundled_default("data", "without_manifest");
     section.options = Options("dataset", "");
     section.options.set("root", target, "command line");
   }
   const Registry registry = load_registry(dirs);
-  auto dataset = registry.create<Dataset>(section.plugin, section.options);
-  check_unread_options(section, "dataset");
+  auto dataset = registry.create<Dataset>(section);
   const auto samples = limit_per_class(dataset->samples(), limit, seed);
   const auto classes = dataset->class_names();
   const SplitPlan plan = make_splits(samples, static_cast<int>(classes.size()), strategy, folds, seed);
@@ -261,12 +264,12 @@ int command_inspect(const std::vector<std::string>& args) {
     input_size = config.input_size;
     dirs.insert(dirs.end(), config.plugin_paths.begin(), config.plugin_paths.end());
   } else if (std::filesystem::exists(target)) {
-    section.plugin = "torchscript";
+    section.plugin = bundled_default("inspect", "file");
     section.options = Options("backbone", "");
     section.options.set("file", target, "command line");
     section.options.set("container", vm["container"].as<std::string>(), "--container");
   } else {  // an architecture of the native backbone
-    section.plugin = "native";
+    section.plugin = bundled_default("inspect", "architecture");
     section.options = Options("backbone", "");
     section.options.set("architecture", target, "command line");
     if (vm.count("weights")) section.options.set("weights", vm["weights"].as<std::string>(), "--weights");
@@ -274,8 +277,7 @@ int command_inspect(const std::vector<std::string>& args) {
     if (vm.count("width")) section.options.set("width", vm["width"].as<double>(), "--width");
   }
   const Registry registry = load_registry(dirs);
-  auto backbone = registry.create<Backbone>(section.plugin, section.options);
-  check_unread_options(section, "backbone");
+  auto backbone = registry.create<Backbone>(section);
   if (vm.count("input-size")) input_size = vm["input-size"].as<std::int64_t>();
   if (input_size <= 0) input_size = backbone->native_input_size();
   set_threads(0);

@@ -10,10 +10,16 @@
 
 #include <toml++/toml.h>
 
+#include "kgain/core/bundled_defaults.hpp"
+
 namespace fs = std::filesystem;
 
 namespace kgain::core {
 namespace {
+
+const std::vector<std::pair<Pooling, std::string>> pooling_names = {{Pooling::avg, "avg"}, {Pooling::max, "max"},
+                                                                    {Pooling::avgmax, "avgmax"}, {Pooling::cls, "cls"},
+                                                                    {Pooling::mean, "mean"}, {Pooling::cls_mean, "cls_mean"}};
 
 std::string where(const std::string& file, const toml::source_region& src) {
   return file + ":" + std::to_string(src.begin.line) + ":" + std::to_string(src.begin.column);
@@ -31,83 +37,156 @@ std::string type_name(const toml::node& node) {
   }
 }
 
-// Reads the keys of one core section, checking types and reporting unknown keys.
+// Everything the loader read: the resolved config (each core key with the value it took, from
+// the file or by default) and, per key, its default. The resolved config and the known-key list
+// are made from this record, so a key is written once, where it is read.
+class ConfigRecord {
+ public:
+  explicit ConfigRecord(Config& config) : config_(config) {}
+
+  toml::table& section(const std::string& name) {
+    if (!resolved_.contains(name)) resolved_.insert(name, toml::table{});
+    return *resolved_[name].as_table();
+  }
+  void set_section(const std::string& name, toml::node&& value) { resolved_.insert_or_assign(name, std::move(value)); }
+  // A core key: `default_text` is its default as TOML, or empty when it is computed or required.
+  void note(const std::string& section, const std::string& key, const std::string& default_text) {
+    const std::string name = section + "." + key;
+    if (config_.key_defaults.insert_or_assign(name, default_text).second) config_.known_keys.push_back(name);
+  }
+  std::string text() const {
+    std::ostringstream out;
+    out << resolved_;
+    return out.str();
+  }
+
+ private:
+  Config& config_;
+  toml::table resolved_;
+};
+
+toml::array to_toml(const std::vector<std::string>& values) {
+  toml::array a;
+  for (const auto& v : values) a.push_back(v);
+  return a;
+}
+toml::array to_toml(const std::vector<std::uint64_t>& values) {
+  toml::array a;
+  for (auto v : values) a.push_back(static_cast<std::int64_t>(v));
+  return a;
+}
+template <class T>
+T to_toml(const T& value) {
+  return value;
+}
+
+// A value as TOML text ("32", "\"auto\"", "[ 0, 1, 2 ]").
+template <class T>
+std::string toml_text(const T& value) {
+  std::ostringstream out;
+  out << toml::table{{"v", to_toml(value)}};
+  std::string s = out.str();
+  s = s.substr(s.find('=') + 1);
+  return s.substr(s.find_first_not_of(' '), s.find_last_not_of(" \n") - s.find_first_not_of(' ') + 1);
+}
+
+// Reads the keys of one core section: checks types and ranges, records each key with the value
+// it took and its default, and reports unknown keys.
 class SectionReader {
  public:
-  SectionReader(const toml::table& table, std::string section, std::string file, std::vector<std::string>& all_known)
-      : table_(table), section_(std::move(section)), file_(std::move(file)), all_known_(all_known) {}
+  SectionReader(const toml::table* table, std::string section, std::string file, ConfigRecord& record)
+      : table_(table ? *table : empty_), section_(std::move(section)), file_(std::move(file)), record_(record),
+        resolved_(record.section(section_)) {}
 
-  const toml::node* get(const std::string& key) {
-    known_.push_back(key);
-    all_known_.push_back(section_ + "." + key);
-    return table_.get(key);
-  }
   [[noreturn]] void fail(const std::string& key, const toml::node& node, const std::string& problem) const {
     throw ConfigError(where(file_, node.source()) + ": [" + section_ + "] " + key + ": " + problem);
   }
-  void expect(const std::string& key, const toml::node& node, bool ok, const std::string& expected) const {
-    if (!ok) fail(key, node, "expected " + expected + ", found " + type_name(node));
-  }
   double number(const std::string& key, double fallback, double min, double max) {
-    const toml::node* n = get(key);
-    if (!n) return fallback;
-    expect(key, *n, n->is_number(), "a number");
-    const double v = n->is_integer() ? static_cast<double>(n->as_integer()->get()) : n->as_floating_point()->get();
-    if (!(v >= min && v <= max))
-      fail(key, *n, "must be between " + std::to_string(min) + " and " + std::to_string(max) + " (received " + std::to_string(v) + ")");
-    return v;
+    double v = fallback;
+    if (const toml::node* n = get(key)) {
+      expect(key, *n, n->is_number(), "a number");
+      v = n->is_integer() ? static_cast<double>(n->as_integer()->get()) : n->as_floating_point()->get();
+      if (!(v >= min && v <= max)) fail(key, *n, "must be between " + std::to_string(min) + " and " + std::to_string(max) + " (received " + std::to_string(v) + ")");
+    }
+    return remember(key, v, fallback);
   }
   std::int64_t integer(const std::string& key, std::int64_t fallback, std::int64_t min, std::int64_t max) {
-    const toml::node* n = get(key);
-    if (!n) return fallback;
-    expect(key, *n, n->is_integer(), "an integer");
-    const std::int64_t v = n->as_integer()->get();
-    if (v < min || v > max)
-      fail(key, *n, "must be between " + std::to_string(min) + " and " + std::to_string(max) + " (received " + std::to_string(v) + ")");
-    return v;
+    std::int64_t v = fallback;
+    if (const toml::node* n = get(key)) {
+      expect(key, *n, n->is_integer(), "an integer");
+      v = n->as_integer()->get();
+      if (v < min || v > max) fail(key, *n, "must be between " + std::to_string(min) + " and " + std::to_string(max) + " (received " + std::to_string(v) + ")");
+    }
+    return remember(key, v, fallback);
   }
   std::string string(const std::string& key, const std::string& fallback, const std::vector<std::string>& allowed = {}) {
-    const toml::node* n = get(key);
-    if (!n) return fallback;
-    expect(key, *n, n->is_string(), "a string");
-    std::string v = n->as_string()->get();
-    if (!allowed.empty() && std::find(allowed.begin(), allowed.end(), v) == allowed.end()) {
-      std::string list;
-      for (const auto& a : allowed) list += (list.empty() ? "\"" : ", \"") + a + "\"";
-      fail(key, *n, "must be one of " + list + " (received \"" + v + "\")");
+    std::string v = fallback;
+    if (const toml::node* n = get(key)) {
+      expect(key, *n, n->is_string(), "a string");
+      v = n->as_string()->get();
+      if (!allowed.empty() && std::find(allowed.begin(), allowed.end(), v) == allowed.end()) {
+        std::string list;
+        for (const auto& a : allowed) list += (list.empty() ? "\"" : ", \"") + a + "\"";
+        fail(key, *n, "must be one of " + list + " (received \"" + v + "\")");
+      }
     }
-    return v;
+    return remember(key, v, fallback);
   }
   bool boolean(const std::string& key, bool fallback) {
-    const toml::node* n = get(key);
-    if (!n) return fallback;
-    expect(key, *n, n->is_boolean(), "true or false");
-    return n->as_boolean()->get();
+    bool v = fallback;
+    if (const toml::node* n = get(key)) {
+      expect(key, *n, n->is_boolean(), "true or false");
+      v = n->as_boolean()->get();
+    }
+    return remember(key, v, fallback);
   }
   std::vector<std::string> strings(const std::string& key, const std::vector<std::string>& fallback) {
-    const toml::node* n = get(key);
-    if (!n) return fallback;
-    expect(key, *n, n->is_array(), "an array of strings");
-    std::vector<std::string> out;
-    for (const auto& item : *n->as_array()) {
-      expect(key, item, item.is_string(), "an array of strings");
-      out.push_back(item.as_string()->get());
+    std::vector<std::string> v = fallback;
+    if (const toml::node* n = get(key)) {
+      expect(key, *n, n->is_array(), "an array of strings");
+      v.clear();
+      for (const auto& item : *n->as_array()) {
+        expect(key, item, item.is_string(), "an array of strings");
+        v.push_back(item.as_string()->get());
+      }
     }
-    return out;
+    return remember(key, v, fallback);
   }
   std::vector<std::uint64_t> seeds(const std::string& key, const std::vector<std::uint64_t>& fallback) {
-    const toml::node* n = get(key);
-    if (!n) return fallback;
-    expect(key, *n, n->is_array(), "an array of non-negative integers");
-    std::vector<std::uint64_t> out;
-    for (const auto& item : *n->as_array()) {
-      expect(key, item, item.is_integer() && item.as_integer()->get() >= 0, "an array of non-negative integers");
-      out.push_back(static_cast<std::uint64_t>(item.as_integer()->get()));
+    std::vector<std::uint64_t> v = fallback;
+    if (const toml::node* n = get(key)) {
+      expect(key, *n, n->is_array(), "an array of non-negative integers");
+      v.clear();
+      for (const auto& item : *n->as_array()) {
+        expect(key, item, item.is_integer() && item.as_integer()->get() >= 0, "an array of non-negative integers");
+        v.push_back(static_cast<std::uint64_t>(item.as_integer()->get()));
+      }
     }
-    return out;
+    return remember(key, v, fallback);
   }
-  // The node of a key read before (for messages about its value).
-  const toml::node* node(const std::string& key) const { return table_.get(key); }
+  // A path: relative ones are taken from `base_dir`, and the resolved config holds the result.
+  std::string path(const std::string& key, const std::string& base_dir) {
+    std::string v = string(key, "");
+    if (!v.empty() && v.front() != '/') v = base_dir + "/" + v;
+    resolve(key, v);
+    return v;
+  }
+
+  // The default of `key` is computed (the file's stem, its folder), not a constant.
+  void computed_default(const std::string& key) { record_.note(section_, key, ""); }
+  // What the resolved config holds for `key`, when the loader changed the value read.
+  template <class T>
+  void resolve(const std::string& key, const T& value) {
+    resolved_.insert_or_assign(key, to_toml(value));
+  }
+  void leave_out(const std::string& key) { resolved_.erase(key); }
+  // A sub-table `[section.key]` (a metric's options) is a known key, not a core one.
+  void allow_table(const std::string& key) { known_.push_back(key); }
+  // The node of a key read before (for messages about its value), or the table's.
+  const toml::source_region& source(const std::string& key) const {
+    const toml::node* n = table_.get(key);
+    return n ? n->source() : table_.source();
+  }
   // Every key of the table must have been asked for.
   void check_unknown() const {
     for (const auto& [key, node] : table_) {
@@ -122,11 +201,27 @@ class SectionReader {
   }
 
  private:
+  const toml::node* get(const std::string& key) {
+    known_.push_back(key);
+    return table_.get(key);
+  }
+  void expect(const std::string& key, const toml::node& node, bool ok, const std::string& expected) const {
+    if (!ok) fail(key, node, "expected " + expected + ", found " + type_name(node));
+  }
+  template <class T>
+  T remember(const std::string& key, T value, const T& fallback) {
+    record_.note(section_, key, toml_text(fallback));
+    resolve(key, value);
+    return value;
+  }
+
+  static inline const toml::table empty_{};
   const toml::table& table_;
   std::string section_;
   std::string file_;
+  ConfigRecord& record_;
+  toml::table& resolved_;
   std::vector<std::string> known_;
-  std::vector<std::string>& all_known_;
 };
 
 // A plugin option that is nan or inf is always a mistake, and a plugin that compares it
@@ -136,13 +231,6 @@ double finite_number(const toml::node& node, const std::string& file, const std:
   if (!std::isfinite(v))
     throw ConfigError(where(file, node.source()) + ": [" + section + "] " + key + ": must be a finite number (received " + std::to_string(v) + ")");
   return v;
-}
-
-// Each name of a list may appear once (a metric listed twice would be scored twice under one name).
-void require_unique(const std::vector<std::string>& names, const SectionReader& r, const std::string& key, const std::string& what) {
-  std::set<std::string> seen;
-  for (const auto& n : names)
-    if (!seen.insert(n).second) r.fail(key, *r.node(key), "the " + what + " '" + n + "' is listed twice");
 }
 
 Options::Value to_value(const toml::node& node, const std::string& file, const std::string& section, const std::string& key) {
@@ -167,10 +255,10 @@ Options::Value to_value(const toml::node& node, const std::string& file, const s
                     type_name(node));
 }
 
-// A plugin table: `plugin` names the plugin, `name` labels it in results; `core_keys` are read
-// by the core (their values are left in the options, marked as read).
+// A plugin table: `plugin` names the plugin, `name` labels it in results; the other keys are
+// the plugin's options (the core's own keys among them are read by the caller and marked read).
 PluginSection plugin_section(const toml::table& table, const std::string& section, const std::string& file,
-                             const std::string& base_dir, const std::string& default_plugin = {}) {
+                             const std::string& base_dir, const std::string& default_plugin) {
   PluginSection out;
   out.where = where(file, table.source());
   out.options = Options(section, base_dir);
@@ -224,12 +312,213 @@ toml::table options_table(const PluginSection& s) {
   return t;
 }
 
-}  // namespace
+// A top-level plugin table ([dataset], [backbone], [probe]): `plugin` and `name` are core keys.
+PluginSection core_plugin_table(const toml::table* table, const std::string& section, const std::string& file,
+                                const std::string& base_dir, const std::string& default_plugin, ConfigRecord& record) {
+  static const toml::table empty;
+  record.note(section, "plugin", default_plugin.empty() ? "" : toml_text(default_plugin));
+  record.note(section, "name", "");  // default: the plugin's name
+  return plugin_section(table ? *table : empty, section, file, base_dir, default_plugin);
+}
 
-namespace {
-const std::vector<std::pair<Pooling, std::string>> pooling_names = {{Pooling::avg, "avg"}, {Pooling::max, "max"},
-                                                                    {Pooling::avgmax, "avgmax"}, {Pooling::cls, "cls"},
-                                                                    {Pooling::mean, "mean"}, {Pooling::cls_mean, "cls_mean"}};
+// A core key inside a plugin table ([dataset] on_bad_image, [probe] seed): read from the
+// plugin's options, so that it is not reported as unknown to the plugin.
+std::int64_t core_option(PluginSection& s, const std::string& key, std::int64_t fallback, ConfigRecord& record) {
+  record.note(s.options.section(), key, toml_text(fallback));
+  return s.options.get_int(key, fallback);
+}
+std::string core_option(PluginSection& s, const std::string& key, const std::string& fallback, ConfigRecord& record) {
+  record.note(s.options.section(), key, toml_text(fallback));
+  return s.options.get_string(key, fallback);
+}
+
+// The parts of one config file being read.
+struct ConfigSource {
+  const toml::table& root;
+  const std::string& file;
+  const toml::table* table(const std::string& key) const { return table_of(root, key, file); }
+};
+
+void read_run(const ConfigSource& in, Config& c, ConfigRecord& record) {
+  const toml::table* t = in.table("run");
+  SectionReader r(t, "run", in.file, record);
+  c.name = r.string("name", fs::path(in.file).stem().string());
+  r.computed_default("name");
+  // The name becomes a folder under runs/: one plain path component.
+  if (c.name.empty() || c.name == "." || c.name == ".." || c.name.find_first_of(std::string("/\\\0", 3)) != std::string::npos ||
+      std::any_of(c.name.begin(), c.name.end(), [](char ch) { return static_cast<unsigned char>(ch) < 0x20; }))
+    throw ConfigError(where(in.file, t && t->get("name") ? t->get("name")->source() : toml::source_region{}) + ": [run] name: '" + c.name +
+                      "' cannot name a run folder (it must be non-empty, not '.' or '..', without '/', '\\' or control characters)");
+  // A resolved config written into a run directory keeps the original config's directory.
+  c.base_dir = r.string("config_dir", c.base_dir);
+  r.computed_default("config_dir");
+  c.threads = static_cast<int>(r.integer("threads", 0, 0, 1024));
+  c.batch_size = r.integer("batch_size", 32, 1, 4096);
+  c.decode_threads = static_cast<int>(r.integer("decode_threads", 0, 0, 256));
+  c.plugin_paths = r.strings("plugin_paths", {});
+  for (auto& p : c.plugin_paths)
+    if (!p.empty() && p.front() != '/') p = c.base_dir + "/" + p;
+  r.resolve("plugin_paths", c.plugin_paths);
+  c.feature_store = r.path("feature_store", c.base_dir);
+  r.check_unknown();
+}
+
+void read_dataset(const ConfigSource& in, Config& c, ConfigRecord& record) {
+  const toml::table* t = in.table("dataset");
+  if (!t)
+    throw ConfigError(in.file + ": the config has no [dataset] table: add one naming a dataset plugin, e.g.\n[dataset]\nplugin = \"manifest\"\nroot = \"../shared/data/pcam-mini\"");
+  c.dataset = core_plugin_table(t, "dataset", in.file, c.base_dir, "", record);
+  c.limit_per_class = core_option(c.dataset, "limit_per_class", 0, record);
+  const std::string on_bad = core_option(c.dataset, "on_bad_image", "fail", record);
+  if (on_bad != "fail" && on_bad != "skip")
+    throw ConfigError(c.dataset.options.where("on_bad_image") + ": [dataset] on_bad_image: must be \"fail\" or \"skip\" (received \"" + on_bad + "\")");
+  c.skip_bad_images = on_bad == "skip";
+  if (c.limit_per_class < 0)
+    throw ConfigError(c.dataset.options.where("limit_per_class") + ": [dataset] limit_per_class: must be 0 (every image) or positive (received " +
+                      std::to_string(c.limit_per_class) + ")");
+  record.set_section("dataset", options_table(c.dataset));
+}
+
+void read_backbone(const ConfigSource& in, Config& c, ConfigRecord& record) {
+  const toml::table* t = in.table("backbone");
+  if (!t)
+    throw ConfigError(in.file + ": the config has no [backbone] table: add one naming a backbone plugin, e.g.\n[backbone]\nplugin = \"torchscript\"\nfile = \"model.ts.pt\"");
+  c.backbone = core_plugin_table(t, "backbone", in.file, c.base_dir, "", record);
+  record.set_section("backbone", options_table(c.backbone));
+}
+
+void read_features(const ConfigSource& in, Config& c, ConfigRecord& record) {
+  const toml::table* t = in.table("features");
+  SectionReader r(t, "features", in.file, record);
+  // A decoding chunk of 256 images at 1024 px is 3 GB of floats; beyond that no CNN study fits.
+  c.input_size = r.integer("input_size", 0, 0, 1024);
+  c.resize = r.string("resize", "shorter_side_crop", {"shorter_side_crop", "stretch", "pad"});
+  std::vector<std::string> names;
+  for (const auto& entry : pooling_names) names.push_back(entry.second);
+  const std::string pooling = r.string("pooling", "avg", names);
+  for (const auto& [p, name] : pooling_names)
+    if (name == pooling) c.pooling = p;
+  c.stain_normalization = r.string("stain_normalization", "none", {"none", "reinhard", "macenko"});
+  c.storage = r.string("storage", "float32", {"float32", "float16"});
+  c.stain_reference = r.path("stain_reference", c.base_dir);
+  if (c.stain_reference.empty()) r.leave_out("stain_reference");  // as configs written before it existed
+  if (c.stain_normalization != "none" && c.stain_reference.empty())
+    throw ConfigError(where(in.file, t ? t->source() : toml::source_region{}) + ": [features] stain_normalization = \"" + c.stain_normalization +
+                      "\" needs stain_reference = \"path/to/reference-tile.png\" (a well-stained tile from the target lab)");
+  if (!c.stain_reference.empty() && !std::filesystem::is_regular_file(c.stain_reference))
+    throw ConfigError(where(in.file, r.source("stain_reference")) + ": [features] stain_reference: the file '" + c.stain_reference + "' does not exist");
+  r.check_unknown();
+}
+
+void read_variants(const ConfigSource& in, Config& c, ConfigRecord& record) {
+  SectionReader r(in.table("variants"), "variants", in.file, record);
+  c.random_seeds = r.seeds("random_seeds", {0, 1, 2});
+  if (c.random_seeds.empty())
+    throw ConfigError(where(in.file, r.source("random_seeds")) +
+                      ": [variants] random_seeds: needs at least one seed, since the knowledge gain is measured against random weights");
+  std::set<std::uint64_t> unique(c.random_seeds.begin(), c.random_seeds.end());
+  if (unique.size() != c.random_seeds.size())
+    throw ConfigError(where(in.file, r.source("random_seeds")) + ": [variants] random_seeds: a seed is listed twice");
+  c.recalibrate_batch_norm = r.boolean("recalibrate_batch_norm", false);
+  c.calibration_images = r.integer("calibration_images", 256, 1, 100000);
+  r.check_unknown();
+}
+
+void read_splits(const ConfigSource& in, Config& c, ConfigRecord& record) {
+  SectionReader r(in.table("splits"), "splits", in.file, record);
+  c.split_strategy = r.string("strategy", "auto", {"auto", "dataset", "kfold", "group_kfold"});
+  c.folds = static_cast<int>(r.integer("folds", 5, 2, 100));
+  c.split_seed = static_cast<std::uint64_t>(r.integer("seed", 0, 0, INT64_MAX));
+  c.split_repeats = static_cast<int>(r.integer("repeats", 1, 1, 100));
+  r.check_unknown();
+}
+
+// One [probe] table, or several [[probe]] tables.
+void read_probes(const ConfigSource& in, Config& c, ConfigRecord& record) {
+  std::vector<const toml::table*> tables;
+  if (const toml::node* n = in.root.get("probe"); n && n->is_array_of_tables()) {
+    for (const auto& item : *n->as_array()) tables.push_back(item.as_table());
+  } else {
+    tables.push_back(in.table("probe"));
+  }
+  toml::array resolved;
+  for (const toml::table* t : tables) {
+    PluginSection s = core_plugin_table(t, "probe", in.file, c.base_dir, bundled_default("probe", "plugin"), record);
+    const std::int64_t seed = core_option(s, "seed", 0, record);
+    if (seed < 0) throw ConfigError(s.options.where("seed") + ": [probe] seed: must be 0 or positive (received " + std::to_string(seed) + ")");
+    for (const auto& other : c.probes)
+      if (other.name == s.name) throw ConfigError(s.where + ": two probes are named '" + s.name + "': give each [[probe]] a distinct name = \"...\"");
+    c.probe_seeds.push_back(static_cast<std::uint64_t>(seed));
+    resolved.push_back(options_table(s));
+    c.probes.push_back(std::move(s));
+  }
+  if (resolved.size() == 1) record.set_section("probe", std::move(*resolved[0].as_table()));
+  else record.set_section("probe", std::move(resolved));
+}
+
+// [metrics] or [transferability]: `names` lists plugins, each with an optional [section.<name>]
+// table of options.
+std::vector<PluginSection> read_plugin_list(const ConfigSource& in, const toml::table* t, SectionReader& r, const std::string& section,
+                                            const std::string& what, const std::string& base_dir, ConfigRecord& record) {
+  static const toml::table empty;
+  const auto names = r.strings("names", bundled_default_list(section, "names"));
+  std::set<std::string> seen;
+  for (const auto& n : names)
+    if (!seen.insert(n).second) r.fail("names", *t->get("names"), "the " + what + " '" + n + "' is listed twice");
+  std::vector<PluginSection> out;
+  for (const auto& n : names) {
+    const toml::table* sub = t ? table_of(*t, n, in.file) : nullptr;
+    PluginSection s = plugin_section(sub ? *sub : empty, section + "." + n, in.file, base_dir, n);
+    if (!sub) s.where = t && t->get("names") ? where(in.file, t->get("names")->source()) : in.file;
+    if (!s.options.values().empty()) record.section(section).insert(n, options_table(s));
+    out.push_back(std::move(s));
+    r.allow_table(n);
+  }
+  return out;
+}
+
+void read_metrics(const ConfigSource& in, Config& c, ConfigRecord& record) {
+  const toml::table* t = in.table("metrics");
+  SectionReader r(t, "metrics", in.file, record);
+  c.metrics = read_plugin_list(in, t, r, "metrics", "metric", c.base_dir, record);
+  if (c.metrics.empty())
+    throw ConfigError(where(in.file, r.source("names")) + ": [metrics] names: list at least one metric, e.g. [\"accuracy\"]");
+  r.check_unknown();
+}
+
+void read_transferability(const ConfigSource& in, Config& c, ConfigRecord& record) {
+  const toml::table* t = in.table("transferability");
+  SectionReader r(t, "transferability", in.file, record);
+  c.feature_metrics = read_plugin_list(in, t, r, "transferability", "feature metric", c.base_dir, record);
+  c.cka = r.boolean("cka", true);
+  c.source_transferability = r.boolean("source", false);
+  r.check_unknown();
+}
+
+void check_sections(const toml::table& root, const std::string& path) {
+  static const std::vector<std::string> sections{"run",    "dataset", "backbone", "features",        "variants",
+                                                 "splits", "probe",   "metrics",  "transferability", "analysis"};
+  for (const auto& [key, node] : root) {
+    const std::string k(key.str());
+    if (std::find(sections.begin(), sections.end(), k) != sections.end()) continue;
+    std::string msg = where(path, key.source()) + ": unknown section '" + k + "'";
+    if (const auto guess = closest(k, sections); !guess.empty()) msg += "; did you mean [" + guess + "]?";
+    std::string list;
+    for (const auto& section : sections) list += (list.empty() ? "[" : ", [") + section + "]";
+    throw ConfigError(msg + " Sections: " + list + ".");
+  }
+}
+
+void read_analysis(const ConfigSource& in, Config& c, ConfigRecord& record) {
+  SectionReader r(in.table("analysis"), "analysis", in.file, record);
+  c.bootstrap = static_cast<int>(r.integer("bootstrap", 1000, 0, 1000000));
+  c.confidence = r.number("confidence", 0.95, 0.5, 0.999);
+  c.analysis_seed = static_cast<std::uint64_t>(r.integer("seed", 0, 0, INT64_MAX));
+  c.sweet_spot_epsilon = r.number("sweet_spot_epsilon", 0.0, 0.0, 1e9);
+  c.save_predictions = r.boolean("save_predictions", true);
+  r.check_unknown();
+}
+
 }  // namespace
 
 std::string to_string(Pooling pooling) {
@@ -270,220 +559,19 @@ Config parse_config(const std::string& text, const std::string& path) {
   } catch (const toml::parse_error& e) {
     throw ConfigError(where(path, e.source()) + ": not valid TOML: " + std::string(e.description()));
   }
-
+  check_sections(root, path);
   Config c;
   c.file = path;
   std::error_code ec;
   c.base_dir = fs::absolute(fs::path(path).parent_path(), ec).lexically_normal().string();
   if (!c.base_dir.empty() && c.base_dir.back() == '/') c.base_dir.pop_back();
 
-  static const std::vector<std::string> sections{"run", "dataset", "backbone", "features", "variants", "splits", "probe", "metrics", "transferability", "analysis"};
-  for (const auto& [key, node] : root) {
-    const std::string k(key.str());
-    if (std::find(sections.begin(), sections.end(), k) != sections.end()) continue;
-    std::string msg = where(path, key.source()) + ": unknown section '" + k + "'";
-    if (const auto guess = closest(k, sections); !guess.empty()) msg += "; did you mean [" + guess + "]?";
-    throw ConfigError(msg + " Sections: [run], [dataset], [backbone], [features], [variants], [splits], [probe], [metrics], [transferability], [analysis].");
-  }
-
-  const toml::table empty;
-  {
-    const toml::table* t = table_of(root, "run", path);
-    SectionReader r(t ? *t : empty, "run", path, c.known_keys);
-    c.name = r.string("name", fs::path(path).stem().string());
-    // The name becomes a folder under runs/: one plain path component.
-    if (c.name.empty() || c.name == "." || c.name == ".." || c.name.find_first_of(std::string("/\\\0", 3)) != std::string::npos ||
-        std::any_of(c.name.begin(), c.name.end(), [](char ch) { return static_cast<unsigned char>(ch) < 0x20; }))
-      throw ConfigError(where(path, t && t->get("name") ? t->get("name")->source() : toml::source_region{}) + ": [run] name: '" + c.name +
-                        "' cannot name a run folder (it must be non-empty, not '.' or '..', without '/', '\\' or control characters)");
-    // A resolved config written into a run directory keeps the original config's directory.
-    c.base_dir = r.string("config_dir", c.base_dir);
-    c.threads = static_cast<int>(r.integer("threads", 0, 0, 1024));
-    c.batch_size = r.integer("batch_size", 32, 1, 4096);
-    c.decode_threads = static_cast<int>(r.integer("decode_threads", 0, 0, 256));
-    c.plugin_paths = r.strings("plugin_paths", {});
-    for (auto& p : c.plugin_paths)
-      if (!p.empty() && p.front() != '/') p = c.base_dir + "/" + p;
-    c.feature_store = r.string("feature_store", "");
-    if (!c.feature_store.empty() && c.feature_store.front() != '/') c.feature_store = c.base_dir + "/" + c.feature_store;
-    r.check_unknown();
-  }
-  {
-    const toml::table* t = table_of(root, "dataset", path);
-    if (!t) throw ConfigError(path + ": the config has no [dataset] table: add one naming a dataset plugin, e.g.\n[dataset]\nplugin = \"manifest\"\nroot = \"../shared/data/pcam-mini\"");
-    c.dataset = plugin_section(*t, "dataset", path, c.base_dir);
-    c.limit_per_class = c.dataset.options.get_int("limit_per_class", 0);
-    const std::string on_bad = c.dataset.options.get_string("on_bad_image", "fail");
-    if (on_bad != "fail" && on_bad != "skip")
-      throw ConfigError(c.dataset.options.where("on_bad_image") + ": [dataset] on_bad_image: must be \"fail\" or \"skip\" (received \"" + on_bad + "\")");
-    c.skip_bad_images = on_bad == "skip";
-    if (c.limit_per_class < 0) throw ConfigError(c.dataset.options.where("limit_per_class") + ": [dataset] limit_per_class: must be 0 (every image) or positive (received " + std::to_string(c.limit_per_class) + ")");
-  }
-  {
-    const toml::table* t = table_of(root, "backbone", path);
-    if (!t) throw ConfigError(path + ": the config has no [backbone] table: add one naming a backbone plugin, e.g.\n[backbone]\nplugin = \"torchscript\"\nfile = \"model.ts.pt\"");
-    c.backbone = plugin_section(*t, "backbone", path, c.base_dir);
-  }
-  {
-    const toml::table* t = table_of(root, "features", path);
-    SectionReader r(t ? *t : empty, "features", path, c.known_keys);
-    // A decoding chunk of 256 images at 1024 px is 3 GB of floats; beyond that no CNN study fits.
-    c.input_size = r.integer("input_size", 0, 0, 1024);
-    c.resize = r.string("resize", "shorter_side_crop", {"shorter_side_crop", "stretch", "pad"});
-    std::vector<std::string> names;
-    for (const auto& entry : pooling_names) names.push_back(entry.second);
-    const std::string pooling = r.string("pooling", "avg", names);
-    for (const auto& [p, name] : pooling_names)
-      if (name == pooling) c.pooling = p;
-    c.stain_normalization = r.string("stain_normalization", "none", {"none", "reinhard", "macenko"});
-    c.storage = r.string("storage", "float32", {"float32", "float16"});
-    c.stain_reference = r.string("stain_reference", "");
-    if (!c.stain_reference.empty() && c.stain_reference.front() != '/') c.stain_reference = c.base_dir + "/" + c.stain_reference;
-    if (c.stain_normalization != "none" && c.stain_reference.empty())
-      throw ConfigError(where(path, t ? t->source() : toml::source_region{}) + ": [features] stain_normalization = \"" + c.stain_normalization +
-                        "\" needs stain_reference = \"path/to/reference-tile.png\" (a well-stained tile from the target lab)");
-    if (!c.stain_reference.empty() && !std::filesystem::is_regular_file(c.stain_reference))
-      throw ConfigError(where(path, t->get("stain_reference")->source()) + ": [features] stain_reference: the file '" +
-                        c.stain_reference + "' does not exist");
-    r.check_unknown();
-  }
-  {
-    const toml::table* t = table_of(root, "variants", path);
-    SectionReader r(t ? *t : empty, "variants", path, c.known_keys);
-    c.random_seeds = r.seeds("random_seeds", {0, 1, 2});
-    if (c.random_seeds.empty())
-      throw ConfigError(where(path, t->get("random_seeds")->source()) +
-                        ": [variants] random_seeds: needs at least one seed, since the knowledge gain is measured against random weights");
-    std::set<std::uint64_t> unique(c.random_seeds.begin(), c.random_seeds.end());
-    if (unique.size() != c.random_seeds.size())
-      throw ConfigError(where(path, t->get("random_seeds")->source()) + ": [variants] random_seeds: a seed is listed twice");
-    c.recalibrate_batch_norm = r.boolean("recalibrate_batch_norm", false);
-    c.calibration_images = r.integer("calibration_images", 256, 1, 100000);
-    r.check_unknown();
-  }
-  {
-    const toml::table* t = table_of(root, "splits", path);
-    SectionReader r(t ? *t : empty, "splits", path, c.known_keys);
-    c.split_strategy = r.string("strategy", "auto", {"auto", "dataset", "kfold", "group_kfold"});
-    c.folds = static_cast<int>(r.integer("folds", 5, 2, 100));
-    c.split_seed = static_cast<std::uint64_t>(r.integer("seed", 0, 0, INT64_MAX));
-    c.split_repeats = static_cast<int>(r.integer("repeats", 1, 1, 100));
-    r.check_unknown();
-  }
-  {
-    // One [probe] table, or several [[probe]] tables.
-    std::vector<const toml::table*> tables;
-    if (const toml::node* n = root.get("probe"); n && n->is_array_of_tables()) {
-      for (const auto& item : *n->as_array()) tables.push_back(item.as_table());
-    } else {
-      tables.push_back(table_of(root, "probe", path));
-    }
-    for (const toml::table* t : tables) {
-      PluginSection s = plugin_section(t ? *t : empty, "probe", path, c.base_dir, "logistic");
-      const std::int64_t seed = s.options.get_int("seed", 0);
-      if (seed < 0) throw ConfigError(s.options.where("seed") + ": [probe] seed: must be 0 or positive (received " + std::to_string(seed) + ")");
-      for (const auto& other : c.probes)
-        if (other.name == s.name)
-          throw ConfigError(s.where + ": two probes are named '" + s.name + "': give each [[probe]] a distinct name = \"...\"");
-      c.probe_seeds.push_back(static_cast<std::uint64_t>(seed));
-      c.probes.push_back(std::move(s));
-    }
-  }
-  {
-    const toml::table* t = table_of(root, "metrics", path);
-    SectionReader r(t ? *t : empty, "metrics", path, c.known_keys);
-    const auto names = r.strings("names", {"accuracy", "balanced_accuracy", "macro_f1"});
-    if (names.empty()) throw ConfigError(where(path, t->get("names")->source()) + ": [metrics] names: list at least one metric, e.g. [\"accuracy\"]");
-    require_unique(names, r, "names", "metric");
-    for (const auto& n : names) {
-      const toml::table* sub = t ? table_of(*t, n, path) : nullptr;
-      PluginSection s = plugin_section(sub ? *sub : empty, "metrics." + n, path, c.base_dir, n);
-      if (!sub) s.where = t && t->get("names") ? where(path, t->get("names")->source()) : path;
-      c.metrics.push_back(std::move(s));
-      r.get(n);  // a [metrics.<name>] table is known
-      c.known_keys.pop_back();
-    }
-    r.check_unknown();
-  }
-
-  {
-    const toml::table* t = table_of(root, "transferability", path);
-    SectionReader r(t ? *t : empty, "transferability", path, c.known_keys);
-    const auto names = r.strings("names", {"logme", "hscore", "hscore_shrinkage", "transrate", "gbc"});
-    require_unique(names, r, "names", "estimator");
-    for (const auto& n : names) {
-      const toml::table* sub = t ? table_of(*t, n, path) : nullptr;
-      PluginSection s = plugin_section(sub ? *sub : empty, "transferability." + n, path, c.base_dir, n);
-      if (!sub) s.where = t && t->get("names") ? where(path, t->get("names")->source()) : path;
-      c.feature_metrics.push_back(std::move(s));
-      r.get(n);
-      c.known_keys.pop_back();
-    }
-    c.cka = r.boolean("cka", true);
-    c.source_transferability = r.boolean("source", false);
-    r.check_unknown();
-  }
-  {
-    const toml::table* t = table_of(root, "analysis", path);
-    SectionReader r(t ? *t : empty, "analysis", path, c.known_keys);
-    c.bootstrap = static_cast<int>(r.integer("bootstrap", 1000, 0, 1000000));
-    c.confidence = r.number("confidence", 0.95, 0.5, 0.999);
-    c.analysis_seed = static_cast<std::uint64_t>(r.integer("seed", 0, 0, INT64_MAX));
-    c.sweet_spot_epsilon = r.number("sweet_spot_epsilon", 0.0, 0.0, 1e9);
-    c.save_predictions = r.boolean("save_predictions", true);
-    r.check_unknown();
-  }
-  for (const char* key : {"dataset.plugin", "dataset.name", "dataset.limit_per_class", "dataset.on_bad_image", "backbone.plugin", "backbone.name",
-                          "probe.plugin", "probe.seed"})
-    c.known_keys.push_back(key);
-
-  // The resolved config: every default written out.
-  toml::table resolved;
-  toml::array plugin_paths, seeds, metric_names;
-  for (const auto& p : c.plugin_paths) plugin_paths.push_back(p);
-  for (auto s : c.random_seeds) seeds.push_back(static_cast<std::int64_t>(s));
-  resolved.insert("run", toml::table{{"name", c.name}, {"config_dir", c.base_dir}, {"threads", c.threads}, {"batch_size", c.batch_size},
-                                     {"decode_threads", c.decode_threads}, {"feature_store", c.feature_store},
-                                     {"plugin_paths", plugin_paths}});
-  resolved.insert("dataset", options_table(c.dataset));
-  resolved.insert("backbone", options_table(c.backbone));
-  toml::table features{{"input_size", c.input_size}, {"resize", c.resize}, {"pooling", to_string(c.pooling)},
-                       {"stain_normalization", c.stain_normalization}, {"storage", c.storage}};
-  if (!c.stain_reference.empty()) features.insert("stain_reference", c.stain_reference);
-  resolved.insert("features", features);
-  resolved.insert("variants", toml::table{{"random_seeds", seeds}, {"recalibrate_batch_norm", c.recalibrate_batch_norm},
-                                          {"calibration_images", c.calibration_images}});
-  resolved.insert("splits", toml::table{{"strategy", c.split_strategy}, {"folds", c.folds}, {"seed", static_cast<std::int64_t>(c.split_seed)}, {"repeats", c.split_repeats}});
-  if (c.probes.size() == 1) {
-    resolved.insert("probe", options_table(c.probes.front()));
-  } else {
-    toml::array probes;
-    for (const auto& p : c.probes) probes.push_back(options_table(p));
-    resolved.insert("probe", probes);
-  }
-  toml::table metrics;
-  for (const auto& m : c.metrics) {
-    metric_names.push_back(m.plugin);
-    if (m.options.values().size() > 1) metrics.insert(m.plugin, options_table(m));
-  }
-  metrics.insert("names", metric_names);
-  resolved.insert("metrics", metrics);
-  toml::table transferability;
-  toml::array feature_metric_names;
-  for (const auto& m : c.feature_metrics) {
-    feature_metric_names.push_back(m.plugin);
-    if (m.options.values().size() > 1) transferability.insert(m.plugin, options_table(m));
-  }
-  transferability.insert("names", feature_metric_names);
-  transferability.insert("cka", c.cka);
-  transferability.insert("source", c.source_transferability);
-  resolved.insert("transferability", transferability);
-  resolved.insert("analysis", toml::table{{"bootstrap", c.bootstrap}, {"confidence", c.confidence},
-                                          {"seed", static_cast<std::int64_t>(c.analysis_seed)}, {"sweet_spot_epsilon", c.sweet_spot_epsilon},
-                                          {"save_predictions", c.save_predictions}});
-  std::ostringstream out;
-  out << resolved;
-  c.resolved_toml = out.str();
+  ConfigRecord record(c);
+  const ConfigSource in{root, path};
+  for (auto read : {read_run, read_dataset, read_backbone, read_features, read_variants, read_splits, read_probes, read_metrics,
+                    read_transferability, read_analysis})
+    read(in, c, record);
+  c.resolved_toml = record.text();
   return c;
 }
 

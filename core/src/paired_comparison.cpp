@@ -365,7 +365,7 @@ PairedComparison compare_runs(const std::vector<std::string>& run_dirs, const Pa
   const Registry registry = load_registry(paths);
   std::vector<std::shared_ptr<Metric>> metrics;
   for (const auto& m : runs.front().config.metrics) {
-    metrics.push_back(registry.create<Metric>(m.plugin, m.options));
+    metrics.push_back(registry.create<Metric>(m));
     out.metrics.push_back(m.name);
     out.higher_is_better.push_back(metrics.back()->higher_is_better());
   }

@@ -259,29 +259,20 @@ struct Study {
 void load_plugins(const Config& config, Study& study) {
   study.registry = load_registry(config.plugin_paths);
   const Registry& registry = study.registry;
-  study.dataset = registry.create<Dataset>(config.dataset.plugin, config.dataset.options);
-  check_unread_options(config.dataset, "dataset");
+  study.dataset = registry.create<Dataset>(config.dataset);
   for (const auto& warning : study.dataset->warnings()) spdlog::warn("dataset: {}", warning);
-  study.backbone = registry.create<Backbone>(config.backbone.plugin, config.backbone.options);
-  check_unread_options(config.backbone, "backbone");
+  study.backbone = registry.create<Backbone>(config.backbone);
   if (config.recalibrate_batch_norm && !study.backbone->can_recalibrate_batch_norm())
     throw std::runtime_error(config.file + ": [variants] recalibrate_batch_norm = true, but backbone '" + config.backbone.plugin +
-                             "' cannot re-estimate batch-norm statistics; use the native backbone (plugin = \"native\") or remove the key");
+                             "' cannot re-estimate batch-norm statistics; use a backbone that can (the bundled native backbone can) or remove the key");
   for (std::size_t p = 0; p < config.probes.size(); ++p) {
     const PluginSection& section = config.probes[p];
-    registry.create<Probe>(section.plugin, section.options);  // validates the options now, not after extraction
-    check_unread_options(section, "probe");
+    registry.create<Probe>(section);  // validates the options now, not after extraction
     study.probes.push_back({section.name, [&registry, &section] { return registry.create<Probe>(section.plugin, section.options); },
                             config.probe_seeds[p]});
   }
-  for (const auto& m : config.metrics) {
-    study.metrics.push_back({m.name, registry.create<Metric>(m.plugin, m.options)});
-    check_unread_options(m, "metric");
-  }
-  for (const auto& m : config.feature_metrics) {
-    study.feature_metrics.push_back({m.name, registry.create<FeatureMetric>(m.plugin, m.options)});
-    check_unread_options(m, "feature metric");
-  }
+  for (const auto& m : config.metrics) study.metrics.push_back({m.name, registry.create<Metric>(m)});
+  for (const auto& m : config.feature_metrics) study.feature_metrics.push_back({m.name, registry.create<FeatureMetric>(m)});
 }
 
 // The images and their folds, checked so that no fold can yield a score of nothing.

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -30,47 +31,49 @@ struct PluginSection {
   Options options;      // the table's other keys
 };
 
+// The settings of a study. Their defaults are written once, in the loader (config.cpp), which
+// records them in `key_defaults`; docs/config.md lists them, checked by a test.
 struct Config {
   std::string file;        // the config file (as given)
   std::string base_dir;    // relative paths in the config are relative to this directory
   std::string name;        // [run] name, default: the file's stem
 
   // [run]
-  int threads = 0;                        // 0: every core
-  int decode_threads = 0;                 // image decoding workers; 0: a quarter of the cores, at least 1
-  std::int64_t batch_size = 32;
+  int threads{};                          // 0: every core
+  int decode_threads{};                 // image decoding workers; 0: a quarter of the cores, at least 1
+  std::int64_t batch_size{};
   std::vector<std::string> plugin_paths;  // searched before the default plugin directories
   // The feature store (feature_store.hpp); empty: $KGAIN_FEATURE_STORE, else RUN_DIR/cache.
   std::string feature_store;
 
   // [dataset]
   PluginSection dataset;
-  std::int64_t limit_per_class = 0;  // 0: every image; else at most this many per class and split
-  bool skip_bad_images = false;      // on_bad_image = "skip": leave undecodable images out, listed
+  std::int64_t limit_per_class{};  // 0: every image; else at most this many per class and split
+  bool skip_bad_images{};      // on_bad_image = "skip": leave undecodable images out, listed
 
   // [backbone]
   PluginSection backbone;
 
   // [features]
-  std::int64_t input_size = 0;        // 0: the backbone's native size
-  std::string resize = "shorter_side_crop";  // or "stretch"
+  std::int64_t input_size{};        // 0: the backbone's native size
+  std::string resize;                 // shorter_side_crop | stretch | pad
   Pooling pooling = Pooling::avg;
-  std::string stain_normalization = "none";  // none | reinhard | macenko
+  std::string stain_normalization;           // none | reinhard | macenko
   std::string stain_reference;               // the reference image (resolved path)
-  std::string storage = "float32";           // how stored features are kept: float32 | float16
+  std::string storage;                       // how stored features are kept: float32 | float16
 
   // [variants]
-  std::vector<std::uint64_t> random_seeds{0, 1, 2};
+  std::vector<std::uint64_t> random_seeds;
   // Random variants re-estimate their batch-norm statistics on `calibration_images` training
   // images (labels unused) before extraction; needs a backbone that can (native).
-  bool recalibrate_batch_norm = false;
-  std::int64_t calibration_images = 256;
+  bool recalibrate_batch_norm{};
+  std::int64_t calibration_images{};
 
   // [splits]
-  std::string split_strategy = "auto";  // auto | dataset | kfold | group_kfold
-  int folds = 5;
-  std::uint64_t split_seed = 0;
-  int split_repeats = 1;  // repeated k-fold: seeds split_seed, split_seed + 1, ...
+  std::string split_strategy;  // auto | dataset | kfold | group_kfold
+  int folds{};
+  std::uint64_t split_seed{};
+  int split_repeats{};  // repeated k-fold: seeds split_seed, split_seed + 1, ...
 
   // [probe], or [[probe]] tables for several probes (each with its own `name`)
   std::vector<PluginSection> probes;
@@ -80,21 +83,23 @@ struct Config {
   std::vector<PluginSection> metrics;
 
   // [transferability]
-  std::vector<PluginSection> feature_metrics;  // default: logme, hscore, hscore_shrinkage, transrate, gbc
-  bool cka = true;
-  bool source_transferability = false;  // LEEP and NCE from the backbone's own ImageNet head
+  std::vector<PluginSection> feature_metrics;
+  bool cka{};
+  bool source_transferability{};  // LEEP and NCE from the backbone's own ImageNet head
 
   // [analysis]
-  int bootstrap = 1000;             // bootstrap replicates for the intervals; 0: none
-  double confidence = 0.95;
-  std::uint64_t analysis_seed = 0;
-  double sweet_spot_epsilon = 0;
+  int bootstrap{};  // bootstrap replicates for the intervals; 0: none
+  double confidence{};
+  std::uint64_t analysis_seed{};
+  double sweet_spot_epsilon{};
   // predictions/<probe>.kgpred: every test prediction, for kgain compare --paired
   // (variants x taps x test images x classes doubles per probe).
-  bool save_predictions = true;
+  bool save_predictions{};
 
-  // Every core key the loader understands, as "section.key" (checked against docs/config.md).
+  // Every core key the loader understands, as "section.key" (checked against docs/config.md),
+  // and its default as TOML text ("32", "\"auto\""; empty when computed or required).
   std::vector<std::string> known_keys;
+  std::map<std::string, std::string> key_defaults;
 
   // The config with every default written out: saved in the run directory, and compared on a
   // rerun to decide whether the run directory's cache belongs to this study.

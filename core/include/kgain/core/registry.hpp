@@ -10,6 +10,7 @@
 // library too: code and vtables of a plugin must outlive the objects it made.
 #pragma once
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -20,6 +21,8 @@
 #include <kgain/metric.hpp>
 #include <kgain/plugin.hpp>
 #include <kgain/probe.hpp>
+
+#include "kgain/core/config.hpp"
 
 namespace boost::dll {
 class shared_library;
@@ -77,6 +80,18 @@ class Registry {
     Plugin* raw = create_raw(entry, options);
     auto library = entry.library;
     return std::shared_ptr<Interface>(static_cast<Interface*>(raw), [library](Interface* p) { delete p; });
+  }
+
+  // Creates the plugin a config table names, then reports the table's keys that the plugin did
+  // not read as unknown (ConfigError naming file:line:col and the closest key it reads). Every
+  // command creates plugins this way, so that a typo in a plugin's table never passes.
+  template <class Interface>
+  std::shared_ptr<Interface> create(const PluginSection& section) const {
+    auto object = create<Interface>(section.plugin, section.options);
+    std::string kind = to_string(kgain::detail::kind_of<Interface>());
+    std::replace(kind.begin(), kind.end(), '_', ' ');
+    check_unread_options(section, kind);
+    return object;
   }
 
  private:
