@@ -6,6 +6,11 @@
 #include <kgain/dataset.hpp>
 #include <kgain/metric.hpp>
 
+#include <sstream>
+
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+
 using namespace kgain;
 using namespace kgain::core;
 using Catch::Matchers::Contains;
@@ -94,9 +99,32 @@ TEST_CASE("A plugin option nobody reads is an unknown key with a suggestion", "[
       "study.toml");
   Registry registry;
   registry.add_directory(test::plugin_dir());
-  auto backbone = registry.create<Backbone>(c.backbone.plugin, c.backbone.options);
-  REQUIRE_THROWS_WITH(check_unread_options(c.backbone, "backbone"),
-                      Contains("study.toml:7:1") && Contains("unknown key 'contaner'") && Contains("did you mean 'container'?"));
+  REQUIRE_THROWS_WITH(registry.create<Backbone>(c.backbone),
+                      Contains("study.toml:7:1") && Contains("unknown key 'contaner'") && Contains("did you mean 'container'?") &&
+                          Contains("for backbone plugin 'torchscript'"));
+}
+
+TEST_CASE("A plugin's kgain::log messages reach the core's log with its name and level", "[registry]") {
+  std::ostringstream captured;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(captured);
+  sink->set_pattern("%l %v");
+  const auto previous = spdlog::default_logger();
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>("capture", sink));
+  spdlog::set_level(spdlog::level::info);
+  {
+    Registry registry;
+    registry.add_directory(test::fixture_plugin_dir("logging_metric"));
+    REQUIRE(registry.refused().empty());
+    auto metric = registry.create<Metric>("logging_metric", Options("metrics.logging_metric", ""));
+    Predictions p;
+    p.num_classes = 2;
+    p.labels = {0, 1, 1};
+    p.scores = {0.9, 0.1, 0.2, 0.8, 0.6, 0.4};
+    CHECK(metric->score(p) == 0.5);
+  }
+  spdlog::set_default_logger(previous);
+  CHECK_THAT(captured.str(), Contains("warning logging_metric: created for [metrics.logging_metric]"));
+  CHECK_THAT(captured.str(), Contains("info logging_metric: scored 3 images"));
 }
 
 TEST_CASE("A plugin option of the wrong type names the place, key and types", "[registry][config]") {

@@ -16,6 +16,16 @@
 namespace fs = std::filesystem;
 
 namespace kgain::core {
+namespace {
+
+// The sink installed in every plugin library: its kgain::log messages go to spdlog (thread-safe).
+void log_to_core(LogLevel level, const char* source, const char* message) {
+  static const spdlog::level::level_enum levels[] = {spdlog::level::debug, spdlog::level::info, spdlog::level::warn, spdlog::level::err};
+  const int index = static_cast<int>(level);
+  spdlog::log(index >= 0 && index < 4 ? levels[index] : spdlog::level::err, "{}: {}", source ? source : "plugin", message ? message : "");
+}
+
+}  // namespace
 
 std::string check_manifest(const LibraryManifest& m) {
   std::vector<std::string> problems;
@@ -106,6 +116,8 @@ void Registry::load(const std::string& path, bool explicit_request) {
   }
   if (manifest == nullptr) return refuse("its entry point returned no manifest");
   if (const std::string problem = check_manifest(*manifest); !problem.empty()) return refuse(problem);
+  // The library's kgain::log messages join the core's log (libraries built before log.hpp lack it).
+  if (library->has("kgain_set_log_sink")) boost::dll::import_alias<void(LogSink)>(*library, "kgain_set_log_sink")(&log_to_core);
 
   for (std::size_t i = 0; i < manifest->plugin_count; ++i) {
     const PluginInfo& info = manifest->plugins[i];

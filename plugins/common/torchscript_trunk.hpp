@@ -28,7 +28,6 @@
 
 #include <torch/csrc/jit/api/function_impl.h>
 #include <torch/csrc/jit/ir/ir.h>
-#include <iostream>
 
 #include <torch/csrc/jit/passes/freeze_module.h>
 #include <torch/csrc/jit/passes/frozen_graph_optimizations.h>
@@ -37,6 +36,7 @@
 
 #include "kgain/backbone.hpp"
 #include "kgain/file_hash.hpp"
+#include "kgain/log.hpp"
 
 namespace kgain::trunk {
 
@@ -150,8 +150,8 @@ class TrunkNetwork : public Network {
         same = plain[t].sizes() == features[t].sizes() && (plain[t] - features[t]).abs().max().item<double>() <= 1e-3 * scale;
       }
       if (!same) {
-        std::cerr << "kgain: warning: the optimized network (oneDNN) disagrees with the plain one on this processor; "
-                     "using the plain network (correct, slower)\n";
+        kgain::log(kgain::LogLevel::warning, "backbone",
+                   "the optimized network (oneDNN) disagrees with the plain one on this processor; using the plain network (correct, slower)");
         taps_ = *reference_;
         features = plain;
       }

@@ -13,7 +13,6 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
-#include <iostream>
 #include <map>
 #include <sstream>
 
@@ -90,19 +89,21 @@ class Lc25000Dataset : public kgain::Dataset {
       }
     }
     if (samples_.empty()) throw options.error("root", "no images in the class folders of '" + root_ + "'");
-    if (without_group > 0)
-      std::cerr << "kgain lc25000: " << without_group << " of " << samples_.size()
-                << " images have no source-tile group" << (groups_file.empty() ? " (no groups file)" : " in " + groups_file)
-                << "; their near-copies may straddle train and test\n";
+    if (without_group > 0)  // reported by the core in the log, run.json and the report
+      warnings_.push_back(std::to_string(without_group) + " of " + std::to_string(samples_.size()) + " images have no source-tile group" +
+                          (groups_file.empty() ? " (no groups file)" : " in " + groups_file) +
+                          "; their near-copies may straddle train and test");
   }
   std::vector<std::string> class_names() const override { return classes_; }
   std::vector<kgain::Sample> samples() const override { return samples_; }
+  std::vector<std::string> warnings() const override { return warnings_; }
   std::string description() const override { return "LC25000 " + root_; }
 
  private:
   std::string root_;
   std::vector<std::string> classes_;
   std::vector<kgain::Sample> samples_;
+  std::vector<std::string> warnings_;
 };
 
 }  // namespace

@@ -28,6 +28,7 @@
 #include <torch/version.h>  // TORCH_VERSION: the LibTorch the library was built against (macros only)
 
 #include "kgain/abi.hpp"
+#include "kgain/log.hpp"
 #include "kgain/options.hpp"
 
 namespace kgain {
@@ -113,8 +114,9 @@ constexpr PluginInfo make_plugin(const char* name, const char* version, const ch
 
 }  // namespace kgain
 
-// Defines and exports the library's entry point. The arguments after the library name are
-// PluginInfo values (use kgain::make_plugin). Use once per library.
+// Defines and exports the library's entry point, and `kgain_set_log_sink`, through which the
+// core routes the library's kgain::log messages (log.hpp). The arguments after the library name
+// are PluginInfo values (use kgain::make_plugin). Use once per library.
 #define KGAIN_LIBRARY(library_name_literal, ...)                                                   \
   namespace {                                                                                     \
   const ::kgain::PluginInfo kgain_plugins_[] = {__VA_ARGS__};                                     \
@@ -125,4 +127,8 @@ constexpr PluginInfo make_plugin(const char* name, const char* version, const ch
   namespace kgain_entry {                                                                         \
   const ::kgain::LibraryManifest* library_manifest() { return &kgain_manifest_; }                 \
   }                                                                                               \
-  BOOST_DLL_ALIAS(kgain_entry::library_manifest, kgain_library)
+  BOOST_DLL_ALIAS(kgain_entry::library_manifest, kgain_library)                                  \
+  namespace kgain_entry {                                                                         \
+  void set_log_sink(::kgain::LogSink sink) { ::kgain::detail::library_log_sink() = sink; }        \
+  }                                                                                               \
+  BOOST_DLL_ALIAS(kgain_entry::set_log_sink, kgain_set_log_sink)
