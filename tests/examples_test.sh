@@ -19,6 +19,22 @@ test ! -e "$work/install/include/kgain/torchscript_trunk.hpp"   # the bundled ba
 cmake -S "$source/examples" -B "$work/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$work/install" > "$work/configure.log"
 cmake --build "$work/build" > "$work/build.log"
 
+# docs/plugins.md's metric and its CMake file, and a bundled plugin's folder as it is, build out
+# of tree against the installed package.
+docs=$work/docs_example
+mkdir -p "$docs"
+awk '/^## A metric in 20 lines/ { on = 1 } on && /^```cpp/ { grab = 1; next } grab && /^```/ { exit } grab' "$source/docs/plugins.md" > "$docs/my_metrics.cpp"
+awk '/^## Building out of tree/ { on = 1 } on && /^```cmake/ { grab = 1; next } grab && /^```/ { exit } grab' "$source/docs/plugins.md" > "$docs/CMakeLists.txt"
+grep -q "KGAIN_LIBRARY" "$docs/my_metrics.cpp"
+grep -q "kgain_add_plugin(my_metrics" "$docs/CMakeLists.txt"
+cp -r "$source/plugins/classification_metrics" "$docs/"
+echo "add_subdirectory(classification_metrics)" >> "$docs/CMakeLists.txt"
+cmake -S "$docs" -B "$work/docs_build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$work/install" > "$work/docs_configure.log"
+cmake --build "$work/docs_build" > "$work/docs_build.log"
+"$work/install/bin/kgain" list --plugin-dir "$work/docs_build/plugins" > "$work/docs_list.txt" 2> /dev/null
+grep -E "^metric +top2_accuracy +1.0.0 .*kgain_my_metrics.so" "$work/docs_list.txt"
+grep -E "^metric +macro_f1 .*$work/docs_build/plugins/kgain_classification_metrics.so" "$work/docs_list.txt"
+
 # The installed kgain finds its own plugins and, through --plugin-dir, the examples.
 "$work/install/bin/kgain" list --plugin-dir "$work/build/plugins" > "$work/list.txt"
 grep -E "^metric +top_k_accuracy +1.0.0" "$work/list.txt"
