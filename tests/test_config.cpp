@@ -98,7 +98,7 @@ TEST_CASE("A run directory made by an earlier kgain (resolved config without tod
   CHECK_FALSE(same_measurement(earlier, half));
 }
 
-TEST_CASE("The resolved config keeps every option of a metric or feature metric table, one option included", "[config]") {
+TEST_CASE("The resolved config keeps every option of a metric or transferability estimator table, one option included", "[config]") {
   const std::string text = minimal + "[metrics]\nnames = [\"accuracy\", \"top_k_accuracy\"]\n[metrics.top_k_accuracy]\nk = 3\n" +
                            "[transferability]\nnames = [\"gbc\"]\n[transferability.gbc]\nname = \"GBC\"\n";
   const Config c = parse_config(text, "/studies/pcam.toml");

@@ -89,7 +89,7 @@ TEST_CASE("A small PCam sweep writes one row per tap and variant, and a rerun re
     CHECK(sweet_tap <= best);
   }
   CHECK(fs::exists(fs::path(options.out_dir) / "gain.json"));
-  // Five feature metrics and CKA per tap; the CKA of pretrained with random features is below 1.
+  // Five transferability estimators and CKA per tap; the CKA of pretrained with random features is below 1.
   const auto transferability = lines(slurp(options.out_dir + "/transferability.csv"));
   CHECK(transferability.size() == 1 + 14 * 6);
   for (const auto& t : first.transferability)

@@ -102,47 +102,69 @@ void check_finite(const at::Tensor& features, const std::string& what, const std
                            "non-finite weights at load), so no score is computed from them");
 }
 
-void extract_features(Backbone& backbone, const std::vector<Variant>& variants, Pooling pooling, const ExtractionInput& input,
-                      std::vector<FeatureSpace>& spaces, ExtractionStats& stats) {
-  const auto start = std::chrono::steady_clock::now();
+namespace {
+
+// What extraction has to do: per variant, the images its space lacks; the images some variant
+// lacks, cut into this process's chunks; and the copies (same bytes) that wait for the first.
+struct ExtractionWork {
+  std::vector<std::vector<char>> missing;  // [variant][image]
+  std::vector<std::vector<std::int64_t>> chunks;
+  std::vector<std::pair<std::size_t, std::size_t>> copies;  // (image, the first with its content)
+  std::int64_t pending = 0;  // images x variants this process computes
+};
+
+ExtractionWork plan_extraction(const std::vector<Variant>& variants, const ExtractionInput& input, std::vector<FeatureSpace>& spaces,
+                               ExtractionStats& stats) {
   const auto& samples = input.samples;
   const auto& ids = input.identities;
-  // What each variant's space lacks; a damaged segment found now is computed again.
-  std::vector<std::vector<char>> missing(variants.size(), std::vector<char>(samples.size(), 0));
+  ExtractionWork work;
+  work.missing.assign(variants.size(), std::vector<char>(samples.size(), 0));
   std::vector<std::int64_t> todo;  // images that some variant still lacks, in sample order
-  std::int64_t pending = 0;        // images x variants still to compute
-  for (std::size_t v = 0; v < variants.size(); ++v) spaces[v].verify(ids);
+  for (std::size_t v = 0; v < variants.size(); ++v) spaces[v].verify(ids);  // a damaged segment found now is computed again
   // Two files with the same bytes are one image: the later ones wait for the first's features.
   std::unordered_map<std::uint64_t, std::size_t> first_of;
-  std::vector<std::pair<std::size_t, std::size_t>> copies;  // (image, the first with its content)
   for (std::size_t i = 0; i < samples.size(); ++i) {
     if (const auto [it, fresh] = first_of.emplace(ids[i], i); !fresh) {
-      copies.emplace_back(i, it->second);
+      work.copies.emplace_back(i, it->second);
       for (std::size_t v = 0; v < variants.size(); ++v) stats.images_from_store += spaces[v].has(ids[i]);
       continue;
     }
     bool any = false;
     for (std::size_t v = 0; v < variants.size(); ++v) {
-      missing[v][i] = !spaces[v].has(ids[i]);
-      any = any || missing[v][i];
-      if (missing[v][i]) ++pending;
+      work.missing[v][i] = !spaces[v].has(ids[i]);
+      any = any || work.missing[v][i];
+      if (work.missing[v][i]) ++work.pending;
       else ++stats.images_from_store;
     }
     if (any) todo.push_back(static_cast<std::int64_t>(i));
   }
   if (!todo.empty())
     spdlog::info("extracting features: {} of {} images to compute ({} image x variant pairs), {} pairs from the feature store",
-                 todo.size(), samples.size(), pending, stats.images_from_store);
-  std::vector<std::vector<std::int64_t>> chunks;  // this process's share of the chunks
+                 todo.size(), samples.size(), work.pending, stats.images_from_store);
   for (std::size_t k = 0, c = 0; k < todo.size(); k += chunk_images, ++c)
     if (static_cast<int>(c % static_cast<std::size_t>(input.share_count)) == input.share_rank)
-      chunks.emplace_back(todo.begin() + static_cast<std::ptrdiff_t>(k), todo.begin() + static_cast<std::ptrdiff_t>(std::min(todo.size(), k + chunk_images)));
+      work.chunks.emplace_back(todo.begin() + static_cast<std::ptrdiff_t>(k),
+                               todo.begin() + static_cast<std::ptrdiff_t>(std::min(todo.size(), k + chunk_images)));
   if (input.share_count > 1) {
-    pending = 0;
-    for (const auto& chunk : chunks)
+    work.pending = 0;
+    for (const auto& chunk : work.chunks)
       for (auto i : chunk)
-        for (std::size_t v = 0; v < variants.size(); ++v) pending += missing[v][static_cast<std::size_t>(i)];
+        for (std::size_t v = 0; v < variants.size(); ++v) work.pending += work.missing[v][static_cast<std::size_t>(i)];
   }
+  return work;
+}
+
+}  // namespace
+
+void extract_features(Backbone& backbone, const std::vector<Variant>& variants, Pooling pooling, const ExtractionInput& input,
+                      std::vector<FeatureSpace>& spaces, ExtractionStats& stats) {
+  const auto start = std::chrono::steady_clock::now();
+  const auto& samples = input.samples;
+  const auto& ids = input.identities;
+  const ExtractionWork work = plan_extraction(variants, input, spaces, stats);
+  const auto& missing = work.missing;
+  const auto& chunks = work.chunks;
+  const std::int64_t pending = work.pending;
 
   std::map<std::size_t, std::unique_ptr<Network>> networks;  // built only for variants with work
   Progress progress("features", "images", pending);
@@ -185,7 +207,7 @@ void extract_features(Backbone& backbone, const std::vector<Variant>& variants, 
   }
   // A copy of an image that could not be decoded cannot be decoded either.
   std::map<std::int64_t, std::string> bad(stats.bad_images.begin(), stats.bad_images.end());
-  for (const auto& [copy, first] : copies)
+  for (const auto& [copy, first] : work.copies)
     if (const auto it = bad.find(static_cast<std::int64_t>(first)); it != bad.end()) stats.bad_images.emplace_back(copy, it->second);
   std::sort(stats.bad_images.begin(), stats.bad_images.end());
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

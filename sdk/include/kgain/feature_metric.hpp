@@ -1,5 +1,9 @@
 // FeatureMetric: a plugin that scores how transferable features are, without training a probe.
 //
+// One concept, one user-facing name: a *transferability estimator*. It is listed in a config's
+// `[transferability] names`, written to transferability.csv, and is, for the SDK and `kgain
+// list`, the plugin kind `feature_metric` implemented by this class (the kind's name is part of
+// the ABI, so it stays).
 // Transferability estimators (LogME, H-score, TransRate, GBC, ...) look at the features of the
 // labelled images and the labels, and predict how well a classifier on them would do. kgain
 // computes them at every tap and compares their ranking of the taps with the probes'.

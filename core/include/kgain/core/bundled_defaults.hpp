@@ -1,7 +1,7 @@
 // Bundled defaults: the plugins the core falls back on when a config or a command names none.
 //
 // The core names no bundled plugin. Which probe a config without `[probe] plugin` gets, which
-// metrics and feature metrics are scored by default, and which backbone or dataset plugin
+// metrics and transferability estimators are scored by default, and which backbone or dataset plugin
 // `kgain inspect` and `kgain data` use for a bare file, name or folder come from
 // plugins/defaults.toml, compiled in at build time.
 // Threads: read-only after the first call; safe from any thread.

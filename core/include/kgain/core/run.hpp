@@ -32,7 +32,7 @@ struct RunSummary {
   std::vector<ScoreRow> scores;
   std::vector<GainRow> gain;
   std::vector<TransferabilityRow> transferability;
-  // Spearman correlation, over taps, of each feature metric with the first metric's probe score.
+  // Spearman correlation, over taps, of each transferability estimator with the first metric's probe score.
   std::vector<std::pair<std::string, double>> rank_agreement;
   // LEEP and NCE (per backbone, not per tap), when [transferability] source = true.
   std::vector<std::pair<std::string, double>> source_transferability;

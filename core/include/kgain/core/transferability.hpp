@@ -21,7 +21,7 @@ struct NamedFeatureMetric {
 struct TransferabilityRow {
   std::size_t tap_index = 0;
   std::string tap;
-  std::string metric;       // a feature metric's name, or "cka" (pretrained vs random)
+  std::string metric;       // a transferability estimator's name, or "cka" (pretrained vs random)
   double pretrained = 0;    // on the pretrained features (for "cka": mean CKA over seeds)
   double random_mean = 0;   // mean over random seeds (for "cka": empty)
   double random_sd = 0;
