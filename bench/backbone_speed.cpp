@@ -58,7 +58,8 @@ double images_per_second(Network& network, const at::Tensor& images, std::int64_
   return static_cast<double>(images.size(0) * batches) / seconds;
 }
 
-int raw_limit(core::Registry& registry, const std::string& model, std::int64_t size, const std::vector<std::int64_t>& batch_sizes) {
+int raw_limit(core::Registry& registry, const std::string& model, std::int64_t size,
+              const std::vector<std::int64_t>& batch_sizes) {
   Options options("backbone", "");
   options.set("file", model);
   auto backbone = registry.create<Backbone>("torchscript", options);
@@ -71,14 +72,15 @@ int raw_limit(core::Registry& registry, const std::string& model, std::int64_t s
     std::printf("batch %lld: %.1f images/s\n", static_cast<long long>(batch), rate);
     if (rate > best) best = rate, best_batch = batch;
   }
-  std::printf("best %.1f images/s (batch %lld), %s at %lld px\n", best, static_cast<long long>(best_batch), model.c_str(),
-              static_cast<long long>(size));
+  std::printf("best %.1f images/s (batch %lld), %s at %lld px\n", best, static_cast<long long>(best_batch),
+              model.c_str(), static_cast<long long>(size));
   return 0;
 }
 
 int main(int argc, char** argv) {
   if (string_arg(argc, argv, "--malloc") != "system") core::keep_freed_memory_for_reuse();  // as kgain itself runs
-  if (string_arg(argc, argv, "--executor") != "profiling") core::run_graphs_without_profiling();  // likewise (torch_runtime.hpp)
+  if (string_arg(argc, argv, "--executor") != "profiling")
+    core::run_graphs_without_profiling();  // likewise (torch_runtime.hpp)
   const int threads = static_cast<int>(arg(argc, argv, "--threads", 2));
   const std::int64_t size = arg(argc, argv, "--size", 224), batch = arg(argc, argv, "--batch", 32),
                      batches = arg(argc, argv, "--batches", 8);
@@ -86,14 +88,16 @@ int main(int argc, char** argv) {
   core::Registry registry;
   registry.add_directory(KGAIN_PLUGIN_DIR);
   if (const std::string model = string_arg(argc, argv, "--model"); !model.empty())
-    return raw_limit(registry, model, size, string_arg(argc, argv, "--batch").empty() ? std::vector<std::int64_t>{16, 32, 64, 128, 256}
-                                                                                      : std::vector<std::int64_t>{batch});
+    return raw_limit(registry, model, size,
+                     string_arg(argc, argv, "--batch").empty() ? std::vector<std::int64_t>{16, 32, 64, 128, 256}
+                                                               : std::vector<std::int64_t>{batch});
   std::printf("threads %d, input %lld px, batch %lld, %lld timed batches after 2 warm-up batches\n\n", threads,
               static_cast<long long>(size), static_cast<long long>(batch), static_cast<long long>(batches));
   std::printf("| backbone | module | images/s | speed-up |\n|---|---|---|---|\n");
   const at::Tensor images = at::randn({batch, 3, size, size}, at::detail::createCPUGenerator(0));
   std::vector<std::string> architectures;
-  std::stringstream list(string_arg(argc, argv, "--architectures").empty() ? "mobilenet_v2,resnet18" : string_arg(argc, argv, "--architectures"));
+  std::stringstream list(string_arg(argc, argv, "--architectures").empty() ? "mobilenet_v2,resnet18"
+                                                                           : string_arg(argc, argv, "--architectures"));
   for (std::string name; std::getline(list, name, ',');) architectures.push_back(name);
   for (const std::string& architecture : architectures) {
     const bool tokens = architecture.rfind("vit", 0) == 0;  // a ViT's taps are token sequences
@@ -102,8 +106,9 @@ int main(int argc, char** argv) {
       const char* name;
       bool optimize, channels_last;
     };
-    for (const Mode mode : {Mode{"plain TorchScript", false, false}, Mode{"frozen + optimize_for_inference", true, false},
-                            Mode{"optimized, channels-last input", true, true}}) {
+    for (const Mode mode :
+         {Mode{"plain TorchScript", false, false}, Mode{"frozen + optimize_for_inference", true, false},
+          Mode{"optimized, channels-last input", true, true}}) {
       if (mode.channels_last && (tokens || architecture.rfind("swin", 0) == 0)) continue;  // not feature maps in NCHW
       Options options("backbone", "");
       options.set("architecture", architecture);

@@ -39,7 +39,8 @@ at::Tensor read_npy(const std::string& path) {
   char magic[10];
   in.read(magic, 10);
   if (std::string(magic, 6) != "\x93NUMPY") throw std::runtime_error(path + ": not a .npy file");
-  const std::size_t header_length = magic[6] == 1 ? static_cast<unsigned char>(magic[8]) | static_cast<unsigned char>(magic[9]) << 8 : 0;
+  const std::size_t header_length =
+      magic[6] == 1 ? static_cast<unsigned char>(magic[8]) | static_cast<unsigned char>(magic[9]) << 8 : 0;
   if (magic[6] != 1) throw std::runtime_error(path + ": only .npy version 1 is read");
   std::string header(header_length, '\0');
   in.read(header.data(), static_cast<std::streamsize>(header_length));
@@ -51,8 +52,9 @@ at::Tensor read_npy(const std::string& path) {
     if (d.find_first_not_of(' ') != std::string::npos) shape.push_back(std::stoll(d));
   const at::ScalarType type = header.find("'<f4'") != std::string::npos   ? at::kFloat
                               : header.find("'<i8'") != std::string::npos ? at::kLong
-                              : header.find("'|i1'") != std::string::npos ? at::kChar
-                                                                           : throw std::runtime_error(path + ": type not read here");
+                              : header.find("'|i1'") != std::string::npos
+                                  ? at::kChar
+                                  : throw std::runtime_error(path + ": type not read here");
   at::Tensor t = at::empty(shape, type);
   in.read(static_cast<char*>(t.data_ptr()), static_cast<std::streamsize>(t.nbytes()));
   if (!in) throw std::runtime_error(path + ": truncated");
@@ -71,9 +73,12 @@ Options probe_options(const std::vector<std::string>& settings) {
   for (const auto& s : settings) {
     const auto eq = s.find('=');
     const std::string key = s.substr(0, eq), value = s.substr(eq + 1);
-    if (value.find_first_not_of("0123456789-") == std::string::npos) options.set(key, static_cast<std::int64_t>(std::stoll(value)));
-    else if (value.find_first_not_of("0123456789.e-+") == std::string::npos) options.set(key, std::stod(value));
-    else options.set(key, value);
+    if (value.find_first_not_of("0123456789-") == std::string::npos)
+      options.set(key, static_cast<std::int64_t>(std::stoll(value)));
+    else if (value.find_first_not_of("0123456789.e-+") == std::string::npos)
+      options.set(key, std::stod(value));
+    else
+      options.set(key, value);
   }
   return options;
 }
@@ -104,7 +109,8 @@ int main(int argc, char** argv) try {
   while (std::ifstream(dir + "/" + variants.at(0) + "_" + std::to_string(taps) + ".npy")) ++taps;
   std::vector<std::vector<at::Tensor>> features(variants.size());
   for (std::size_t v = 0; v < variants.size(); ++v)
-    for (std::size_t t = 0; t < taps; ++t) features[v].push_back(read_npy(dir + "/" + variants[v] + "_" + std::to_string(t) + ".npy"));
+    for (std::size_t t = 0; t < taps; ++t)
+      features[v].push_back(read_npy(dir + "/" + variants[v] + "_" + std::to_string(t) + ".npy"));
   const std::int64_t classes = labels.max().item<std::int64_t>() + 1;
   const auto folds = static_cast<std::size_t>(roles.size(0));
   std::vector<at::Tensor> train, test;

@@ -45,9 +45,11 @@ TEST_CASE("Pretrained MobileNetV2 names the cat and the espresso, random weights
   CHECK((cat == 281 || cat == 282 || cat == 285));
   CHECK(drink == 967);
 
-  const at::Tensor random_logits = backbone->instantiate(Variant{Variant::Kind::random, 0}, Pooling::avg)->classify(images);
+  const at::Tensor random_logits =
+      backbone->instantiate(Variant{Variant::Kind::random, 0}, Pooling::avg)->classify(images);
   CHECK((random_logits - logits).abs().max().item<float>() > 1.0f);
-  CHECK(!(random_logits[0].argmax().item<std::int64_t>() == cat && random_logits[1].argmax().item<std::int64_t>() == 967));
+  CHECK(!(random_logits[0].argmax().item<std::int64_t>() == cat &&
+          random_logits[1].argmax().item<std::int64_t>() == 967));
 }
 
 TEST_CASE("Random weights are deterministic per seed and differ between seeds", "[backbone]") {
@@ -67,7 +69,8 @@ TEST_CASE("One-pass features equal the truncated network's, at every tap", "[bac
     std::int64_t size;
     std::size_t taps;
   };
-  const auto model = GENERATE(Model{"mobilenet_v2_tf1_quant.ts.pt", 224, 19}, Model{"mobilenet_v1_0.25_128_quant.ts.pt", 128, 14});
+  const auto model =
+      GENERATE(Model{"mobilenet_v2_tf1_quant.ts.pt", 224, 19}, Model{"mobilenet_v1_0.25_128_quant.ts.pt", 128, 14});
   const auto variant = GENERATE(Variant{Variant::Kind::pretrained, 0}, Variant{Variant::Kind::random, 1});
   CAPTURE(model.file, variant.name());
   auto backbone = make_backbone(model.file, model.size);

@@ -46,10 +46,14 @@ TEST_CASE("load_image names the file and the reason for each kind of bad file", 
   const fs::path root = make_folder_with_bad_files();
   std::vector<float> out(3 * 32 * 32);
   const Preprocessing prep{32, "shorter_side_crop"};
-  REQUIRE_THROWS_WITH(load_image((root / "1_tumor/truncated.jpg").string(), prep, out.data()), Contains("truncated.jpg: the JPEG is cut short"));
-  REQUIRE_THROWS_WITH(load_image((root / "1_tumor/empty.png").string(), prep, out.data()), Contains("empty.png: the image file is empty (0 bytes)"));
-  REQUIRE_THROWS_WITH(load_image((root / "1_tumor/notes.png").string(), prep, out.data()), Contains("notes.png") && Contains("not an image"));
-  REQUIRE_THROWS_WITH(load_image((root / "missing.png").string(), prep, out.data()), Contains("missing.png: the image file does not exist"));
+  REQUIRE_THROWS_WITH(load_image((root / "1_tumor/truncated.jpg").string(), prep, out.data()),
+                      Contains("truncated.jpg: the JPEG is cut short"));
+  REQUIRE_THROWS_WITH(load_image((root / "1_tumor/empty.png").string(), prep, out.data()),
+                      Contains("empty.png: the image file is empty (0 bytes)"));
+  REQUIRE_THROWS_WITH(load_image((root / "1_tumor/notes.png").string(), prep, out.data()),
+                      Contains("notes.png") && Contains("not an image"));
+  REQUIRE_THROWS_WITH(load_image((root / "missing.png").string(), prep, out.data()),
+                      Contains("missing.png: the image file does not exist"));
   REQUIRE_THROWS_AS(load_image((root / "1_tumor/notes.png").string(), prep, out.data()), ImageError);
   // A good one decodes, normalized: values around 0, none NaN.
   load_image((*fs::directory_iterator(root / "0_no_tumor")).path().string(), prep, out.data());
@@ -61,8 +65,10 @@ TEST_CASE("on_bad_image: fail stops with the file, skip leaves it out and lists 
   const fs::path data = make_folder_with_bad_files(), root = data.parent_path();
   const auto config_text = [&](const char* mode) {
     std::ostringstream c;
-    c << "[run]\nthreads = 2\n[dataset]\nplugin = \"folder\"\nroot = \"" << (root / "data").string() << "\"\non_bad_image = \"" << mode << "\"\n"
-      << "[backbone]\nplugin = \"torchscript\"\nfile = \"" << kgain::test::models_dir() << "/mobilenet_v1_0.25_128_quant.ts.pt\"\n"
+    c << "[run]\nthreads = 2\n[dataset]\nplugin = \"folder\"\nroot = \"" << (root / "data").string()
+      << "\"\non_bad_image = \"" << mode << "\"\n"
+      << "[backbone]\nplugin = \"torchscript\"\nfile = \"" << kgain::test::models_dir()
+      << "/mobilenet_v1_0.25_128_quant.ts.pt\"\n"
       << "native_input_size = 128\n[features]\ninput_size = 64\n[variants]\nrandom_seeds = [0]\n[splits]\nfolds = 2\n"
       << "[transferability]\nnames = []\ncka = false\n[analysis]\nbootstrap = 0\n";
     return c.str();

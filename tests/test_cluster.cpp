@@ -24,7 +24,9 @@ fs::path work() {
 
 bool mpi_available() {
   if (!kgain::core::built_with_mpi() || !fs::exists("/usr/bin/mpirun")) {
-    WARN("Open MPI is not installed (apt-get install libopenmpi-dev openmpi-bin) or kgain was built without it: MPI tests skipped");
+    WARN(
+        "Open MPI is not installed (apt-get install libopenmpi-dev openmpi-bin) or kgain was built without it: MPI "
+        "tests skipped");
     return false;
   }
   return true;
@@ -35,10 +37,12 @@ bool mpi_available() {
 std::string config() {
   const fs::path path = work() / "study.toml";
   if (!fs::exists(path))
-    std::ofstream(path) << "[run]\nthreads = 1\n[dataset]\nplugin = \"manifest\"\nroot = \"" << kgain::test::data_dir()
-                        << "/pcam-mini\"\nlimit_per_class = 100\n[backbone]\nplugin = \"torchscript\"\nfile = \"" << kgain::test::models_dir()
-                        << "/mobilenet_v1_0.25_128_quant.ts.pt\"\nnative_input_size = 128\n[features]\ninput_size = 64\n"
-                        << "[variants]\nrandom_seeds = [0, 1]\n[analysis]\nbootstrap = 200\n";
+    std::ofstream(path)
+        << "[run]\nthreads = 1\n[dataset]\nplugin = \"manifest\"\nroot = \"" << kgain::test::data_dir()
+        << "/pcam-mini\"\nlimit_per_class = 100\n[backbone]\nplugin = \"torchscript\"\nfile = \""
+        << kgain::test::models_dir()
+        << "/mobilenet_v1_0.25_128_quant.ts.pt\"\nnative_input_size = 128\n[features]\ninput_size = 64\n"
+        << "[variants]\nrandom_seeds = [0, 1]\n[analysis]\nbootstrap = 200\n";
   return path.string();
 }
 
@@ -46,9 +50,11 @@ std::string config() {
 int run(int ranks, const std::string& out, const std::string& env = "") {
   std::string command;
   if (ranks > 0)
-    command = std::string("mpirun ") + (::getuid() == 0 ? "--allow-run-as-root " : "") + "--oversubscribe --mca btl_vader_single_copy_mechanism none -np " +
-              std::to_string(ranks) + (env.empty() ? "" : " -x " + env) + " ";
-  command += std::string(KGAIN_BINARY) + " run " + config() + " --out " + (work() / out).string() + " --quiet > " + (work() / (out + ".log")).string() + " 2>&1";
+    command = std::string("mpirun ") + (::getuid() == 0 ? "--allow-run-as-root " : "") +
+              "--oversubscribe --mca btl_vader_single_copy_mechanism none -np " + std::to_string(ranks) +
+              (env.empty() ? "" : " -x " + env) + " ";
+  command += std::string(KGAIN_BINARY) + " run " + config() + " --out " + (work() / out).string() + " --quiet > " +
+             (work() / (out + ".log")).string() + " 2>&1";
   const int status = std::system(command.c_str());
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
@@ -84,14 +90,16 @@ TEST_CASE("mpirun with 2 and 3 ranks writes the same bytes as one process", "[mp
   }
 }
 
-TEST_CASE("A rank killed during extraction fails the job naming it, and the rerun resumes and agrees", "[mpi][end_to_end]") {
+TEST_CASE("A rank killed during extraction fails the job naming it, and the rerun resumes and agrees",
+          "[mpi][end_to_end]") {
   if (!mpi_available()) return;
   // Rank 1 dies (SIGKILL, as a lost node) right after storing its first segment.
   CHECK(run(2, "killed", "KGAIN_TEST_KILL_RANK=1:1") != 0);
   const std::string log = slurp((work() / "killed.log").string());
   CHECK(log.find("rank 1") != std::string::npos);
   std::size_t stored = 0;
-  for (const auto& e : fs::recursive_directory_iterator(work() / "killed" / "cache")) stored += e.path().extension() == ".kgseg";
+  for (const auto& e : fs::recursive_directory_iterator(work() / "killed" / "cache"))
+    stored += e.path().extension() == ".kgseg";
   REQUIRE(stored >= 1);
   REQUIRE(run(2, "killed") == 0);
   const std::string log_text = slurp((work() / "killed" / "kgain.log").string());

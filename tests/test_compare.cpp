@@ -37,10 +37,14 @@ fs::path work() {
 // grouped 3-fold, 2 random seeds: a real study of ~10 s.
 std::string run(const std::string& name, const std::string& weights, const std::string& splits = "folds = 3") {
   const fs::path config = work() / (name + ".toml");
-  std::ofstream(config) << "[run]\nname = \"" << name << "\"\n[dataset]\nplugin = \"manifest\"\nname = \"lung\"\nroot = \"" << kgain::test::data_dir()
-                        << "/lc25000-lung-mini\"\nlimit_per_class = 40\n[backbone]\nplugin = \"native\"\narchitecture = \"mobilenet_v1\"\n"
-                        << "width = 0.25\npadding = \"tf_same\"\nweights = \"" << weights << "\"\n[features]\ninput_size = 128\n"
-                        << "[variants]\nrandom_seeds = [0, 1]\n[splits]\n" << splits << "\n[metrics]\nnames = [\"accuracy\", \"log_loss\"]\n"
+  std::ofstream(config) << "[run]\nname = \"" << name
+                        << "\"\n[dataset]\nplugin = \"manifest\"\nname = \"lung\"\nroot = \"" << kgain::test::data_dir()
+                        << "/lc25000-lung-mini\"\nlimit_per_class = 40\n[backbone]\nplugin = \"native\"\narchitecture "
+                           "= \"mobilenet_v1\"\n"
+                        << "width = 0.25\npadding = \"tf_same\"\nweights = \"" << weights
+                        << "\"\n[features]\ninput_size = 128\n"
+                        << "[variants]\nrandom_seeds = [0, 1]\n[splits]\n"
+                        << splits << "\n[metrics]\nnames = [\"accuracy\", \"log_loss\"]\n"
                         << "[transferability]\nnames = []\ncka = false\n[analysis]\nbootstrap = 300\n";
   RunOptions options;
   options.out_dir = (work() / name).string();
@@ -56,7 +60,8 @@ std::string pretrained_run() {
 // The same weights file with the values of every conv and linear weight shuffled within the
 // tensor: the same numbers, none of the learned structure. Biases (batch norm folded) are kept.
 std::string scrambled_weights() {
-  const std::string in = kgain::test::safetensors_fixtures() + "/weights.safetensors", out = (work() / "scrambled.safetensors").string();
+  const std::string in = kgain::test::safetensors_fixtures() + "/weights.safetensors",
+                    out = (work() / "scrambled.safetensors").string();
   std::string bytes = kgain::test::slurp(in);
   std::uint64_t header_size = 0;
   std::memcpy(&header_size, bytes.data(), 8);
@@ -65,7 +70,8 @@ std::string scrambled_weights() {
   int scrambled = 0;
   for (const auto& [name, t] : header.items()) {
     if (name == "__metadata__" || t["dtype"] != "F32" || t["shape"].size() < 2) continue;
-    const std::size_t begin = 8 + header_size + t["data_offsets"][0].get<std::size_t>(), end = 8 + header_size + t["data_offsets"][1].get<std::size_t>();
+    const std::size_t begin = 8 + header_size + t["data_offsets"][0].get<std::size_t>(),
+                      end = 8 + header_size + t["data_offsets"][1].get<std::size_t>();
     std::vector<float> values((end - begin) / 4);
     std::memcpy(values.data(), bytes.data() + begin, end - begin);
     std::shuffle(values.begin(), values.end(), rng);
@@ -177,7 +183,8 @@ TEST_CASE("Runs on other splits, without predictions or with a damaged predictio
     f.seekp(-100, std::ios::end);
     f.put('\x7f');
   }
-  REQUIRE_THROWS_WITH(compare_runs({pretrained_run(), copy.string()}, PairedSettings{}), Contains(file.string()) && Contains("checksum"));
+  REQUIRE_THROWS_WITH(compare_runs({pretrained_run(), copy.string()}, PairedSettings{}),
+                      Contains(file.string()) && Contains("checksum"));
   fs::remove_all(copy / "predictions");
   REQUIRE_THROWS_WITH(compare_runs({pretrained_run(), copy.string()}, PairedSettings{}),
                       Contains("holds no predictions file") && Contains("save_predictions"));
@@ -210,7 +217,9 @@ TEST_CASE("A predictions file reads back exactly what was written, and forged on
       for (const auto& images : p.test_images) {
         kgain::Predictions x;
         x.num_classes = 2;
-        for (std::size_t i = 0; i < images.size(); ++i) x.labels.push_back(static_cast<std::int64_t>(i % 2)), x.scores.push_back(v), x.scores.push_back(1 - v), v += 0.0123;
+        for (std::size_t i = 0; i < images.size(); ++i)
+          x.labels.push_back(static_cast<std::int64_t>(i % 2)), x.scores.push_back(v), x.scores.push_back(1 - v),
+              v += 0.0123;
         per_fold.push_back(x);
       }
   const std::string path = (work() / "roundtrip.kgpred").string();
@@ -264,19 +273,25 @@ TEST_CASE("The paired report renders in headless Chromium with every legend insi
   std::string html;
   write_paired_report(c, (work() / "legends.html").string());
   html = kgain::test::slurp((work() / "legends.html").string());
-  html.insert(html.rfind("</body>"),
-              "<script>addEventListener('load',()=>{let inside=0,all=0,charts=0;for(const s of document.querySelectorAll('svg.kgain-chart')){"
-              "if(s.closest('details'))continue;charts++;const w=s.width.baseVal.value,h=s.height.baseVal.value;"
-              "for(const t of s.querySelectorAll('text.legend')){all++;const b=t.getBBox();"
-              "if(b.width>0&&b.x>=0&&b.y>=0&&b.x+b.width<=w&&b.y+b.height<=h)inside++;}}"
-              "const p=document.createElement('p');p.id='kgain-check';p.textContent='LEGENDS '+inside+' OF '+all+' IN '+charts;"
-              "document.body.appendChild(p);});</script>");
+  html.insert(
+      html.rfind("</body>"),
+      "<script>addEventListener('load',()=>{let inside=0,all=0,charts=0;for(const s of "
+      "document.querySelectorAll('svg.kgain-chart')){"
+      "if(s.closest('details'))continue;charts++;const w=s.width.baseVal.value,h=s.height.baseVal.value;"
+      "for(const t of s.querySelectorAll('text.legend')){all++;const b=t.getBBox();"
+      "if(b.width>0&&b.x>=0&&b.y>=0&&b.x+b.width<=w&&b.y+b.height<=h)inside++;}}"
+      "const p=document.createElement('p');p.id='kgain-check';p.textContent='LEGENDS '+inside+' OF '+all+' IN '+charts;"
+      "document.body.appendChild(p);});</script>");
   std::ofstream(work() / "legends-probe.html") << html;
-  const std::string flags = chromium + " --headless --no-sandbox --disable-gpu --no-first-run --disable-background-networking"
-                            " --disable-component-update --disable-sync --user-data-dir=" + (work() / "chromium-profile").string();
+  const std::string flags = chromium +
+                            " --headless --no-sandbox --disable-gpu --no-first-run --disable-background-networking"
+                            " --disable-component-update --disable-sync --user-data-dir=" +
+                            (work() / "chromium-profile").string();
   const std::string dom = (work() / "legends-dom.html").string();
-  REQUIRE(std::system(("timeout 120 " + flags + " --virtual-time-budget=5000 --dump-dom file://" + (work() / "legends-probe.html").string() +
-                       " > " + dom + " 2> " + (work() / "chromium.log").string()).c_str()) == 0);
+  REQUIRE(
+      std::system(("timeout 120 " + flags + " --virtual-time-budget=5000 --dump-dom file://" +
+                   (work() / "legends-probe.html").string() + " > " + dom + " 2> " + (work() / "chromium.log").string())
+                      .c_str()) == 0);
   std::smatch m;
   const std::string rendered = kgain::test::slurp(dom);
   REQUIRE(std::regex_search(rendered, m, std::regex("LEGENDS (\\d+) OF (\\d+) IN (\\d+)")));

@@ -7,7 +7,8 @@ using namespace kgain::core;
 using Catch::Matchers::Contains;
 
 namespace {
-const std::string minimal = "[dataset]\nplugin = \"manifest\"\nroot = \"data\"\n[backbone]\nplugin = \"torchscript\"\nfile = \"m.ts.pt\"\n";
+const std::string minimal =
+    "[dataset]\nplugin = \"manifest\"\nroot = \"data\"\n[backbone]\nplugin = \"torchscript\"\nfile = \"m.ts.pt\"\n";
 }
 
 TEST_CASE("A minimal config gets the protocol's defaults", "[config]") {
@@ -38,16 +39,30 @@ TEST_CASE("Malformed configs give line:column, key and fix", "[config]") {
   };
   const std::vector<Case> cases{
       {"TOML syntax error", minimal + "[run]\nthreads = = 2\n", {"run.toml:8:11", "not valid TOML"}},
-      {"unknown key with a suggestion", minimal + "[run]\nthrads = 2\n", {"run.toml:8:1", "[run] unknown key 'thrads'", "did you mean 'threads'?"}},
-      {"wrong type", minimal + "[run]\nbatch_size = \"big\"\n", {"run.toml:8:14", "[run] batch_size", "expected an integer, found a string"}},
-      {"out of range", minimal + "[splits]\nfolds = 1\n", {"run.toml:8:9", "[splits] folds", "between 2 and 100 (received 1)"}},
-      {"value not among the choices", minimal + "[features]\npooling = \"median\"\n",
+      {"unknown key with a suggestion",
+       minimal + "[run]\nthrads = 2\n",
+       {"run.toml:8:1", "[run] unknown key 'thrads'", "did you mean 'threads'?"}},
+      {"wrong type",
+       minimal + "[run]\nbatch_size = \"big\"\n",
+       {"run.toml:8:14", "[run] batch_size", "expected an integer, found a string"}},
+      {"out of range",
+       minimal + "[splits]\nfolds = 1\n",
+       {"run.toml:8:9", "[splits] folds", "between 2 and 100 (received 1)"}},
+      {"value not among the choices",
+       minimal + "[features]\npooling = \"median\"\n",
        {"run.toml:8:11", "[features] pooling", "\"avg\", \"max\", \"avgmax\"", "received \"median\""}},
-      {"unknown section", minimal + "[variant]\nrandom_seeds = [1]\n", {"run.toml:7:2", "unknown section 'variant'", "did you mean [variants]?"}},
-      {"missing plugin key", "[dataset]\nroot = \"data\"\n[backbone]\nplugin = \"torchscript\"\n",
+      {"unknown section",
+       minimal + "[variant]\nrandom_seeds = [1]\n",
+       {"run.toml:7:2", "unknown section 'variant'", "did you mean [variants]?"}},
+      {"missing plugin key",
+       "[dataset]\nroot = \"data\"\n[backbone]\nplugin = \"torchscript\"\n",
        {"run.toml:1:1", "[dataset] has no 'plugin' key"}},
-      {"missing dataset table", "[backbone]\nplugin = \"torchscript\"\n", {"run.toml", "no [dataset] table", "plugin = \"manifest\""}},
-      {"seed listed twice", minimal + "[variants]\nrandom_seeds = [1, 1]\n", {"run.toml:8:16", "[variants] random_seeds", "listed twice"}},
+      {"missing dataset table",
+       "[backbone]\nplugin = \"torchscript\"\n",
+       {"run.toml", "no [dataset] table", "plugin = \"manifest\""}},
+      {"seed listed twice",
+       minimal + "[variants]\nrandom_seeds = [1, 1]\n",
+       {"run.toml:8:16", "[variants] random_seeds", "listed twice"}},
       {"negative seed", minimal + "[variants]\nrandom_seeds = [-1]\n", {"run.toml:8:17", "non-negative integers"}},
       {"section that is not a table", "probe = \"logistic\"\n" + minimal, {"run.toml:1:9", "'probe' must be a table"}},
   };
@@ -65,7 +80,9 @@ TEST_CASE("Malformed configs give line:column, key and fix", "[config]") {
 }
 
 TEST_CASE("Several probes are [[probe]] tables with distinct names", "[config]") {
-  const Config c = parse_config(minimal + "[[probe]]\nplugin = \"logistic\"\nC = 0.1\n[[probe]]\nplugin = \"knn\"\nk = 7\nseed = 3\n", "run.toml");
+  const Config c = parse_config(
+      minimal + "[[probe]]\nplugin = \"logistic\"\nC = 0.1\n[[probe]]\nplugin = \"knn\"\nk = 7\nseed = 3\n",
+      "run.toml");
   REQUIRE(c.probes.size() == 2);
   CHECK(c.probes[1].name == "knn");
   CHECK(c.probe_seeds[1] == 3);
@@ -75,7 +92,8 @@ TEST_CASE("Several probes are [[probe]] tables with distinct names", "[config]")
 }
 
 TEST_CASE("A missing config file is an error naming it", "[config]") {
-  REQUIRE_THROWS_WITH(load_config("/nonexistent/study.toml"), Contains("/nonexistent/study.toml") && Contains("does not exist"));
+  REQUIRE_THROWS_WITH(load_config("/nonexistent/study.toml"),
+                      Contains("/nonexistent/study.toml") && Contains("does not exist"));
 }
 
 TEST_CASE("Suggestions come from edit distance", "[config]") {
@@ -83,8 +101,10 @@ TEST_CASE("Suggestions come from edit distance", "[config]") {
   CHECK(closest("zzzzzzzz", {"file", "container"}).empty());
 }
 
-TEST_CASE("A run directory made by an earlier kgain (resolved config without today's keys) holds the same measurement", "[config]") {
-  const std::string text = "[dataset]\nplugin = \"folder\"\nroot = \".\"\n[backbone]\nplugin = \"native\"\narchitecture = \"resnet18\"\n";
+TEST_CASE("A run directory made by an earlier kgain (resolved config without today's keys) holds the same measurement",
+          "[config]") {
+  const std::string text =
+      "[dataset]\nplugin = \"folder\"\nroot = \".\"\n[backbone]\nplugin = \"native\"\narchitecture = \"resnet18\"\n";
   const std::string today = parse_config(text, "/tmp/study.toml").resolved_toml;
   // What an earlier kgain wrote: the same config before [features] storage existed.
   std::string earlier = today;
@@ -98,8 +118,10 @@ TEST_CASE("A run directory made by an earlier kgain (resolved config without tod
   CHECK_FALSE(same_measurement(earlier, half));
 }
 
-TEST_CASE("The resolved config keeps every option of a metric or transferability estimator table, one option included", "[config]") {
-  const std::string text = minimal + "[metrics]\nnames = [\"accuracy\", \"top_k_accuracy\"]\n[metrics.top_k_accuracy]\nk = 3\n" +
+TEST_CASE("The resolved config keeps every option of a metric or transferability estimator table, one option included",
+          "[config]") {
+  const std::string text = minimal +
+                           "[metrics]\nnames = [\"accuracy\", \"top_k_accuracy\"]\n[metrics.top_k_accuracy]\nk = 3\n" +
                            "[transferability]\nnames = [\"gbc\"]\n[transferability.gbc]\nname = \"GBC\"\n";
   const Config c = parse_config(text, "/studies/pcam.toml");
   const Config again = parse_config(c.resolved_toml, "/studies/resolved.toml");

@@ -47,17 +47,24 @@ TEST_CASE("breakhis: classes, patients and magnifications from the file names", 
   std::set<std::string> patients;
   for (const auto& s : all->samples()) patients.insert(s.group);
   // 14-22549AB, 14-25197, 14-9133, 14-21998AB, 14-3411F (benign); 14-2523, 14-12204, 14-10147, 14-9146 (malignant)
-  CHECK(patients == std::set<std::string>{"14-22549AB", "14-25197", "14-9133", "14-21998AB", "14-3411F", "14-2523", "14-12204", "14-10147", "14-9146"});
+  CHECK(patients == std::set<std::string>{"14-22549AB", "14-25197", "14-9133", "14-21998AB", "14-3411F", "14-2523",
+                                          "14-12204", "14-10147", "14-9146"});
 
   options.set("magnifications", Options::List{std::int64_t{40}});
   options.set("labels", std::string("subtype"));
   auto at40 = dataset("breakhis", options);
   CHECK(at40->samples().size() == 9);
-  CHECK(per_class(*at40) == std::map<std::string, int>{{"adenosis", 1}, {"fibroadenoma", 2}, {"phyllodes_tumor", 1}, {"tubular_adenoma", 1},
-                                                       {"ductal_carcinoma", 1}, {"lobular_carcinoma", 1}, {"mucinous_carcinoma", 1},
+  CHECK(per_class(*at40) == std::map<std::string, int>{{"adenosis", 1},
+                                                       {"fibroadenoma", 2},
+                                                       {"phyllodes_tumor", 1},
+                                                       {"tubular_adenoma", 1},
+                                                       {"ductal_carcinoma", 1},
+                                                       {"lobular_carcinoma", 1},
+                                                       {"mucinous_carcinoma", 1},
                                                        {"papillary_carcinoma", 1}});
   options.set("magnifications", Options::List{std::int64_t{50}}, "study.toml:5:1");
-  REQUIRE_THROWS_WITH(dataset("breakhis", options), Contains("study.toml:5:1") && Contains("40, 100, 200 and 400 (received 50)"));
+  REQUIRE_THROWS_WITH(dataset("breakhis", options),
+                      Contains("study.toml:5:1") && Contains("40, 100, 200 and 400 (received 50)"));
 }
 
 TEST_CASE("breakhis: patient splits never put a patient on both sides", "[datasets][splits]") {
@@ -100,7 +107,8 @@ TEST_CASE("folder and manifest take groups from a regular expression on the path
   CHECK(groups.count("14-25197") == 1);
 
   folder.set("group_pattern", std::string(R"(patient(\d+))"), "study.toml:4:1");
-  REQUIRE_THROWS_WITH(dataset("folder", folder), Contains("study.toml:4:1") && Contains("does not match 'benign/SOB_B_A-14-22549AB-40-001.png'"));
+  REQUIRE_THROWS_WITH(dataset("folder", folder),
+                      Contains("study.toml:4:1") && Contains("does not match 'benign/SOB_B_A-14-22549AB-40-001.png'"));
 
   Options manifest("dataset", "");
   manifest.set("root", test::data_dir() + "/pcam-mini");

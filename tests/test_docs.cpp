@@ -21,10 +21,14 @@ std::map<std::string, std::string> documented_core_keys() {
   std::map<std::string, std::string> documented;
   std::string line;
   bool in_core_table = false;
-  const auto trim = [](std::string s) { return s.substr(s.find_first_not_of(' '), s.find_last_not_of(' ') - s.find_first_not_of(' ') + 1); };
+  const auto trim = [](std::string s) {
+    return s.substr(s.find_first_not_of(' '), s.find_last_not_of(' ') - s.find_first_not_of(' ') + 1);
+  };
   while (std::getline(in, line)) {
-    if (line.rfind("| section | key |", 0) == 0) in_core_table = true;
-    else if (in_core_table && line.rfind("|", 0) != 0) break;
+    if (line.rfind("| section | key |", 0) == 0)
+      in_core_table = true;
+    else if (in_core_table && line.rfind("|", 0) != 0)
+      break;
     else if (in_core_table && line.rfind("|---", 0) != 0) {
       std::stringstream ss(line.substr(1));
       std::string section, key, type, fallback;
@@ -62,7 +66,8 @@ bool same_value(const toml::node& a, const toml::node& b) {
 
 TEST_CASE("docs/config.md lists every core key with the loader's default, and only those keys", "[docs][config]") {
   const auto documented = documented_core_keys();
-  const auto config = kgain::core::parse_config("[dataset]\nplugin = \"manifest\"\n[backbone]\nplugin = \"torchscript\"\n", "x.toml");
+  const auto config =
+      kgain::core::parse_config("[dataset]\nplugin = \"manifest\"\n[backbone]\nplugin = \"torchscript\"\n", "x.toml");
   const std::set<std::string> known(config.known_keys.begin(), config.known_keys.end());
   CHECK(known.size() > 30);
   for (const auto& k : known) {

@@ -24,7 +24,8 @@ TEST_CASE("A small PCam sweep writes one row per tap and variant, and a rerun re
   fs::create_directories(dir);
   const std::string config_path = (dir / "sweep.toml").string();
   std::ofstream(config_path) << "[run]\nthreads = 2\nbatch_size = 50\n"
-                             << "[dataset]\nplugin = \"manifest\"\nroot = \"" << kgain::test::data_dir() << "/pcam-mini\"\nlimit_per_class = 75\n"
+                             << "[dataset]\nplugin = \"manifest\"\nroot = \"" << kgain::test::data_dir()
+                             << "/pcam-mini\"\nlimit_per_class = 75\n"
                              << "[backbone]\nplugin = \"torchscript\"\nfile = \"" << kgain::test::models_dir()
                              << "/mobilenet_v1_0.25_128_quant.ts.pt\"\nnative_input_size = 128\n"
                              << "[variants]\nrandom_seeds = [0, 1]\n";
@@ -45,7 +46,8 @@ TEST_CASE("A small PCam sweep writes one row per tap and variant, and a rerun re
   const auto gain = lines(slurp(options.out_dir + "/gain.csv"));
   REQUIRE(gain.size() == 1 + 14 * 3);
   CHECK(gain[0] ==
-        "dataset,backbone,probe,tap_index,tap,metric,pretrained,pretrained_low,pretrained_high,random_mean,random_sd,random_seeds,"
+        "dataset,backbone,probe,tap_index,tap,metric,pretrained,pretrained_low,pretrained_high,random_mean,random_sd,"
+        "random_seeds,"
         "gain,gain_low,gain_high,p_value,relative_gain,sweet_spot,max_gain,parameters,macs,feature_dim");
   const auto results = lines(slurp(options.out_dir + "/results.csv"));
   REQUIRE(results.size() == 1 + 3 * 14 * 1 * 3);
@@ -102,7 +104,8 @@ TEST_CASE("A small PCam sweep writes one row per tap and variant, and a rerun re
     if (g.metric == "accuracy") best_gain = std::max(best_gain, g.gain);
   CHECK(best_gain > 0.02);
 
-  const std::string gain_before = slurp(options.out_dir + "/gain.csv"), results_before = slurp(options.out_dir + "/results.csv");
+  const std::string gain_before = slurp(options.out_dir + "/gain.csv"),
+                    results_before = slurp(options.out_dir + "/results.csv");
   const RunSummary second = run_study(config, options);
   CHECK(second.extraction.images_forwarded == 0);
   CHECK(second.extraction.images_decoded == 0);
@@ -116,7 +119,9 @@ TEST_CASE("A small PCam sweep writes one row per tap and variant, and a rerun re
   for (const auto& space : fs::directory_iterator(options.out_dir + "/cache"))
     if (slurp((space.path() / "key.txt").string()).find("\nvariant random-1\n") != std::string::npos)
       for (const auto& segment : fs::directory_iterator(space.path()))
-        if (segment.path().extension() == ".kgseg" && (lost.empty() || fs::file_size(segment.path()) < fs::file_size(lost))) lost = segment.path();
+        if (segment.path().extension() == ".kgseg" &&
+            (lost.empty() || fs::file_size(segment.path()) < fs::file_size(lost)))
+          lost = segment.path();
   REQUIRE(!lost.empty());
   fs::remove(lost);
   const RunSummary third = run_study(config, options);
@@ -127,19 +132,24 @@ TEST_CASE("A small PCam sweep writes one row per tap and variant, and a rerun re
 
   // Another config into the same directory is refused, not mixed.
   std::ofstream(config_path, std::ios::app) << "[features]\npooling = \"max\"\n";
-  REQUIRE_THROWS_WITH(run_study(load_config(config_path), options), Catch::Matchers::Contains("holds a run of a different config"));
+  REQUIRE_THROWS_WITH(run_study(load_config(config_path), options),
+                      Catch::Matchers::Contains("holds a run of a different config"));
   fs::remove_all(dir);
 }
 
-TEST_CASE("A native backbone without weights runs a random-only sweep with recalibrated batch norm", "[end_to_end][native]") {
+TEST_CASE("A native backbone without weights runs a random-only sweep with recalibrated batch norm",
+          "[end_to_end][native]") {
   const fs::path dir = fs::temp_directory_path() / ("kgain-random-only-" + std::to_string(::getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir);
   const std::string config_path = (dir / "random.toml").string();
-  std::ofstream(config_path) << "[dataset]\nplugin = \"manifest\"\nroot = \"" << kgain::test::data_dir() << "/pcam-mini\"\nlimit_per_class = 40\n"
-                             << "[backbone]\nplugin = \"native\"\narchitecture = \"resnet18\"\ntaps = [\"layer1\", \"layer2\", \"layer3\", \"layer4\"]\n"
-                             << "[features]\ninput_size = 64\n[variants]\nrandom_seeds = [0, 1]\nrecalibrate_batch_norm = true\n"
-                             << "calibration_images = 64\n[metrics]\nnames = [\"accuracy\"]\n[analysis]\nbootstrap = 50\n";
+  std::ofstream(config_path)
+      << "[dataset]\nplugin = \"manifest\"\nroot = \"" << kgain::test::data_dir()
+      << "/pcam-mini\"\nlimit_per_class = 40\n"
+      << "[backbone]\nplugin = \"native\"\narchitecture = \"resnet18\"\ntaps = [\"layer1\", \"layer2\", \"layer3\", "
+         "\"layer4\"]\n"
+      << "[features]\ninput_size = 64\n[variants]\nrandom_seeds = [0, 1]\nrecalibrate_batch_norm = true\n"
+      << "calibration_images = 64\n[metrics]\nnames = [\"accuracy\"]\n[analysis]\nbootstrap = 50\n";
   RunOptions options;
   options.out_dir = (dir / "run").string();
   const RunSummary summary = run_study(load_config(config_path), options);
@@ -157,12 +167,16 @@ TEST_CASE("A native backbone without weights runs a random-only sweep with recal
   CHECK(fs::exists(fs::path(options.out_dir) / "report.html"));
   // Without batch norm to recalibrate, the key is refused with the fix.
   std::string text = slurp(config_path);
-  text.replace(text.find("plugin = \"native\"\narchitecture = \"resnet18\"\ntaps = [\"layer1\", \"layer2\", \"layer3\", \"layer4\"]"),
-               std::string("plugin = \"native\"\narchitecture = \"resnet18\"\ntaps = [\"layer1\", \"layer2\", \"layer3\", \"layer4\"]").size(),
-               "plugin = \"torchscript\"\nfile = \"" + kgain::test::models_dir() + "/mobilenet_v1_0.25_128_quant.ts.pt\"");
+  text.replace(
+      text.find(
+          "plugin = \"native\"\narchitecture = \"resnet18\"\ntaps = [\"layer1\", \"layer2\", \"layer3\", \"layer4\"]"),
+      std::string(
+          "plugin = \"native\"\narchitecture = \"resnet18\"\ntaps = [\"layer1\", \"layer2\", \"layer3\", \"layer4\"]")
+          .size(),
+      "plugin = \"torchscript\"\nfile = \"" + kgain::test::models_dir() + "/mobilenet_v1_0.25_128_quant.ts.pt\"");
   std::ofstream(config_path) << text;
   options.out_dir = (dir / "run2").string();
-  REQUIRE_THROWS_WITH(run_study(load_config(config_path), options), Catch::Matchers::Contains("recalibrate_batch_norm") &&
-                                                                        Catch::Matchers::Contains("native"));
+  REQUIRE_THROWS_WITH(run_study(load_config(config_path), options),
+                      Catch::Matchers::Contains("recalibrate_batch_norm") && Catch::Matchers::Contains("native"));
   fs::remove_all(dir);
 }

@@ -35,20 +35,26 @@ fs::path pcam_copy(const std::string& name, int per_class) {
   for (const char* cls : {"0_no_tumor", "1_tumor"}) {
     fs::create_directories(root / cls);
     std::vector<fs::path> files;
-    for (const auto& e : fs::directory_iterator(kgain::test::data_dir() + "/pcam-mini/" + cls)) files.push_back(e.path());
+    for (const auto& e : fs::directory_iterator(kgain::test::data_dir() + "/pcam-mini/" + cls))
+      files.push_back(e.path());
     std::sort(files.begin(), files.end());
-    for (int i = 0; i < per_class; ++i) fs::copy_file(files[static_cast<std::size_t>(i)], root / cls / files[static_cast<std::size_t>(i)].filename(),
-                                                      fs::copy_options::overwrite_existing);
+    for (int i = 0; i < per_class; ++i)
+      fs::copy_file(files[static_cast<std::size_t>(i)], root / cls / files[static_cast<std::size_t>(i)].filename(),
+                    fs::copy_options::overwrite_existing);
   }
   return root;
 }
 
 // MobileNetV1 0.25 at 64 px, two random seeds, on a folder of patches; `probe` and `extra` vary.
-std::string config_text(const fs::path& root, const fs::path& store, const std::string& probe, const std::string& extra = "") {
-  return "[run]\nthreads = 2\nfeature_store = \"" + store.string() + "\"\n[dataset]\nplugin = \"folder\"\nroot = \"" + root.string() +
-         "\"\n" + extra + "[backbone]\nplugin = \"torchscript\"\nfile = \"" + kgain::test::models_dir() +
-         "/mobilenet_v1_0.25_128_quant.ts.pt\"\nnative_input_size = 128\n[features]\ninput_size = 64\n[variants]\nrandom_seeds = [0, 1]\n"
-         "[splits]\nfolds = 2\n[probe]\n" + probe + "\n[transferability]\nnames = []\ncka = false\n[analysis]\nbootstrap = 0\n";
+std::string config_text(const fs::path& root, const fs::path& store, const std::string& probe,
+                        const std::string& extra = "") {
+  return "[run]\nthreads = 2\nfeature_store = \"" + store.string() + "\"\n[dataset]\nplugin = \"folder\"\nroot = \"" +
+         root.string() + "\"\n" + extra + "[backbone]\nplugin = \"torchscript\"\nfile = \"" +
+         kgain::test::models_dir() +
+         "/mobilenet_v1_0.25_128_quant.ts.pt\"\nnative_input_size = 128\n[features]\ninput_size = "
+         "64\n[variants]\nrandom_seeds = [0, 1]\n"
+         "[splits]\nfolds = 2\n[probe]\n" +
+         probe + "\n[transferability]\nnames = []\ncka = false\n[analysis]\nbootstrap = 0\n";
 }
 
 RunSummary run(const std::string& name, const std::string& text) {
@@ -86,7 +92,8 @@ std::vector<fs::path> segments(const fs::path& store) {
 
 }  // namespace
 
-TEST_CASE("A second study on the same images forwards no image: other probe, other splits, a subset, other paths", "[store][end_to_end]") {
+TEST_CASE("A second study on the same images forwards no image: other probe, other splits, a subset, other paths",
+          "[store][end_to_end]") {
   const fs::path store = work() / "shared-store";
   const fs::path root = pcam_copy("pcam-a", 40);
   const RunSummary first = run("logistic", config_text(root, store, "plugin = \"logistic\""));
@@ -99,7 +106,8 @@ TEST_CASE("A second study on the same images forwards no image: other probe, oth
   CHECK(knn.extraction.images_decoded == 0);
   CHECK(knn.extraction.images_from_store == 80 * 3);
   // A subset of the images.
-  CHECK(run("subset", config_text(root, store, "plugin = \"logistic\"", "limit_per_class = 25\n")).extraction.images_forwarded == 0);
+  CHECK(run("subset", config_text(root, store, "plugin = \"logistic\"", "limit_per_class = 25\n"))
+            .extraction.images_forwarded == 0);
   // The same files under another folder: features follow the content, not the path.
   const fs::path copy = pcam_copy("pcam-b", 40);
   CHECK(run("copy", config_text(copy, store, "plugin = \"logistic\"")).extraction.images_forwarded == 0);
@@ -119,7 +127,8 @@ TEST_CASE("Changing one image's bytes recomputes exactly that image, in every va
   for (const auto& e : fs::directory_iterator(root / "1_tumor")) files.push_back(e.path());
   std::sort(files.begin(), files.end());
   std::vector<fs::path> others;
-  for (const auto& e : fs::directory_iterator(kgain::test::data_dir() + "/pcam-mini/1_tumor")) others.push_back(e.path());
+  for (const auto& e : fs::directory_iterator(kgain::test::data_dir() + "/pcam-mini/1_tumor"))
+    others.push_back(e.path());
   std::sort(others.begin(), others.end());
   fs::copy_file(others.back(), files[3], fs::copy_options::overwrite_existing);  // another real patch, same name
   const RunSummary second = run("edit", text);
@@ -138,15 +147,18 @@ TEST_CASE("Two runs writing into one store at the same time leave it whole", "[s
   }
   // Both start together, both find an empty store, both compute and store every image.
   const std::string kgain = KGAIN_BINARY;
-  const std::string command = kgain + " run " + configs[0] + " --out " + (work() / "runs" / "c1").string() + " --quiet & " + kgain + " run " +
-                              configs[1] + " --out " + (work() / "runs" / "c2").string() + " --quiet & wait";
+  const std::string command = kgain + " run " + configs[0] + " --out " + (work() / "runs" / "c1").string() +
+                              " --quiet & " + kgain + " run " + configs[1] + " --out " +
+                              (work() / "runs" / "c2").string() + " --quiet & wait";
   REQUIRE(std::system(("bash -c '" + command + "' > /dev/null 2>&1").c_str()) == 0);
-  CHECK(kgain::test::slurp((work() / "runs" / "c1" / "gain.csv").string()) == kgain::test::slurp((work() / "runs" / "c2" / "gain.csv").string()));
+  CHECK(kgain::test::slurp((work() / "runs" / "c1" / "gain.csv").string()) ==
+        kgain::test::slurp((work() / "runs" / "c2" / "gain.csv").string()));
   // A third run finds every image, every segment passes its checks, and it agrees with them.
   const RunSummary third = run("c3", config_text(root, store, "plugin = \"logistic\""));
   CHECK(third.extraction.images_forwarded == 0);
   for (const auto& s : segments(store)) CHECK(s.extension() == ".kgseg");  // nothing set aside as damaged
-  CHECK(kgain::test::slurp((work() / "runs" / "c3" / "gain.csv").string()) == kgain::test::slurp((work() / "runs" / "c1" / "gain.csv").string()));
+  CHECK(kgain::test::slurp((work() / "runs" / "c3" / "gain.csv").string()) ==
+        kgain::test::slurp((work() / "runs" / "c1" / "gain.csv").string()));
 }
 
 TEST_CASE("float16 storage halves the store and moves accuracy by at most 2 test images", "[store][end_to_end]") {
@@ -164,7 +176,8 @@ TEST_CASE("float16 storage halves the store and moves accuracy by at most 2 test
     if (full.scores[i].metric != "accuracy") continue;
     CAPTURE(full.scores[i].variant, full.scores[i].tap, full.scores[i].fold);
     // 50 test images per fold: two images are 0.04.
-    CHECK(std::abs(full.scores[i].score - half.scores[i].score) <= 2.0 / static_cast<double>(full.scores[i].n_test) + 1e-12);
+    CHECK(std::abs(full.scores[i].score - half.scores[i].score) <=
+          2.0 / static_cast<double>(full.scores[i].n_test) + 1e-12);
   }
 }
 
@@ -176,12 +189,15 @@ TEST_CASE("Peak memory does not grow with the number of taps", "[store][end_to_e
   long peak[2] = {0, 0};
   for (int all = 0; all < 2; ++all) {
     const fs::path config = work() / (all ? "all-taps.toml" : "one-tap.toml");
-    std::ofstream(config) << "[run]\nthreads = 2\nbatch_size = 64\n[dataset]\nplugin = \"manifest\"\nroot = \"" << kgain::test::data_dir()
-                          << "/pcam-mini\"\n[backbone]\nplugin = \"native\"\narchitecture = \"resnet50\"\n"
-                          << (all ? "" : "taps = [\"layer4.2\"]\n") << "[features]\ninput_size = 32\n[variants]\nrandom_seeds = [0, 1, 2]\n"
-                          << "[probe]\nplugin = \"knn\"\nk = 5\n[transferability]\nnames = []\ncka = false\n[analysis]\nbootstrap = 0\n"
-                          << "save_predictions = false\n";
-    const auto [status, kb] = run_child({KGAIN_BINARY, "run", config.string(), "--out", (work() / "runs" / config.stem()).string(), "--quiet"});
+    std::ofstream(config)
+        << "[run]\nthreads = 2\nbatch_size = 64\n[dataset]\nplugin = \"manifest\"\nroot = \"" << kgain::test::data_dir()
+        << "/pcam-mini\"\n[backbone]\nplugin = \"native\"\narchitecture = \"resnet50\"\n"
+        << (all ? "" : "taps = [\"layer4.2\"]\n")
+        << "[features]\ninput_size = 32\n[variants]\nrandom_seeds = [0, 1, 2]\n"
+        << "[probe]\nplugin = \"knn\"\nk = 5\n[transferability]\nnames = []\ncka = false\n[analysis]\nbootstrap = 0\n"
+        << "save_predictions = false\n";
+    const auto [status, kb] = run_child(
+        {KGAIN_BINARY, "run", config.string(), "--out", (work() / "runs" / config.stem()).string(), "--quiet"});
     REQUIRE(status == 0);
     peak[all] = kb;
   }

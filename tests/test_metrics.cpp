@@ -13,7 +13,8 @@ using namespace kgain;
 using namespace kgain::core;
 
 namespace {
-double score(const std::string& metric, const std::vector<std::int64_t>& y_true, const std::vector<std::int64_t>& y_pred, int k) {
+double score(const std::string& metric, const std::vector<std::int64_t>& y_true,
+             const std::vector<std::int64_t>& y_pred, int k) {
   static Registry registry = [] {
     Registry r;
     r.add_directory(test::plugin_dir());

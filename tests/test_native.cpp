@@ -21,12 +21,14 @@ namespace {
 
 const Registry& registry() { return test::plugins(); }
 
-std::shared_ptr<Backbone> native(const std::string& architecture, const std::vector<std::pair<std::string, Options::Value>>& extra = {}) {
+std::shared_ptr<Backbone> native(const std::string& architecture,
+                                 const std::vector<std::pair<std::string, Options::Value>>& extra = {}) {
   return test::native_backbone(architecture, extra);
 }
 using test::strings;
 
-std::shared_ptr<Backbone> torchscript(const std::string& file, const std::string& container, const std::vector<std::string>& taps) {
+std::shared_ptr<Backbone> torchscript(const std::string& file, const std::string& container,
+                                      const std::vector<std::string>& taps) {
   Options options("backbone", "");
   options.set("file", file);
   options.set("container", container);
@@ -39,8 +41,8 @@ std::shared_ptr<Backbone> torchscript(const std::string& file, const std::string
 std::string torchvision_fixture(const std::string& file) {
   const std::string dir = std::string(KGAIN_TEST_OUTPUT_DIR) + "/torchvision-fixtures";
   if (!std::filesystem::exists(dir + "/shapes.json")) {
-    const std::string command = "/usr/bin/python3 " + test::fixtures_dir() + "/backbones/make_torchvision_fixtures.py " + dir +
-                                " 2>/dev/null";
+    const std::string command =
+        "/usr/bin/python3 " + test::fixtures_dir() + "/backbones/make_torchvision_fixtures.py " + dir + " 2>/dev/null";
     REQUIRE(std::system(command.c_str()) == 0);  // needs Debian's python3-torchvision (tools/deps.sh installs it)
   }
   return dir + "/" + file;
@@ -75,13 +77,16 @@ TEST_CASE("Native ResNet-18 and DenseNet-121 equal torchvision's scripted models
     std::string architecture, container;
     std::vector<std::string> taps;
   };
-  const auto c = GENERATE(Case{"resnet18", "", {"conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"}},
-                          Case{"densenet121", "features",
-                               {"features.conv0", "features.norm0", "features.relu0", "features.pool0", "features.denseblock1",
-                                "features.transition1", "features.denseblock2", "features.transition2", "features.denseblock3",
-                                "features.transition3", "features.denseblock4", "features.norm5"}});
+  const auto c =
+      GENERATE(Case{"resnet18", "", {"conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"}},
+               Case{"densenet121",
+                    "features",
+                    {"features.conv0", "features.norm0", "features.relu0", "features.pool0", "features.denseblock1",
+                     "features.transition1", "features.denseblock2", "features.transition2", "features.denseblock3",
+                     "features.transition3", "features.denseblock4", "features.norm5"}});
   CAPTURE(c.architecture);
-    auto mine = native(c.architecture, {{"weights", torchvision_fixture(c.architecture + ".state_dict.pt")}, {"taps", strings(c.taps)}});
+  auto mine = native(c.architecture,
+                     {{"weights", torchvision_fixture(c.architecture + ".state_dict.pt")}, {"taps", strings(c.taps)}});
   auto reference = torchscript(torchvision_fixture(c.architecture + ".ts.pt"), c.container, c.taps);
   const at::Tensor images = sanity_images(96);
   const auto a = mine->instantiate(Variant{}, Pooling::avg);
@@ -108,13 +113,15 @@ TEST_CASE("Native ResNet-18 and DenseNet-121 equal torchvision's scripted models
   CHECK(t == c.taps.size());
 }
 
-TEST_CASE("The MobileNet state dicts in ../shared load into the native MobileNets with TensorFlow padding", "[native][sanity]") {
+TEST_CASE("The MobileNet state dicts in ../shared load into the native MobileNets with TensorFlow padding",
+          "[native][sanity]") {
   struct Case {
     std::string architecture, stem;
     double width;
     std::int64_t size;
   };
-  const auto c = GENERATE(Case{"mobilenet_v2", "mobilenet_v2_tf1_quant", 1.0, 224}, Case{"mobilenet_v1", "mobilenet_v1_0.25_128_quant", 0.25, 128});
+  const auto c = GENERATE(Case{"mobilenet_v2", "mobilenet_v2_tf1_quant", 1.0, 224},
+                          Case{"mobilenet_v1", "mobilenet_v1_0.25_128_quant", 0.25, 128});
   CAPTURE(c.architecture);
   auto mine = native(c.architecture, {{"weights", test::models_dir() + "/" + c.stem + ".state_dict.pt"},
                                       {"padding", std::string("tf_same")},
@@ -143,7 +150,8 @@ TEST_CASE("The MobileNet state dicts in ../shared load into the native MobileNet
   CHECK(max_diff(symmetric->instantiate(Variant{}, Pooling::avg)->classify(images), logits) > 0.1f);
 }
 
-TEST_CASE("The iNaturalist MobileNetV2 state dicts load with their own heads and name their sanity images", "[native][sanity]") {
+TEST_CASE("The iNaturalist MobileNetV2 state dicts load with their own heads and name their sanity images",
+          "[native][sanity]") {
   struct Case {
     std::string stem, image;
     std::int64_t classes;
@@ -155,7 +163,8 @@ TEST_CASE("The iNaturalist MobileNetV2 state dicts load with their own heads and
   const auto c = GENERATE(Case{"mobilenet_v2_inat_bird_quant", "bird.png", 964, "Chickadee)"},
                           Case{"mobilenet_v2_inat_insect_quant", "dragonfly.png", 1021, "(Thornbush Dasher)"});
   CAPTURE(c.stem);
-  auto mine = native("mobilenet_v2", {{"weights", test::models_dir() + "/" + c.stem + ".state_dict.pt"}, {"padding", std::string("tf_same")}});
+  auto mine = native("mobilenet_v2", {{"weights", test::models_dir() + "/" + c.stem + ".state_dict.pt"},
+                                      {"padding", std::string("tf_same")}});
   at::Tensor image = torch::empty({1, 3, 224, 224});
   load_image(test::models_dir() + "/sanity/" + c.image, {224, "shorter_side_crop"}, image[0].data_ptr<float>());
   const at::Tensor logits = mine->instantiate(Variant{}, Pooling::avg)->classify(image);
@@ -168,7 +177,8 @@ TEST_CASE("The iNaturalist MobileNetV2 state dicts load with their own heads and
   auto reference = registry().create<Backbone>("torchscript", options);
   CHECK(max_diff(logits, reference->instantiate(Variant{}, Pooling::avg)->classify(image)) < 1e-4f);
   // An explicit num_classes that disagrees with the file is a shape mismatch, named.
-  REQUIRE_THROWS_WITH(native("mobilenet_v2", {{"weights", test::models_dir() + "/" + c.stem + ".state_dict.pt"}, {"padding", std::string("tf_same")},
+  REQUIRE_THROWS_WITH(native("mobilenet_v2", {{"weights", test::models_dir() + "/" + c.stem + ".state_dict.pt"},
+                                              {"padding", std::string("tf_same")},
                                               {"num_classes", std::int64_t{1000}}}),
                       Contains("shape mismatches") && Contains("classifier.1.weight"));
 }
@@ -185,7 +195,8 @@ TEST_CASE("Multiply-accumulates per tap match the published counts", "[native]")
   auto backbone = native(c.architecture);
   const auto info = backbone->inspect(224);
   // The last default tap ends the trunk; the classifier adds in x out.
-  const double fc = c.architecture == "mobilenet_v2" ? 1280.0 * 1000 : (c.architecture == "resnet18" ? 512.0 : 2048.0) * 1000;
+  const double fc =
+      c.architecture == "mobilenet_v2" ? 1280.0 * 1000 : (c.architecture == "resnet18" ? 512.0 : 2048.0) * 1000;
   const double total = static_cast<double>(info.back().macs) + fc;
   CHECK(std::abs(total / 1e9 - c.gmacs) / c.gmacs < 0.02);
   for (std::size_t t = 1; t < info.size(); ++t) CHECK(info[t].macs > info[t - 1].macs);
@@ -215,9 +226,11 @@ TEST_CASE("Optimized and channels-last extraction equal the plain module's featu
   CAPTURE(architecture);
   const at::Tensor images = sanity_images(96);
   const Variant variant{Variant::Kind::random, 1};
-  const auto plain = native(architecture, {{"optimize", false}})->instantiate(variant, Pooling::avgmax)->extract(images);
+  const auto plain =
+      native(architecture, {{"optimize", false}})->instantiate(variant, Pooling::avgmax)->extract(images);
   const auto fast = native(architecture)->instantiate(variant, Pooling::avgmax)->extract(images);
-  const auto nhwc = native(architecture, {{"channels_last", true}})->instantiate(variant, Pooling::avgmax)->extract(images);
+  const auto nhwc =
+      native(architecture, {{"channels_last", true}})->instantiate(variant, Pooling::avgmax)->extract(images);
   REQUIRE(plain.size() == fast.size());
   for (std::size_t t = 0; t < plain.size(); ++t) {
     const float scale = std::max(1.0f, plain[t].abs().max().item<float>());
@@ -247,8 +260,9 @@ TEST_CASE("A state dict that does not fit names every offending key", "[native]"
                       Contains(resnet18) && Contains("does not fit resnet34") && Contains("missing keys") &&
                           Contains("layer1.2.conv1.weight") && Contains("layer3.5.bn2.running_var"));
   // Another classifier size: a shape mismatch naming the key and both shapes.
-  REQUIRE_THROWS_WITH(native("resnet18", {{"weights", resnet18}, {"num_classes", std::int64_t{2}}}),
-                      Contains("2 shape mismatches: fc.weight (file [1000, 512], model [2, 512]), fc.bias (file [1000], model [2])"));
+  REQUIRE_THROWS_WITH(
+      native("resnet18", {{"weights", resnet18}, {"num_classes", std::int64_t{2}}}),
+      Contains("2 shape mismatches: fc.weight (file [1000, 512], model [2, 512]), fc.bias (file [1000], model [2])"));
   REQUIRE_THROWS_WITH(native("resnet18", {{"weights", test::models_dir() + "/imagenet_labels_1000.txt"}}),
                       Contains("cannot read") && Contains("torch.save(model.state_dict(), path)"));
   REQUIRE_THROWS_WITH(native("resnet19"), Contains("unknown architecture 'resnet19'") && Contains("resnet18"));

@@ -23,7 +23,8 @@ using Catch::Matchers::Contains;
 
 namespace {
 
-std::shared_ptr<Backbone> native(const std::string& architecture, const std::vector<std::pair<std::string, Options::Value>>& extra = {}) {
+std::shared_ptr<Backbone> native(const std::string& architecture,
+                                 const std::vector<std::pair<std::string, Options::Value>>& extra = {}) {
   return test::native_backbone(architecture, extra);
 }
 using test::strings;
@@ -31,8 +32,9 @@ using test::strings;
 // Made by tests/fixtures/backbones/make_modern_fixtures.py (python3-torchvision) once per build tree.
 std::string fixture(const std::string& file) {
   static const std::string d = std::string(KGAIN_TEST_OUTPUT_DIR) + "/modern-fixtures";
-  static const std::string dir =
-      test::generated_once(d, "modern_shapes.json", "/usr/bin/python3 " + test::fixtures_dir() + "/backbones/make_modern_fixtures.py " + d + " 2>/dev/null");
+  static const std::string dir = test::generated_once(
+      d, "modern_shapes.json",
+      "/usr/bin/python3 " + test::fixtures_dir() + "/backbones/make_modern_fixtures.py " + d + " 2>/dev/null");
   return dir + "/" + file;
 }
 
@@ -64,8 +66,8 @@ at::Tensor pool(const at::Tensor& raw, Pooling pooling, bool nhwc) {
 }
 
 // Every tap of `mine` against the reference file's raw outputs, pooled; then the logits.
-void check_against(Backbone& mine, const std::string& reference_file, const std::vector<std::string>& taps, Pooling pooling,
-                   bool with_logits = true, bool nhwc = false) {
+void check_against(Backbone& mine, const std::string& reference_file, const std::vector<std::string>& taps,
+                   Pooling pooling, bool with_logits = true, bool nhwc = false) {
   const auto reference = load_dict(fixture(reference_file));
   const at::Tensor input = reference.at("input");
   const auto network = mine.instantiate(Variant{}, pooling);
@@ -81,8 +83,9 @@ void check_against(Backbone& mine, const std::string& reference_file, const std:
 }
 
 std::vector<std::pair<std::string, Options::Value>> small_vit(const std::string& weights) {
-  return {{"patch_size", std::int64_t{8}}, {"layers", std::int64_t{2}}, {"heads", std::int64_t{2}}, {"hidden_dim", std::int64_t{32}},
-          {"mlp_dim", std::int64_t{64}}, {"weights", weights}, {"taps", strings(tap_list("vit_small"))}};
+  return {{"patch_size", std::int64_t{8}},         {"layers", std::int64_t{2}},   {"heads", std::int64_t{2}},
+          {"hidden_dim", std::int64_t{32}},        {"mlp_dim", std::int64_t{64}}, {"weights", weights},
+          {"taps", strings(tap_list("vit_small"))}};
 }
 
 }  // namespace
@@ -92,7 +95,9 @@ TEST_CASE("ViT, Swin, ConvNeXt and EfficientNet have torchvision's parameter nam
   for (const auto& [architecture, expected] : shapes.items()) {
     CAPTURE(architecture);
     // Parameters up to the last unit (the whole trunk): torchvision's count less the classifier.
-    const std::string last = architecture.rfind("vit", 0) == 0 ? "encoder.ln" : architecture.rfind("swin", 0) == 0 ? "norm" : "features";
+    const std::string last = architecture.rfind("vit", 0) == 0    ? "encoder.ln"
+                             : architecture.rfind("swin", 0) == 0 ? "norm"
+                                                                  : "features";
     const auto info = native(architecture, {{"taps", strings({last})}})->inspect(32);
     CHECK(info.back().parameters + expected["head"].get<std::int64_t>() == expected["parameters"].get<std::int64_t>());
     if (!expected.contains("keys")) continue;  // over 100 M parameters: the count only
@@ -150,14 +155,18 @@ TEST_CASE("ViT weights with timm's and Hugging Face's key names load to the same
   options.push_back({"layer_norm_eps", 1e-6});
   auto hf = native("vit", options);
   check_against(*hf, "vit_small.reference.pt", tap_list("vit_small"), Pooling::cls, /*with_logits=*/false);
-  CHECK(!hf->instantiate(Variant{}, Pooling::cls)->classify(load_dict(fixture("vit_small.reference.pt")).at("input")).defined());
+  CHECK(!hf->instantiate(Variant{}, Pooling::cls)
+             ->classify(load_dict(fixture("vit_small.reference.pt")).at("input"))
+             .defined());
   // The wrong format names what is missing.
   auto wrong = small_vit(fixture("vit_small.timm.pt"));
   wrong.push_back({"key_format", std::string("torchvision")});
-  REQUIRE_THROWS_WITH(native("vit", wrong), Contains("missing keys") && Contains("class_token") && Contains("unexpected keys") &&
-                                                Contains("cls_token") && Contains("key_format"));
+  REQUIRE_THROWS_WITH(native("vit", wrong), Contains("missing keys") && Contains("class_token") &&
+                                                Contains("unexpected keys") && Contains("cls_token") &&
+                                                Contains("key_format"));
   // timm names for a CNN: refused, naming the option.
-  REQUIRE_THROWS_WITH(native("convnext_tiny", {{"weights", fixture("vit_small.timm.pt")}}), Contains("key_format") && Contains("ViT"));
+  REQUIRE_THROWS_WITH(native("convnext_tiny", {{"weights", fixture("vit_small.timm.pt")}}),
+                      Contains("key_format") && Contains("ViT"));
 }
 
 TEST_CASE("Native ConvNeXt-T and EfficientNet-B0 equal torchvision's at every block", "[native]") {
@@ -191,8 +200,8 @@ TEST_CASE("Transformer and modern CNN MACs match the published counts", "[native
     double gmacs;
     std::int64_t head_in;
   };
-  const auto c = GENERATE(Case{"vit_b_16", 17.56, 768}, Case{"vit_b_32", 4.41, 768}, Case{"swin_t", 4.49, 768}, Case{"convnext_tiny", 4.46, 768},
-                          Case{"efficientnet_b0", 0.39, 1280});
+  const auto c = GENERATE(Case{"vit_b_16", 17.56, 768}, Case{"vit_b_32", 4.41, 768}, Case{"swin_t", 4.49, 768},
+                          Case{"convnext_tiny", 4.46, 768}, Case{"efficientnet_b0", 0.39, 1280});
   CAPTURE(c.architecture);
   auto backbone = native(c.architecture);
   const auto info = backbone->inspect(224);
@@ -209,9 +218,15 @@ TEST_CASE("Transformer and modern CNN MACs match the published counts", "[native
   }
 }
 
-TEST_CASE("Random ViT weights are deterministic per seed, differ between seeds, and torchvision's zero head gives zero logits", "[native]") {
-  auto vit = native("vit", {{"patch_size", std::int64_t{8}}, {"layers", std::int64_t{2}}, {"heads", std::int64_t{2}},
-                            {"hidden_dim", std::int64_t{32}}, {"mlp_dim", std::int64_t{64}}});
+TEST_CASE(
+    "Random ViT weights are deterministic per seed, differ between seeds, and torchvision's zero head gives zero "
+    "logits",
+    "[native]") {
+  auto vit = native("vit", {{"patch_size", std::int64_t{8}},
+                            {"layers", std::int64_t{2}},
+                            {"heads", std::int64_t{2}},
+                            {"hidden_dim", std::int64_t{32}},
+                            {"mlp_dim", std::int64_t{64}}});
   CHECK(!vit->has_pretrained_weights());
   const at::Tensor images = torch::randn({2, 3, 32, 32}, at::detail::createCPUGenerator(1));
   const auto a = vit->instantiate(Variant{Variant::Kind::random, 3}, Pooling::cls)->extract(images);
@@ -225,19 +240,26 @@ TEST_CASE("Random ViT weights are deterministic per seed, differ between seeds, 
   CHECK(logits.abs().max().item<float>() == 0.0f);
 }
 
-TEST_CASE("A ViT study: token pooling end to end, and a map pooling refused before extraction", "[native][end_to_end]") {
+TEST_CASE("A ViT study: token pooling end to end, and a map pooling refused before extraction",
+          "[native][end_to_end]") {
   namespace fs = std::filesystem;
   const fs::path dir = test::fresh_temp_dir("vit-study");
   const auto config = [&](const std::string& pooling) {
-    return "[run]\nthreads = 2\n[dataset]\nplugin = \"folder\"\nroot = \"" + test::data_dir() + "/pcam-mini\"\nlimit_per_class = 12\n"
-           "[backbone]\nplugin = \"native\"\narchitecture = \"vit\"\npatch_size = 8\nlayers = 2\nheads = 2\nhidden_dim = 32\nmlp_dim = 64\n"
-           "weights = \"" + fixture("vit_small.state_dict.pt") + "\"\n[features]\ninput_size = 32\npooling = \"" + pooling + "\"\n"
-           "[variants]\nrandom_seeds = [0]\n[splits]\nfolds = 2\n[transferability]\nnames = []\ncka = false\nsource = true\n[analysis]\nbootstrap = 0\n";
+    return "[run]\nthreads = 2\n[dataset]\nplugin = \"folder\"\nroot = \"" + test::data_dir() +
+           "/pcam-mini\"\nlimit_per_class = 12\n"
+           "[backbone]\nplugin = \"native\"\narchitecture = \"vit\"\npatch_size = 8\nlayers = 2\nheads = 2\nhidden_dim "
+           "= 32\nmlp_dim = 64\n"
+           "weights = \"" +
+           fixture("vit_small.state_dict.pt") + "\"\n[features]\ninput_size = 32\npooling = \"" + pooling +
+           "\"\n"
+           "[variants]\nrandom_seeds = [0]\n[splits]\nfolds = 2\n[transferability]\nnames = []\ncka = false\nsource = "
+           "true\n[analysis]\nbootstrap = 0\n";
   };
   RunOptions o;
   o.out_dir = (dir / "avg").string();
-  REQUIRE_THROWS_WITH(run_study(parse_config(config("avg"), (dir / "avg.toml").string()), o),
-                      Contains("avg.toml") && Contains("pooling = \"avg\"") && Contains("token sequence") && Contains("cls_mean"));
+  REQUIRE_THROWS_WITH(
+      run_study(parse_config(config("avg"), (dir / "avg.toml").string()), o),
+      Contains("avg.toml") && Contains("pooling = \"avg\"") && Contains("token sequence") && Contains("cls_mean"));
   CHECK(!fs::exists(dir / "avg" / "features"));  // nothing was extracted
   o.out_dir = (dir / "cls_mean").string();
   const RunSummary summary = run_study(parse_config(config("cls_mean"), (dir / "cls_mean.toml").string()), o);
@@ -247,7 +269,8 @@ TEST_CASE("A ViT study: token pooling end to end, and a map pooling refused befo
     taps.insert(g.tap);
     CHECK(g.feature_dim == 64);  // class token and patch mean, 32 each
   }
-  CHECK(taps == std::set<std::string>{"encoder.layers.encoder_layer_0", "encoder.layers.encoder_layer_1"});  // the default: every block
+  CHECK(taps == std::set<std::string>{"encoder.layers.encoder_layer_0",
+                                      "encoder.layers.encoder_layer_1"});  // the default: every block
   CHECK(summary.source_transferability.size() == 2);  // LEEP and NCE from the ViT's own head, under the token pooling
   fs::remove_all(dir);
 }

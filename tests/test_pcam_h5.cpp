@@ -43,8 +43,8 @@ std::vector<Patch> mini_split(const std::string& split, int per_class) {
   return out;
 }
 
-void write_u8(const std::string& path, const char* name, const std::vector<hsize_t>& dims, const std::vector<std::uint8_t>& data,
-              bool chunked) {
+void write_u8(const std::string& path, const char* name, const std::vector<hsize_t>& dims,
+              const std::vector<std::uint8_t>& data, bool chunked) {
   const hid_t file = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
   const hid_t space = H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr);
   const hid_t properties = H5Pcreate(H5P_DATASET_CREATE);
@@ -137,7 +137,8 @@ TEST_CASE("pcam_h5 reads PatchCamelyon's HDF5 layout: counts, labels, slides and
 
   // kgain data describes it through the plugin's pixels, with PCam's own split.
   const auto plan = make_splits(samples, 2, "auto", 5, 0);
-  const std::string text = describe_dataset(dataset->description(), dataset->class_names(), samples, plan, true, dataset.get());
+  const std::string text =
+      describe_dataset(dataset->description(), dataset->class_names(), samples, plan, true, dataset.get());
   CHECK_THAT(text, Contains("96x96: 100") && Contains("unreadable files: 0"));
 
   // Errors name the file and the fix.
@@ -152,6 +153,7 @@ TEST_CASE("pcam_h5 reads PatchCamelyon's HDF5 layout: counts, labels, slides and
                         Contains("camelyonpatch_level_2_split_test_y.h5") && Contains("github.com/basveeling/pcam"));
   }
   std::ofstream(dir / "camelyonpatch_level_2_split_test_y.h5") << "not hdf5";
-  REQUIRE_THROWS_WITH(pcam_h5(dir.string()), Contains("camelyonpatch_level_2_split_test_y.h5: cannot open as an HDF5 file"));
+  REQUIRE_THROWS_WITH(pcam_h5(dir.string()),
+                      Contains("camelyonpatch_level_2_split_test_y.h5: cannot open as an HDF5 file"));
   fs::remove_all(dir);
 }

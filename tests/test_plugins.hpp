@@ -27,11 +27,13 @@ inline const core::Registry& plugins() {
   return registry;
 }
 
-inline Options::List strings(const std::vector<std::string>& items) { return Options::List(items.begin(), items.end()); }
+inline Options::List strings(const std::vector<std::string>& items) {
+  return Options::List(items.begin(), items.end());
+}
 
 // The native backbone with `architecture` and the given options.
-inline std::shared_ptr<Backbone> native_backbone(const std::string& architecture,
-                                                 const std::vector<std::pair<std::string, Options::Value>>& extra = {}) {
+inline std::shared_ptr<Backbone> native_backbone(
+    const std::string& architecture, const std::vector<std::pair<std::string, Options::Value>>& extra = {}) {
   Options options("backbone", "");
   options.set("architecture", architecture);
   for (const auto& [k, v] : extra) options.set(k, v);
@@ -42,7 +44,8 @@ inline std::shared_ptr<Backbone> native_backbone(const std::string& architecture
 // `file`, as torch.save would: a weights file that fits exactly the architecture it came from.
 inline void write_zeros_state_dict(const std::string& file, const nlohmann::json& shapes) {
   c10::Dict<std::string, at::Tensor> dict;
-  for (const auto& [name, shape] : shapes.items()) dict.insert(name, torch::zeros(shape.get<std::vector<std::int64_t>>()));
+  for (const auto& [name, shape] : shapes.items())
+    dict.insert(name, torch::zeros(shape.get<std::vector<std::int64_t>>()));
   const auto bytes = torch::pickle_save(c10::IValue(dict));
   std::ofstream(file, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
@@ -56,8 +59,9 @@ inline std::string generated_once(const std::string& dir, const std::string& mar
 // Needs libvips-tools and python3-tifffile (tools/test.sh installs them).
 inline std::string generated_slides() {
   static const std::string d = std::string(KGAIN_TEST_OUTPUT_DIR) + "/slides";
-  static const std::string dir =
-      generated_once(d, "no_resolution.tif", "/usr/bin/python3 " + std::string(KGAIN_SOURCE_DIR) + "/tools/make_slides.py " + d + " " + shared_dir());
+  static const std::string dir = generated_once(
+      d, "no_resolution.tif",
+      "/usr/bin/python3 " + std::string(KGAIN_SOURCE_DIR) + "/tools/make_slides.py " + d + " " + shared_dir());
   return dir;
 }
 
@@ -65,8 +69,10 @@ inline std::string generated_slides() {
 // made once per build tree by tests/fixtures/backbones/make_safetensors.py (needs python3-torch).
 inline std::string safetensors_fixtures() {
   static const std::string d = std::string(KGAIN_TEST_OUTPUT_DIR) + "/safetensors-fixtures";
-  static const std::string dir = generated_once(d, "dtypes.safetensors", "/usr/bin/python3 " + fixtures_dir() + "/backbones/make_safetensors.py " +
-                                                                               models_dir() + "/mobilenet_v1_0.25_128_quant.state_dict.pt " + d);
+  static const std::string dir =
+      generated_once(d, "dtypes.safetensors",
+                     "/usr/bin/python3 " + fixtures_dir() + "/backbones/make_safetensors.py " + models_dir() +
+                         "/mobilenet_v1_0.25_128_quant.state_dict.pt " + d);
   return dir;
 }
 

@@ -42,7 +42,8 @@ std::array<double, 3> unit(std::array<double, 3> v) {
 // optical density, OD = -ln((I + 1) / 240)), remixed with the stain vectors `to`.
 cv::Mat restain(const cv::Mat& bgr, const StainVectors& from, const StainVectors& to) {
   cv::Mat out = bgr.clone();
-  const cv::Matx32d m(from.haematoxylin[0], from.eosin[0], from.haematoxylin[1], from.eosin[1], from.haematoxylin[2], from.eosin[2]);
+  const cv::Matx32d m(from.haematoxylin[0], from.eosin[0], from.haematoxylin[1], from.eosin[1], from.haematoxylin[2],
+                      from.eosin[2]);
   const cv::Matx23d pinv = (m.t() * m).inv() * m.t();
   for (int i = 0; i < bgr.rows * bgr.cols; ++i) {
     cv::Vec3d od;
@@ -111,7 +112,8 @@ TEST_CASE("Reinhard: the image takes the reference's Lab mean and spread", "[sta
     CHECK(std::abs(mean[c] - target.lab_mean[c]) < 1.0);
     CHECK(std::abs(sd[c] - target.lab_std[c]) < 1.0);
   }
-  CHECK_THROWS_WITH(make_stain_reference("macenko", test::data_dir() + "/nope.png"), Catch::Matchers::Contains("nope.png"));
+  CHECK_THROWS_WITH(make_stain_reference("macenko", test::data_dir() + "/nope.png"),
+                    Catch::Matchers::Contains("nope.png"));
 }
 
 TEST_CASE("The decoding pool gives identical features with 1 and 3 threads", "[images][end_to_end]") {
@@ -138,7 +140,8 @@ TEST_CASE("The decoding pool gives identical features with 1 and 3 threads", "[i
     extract_features(*backbone, {Variant{}}, Pooling::avg, input, spaces, stats);
     CHECK(stats.images_decoded == 300);
     runs.emplace_back();
-    for (std::size_t t = 0; t < spaces[0].dims().size(); ++t) runs.back().push_back(load_tap(spaces[0], t, identities, {}, samples));
+    for (std::size_t t = 0; t < spaces[0].dims().size(); ++t)
+      runs.back().push_back(load_tap(spaces[0], t, identities, {}, samples));
   }
   REQUIRE(runs[0].size() == 14);
   for (std::size_t t = 0; t < runs[0].size(); ++t) CHECK(torch::equal(runs[0][t], runs[1][t]));

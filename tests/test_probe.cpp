@@ -74,14 +74,16 @@ FeatureSet read_features(const std::string& name) {
     for (std::size_t d = 0; d < dims; ++d) (train ? train_x : test_x).push_back(std::stof(data[r][2 + d]));
   }
   const auto matrix = [&](std::vector<float>& v) {
-    return torch::from_blob(v.data(), {static_cast<std::int64_t>(v.size() / dims), static_cast<std::int64_t>(dims)}).clone();
+    return torch::from_blob(v.data(), {static_cast<std::int64_t>(v.size() / dims), static_cast<std::int64_t>(dims)})
+        .clone();
   };
   FeatureSet set{matrix(train_x), matrix(test_x), torch::tensor(train_y), torch::tensor(test_y), 0};
   set.classes = set.train_y.max().item<std::int64_t>() + 1;
   return set;
 }
 
-std::shared_ptr<Probe> make_probe(const std::string& reference_name, const std::string& option, const std::string& value) {
+std::shared_ptr<Probe> make_probe(const std::string& reference_name, const std::string& option,
+                                  const std::string& value) {
   static Registry registry = [] {
     Registry r;
     r.add_directory(test::plugin_dir());
@@ -90,8 +92,10 @@ std::shared_ptr<Probe> make_probe(const std::string& reference_name, const std::
   Options options("probe", "");
   std::string plugin = reference_name;
   if (reference_name == "knn_cosine") plugin = "knn", options.set("distance", std::string("cosine"));
-  if (option == "k") options.set(option, static_cast<std::int64_t>(std::stoll(value)));
-  else options.set(option, std::stod(value));
+  if (option == "k")
+    options.set(option, static_cast<std::int64_t>(std::stoll(value)));
+  else
+    options.set(option, std::stod(value));
   return registry.create<Probe>(plugin, options);
 }
 }  // namespace
@@ -126,7 +130,8 @@ TEST_CASE("Every probe agrees with scikit-learn on real MobileNet features", "[p
     }
     if (row[1].rfind("knn", 0) == 0) {  // vote shares: exactly scikit-learn's predict_proba
       double max_diff = 0;
-      for (std::int64_t i = 0; i < scores.size(0); ++i) max_diff = std::max(max_diff, std::abs(scores[i][1].item<double>() - std::stod(row[5 + i])));
+      for (std::int64_t i = 0; i < scores.size(0); ++i)
+        max_diff = std::max(max_diff, std::abs(scores[i][1].item<double>() - std::stod(row[5 + i])));
       CHECK(max_diff < 1e-9);
     }
   }
@@ -138,7 +143,8 @@ TEST_CASE("Logistic inner cross-validation picks C on the training images", "[pr
   // training images must see that and choose C = 1.
   torch::manual_seed(11);
   const auto blobs = [](std::int64_t a, std::int64_t b, std::int64_t c) {
-    const at::Tensor y = torch::cat({torch::full({a}, 0, torch::kLong), torch::full({b}, 1, torch::kLong), torch::full({c}, 2, torch::kLong)});
+    const at::Tensor y = torch::cat(
+        {torch::full({a}, 0, torch::kLong), torch::full({b}, 1, torch::kLong), torch::full({c}, 2, torch::kLong)});
     const at::Tensor x = torch::eye(5).slice(0, 0, 3).index_select(0, y) * 6.0 + torch::randn({a + b + c, 5});
     return std::make_pair(x, y);
   };
@@ -152,7 +158,9 @@ TEST_CASE("Logistic inner cross-validation picks C on the training images", "[pr
     probe->fit(x, y, 3, seed);
     return probe->predict_proba(x_test);
   };
-  const auto accuracy = [&](const at::Tensor& p) { return p.argmax(1).eq(y_test).to(torch::kDouble).mean().item<double>(); };
+  const auto accuracy = [&](const at::Tensor& p) {
+    return p.argmax(1).eq(y_test).to(torch::kDouble).mean().item<double>();
+  };
   Options grid("probe", ""), tiny("probe", ""), one("probe", ""), single("probe", "");
   grid.set("C_grid", Options::List{1e-6, 1.0});
   tiny.set("C", 1e-6);
@@ -161,14 +169,15 @@ TEST_CASE("Logistic inner cross-validation picks C on the training images", "[pr
   const at::Tensor chosen = fitted(grid, 0), p_tiny = fitted(tiny, 0), p_one = fitted(one, 0);
   CHECK(accuracy(p_tiny) == Approx(0.6));  // the majority class everywhere
   CHECK(accuracy(p_one) > 0.95);
-  CHECK((chosen - p_one).abs().max().item<double>() < 1e-9);  // the grid chose C = 1
+  CHECK((chosen - p_one).abs().max().item<double>() < 1e-9);              // the grid chose C = 1
   CHECK((fitted(single, 0) - p_tiny).abs().max().item<double>() < 1e-9);  // a one-value grid is that C
-  CHECK(torch::equal(fitted(grid, 5), fitted(grid, 5)));  // deterministic per seed
+  CHECK(torch::equal(fitted(grid, 5), fitted(grid, 5)));                  // deterministic per seed
 
   Options bad("probe", "");
   bad.set("C_grid", Options::List{1.0, -2.0}, "study.toml:4:1");
-  REQUIRE_THROWS_WITH(registry.create<Probe>("logistic", bad),
-                      Catch::Matchers::Contains("study.toml:4:1") && Catch::Matchers::Contains("every C must be positive"));
+  REQUIRE_THROWS_WITH(
+      registry.create<Probe>("logistic", bad),
+      Catch::Matchers::Contains("study.toml:4:1") && Catch::Matchers::Contains("every C must be positive"));
 }
 
 TEST_CASE("kNN breaks ties in distance by training order, whatever the block of test rows", "[probe]") {
@@ -190,7 +199,9 @@ TEST_CASE("kNN breaks ties in distance by training order, whatever the block of 
   // 600 copies of point 0 make several blocks of rows.
   at::Tensor test_points = torch::cat({torch::tensor({0.0, 3.0, 9.0}), torch::zeros({600})}).unsqueeze(1);
   const at::Tensor proba = probe->predict_proba(test_points);
-  const auto row = [&](std::int64_t i) { return std::vector<double>{proba[i][0].item<double>(), proba[i][1].item<double>(), proba[i][2].item<double>()}; };
+  const auto row = [&](std::int64_t i) {
+    return std::vector<double>{proba[i][0].item<double>(), proba[i][1].item<double>(), proba[i][2].item<double>()};
+  };
   CHECK(row(0) == std::vector<double>{0.5, 0.5, 0.0});
   CHECK(row(1) == std::vector<double>{0.5, 0.0, 0.5});
   CHECK(row(2) == std::vector<double>{0.0, 0.0, 1.0});
@@ -220,7 +231,8 @@ TEST_CASE("The logistic probe reaches scikit-learn's optimum on real features", 
     probe->fit(set.train_x, set.train_y, set.classes, 0);
     const at::Tensor scores = probe->predict_proba(set.test_x);
     double max_diff = 0;
-    for (std::int64_t i = 0; i < scores.size(0); ++i) max_diff = std::max(max_diff, std::abs(scores[i][1].item<double>() - std::stod(row[5 + i])));
+    for (std::int64_t i = 0; i < scores.size(0); ++i)
+      max_diff = std::max(max_diff, std::abs(scores[i][1].item<double>() - std::stod(row[5 + i])));
     CAPTURE(row[0], row[3], max_diff);
     CHECK(max_diff < 5e-4);
   }

@@ -19,8 +19,10 @@ TEST_CASE("The built plugin libraries load from disk and create working plugins"
   Registry registry;
   registry.add_directory(test::plugin_dir());
   CHECK(registry.refused().empty());
-  for (const char* name : {"accuracy", "balanced_accuracy", "macro_f1"}) CHECK_NOTHROW(registry.find(PluginKind::metric, name));
-  CHECK(registry.find(PluginKind::backbone, "torchscript").library_path.find("kgain_torchscript.so") != std::string::npos);
+  for (const char* name : {"accuracy", "balanced_accuracy", "macro_f1"})
+    CHECK_NOTHROW(registry.find(PluginKind::metric, name));
+  CHECK(registry.find(PluginKind::backbone, "torchscript").library_path.find("kgain_torchscript.so") !=
+        std::string::npos);
 
   // A metric from its library computes: 3 of 4 right.
   auto accuracy = registry.create<Metric>("accuracy", Options("metrics.accuracy", ""));
@@ -42,7 +44,8 @@ TEST_CASE("A library built for another ABI version is refused, naming both versi
   Registry registry;
   registry.add_directory(test::fixture_plugin_dir("wrong_abi"));
   REQUIRE(registry.refused().size() == 1);
-  CHECK_THAT(registry.refused()[0].reason, Contains("kgain plugin ABI version 999") && Contains("supports ABI version " + std::to_string(KGAIN_ABI_VERSION)) &&
+  CHECK_THAT(registry.refused()[0].reason, Contains("kgain plugin ABI version 999") &&
+                                               Contains("supports ABI version " + std::to_string(KGAIN_ABI_VERSION)) &&
                                                Contains("rebuild the plugin"));
   CHECK(registry.plugins().empty());
   // Asked for explicitly, the same library is an error that names the file.
@@ -56,7 +59,8 @@ TEST_CASE("A library built against another LibTorch is refused with both version
   Registry registry;
   registry.add_directory(test::fixture_plugin_dir("wrong_torch"));
   REQUIRE(registry.refused().size() == 1);
-  CHECK_THAT(registry.refused()[0].reason, Contains("LibTorch 0.4.0") && Contains(std::string("kgain runs LibTorch ") + TORCH_VERSION));
+  CHECK_THAT(registry.refused()[0].reason,
+             Contains("LibTorch 0.4.0") && Contains(std::string("kgain runs LibTorch ") + TORCH_VERSION));
 }
 
 TEST_CASE("A shared library without the entry point is refused, not loaded", "[registry]") {
@@ -71,16 +75,19 @@ TEST_CASE("An unknown plugin name lists the available plugins and the refused li
   registry.add_directory(test::plugin_dir());
   registry.add_directory(test::fixture_plugin_dir("wrong_abi"));
   REQUIRE_THROWS_WITH(registry.find(PluginKind::metric, "acuracy"),
-                      Contains("no metric plugin named 'acuracy'") && Contains("Available metric plugins: accuracy, balanced_accuracy, macro_f1") &&
+                      Contains("no metric plugin named 'acuracy'") &&
+                          Contains("Available metric plugins: accuracy, balanced_accuracy, macro_f1") &&
                           Contains("wrong_abi.so") && Contains("kgain list"));
 }
 
 TEST_CASE("An unknown plugin in a config is an error listing the available ones", "[registry][config]") {
-  const Config c = parse_config("[dataset]\nplugin = \"manifest\"\nroot = \"x\"\n[backbone]\nplugin = \"resnet9000\"\n", "study.toml");
+  const Config c = parse_config("[dataset]\nplugin = \"manifest\"\nroot = \"x\"\n[backbone]\nplugin = \"resnet9000\"\n",
+                                "study.toml");
   Registry registry;
   registry.add_directory(test::plugin_dir());
-  REQUIRE_THROWS_WITH(registry.create<Backbone>(c.backbone.plugin, c.backbone.options),
-                      Contains("no backbone plugin named 'resnet9000'") && Contains("Available backbone plugins: native, torchscript"));
+  REQUIRE_THROWS_WITH(
+      registry.create<Backbone>(c.backbone.plugin, c.backbone.options),
+      Contains("no backbone plugin named 'resnet9000'") && Contains("Available backbone plugins: native, torchscript"));
 }
 
 TEST_CASE("A plugin whose factory throws is reported with its name and library", "[registry]") {
@@ -93,15 +100,17 @@ TEST_CASE("A plugin whose factory throws is reported with its name and library",
 }
 
 TEST_CASE("A plugin option nobody reads is an unknown key with a suggestion", "[registry][config]") {
-  const Config c = parse_config(
-      "[dataset]\nplugin = \"manifest\"\nroot = \"" + test::data_dir() + "/pcam-mini\"\n[backbone]\nplugin = \"torchscript\"\n"
-      "file = \"" + test::models_dir() + "/mobilenet_v1_0.25_128_quant.ts.pt\"\ncontaner = \"features\"\n",
-      "study.toml");
+  const Config c =
+      parse_config("[dataset]\nplugin = \"manifest\"\nroot = \"" + test::data_dir() +
+                       "/pcam-mini\"\n[backbone]\nplugin = \"torchscript\"\n"
+                       "file = \"" +
+                       test::models_dir() + "/mobilenet_v1_0.25_128_quant.ts.pt\"\ncontaner = \"features\"\n",
+                   "study.toml");
   Registry registry;
   registry.add_directory(test::plugin_dir());
   REQUIRE_THROWS_WITH(registry.create<Backbone>(c.backbone),
-                      Contains("study.toml:7:1") && Contains("unknown key 'contaner'") && Contains("did you mean 'container'?") &&
-                          Contains("for backbone plugin 'torchscript'"));
+                      Contains("study.toml:7:1") && Contains("unknown key 'contaner'") &&
+                          Contains("did you mean 'container'?") && Contains("for backbone plugin 'torchscript'"));
 }
 
 TEST_CASE("A plugin's kgain::log messages reach the core's log with its name and level", "[registry]") {
@@ -128,13 +137,17 @@ TEST_CASE("A plugin's kgain::log messages reach the core's log with its name and
 }
 
 TEST_CASE("A plugin option of the wrong type names the place, key and types", "[registry][config]") {
-  const Config c = parse_config("[dataset]\nplugin = \"manifest\"\nroot = \"x\"\n[backbone]\nplugin = \"t\"\n[probe]\nplugin = \"logistic\"\nC = \"strong\"\n",
-                                "study.toml");
+  const Config c = parse_config(
+      "[dataset]\nplugin = \"manifest\"\nroot = \"x\"\n[backbone]\nplugin = \"t\"\n[probe]\nplugin = \"logistic\"\nC = "
+      "\"strong\"\n",
+      "study.toml");
   Registry registry;
   registry.add_directory(test::plugin_dir());
-  REQUIRE_THROWS_WITH(registry.create<Probe>("logistic", c.probes[0].options),
-                      Contains("study.toml:8:1") && Contains("[probe] C: expected a number, found the string \"strong\""));
-  const Config negative = parse_config("[dataset]\nplugin = \"manifest\"\n[backbone]\nplugin = \"t\"\n[probe]\nC = -1\n", "study.toml");
+  REQUIRE_THROWS_WITH(
+      registry.create<Probe>("logistic", c.probes[0].options),
+      Contains("study.toml:8:1") && Contains("[probe] C: expected a number, found the string \"strong\""));
+  const Config negative =
+      parse_config("[dataset]\nplugin = \"manifest\"\n[backbone]\nplugin = \"t\"\n[probe]\nC = -1\n", "study.toml");
   REQUIRE_THROWS_WITH(registry.create<Probe>("logistic", negative.probes[0].options),
                       Contains("study.toml:6:1") && Contains("must be positive (received -1"));
 }

@@ -30,19 +30,22 @@ std::size_t count(const std::string& text, const std::string& what) {
 
 // A small real run, shared by the tests of this file.
 const std::string& run_dir() {
-  static const std::string dir = [] {
-    const fs::path root = fs::temp_directory_path() / ("kgain-report-" + std::to_string(::getpid()));
-    fs::remove_all(root);
-    fs::create_directories(root);
-    std::ofstream(root / "study.toml") << "[dataset]\nplugin = \"manifest\"\nroot = \"" << kgain::test::data_dir()
-                                       << "/lc25000-lung-mini\"\nlimit_per_class = 40\n[backbone]\nplugin = \"torchscript\"\nfile = \""
-                                       << kgain::test::models_dir() << "/mobilenet_v1_0.25_128_quant.ts.pt\"\nnative_input_size = 128\n"
-                                       << "[variants]\nrandom_seeds = [0, 1]\n[splits]\nfolds = 3\n[transferability]\nsource = true\n[analysis]\nbootstrap = 200\n";
-    RunOptions options;
-    options.out_dir = (root / "run").string();
-    run_study(load_config((root / "study.toml").string()), options);
-    return options.out_dir;
-  }();
+  static const std::string dir =
+      [] {
+        const fs::path root = fs::temp_directory_path() / ("kgain-report-" + std::to_string(::getpid()));
+        fs::remove_all(root);
+        fs::create_directories(root);
+        std::ofstream(root / "study.toml")
+            << "[dataset]\nplugin = \"manifest\"\nroot = \"" << kgain::test::data_dir()
+            << "/lc25000-lung-mini\"\nlimit_per_class = 40\n[backbone]\nplugin = \"torchscript\"\nfile = \""
+            << kgain::test::models_dir() << "/mobilenet_v1_0.25_128_quant.ts.pt\"\nnative_input_size = 128\n"
+            << "[variants]\nrandom_seeds = [0, 1]\n[splits]\nfolds = 3\n[transferability]\nsource = "
+               "true\n[analysis]\nbootstrap = 200\n";
+        RunOptions options;
+        options.out_dir = (root / "run").string();
+        run_study(load_config((root / "study.toml").string()), options);
+        return options.out_dir;
+      }();
   return dir;
 }
 }  // namespace
@@ -57,7 +60,8 @@ TEST_CASE("report.html is self-contained and every chart has marks", "[report]")
   CHECK(count(html, "src=") == 0);
   const std::regex url("https?://");
   for (std::sregex_iterator it(html.begin(), html.end(), url), end; it != end; ++it)
-    CHECK(html.compare(it->position(), 26, "http://www.w3.org/2000/svg") == 0);  // the SVG namespace name, never fetched
+    CHECK(html.compare(it->position(), 26, "http://www.w3.org/2000/svg") ==
+          0);  // the SVG namespace name, never fetched
   // Score, gain, score-vs-parameters and score-vs-MACs charts for the logistic probe, the
   // transferability and CKA charts, and the same four charts for each further metric.
   const std::size_t charts = count(html, "<svg class=\"kgain-chart\"");
@@ -71,7 +75,8 @@ TEST_CASE("report.html is self-contained and every chart has marks", "[report]")
     CHECK(count(html.substr(start, end - start), "class=\"mark") >= 14);  // a point per tap at least
     start = end;
   }
-  for (const char* section : {"Dataset", "Configuration", "Software", "lung_aca", "LibTorch", "sweet spot", "leep = -"}) CHECK(count(html, section) > 0);
+  for (const char* section : {"Dataset", "Configuration", "Software", "lung_aca", "LibTorch", "sweet spot", "leep = -"})
+    CHECK(count(html, section) > 0);
 
   // kgain report redraws the same file from the run's files.
   fs::remove(run_dir() + "/report.html");
@@ -90,18 +95,23 @@ TEST_CASE("report.html renders in headless Chromium with every chart drawn", "[r
   const fs::path work = fs::path(run_dir()).parent_path();
   std::string html = slurp(run_dir() + "/report.html");
   html.insert(html.rfind("</body>"),
-              "<script>addEventListener('load',()=>{let ok=0,all=0;for(const s of document.querySelectorAll('svg.kgain-chart')){"
+              "<script>addEventListener('load',()=>{let ok=0,all=0;for(const s of "
+              "document.querySelectorAll('svg.kgain-chart')){"
               "if(s.closest('details'))continue;all++;const r=s.getBoundingClientRect();let drawn=0;"
               "for(const m of s.querySelectorAll('.mark')){const b=m.getBBox();if(b.width>0&&b.height>0)drawn++;}"
               "if(r.width>0&&r.height>0&&drawn>0)ok++;}"
-              "const p=document.createElement('p');p.id='kgain-check';p.textContent='CHARTS '+ok+' OF '+all;document.body.appendChild(p);});"
+              "const p=document.createElement('p');p.id='kgain-check';p.textContent='CHARTS '+ok+' OF "
+              "'+all;document.body.appendChild(p);});"
               "</script>");
   std::ofstream(work / "probe.html") << html;
-  const std::string flags = chromium + " --headless --no-sandbox --disable-gpu --no-first-run --disable-background-networking"
-                            " --disable-component-update --disable-sync --user-data-dir=" + (work / "chromium-profile").string();
+  const std::string flags = chromium +
+                            " --headless --no-sandbox --disable-gpu --no-first-run --disable-background-networking"
+                            " --disable-component-update --disable-sync --user-data-dir=" +
+                            (work / "chromium-profile").string();
   const std::string dom = (work / "dom.html").string();
-  REQUIRE(std::system(("timeout 120 " + flags + " --virtual-time-budget=5000 --dump-dom file://" + (work / "probe.html").string() + " > " +
-                       dom + " 2> " + (work / "chromium.log").string()).c_str()) == 0);
+  REQUIRE(std::system(("timeout 120 " + flags + " --virtual-time-budget=5000 --dump-dom file://" +
+                       (work / "probe.html").string() + " > " + dom + " 2> " + (work / "chromium.log").string())
+                          .c_str()) == 0);
   const std::string rendered = slurp(dom);
   std::smatch m;
   REQUIRE(std::regex_search(rendered, m, std::regex("CHARTS (\\d+) OF (\\d+)")));
@@ -110,8 +120,9 @@ TEST_CASE("report.html renders in headless Chromium with every chart drawn", "[r
 
   // A screenshot: the charts' blue and orange lines are really painted.
   const std::string png = (work / "report.png").string();
-  REQUIRE(std::system(("timeout 120 " + flags + " --window-size=1280,2400 --screenshot=" + png + " file://" + run_dir() + "/report.html 2>> " +
-                       (work / "chromium.log").string()).c_str()) == 0);
+  REQUIRE(std::system(("timeout 120 " + flags + " --window-size=1280,2400 --screenshot=" + png + " file://" +
+                       run_dir() + "/report.html 2>> " + (work / "chromium.log").string())
+                          .c_str()) == 0);
   const cv::Mat shot = cv::imread(png, cv::IMREAD_COLOR);
   REQUIRE(!shot.empty());
   int blue = 0, orange = 0;

@@ -37,7 +37,8 @@ std::shared_ptr<Backbone> mobilenet(const std::string& weights) {
 }
 
 // A safetensors file from a header text and data bytes.
-std::string forge(const std::string& name, const std::string& header, const std::string& data, std::uint64_t length = 0) {
+std::string forge(const std::string& name, const std::string& header, const std::string& data,
+                  std::uint64_t length = 0) {
   const std::string path = fixtures() + "/" + name;
   std::ofstream out(path, std::ios::binary);
   const std::uint64_t n = length ? length : header.size();
@@ -64,7 +65,8 @@ TEST_CASE("A state dict converted to safetensors gives the same network, bit for
   const auto b = from_st->instantiate(Variant{}, Pooling::avg)->extract(images);
   REQUIRE(a.size() == b.size());
   for (std::size_t t = 0; t < a.size(); ++t) CHECK(at::equal(a[t], b[t]));
-  CHECK(from_st->instantiate(Variant{}, Pooling::avg)->classify(images)[1].argmax().item<std::int64_t>() == 967);  // espresso
+  CHECK(from_st->instantiate(Variant{}, Pooling::avg)->classify(images)[1].argmax().item<std::int64_t>() ==
+        967);  // espresso
 }
 
 TEST_CASE("safetensors: every dtype reads with its values", "[safetensors]") {
@@ -88,26 +90,39 @@ TEST_CASE("safetensors: every dtype reads with its values", "[safetensors]") {
 }
 
 TEST_CASE("safetensors: truncated, forged and damaged files are refused naming the problem", "[safetensors][trust]") {
-  const std::string good = R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}})";
+  const std::string good =
+      R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}})";
   CHECK(native::read_safetensors(forge("good.safetensors", good, floats({1, 2, 3}))).size() == 2);
-  REQUIRE_THROWS_WITH(native::read_safetensors(forge("short.safetensors", good, floats({1, 2}))), Contains("truncated or padded"));
-  REQUIRE_THROWS_WITH(native::read_safetensors(forge("long.safetensors", good, floats({1, 2, 3, 4}))), Contains("truncated or padded"));
-  REQUIRE_THROWS_WITH(native::read_safetensors(forge("huge.safetensors", good, "", 1ULL << 60)), Contains("declares a header of"));
-  REQUIRE_THROWS_WITH(native::read_safetensors(forge("cut.safetensors", good, "", good.size() + 10)), Contains("declares a header of"));
-  const std::string overlap = R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})";
-  REQUIRE_THROWS_WITH(native::read_safetensors(forge("overlap.safetensors", overlap, floats({1, 2}))), Contains("'b' starts at byte 4") && Contains("overlap"));
+  REQUIRE_THROWS_WITH(native::read_safetensors(forge("short.safetensors", good, floats({1, 2}))),
+                      Contains("truncated or padded"));
+  REQUIRE_THROWS_WITH(native::read_safetensors(forge("long.safetensors", good, floats({1, 2, 3, 4}))),
+                      Contains("truncated or padded"));
+  REQUIRE_THROWS_WITH(native::read_safetensors(forge("huge.safetensors", good, "", 1ULL << 60)),
+                      Contains("declares a header of"));
+  REQUIRE_THROWS_WITH(native::read_safetensors(forge("cut.safetensors", good, "", good.size() + 10)),
+                      Contains("declares a header of"));
+  const std::string overlap =
+      R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})";
+  REQUIRE_THROWS_WITH(native::read_safetensors(forge("overlap.safetensors", overlap, floats({1, 2}))),
+                      Contains("'b' starts at byte 4") && Contains("overlap"));
   const std::string gap = R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})";
   REQUIRE_THROWS_WITH(native::read_safetensors(forge("gap.safetensors", gap, floats({1, 2}))), Contains("gap"));
   const std::string wrong_size = R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})";
-  REQUIRE_THROWS_WITH(native::read_safetensors(forge("size.safetensors", wrong_size, floats({1, 2}))), Contains("spans 8 bytes for 3 values of F32"));
+  REQUIRE_THROWS_WITH(native::read_safetensors(forge("size.safetensors", wrong_size, floats({1, 2}))),
+                      Contains("spans 8 bytes for 3 values of F32"));
   const std::string dtype = R"({"a":{"dtype":"F8_E4M3","shape":[8],"data_offsets":[0,8]}})";
-  REQUIRE_THROWS_WITH(native::read_safetensors(forge("dtype.safetensors", dtype, floats({1, 2}))), Contains("\"F8_E4M3\", which kgain does not read"));
+  REQUIRE_THROWS_WITH(native::read_safetensors(forge("dtype.safetensors", dtype, floats({1, 2}))),
+                      Contains("\"F8_E4M3\", which kgain does not read"));
   const std::string overflow = R"({"a":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,8]}})";
-  REQUIRE_THROWS_WITH(native::read_safetensors(forge("overflow.safetensors", overflow, floats({1, 2}))), Contains("more than 2^40"));
+  REQUIRE_THROWS_WITH(native::read_safetensors(forge("overflow.safetensors", overflow, floats({1, 2}))),
+                      Contains("more than 2^40"));
   REQUIRE_THROWS_WITH(native::read_safetensors(forge("json.safetensors", "{\"a\": [", "")), Contains("not valid JSON"));
-  REQUIRE_THROWS_WITH(native::read_safetensors(forge("nan.safetensors", good, floats({1, NAN, 3}))), Contains("'a' holds NaN"));
+  REQUIRE_THROWS_WITH(native::read_safetensors(forge("nan.safetensors", good, floats({1, NAN, 3}))),
+                      Contains("'a' holds NaN"));
   const std::string flag = R"({"f":{"dtype":"BOOL","shape":[2],"data_offsets":[0,2]}})";
-  REQUIRE_THROWS_WITH(native::read_safetensors(forge("bool.safetensors", flag, std::string("\x01\x02", 2))), Contains("other than 0 and 1"));
+  REQUIRE_THROWS_WITH(native::read_safetensors(forge("bool.safetensors", flag, std::string("\x01\x02", 2))),
+                      Contains("other than 0 and 1"));
   // Through the backbone: the file and the reason, not a crash.
-  REQUIRE_THROWS_WITH(mobilenet(forge("short2.safetensors", good, floats({1, 2}))), Contains("short2.safetensors") && Contains("truncated"));
+  REQUIRE_THROWS_WITH(mobilenet(forge("short2.safetensors", good, floats({1, 2}))),
+                      Contains("short2.safetensors") && Contains("truncated"));
 }

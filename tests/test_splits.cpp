@@ -78,7 +78,10 @@ TEST_CASE("Stratified k-fold without groups balances classes and sizes", "[split
 }
 
 TEST_CASE("A dataset split that mixes groups is detected", "[splits]") {
-  std::vector<Sample> samples{{"a", 0, "patient1", "train"}, {"b", 0, "patient1", "test"}, {"c", 1, "patient2", "train"}, {"d", 1, "patient3", "test"}};
+  std::vector<Sample> samples{{"a", 0, "patient1", "train"},
+                              {"b", 0, "patient1", "test"},
+                              {"c", 1, "patient2", "train"},
+                              {"d", 1, "patient3", "test"}};
   const SplitPlan plan = make_splits(samples, 2, "dataset", 5, 0);
   CHECK(leaking_groups(samples, plan.folds[0]) == std::vector<std::string>{"patient1"});
 }

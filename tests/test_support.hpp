@@ -17,7 +17,9 @@ inline std::string shared_dir() { return KGAIN_SHARED_DIR; }
 inline std::string data_dir() { return shared_dir() + "/data"; }
 inline std::string models_dir() { return shared_dir() + "/models"; }
 inline std::string fixtures_dir() { return KGAIN_TEST_FIXTURES; }
-inline std::string fixture_plugin_dir(const std::string& name) { return std::string(KGAIN_FIXTURE_PLUGIN_DIR) + "/" + name; }
+inline std::string fixture_plugin_dir(const std::string& name) {
+  return std::string(KGAIN_FIXTURE_PLUGIN_DIR) + "/" + name;
+}
 inline std::string plugin_dir() { return KGAIN_PLUGIN_DIR; }
 
 // A whole file as text (empty when it cannot be read).

@@ -31,7 +31,8 @@ void in_parallel(std::size_t n, int threads, F f) {
 
 }  // namespace
 
-TEST_CASE("One metric object scored from several threads at once gives the single-threaded scores", "[threads][metrics]") {
+TEST_CASE("One metric object scored from several threads at once gives the single-threaded scores",
+          "[threads][metrics]") {
   std::mt19937_64 rng(7);
   std::vector<Predictions> inputs(64);
   for (auto& p : inputs) {
@@ -54,7 +55,8 @@ TEST_CASE("One metric object scored from several threads at once gives the singl
   }
 }
 
-TEST_CASE("A dataset's read_pixels and content_identity from several threads at once equal the serial results", "[threads][datasets]") {
+TEST_CASE("A dataset's read_pixels and content_identity from several threads at once equal the serial results",
+          "[threads][datasets]") {
   // The whole-slide dataset: OpenSlide handles shared between threads, its handle cache under a lock.
   const std::string slides = test::generated_slides();
   Options options("dataset", "");

@@ -109,7 +109,8 @@ TEST_CASE("LEEP and NCE equal the numpy reference and reach 0 on perfectly infor
   }
   const at::Tensor theta = torch::tensor(probs, torch::kDouble).view({static_cast<std::int64_t>(labels.size()), -1});
   std::map<std::string, double> expected;
-  for (const auto& row : csv_rows(test::fixtures_dir() + "/transferability/source_reference.csv")) expected[row[0]] = std::stod(row[1]);
+  for (const auto& row : csv_rows(test::fixtures_dir() + "/transferability/source_reference.csv"))
+    expected[row[0]] = std::stod(row[1]);
   CHECK(leep(theta, labels, 3) == Approx(expected["leep"]).epsilon(1e-9));
   CHECK(nce(theta, labels, 3) == Approx(expected["nce"]).epsilon(1e-9));
 

@@ -48,9 +48,11 @@ fs::path pcam_folder(const fs::path& top, int per_class) {
   for (const char* cls : {"0_no_tumor", "1_tumor"}) {
     fs::create_directories(root / cls);
     std::vector<fs::path> files;
-    for (const auto& e : fs::directory_iterator(kgain::test::data_dir() + "/pcam-mini/" + cls)) files.push_back(e.path());
+    for (const auto& e : fs::directory_iterator(kgain::test::data_dir() + "/pcam-mini/" + cls))
+      files.push_back(e.path());
     std::sort(files.begin(), files.end());
-    for (int i = 0; i < per_class; ++i) fs::copy_file(files[static_cast<std::size_t>(i)], root / cls / files[static_cast<std::size_t>(i)].filename());
+    for (int i = 0; i < per_class; ++i)
+      fs::copy_file(files[static_cast<std::size_t>(i)], root / cls / files[static_cast<std::size_t>(i)].filename());
   }
   return root;
 }
@@ -58,9 +60,12 @@ fs::path pcam_folder(const fs::path& top, int per_class) {
 // A small, fast study: MobileNetV1 0.25 at 64 px, one random seed, logistic probe, 2 folds.
 std::string study(const std::string& dataset_table, const std::string& extra = "") {
   std::ostringstream c;
-  c << "[run]\nthreads = 2\n" << dataset_table << "[backbone]\nplugin = \"torchscript\"\nfile = \"" << kgain::test::models_dir()
-    << "/mobilenet_v1_0.25_128_quant.ts.pt\"\nnative_input_size = 128\n[features]\ninput_size = 64\n[variants]\nrandom_seeds = [0]\n"
-    << "[splits]\nfolds = 2\n[transferability]\nnames = []\ncka = false\n[analysis]\nbootstrap = 0\n" << extra;
+  c << "[run]\nthreads = 2\n"
+    << dataset_table << "[backbone]\nplugin = \"torchscript\"\nfile = \"" << kgain::test::models_dir()
+    << "/mobilenet_v1_0.25_128_quant.ts.pt\"\nnative_input_size = 128\n[features]\ninput_size = "
+       "64\n[variants]\nrandom_seeds = [0]\n"
+    << "[splits]\nfolds = 2\n[transferability]\nnames = []\ncka = false\n[analysis]\nbootstrap = 0\n"
+    << extra;
   return c.str();
 }
 std::string folder_table(const fs::path& root, const std::string& more = "") {
@@ -80,14 +85,17 @@ std::string zip_store(const std::vector<std::pair<std::string, std::string>>& me
     for (int i = 0; i < n; ++i) s += static_cast<char>((v >> (8 * i)) & 0xFF);
   };
   for (const auto& [name, data] : members) {
-    const std::uint32_t crc = kgain::zip_detail::crc32(reinterpret_cast<const unsigned char*>(data.data()), data.size());
+    const std::uint32_t crc =
+        kgain::zip_detail::crc32(reinterpret_cast<const unsigned char*>(data.data()), data.size());
     const std::size_t offset = out.size();
     put(out, 0x04034b50, 4), put(out, 20, 2), put(out, 0, 2), put(out, 0, 2), put(out, 0, 4), put(out, crc, 4);
     put(out, data.size(), 4), put(out, data.size(), 4), put(out, name.size(), 2), put(out, 0, 2);
     out += name + data;
-    put(directory, 0x02014b50, 4), put(directory, 20, 2), put(directory, 20, 2), put(directory, 0, 2), put(directory, 0, 2);
+    put(directory, 0x02014b50, 4), put(directory, 20, 2), put(directory, 20, 2), put(directory, 0, 2),
+        put(directory, 0, 2);
     put(directory, 0, 4), put(directory, crc, 4), put(directory, data.size(), 4), put(directory, data.size(), 4);
-    put(directory, name.size(), 2), put(directory, 0, 2), put(directory, 0, 2), put(directory, 0, 2), put(directory, 0, 2);
+    put(directory, name.size(), 2), put(directory, 0, 2), put(directory, 0, 2), put(directory, 0, 2),
+        put(directory, 0, 2);
     put(directory, 0, 4), put(directory, offset, 4);
     directory += name;
   }
@@ -97,7 +105,9 @@ std::string zip_store(const std::vector<std::pair<std::string, std::string>>& me
   put(out, directory.size(), 4), put(out, at, 4), put(out, 0, 2);
   return out;
 }
-std::string pickle_archive(const std::string& pickle) { return zip_store({{"archive/data.pkl", pickle}, {"archive/version", "3\n"}}); }
+std::string pickle_archive(const std::string& pickle) {
+  return zip_store({{"archive/data.pkl", pickle}, {"archive/version", "3\n"}});
+}
 
 // Rewrites the central directory's CRC of every member to match its (edited) data: a forgery
 // the CRC check cannot see, so the finiteness check must.
@@ -123,8 +133,10 @@ TEST_CASE("Trust 1: damaged or non-finite weights are refused naming the file an
   std::memset(damaged.data() + damaged.size() / 2, 0xFF, 64);
   write_bytes(dir / "damaged.pt", damaged);
   const auto config = [&](const fs::path& weights) {
-    return "[dataset]\nplugin = \"folder\"\nroot = \"" + (dir / "data").string() + "\"\n[backbone]\nplugin = \"native\"\narchitecture = "
-           "\"mobilenet_v1\"\nwidth = 0.25\nweights = \"" + weights.string() + "\"\n";
+    return "[dataset]\nplugin = \"folder\"\nroot = \"" + (dir / "data").string() +
+           "\"\n[backbone]\nplugin = \"native\"\narchitecture = "
+           "\"mobilenet_v1\"\nwidth = 0.25\nweights = \"" +
+           weights.string() + "\"\n";
   };
   pcam_folder(dir, 4);
   const auto create = [&](const fs::path& weights) {
@@ -136,7 +148,8 @@ TEST_CASE("Trust 1: damaged or non-finite weights are refused naming the file an
   // The same damage with the CRCs forged to match: the NaNs themselves are found.
   refresh_zip_crcs(damaged);
   write_bytes(dir / "forged.pt", damaged);
-  REQUIRE_THROWS_WITH(create(dir / "forged.pt"), Contains("forged.pt") && Contains("holds NaN or infinite values") && Contains("tensor '"));
+  REQUIRE_THROWS_WITH(create(dir / "forged.pt"),
+                      Contains("forged.pt") && Contains("holds NaN or infinite values") && Contains("tensor '"));
   // The untouched file loads.
   write_bytes(dir / "good.pt", original);
   REQUIRE_NOTHROW(create(dir / "good.pt"));
@@ -159,12 +172,14 @@ TEST_CASE("Trust 1: a class or fold without images is an error, not a score of 0
   const fs::path root = pcam_folder(dir, 6);
   // Every image of one class unreadable (skipped): the folds train on one class only.
   for (const auto& e : fs::directory_iterator(root / "1_tumor")) write_bytes(e.path(), "not an image");
-  REQUIRE_THROWS_WITH(run(study(folder_table(root, "on_bad_image = \"skip\"\n")), dir / "run"), Contains("all of one class"));
+  REQUIRE_THROWS_WITH(run(study(folder_table(root, "on_bad_image = \"skip\"\n")), dir / "run"),
+                      Contains("all of one class"));
   fs::remove_all(dir);
 }
 
 // Finding 2 -------------------------------------------------------------------------------
-TEST_CASE("Trust 2: a stored segment whose data was zeroed (same size) is found by its checksum and recomputed", "[trust][end_to_end]") {
+TEST_CASE("Trust 2: a stored segment whose data was zeroed (same size) is found by its checksum and recomputed",
+          "[trust][end_to_end]") {
   const fs::path dir = fresh_dir("chunk");
   const fs::path root = pcam_folder(dir, 12);
   const std::string config = study(folder_table(root));
@@ -208,7 +223,8 @@ TEST_CASE("Trust 3: an image replaced in place, or a bad image fixed, is compute
   CHECK(fixed.extraction.images_forwarded == 1 * 2);  // that image, both variants
   // Replaced in place by another real patch (one the study has not seen): that image only.
   std::vector<fs::path> others;
-  for (const auto& e : fs::directory_iterator(kgain::test::data_dir() + "/pcam-mini/1_tumor")) others.push_back(e.path());
+  for (const auto& e : fs::directory_iterator(kgain::test::data_dir() + "/pcam-mini/1_tumor"))
+    others.push_back(e.path());
   std::sort(others.begin(), others.end());
   write_bytes(tumour[1], read_bytes(others.back()));
   const RunSummary replaced = run(config, dir / "run");
@@ -218,7 +234,8 @@ TEST_CASE("Trust 3: an image replaced in place, or a bad image fixed, is compute
   // A run that does not skip decodes the bad image again (the store never holds one) and refuses it.
   write_bytes(tumour[3], "broken");
   run(config, dir / "run");
-  REQUIRE_THROWS_WITH(run(study(folder_table(root)), dir / "run", /*replace=*/true), Contains(tumour[3].filename().string()));
+  REQUIRE_THROWS_WITH(run(study(folder_table(root)), dir / "run", /*replace=*/true),
+                      Contains(tumour[3].filename().string()));
   fs::remove_all(dir);
 }
 
@@ -227,8 +244,11 @@ TEST_CASE("Trust 4: hostile pickles are refused quickly, without crashing or all
   const fs::path dir = fresh_dir("pickle");
   const auto refused = [&](const std::string& name, const std::string& pickle) {
     write_bytes(dir / name, pickle_archive(pickle));
-    const Config c = parse_config("[dataset]\nplugin = \"folder\"\nroot = \".\"\n[backbone]\nplugin = \"native\"\narchitecture = "
-                                  "\"resnet18\"\nweights = \"" + (dir / name).string() + "\"\n", (dir / "c.toml").string());
+    const Config c = parse_config(
+        "[dataset]\nplugin = \"folder\"\nroot = \".\"\n[backbone]\nplugin = \"native\"\narchitecture = "
+        "\"resnet18\"\nweights = \"" +
+            (dir / name).string() + "\"\n",
+        (dir / "c.toml").string());
     const auto registry = load_registry(c.plugin_paths);
     REQUIRE_THROWS_WITH(registry.create<kgain::Backbone>(c.backbone.plugin, c.backbone.options), Contains(name));
   };
@@ -237,9 +257,13 @@ TEST_CASE("Trust 4: hostile pickles are refused quickly, without crashing or all
   for (int i = 0; i < 1000000; ++i) deep += '\x85';
   refused("deep.pt", deep + ".");
   // A list that holds itself, through the memo.
-  refused("cycle.pt", std::string("\x80\x02]q\x00h\x00" "a.", 8));
+  refused("cycle.pt", std::string("\x80\x02]q\x00h\x00"
+                                  "a.",
+                                  8));
   // BINUNICODE8 whose length wraps around.
-  refused("wrap.pt", std::string("\x80\x02\x8d\xff\xff\xff\xff\xff\xff\xff\xff" ".", 12));
+  refused("wrap.pt", std::string("\x80\x02\x8d\xff\xff\xff\xff\xff\xff\xff\xff"
+                                 ".",
+                                 12));
   // LONG1 of 200 bytes.
   refused("long.pt", std::string("\x80\x02\x8a\xc8", 4) + std::string(200, '\x01') + ".");
   fs::remove_all(dir);
@@ -254,7 +278,8 @@ TEST_CASE("Trust 5: a second run into a directory in use is refused, naming the 
   REQUIRE(::flock(fd, LOCK_EX | LOCK_NB) == 0);
   const std::string note = "pid 4242 on testhost";
   REQUIRE(::write(fd, note.data(), note.size()) == static_cast<ssize_t>(note.size()));
-  REQUIRE_THROWS_WITH(run(study(folder_table(root)), dir / "run"), Contains("another kgain run (pid 4242 on testhost)"));
+  REQUIRE_THROWS_WITH(run(study(folder_table(root)), dir / "run"),
+                      Contains("another kgain run (pid 4242 on testhost)"));
   ::close(fd);  // released: the run goes ahead
   CHECK(run(study(folder_table(root)), dir / "run").images == 8);
   fs::remove_all(dir);
@@ -268,10 +293,12 @@ TEST_CASE("Trust 6: decompression bombs are refused from the header, slivers cos
   cv::imwrite((dir / "sliver40k.png").string(), cv::Mat(40000, 1, CV_8UC3, cv::Scalar(200, 100, 50)));
   cv::imwrite((dir / "sliver100k.png").string(), cv::Mat(100000, 1, CV_8UC3, cv::Scalar(200, 100, 50)));
   REQUIRE_NOTHROW(load_image((dir / "sliver40k.png").string(), {64, "pad"}, out.data()));
-  REQUIRE_THROWS_AS(load_image((dir / "sliver100k.png").string(), {64, "pad"}, out.data()), ImageError);  // over 65,535 px a side
+  REQUIRE_THROWS_AS(load_image((dir / "sliver100k.png").string(), {64, "pad"}, out.data()),
+                    ImageError);  // over 65,535 px a side
   // 1 x 60000 is decodable, but scaled to a shorter side of 64 px it would be 245 megapixels.
   cv::imwrite((dir / "sliver60k.png").string(), cv::Mat(60000, 1, CV_8UC3, cv::Scalar(200, 100, 50)));
-  REQUIRE_THROWS_WITH(load_image((dir / "sliver60k.png").string(), {64, "shorter_side_crop"}, out.data()), Contains("resize = \"pad\""));
+  REQUIRE_THROWS_WITH(load_image((dir / "sliver60k.png").string(), {64, "shorter_side_crop"}, out.data()),
+                      Contains("resize = \"pad\""));
   REQUIRE_NOTHROW(load_image((dir / "sliver60k.png").string(), {64, "pad"}, out.data()));
   // A PNG whose header declares 100000 x 100000 pixels (with a valid CRC) is refused unread.
   std::string png = read_bytes(dir / "sliver40k.png");
@@ -283,15 +310,18 @@ TEST_CASE("Trust 6: decompression bombs are refused from the header, slivers cos
   // An HDF5 file declaring 30000 x 30000 patches (sparse: a few KB on disk).
   fs::create_directories(dir / "pcam");
   for (const char* name : {"x", "y"}) {
-    const std::string path = (dir / "pcam" / (std::string("camelyonpatch_level_2_split_test_") + name + ".h5")).string();
+    const std::string path =
+        (dir / "pcam" / (std::string("camelyonpatch_level_2_split_test_") + name + ".h5")).string();
     const hid_t file = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     const hsize_t dims_x[4] = {1, 30000, 30000, 3}, dims_y[4] = {1, 1, 1, 1};
     const hid_t space = H5Screate_simple(4, name[0] == 'x' ? dims_x : dims_y, nullptr);
     const hid_t set = H5Dcreate2(file, name, H5T_NATIVE_UINT8, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     H5Dclose(set), H5Sclose(space), H5Fclose(file);
   }
-  const Config c = parse_config("[dataset]\nplugin = \"pcam_h5\"\nroot = \"" + (dir / "pcam").string() + "\"\n[backbone]\nplugin = \"native\"\n"
-                                "architecture = \"resnet18\"\n", (dir / "c.toml").string());
+  const Config c = parse_config("[dataset]\nplugin = \"pcam_h5\"\nroot = \"" + (dir / "pcam").string() +
+                                    "\"\n[backbone]\nplugin = \"native\"\n"
+                                    "architecture = \"resnet18\"\n",
+                                (dir / "c.toml").string());
   const auto registry = load_registry(c.plugin_paths);
   REQUIRE_THROWS_WITH(registry.create<kgain::Dataset>(c.dataset.plugin, c.dataset.options), Contains("forged"));
   fs::remove_all(dir);
@@ -304,17 +334,20 @@ TEST_CASE("Trust 7: a duplicated manifest row or a NUL byte in a path is an erro
   std::ostringstream rows;
   rows << "path,label\n";
   for (const auto& cls : {"0_no_tumor", "1_tumor"})
-    for (const auto& e : fs::directory_iterator(root / cls)) rows << cls << '/' << e.path().filename().string() << ',' << cls << '\n';
+    for (const auto& e : fs::directory_iterator(root / cls))
+      rows << cls << '/' << e.path().filename().string() << ',' << cls << '\n';
   const std::string first = rows.str().substr(11, rows.str().find('\n', 11) - 11);
   write_bytes(root / "manifest.csv", rows.str() + first + "\n");
   const std::string table = "[dataset]\nplugin = \"manifest\"\nroot = \"" + root.string() + "\"\n";
-  REQUIRE_THROWS_WITH(run(study(table), dir / "run"), Contains("is listed twice") && Contains(first.substr(0, first.find(','))));
+  REQUIRE_THROWS_WITH(run(study(table), dir / "run"),
+                      Contains("is listed twice") && Contains(first.substr(0, first.find(','))));
   write_bytes(root / "manifest.csv", rows.str() + std::string("0_no_tumor/x\0y.png,0_no_tumor\n", 30));
   REQUIRE_THROWS_WITH(run(study(table), dir / "run"), Contains("NUL byte"));
   fs::remove_all(dir);
 }
 
-TEST_CASE("Trust 7b: two files with the same bytes on both sides of a fold are refused, on one side they are one image", "[trust][end_to_end]") {
+TEST_CASE("Trust 7b: two files with the same bytes on both sides of a fold are refused, on one side they are one image",
+          "[trust][end_to_end]") {
   const fs::path dir = fresh_dir("same-content");
   const fs::path root = pcam_folder(dir, 6);
   std::vector<std::string> rows;
@@ -323,7 +356,8 @@ TEST_CASE("Trust 7b: two files with the same bytes on both sides of a fold are r
     for (const auto& e : fs::directory_iterator(root / cls)) files.push_back(e.path());
     std::sort(files.begin(), files.end());
     for (std::size_t i = 0; i < files.size(); ++i)
-      rows.push_back(std::string(cls) + "/" + files[i].filename().string() + "," + cls + "," + (i < 4 ? "train" : "test"));
+      rows.push_back(std::string(cls) + "/" + files[i].filename().string() + "," + cls + "," +
+                     (i < 4 ? "train" : "test"));
   }
   // A copy of a training image under another name, in the test split: a test on a training image.
   fs::copy_file(root / rows[0].substr(0, rows[0].find(',')), root / "0_no_tumor" / "copy.jpg");
@@ -339,12 +373,14 @@ TEST_CASE("Trust 7b: two files with the same bytes on both sides of a fold are r
   CHECK(both_train.images == 13);
   CHECK(both_train.extraction.images_forwarded == 2 * 12);  // 12 distinct images, 2 variants
   manifest("test");
-  REQUIRE_THROWS_WITH(run(study(table), dir / "test"), Contains("have the same content") && Contains("copy.jpg") && Contains("inflate"));
+  REQUIRE_THROWS_WITH(run(study(table), dir / "test"),
+                      Contains("have the same content") && Contains("copy.jpg") && Contains("inflate"));
   fs::remove_all(dir);
 }
 
 // Finding 8 -------------------------------------------------------------------------------
-TEST_CASE("Trust 8: damage is told by content: trailing bytes and misnamed PNGs decode, a half JPEG does not", "[trust][images]") {
+TEST_CASE("Trust 8: damage is told by content: trailing bytes and misnamed PNGs decode, a half JPEG does not",
+          "[trust][images]") {
   const fs::path dir = fresh_dir("truncation");
   const std::string jpeg = read_bytes(*fs::directory_iterator(kgain::test::data_dir() + "/lc25000-lung-mini/lung_aca"));
   const cv::Mat reference = decode_image_bytes("ref.jpg", jpeg);
@@ -379,24 +415,32 @@ TEST_CASE("Trust 8: libjpeg decoding gives OpenCV's pixels on the real sets", "[
 
 // Finding 9 -------------------------------------------------------------------------------
 TEST_CASE("Trust 9: configs that would give a wrong number or write elsewhere are refused", "[trust][config]") {
-  const std::string base = "[dataset]\nplugin = \"folder\"\nroot = \"x\"\n[backbone]\nplugin = \"native\"\narchitecture = \"mobilenet_v1\"\n";
+  const std::string base =
+      "[dataset]\nplugin = \"folder\"\nroot = \"x\"\n[backbone]\nplugin = \"native\"\narchitecture = "
+      "\"mobilenet_v1\"\n";
   REQUIRE_THROWS_WITH(parse_config(base + "width = nan\n", "c.toml"), Contains("width: must be a finite number"));
   REQUIRE_THROWS_WITH(parse_config(base + "[metrics]\nnames = [\"accuracy\", \"accuracy\"]\n", "c.toml"),
                       Contains("the metric 'accuracy' is listed twice"));
-  REQUIRE_THROWS_WITH(parse_config(base + "[transferability]\nnames = [\"logme\", \"logme\"]\n", "c.toml"), Contains("listed twice"));
+  REQUIRE_THROWS_WITH(parse_config(base + "[transferability]\nnames = [\"logme\", \"logme\"]\n", "c.toml"),
+                      Contains("listed twice"));
   for (const char* name : {"../x", "", "..", "a/b"})
-    REQUIRE_THROWS_WITH(parse_config("[run]\nname = \"" + std::string(name) + "\"\n" + base, "c.toml"), Contains("cannot name a run folder"));
-  REQUIRE_THROWS_WITH(parse_config(base + "[features]\ninput_size = 4096\n", "c.toml"), Contains("input_size: must be between 0 and 1024"));
+    REQUIRE_THROWS_WITH(parse_config("[run]\nname = \"" + std::string(name) + "\"\n" + base, "c.toml"),
+                        Contains("cannot name a run folder"));
+  REQUIRE_THROWS_WITH(parse_config(base + "[features]\ninput_size = 4096\n", "c.toml"),
+                      Contains("input_size: must be between 0 and 1024"));
 }
 
 TEST_CASE("Fuzzing finding: a [metrics] table with a metric's options but no names list", "[trust][config]") {
   // Found by tests/fuzz/fuzz_config in its first 10 s: a null dereference (undefined behaviour).
-  const Config c = parse_config("[dataset]\nplugin = \"folder\"\nroot = \"x\"\n[backbone]\nplugin = \"native\"\narchitecture = \"resnet18\"\n"
-                                "[metrics.accuracy]\nplugin = \"accuracy\"\n", "c.toml");
+  const Config c = parse_config(
+      "[dataset]\nplugin = \"folder\"\nroot = \"x\"\n[backbone]\nplugin = \"native\"\narchitecture = \"resnet18\"\n"
+      "[metrics.accuracy]\nplugin = \"accuracy\"\n",
+      "c.toml");
   CHECK(c.metrics.size() == 3);
 }
 
-TEST_CASE("Trust 9: duplicate, unknown or too few classes, and odd manifest headers, are errors", "[trust][end_to_end]") {
+TEST_CASE("Trust 9: duplicate, unknown or too few classes, and odd manifest headers, are errors",
+          "[trust][end_to_end]") {
   const fs::path dir = fresh_dir("classes");
   const fs::path root = pcam_folder(dir, 6);
   std::ostringstream rows;
@@ -409,12 +453,16 @@ TEST_CASE("Trust 9: duplicate, unknown or too few classes, and odd manifest head
     write_bytes(root / "manifest.csv", header + "\n" + rows.str());
     return "[dataset]\nplugin = \"manifest\"\nroot = \"" + root.string() + "\"\n" + classes;
   };
-  REQUIRE_THROWS_WITH(run(study(manifest("path,label,split", "classes = [\"0_no_tumor\", \"1_tumor\", \"1_tumor\"]\n")), dir / "r"),
-                      Contains("'1_tumor' is listed twice"));
-  REQUIRE_THROWS_WITH(run(study(manifest("path,label,split", "classes = [\"0_no_tumor\", \"1_tumor\", \"2_phantom\"]\n")), dir / "r"),
-                      Contains("'2_phantom' has no images"));
-  REQUIRE_THROWS_WITH(run(study(manifest("path,label,split", "classes = [\"1_tumor\"]\n")), dir / "r"), Contains("at least two classes"));
-  REQUIRE_THROWS_WITH(run(study(manifest("path,label,label", "")), dir / "r"), Contains("names the column 'label' twice"));
+  REQUIRE_THROWS_WITH(
+      run(study(manifest("path,label,split", "classes = [\"0_no_tumor\", \"1_tumor\", \"1_tumor\"]\n")), dir / "r"),
+      Contains("'1_tumor' is listed twice"));
+  REQUIRE_THROWS_WITH(
+      run(study(manifest("path,label,split", "classes = [\"0_no_tumor\", \"1_tumor\", \"2_phantom\"]\n")), dir / "r"),
+      Contains("'2_phantom' has no images"));
+  REQUIRE_THROWS_WITH(run(study(manifest("path,label,split", "classes = [\"1_tumor\"]\n")), dir / "r"),
+                      Contains("at least two classes"));
+  REQUIRE_THROWS_WITH(run(study(manifest("path,label,label", "")), dir / "r"),
+                      Contains("names the column 'label' twice"));
   // A byte-order mark before the header: the columns are still found, and the split is the manifest's.
   const RunSummary s = run(study(manifest("\xEF\xBB\xBFpath,label,split", "")), dir / "r");
   CHECK(s.split_strategy == "dataset");
@@ -422,10 +470,12 @@ TEST_CASE("Trust 9: duplicate, unknown or too few classes, and odd manifest head
 }
 
 // Finding 10 ------------------------------------------------------------------------------
-TEST_CASE("Trust 10: a failed run claims nothing, a rerun may add a metric, stale temporaries go", "[trust][end_to_end]") {
+TEST_CASE("Trust 10: a failed run claims nothing, a rerun may add a metric, stale temporaries go",
+          "[trust][end_to_end]") {
   const fs::path dir = fresh_dir("claim");
   const fs::path root = pcam_folder(dir, 8);
-  REQUIRE_THROWS_WITH(run(study(folder_table(root, "colour = \"blue\"\n")), dir / "run"), Contains("unknown key 'colour'"));
+  REQUIRE_THROWS_WITH(run(study(folder_table(root, "colour = \"blue\"\n")), dir / "run"),
+                      Contains("unknown key 'colour'"));
   CHECK(!fs::exists(dir / "run" / "config.resolved.toml"));
   run(study(folder_table(root)), dir / "run");  // the corrected config, no --replace
   // A temporary chunk file of a killed run, then a rerun that adds a metric.
@@ -433,7 +483,8 @@ TEST_CASE("Trust 10: a failed run claims nothing, a rerun may add a metric, stal
   for (const auto& e : fs::recursive_directory_iterator(dir / "run" / "cache"))
     if (e.path().filename() == "key.txt") cache_dir = e.path().parent_path();
   write_bytes(cache_dir / "pretrained" / "chunk-000000.bin.tmp.99999.0", "half a chunk");
-  const RunSummary more = run(study(folder_table(root), "[metrics]\nnames = [\"accuracy\", \"macro_f1\", \"roc_auc\"]\n"), dir / "run");
+  const RunSummary more =
+      run(study(folder_table(root), "[metrics]\nnames = [\"accuracy\", \"macro_f1\", \"roc_auc\"]\n"), dir / "run");
   CHECK(more.extraction.images_forwarded == 0);
   CHECK(!fs::exists(cache_dir / "pretrained" / "chunk-000000.bin.tmp.99999.0"));
   // Another dataset into the same directory is still refused.
@@ -442,10 +493,12 @@ TEST_CASE("Trust 10: a failed run claims nothing, a rerun may add a metric, stal
   fs::remove_all(dir);
 }
 
-TEST_CASE("Trust 10: a plugin that throws inside a probe worker fails the run with its message", "[trust][end_to_end]") {
+TEST_CASE("Trust 10: a plugin that throws inside a probe worker fails the run with its message",
+          "[trust][end_to_end]") {
   const fs::path dir = fresh_dir("throwing");
   const fs::path root = pcam_folder(dir, 8);
-  const std::string extra = "[metrics]\nnames = [\"accuracy\", \"broken\"]\n[metrics.broken]\nplugin = \"throwing_metric\"\n";
+  const std::string extra =
+      "[metrics]\nnames = [\"accuracy\", \"broken\"]\n[metrics.broken]\nplugin = \"throwing_metric\"\n";
   const std::string text = "[run]\nplugin_paths = [\"" + kgain::test::fixture_plugin_dir("throwing_metric") + "\"]\n" +
                            study(folder_table(root), extra).substr(std::string("[run]\n").size());
   REQUIRE_THROWS_WITH(run(text, dir / "run"), Contains("the scoring table is corrupt"));

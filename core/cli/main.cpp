@@ -28,27 +28,28 @@ using namespace kgain::core;
 
 namespace {
 
-const char* usage =
-    "kgain " KGAIN_VERSION " — layer-wise knowledge gain of pretrained CNNs on pathology images\n\n"
-    "usage: kgain <command> [options]\n\n"
-    "commands:\n"
-    "  run CONFIG        run the study a config describes; writes a run directory\n"
-    "  list              list the plugins found, with kind, name, version and library\n"
-    "  inspect TARGET    show a backbone's taps: output shape, feature size, parameters, MACs\n"
-    "                    (TARGET: a config file, or a TorchScript file)\n"
-    "  data TARGET       describe a dataset as kgain sees it: classes, groups, split, bad files\n"
-    "                    (TARGET: a config file, or a folder with manifest.csv or class subfolders)\n"
-    "  report RUN_DIR    redraw RUN_DIR/report.html from the run's files\n"
-    "  compare RUN_DIR... --out FILE\n"
-    "                    put several runs on the same axes in one HTML page\n"
-    "  compare --paired RUN_DIR... --out FILE\n"
-    "                    runs on the same images and splits, compared tap by tap with paired\n"
-    "                    bootstrap intervals (FILE, plus the .csv and .json beside it)\n\n"
-    "'kgain <command> --help' describes a command's options.\n";
+const char* usage = "kgain " KGAIN_VERSION
+                    " — layer-wise knowledge gain of pretrained CNNs on pathology images\n\n"
+                    "usage: kgain <command> [options]\n\n"
+                    "commands:\n"
+                    "  run CONFIG        run the study a config describes; writes a run directory\n"
+                    "  list              list the plugins found, with kind, name, version and library\n"
+                    "  inspect TARGET    show a backbone's taps: output shape, feature size, parameters, MACs\n"
+                    "                    (TARGET: a config file, or a TorchScript file)\n"
+                    "  data TARGET       describe a dataset as kgain sees it: classes, groups, split, bad files\n"
+                    "                    (TARGET: a config file, or a folder with manifest.csv or class subfolders)\n"
+                    "  report RUN_DIR    redraw RUN_DIR/report.html from the run's files\n"
+                    "  compare RUN_DIR... --out FILE\n"
+                    "                    put several runs on the same axes in one HTML page\n"
+                    "  compare --paired RUN_DIR... --out FILE\n"
+                    "                    runs on the same images and splits, compared tap by tap with paired\n"
+                    "                    bootstrap intervals (FILE, plus the .csv and .json beside it)\n\n"
+                    "'kgain <command> --help' describes a command's options.\n";
 
 // Parses a command's options; prints help and returns false when --help was asked.
-bool parse(const std::vector<std::string>& args, po::options_description& visible, const po::options_description& hidden,
-           const po::positional_options_description& positional, po::variables_map& vm, const char* synopsis) {
+bool parse(const std::vector<std::string>& args, po::options_description& visible,
+           const po::options_description& hidden, const po::positional_options_description& positional,
+           po::variables_map& vm, const char* synopsis) {
   po::options_description all;
   all.add(visible).add(hidden);
   po::store(po::command_line_parser(args).options(all).positional(positional).run(), vm);
@@ -64,13 +65,14 @@ void set_log_level(const po::variables_map& vm) {
   if (vm.count("quiet") && vm["quiet"].as<bool>()) {
     spdlog::set_level(spdlog::level::warn);
     Progress::enable(false);
-  }
-  else spdlog::set_level(spdlog::level::from_str(vm["log-level"].as<std::string>()));
+  } else
+    spdlog::set_level(spdlog::level::from_str(vm["log-level"].as<std::string>()));
 }
 
 int command_run(const std::vector<std::string>& args) {
   po::options_description visible("options");
-  visible.add_options()("help,h", "describe the options")("out,o", po::value<std::string>(), "run directory (default: runs/<config name>)")(
+  visible.add_options()("help,h", "describe the options")("out,o", po::value<std::string>(),
+                                                          "run directory (default: runs/<config name>)")(
       "replace", po::bool_switch(), "replace a run of another config in the run directory")(
       "quiet,q", po::bool_switch(), "print warnings and errors only")(
       "log-level", po::value<std::string>()->default_value("info"), "trace, debug, info, warn or error");
@@ -92,16 +94,18 @@ int command_run(const std::vector<std::string>& args) {
   // A summary table: the first metric's gain per tap.
   const std::string metric = config.metrics.front().name, probe = config.probes.front().name;
   std::printf("\n%s on %s — %s probe, %s (%s split, %lld images, %zu random seeds)\n", config.backbone.name.c_str(),
-              config.dataset.name.c_str(), probe.c_str(), metric.c_str(), s.split_strategy.c_str(), static_cast<long long>(s.images), config.random_seeds.size());
-  std::printf("%-4s %-14s %10s %9s %10s %17s %9s %19s %8s\n", "#", "tap", "parameters", "MMACs", "pretrained", "random (sd)", "gain",
-              "interval", "p");
+              config.dataset.name.c_str(), probe.c_str(), metric.c_str(), s.split_strategy.c_str(),
+              static_cast<long long>(s.images), config.random_seeds.size());
+  std::printf("%-4s %-14s %10s %9s %10s %17s %9s %19s %8s\n", "#", "tap", "parameters", "MMACs", "pretrained",
+              "random (sd)", "gain", "interval", "p");
   for (const auto& g : s.gain)
     if (g.metric == metric && g.probe == probe) {
       char macs[32] = "-";
       if (g.macs >= 0) std::snprintf(macs, sizeof macs, "%.1f", static_cast<double>(g.macs) / 1e6);
-      std::printf("%-4zu %-14s %10lld %9s %10.4f %9.4f (%.4f) %+9.4f [%+.4f, %+.4f] %8.4f%s%s\n", g.tap_index, g.tap.c_str(),
-                  static_cast<long long>(g.parameters), macs, g.pretrained, g.random_mean, g.random_sd, g.gain, g.gain_low, g.gain_high,
-                  g.p_value, g.sweet_spot ? "  <- sweet spot" : "", g.max_gain ? "  <- largest gain" : "");
+      std::printf("%-4zu %-14s %10lld %9s %10.4f %9.4f (%.4f) %+9.4f [%+.4f, %+.4f] %8.4f%s%s\n", g.tap_index,
+                  g.tap.c_str(), static_cast<long long>(g.parameters), macs, g.pretrained, g.random_mean, g.random_sd,
+                  g.gain, g.gain_low, g.gain_high, g.p_value, g.sweet_spot ? "  <- sweet spot" : "",
+                  g.max_gain ? "  <- largest gain" : "");
     }
   if (!s.gain.empty() && std::isnan(s.gain.front().pretrained))
     std::printf("\nno pretrained weights: random variants only (pretrained and gain are not defined)\n");
@@ -112,18 +116,20 @@ int command_run(const std::vector<std::string>& args) {
 
 int command_list(const std::vector<std::string>& args) {
   po::options_description visible("options");
-  visible.add_options()("help,h", "describe the options")("plugin-dir,p", po::value<std::vector<std::string>>()->composing(),
-                                                         "also search this folder (repeatable)");
+  visible.add_options()("help,h", "describe the options")(
+      "plugin-dir,p", po::value<std::vector<std::string>>()->composing(), "also search this folder (repeatable)");
   po::variables_map vm;
   if (!parse(args, visible, {}, {}, vm, "usage: kgain list [options]")) return 0;
   std::vector<std::string> dirs;
   if (vm.count("plugin-dir")) dirs = vm["plugin-dir"].as<std::vector<std::string>>();
   const Registry registry = load_registry(dirs);
   std::printf("%-14s %-20s %-8s %-44s %s\n", "kind", "name", "version", "summary", "library");
-  for (PluginKind kind : {PluginKind::dataset, PluginKind::backbone, PluginKind::probe, PluginKind::metric, PluginKind::feature_metric})
+  for (PluginKind kind :
+       {PluginKind::dataset, PluginKind::backbone, PluginKind::probe, PluginKind::metric, PluginKind::feature_metric})
     for (const auto& p : registry.plugins())
       if (p.info.kind == kind)
-        std::printf("%-14s %-20s %-8s %-44s %s\n", to_string(kind), p.info.name, p.info.version, p.info.summary, p.library_path.c_str());
+        std::printf("%-14s %-20s %-8s %-44s %s\n", to_string(kind), p.info.name, p.info.version, p.info.summary,
+                    p.library_path.c_str());
   for (const auto& r : registry.refused()) std::printf("\nrefused %s:\n  %s\n", r.path.c_str(), r.reason.c_str());
   std::printf("\nsearched:");
   for (const auto& d : dirs) std::printf(" %s", d.c_str());
@@ -134,10 +140,13 @@ int command_list(const std::vector<std::string>& args) {
 
 int command_data(const std::vector<std::string>& args) {
   po::options_description visible("options");
-  visible.add_options()("help,h", "describe the options")("no-images", po::bool_switch(), "do not decode the images (faster; no sizes or bad files)")(
-      "plugin", po::value<std::string>(), ("for a folder: the dataset plugin (default: " + bundled_default("data", "with_manifest") + " when manifest.csv exists, else " +
-       bundled_default("data", "without_manifest") + ")").c_str())(
-      "plugin-dir,p", po::value<std::vector<std::string>>()->composing(), "also search this folder (repeatable)");
+  visible.add_options()("help,h", "describe the options")("no-images", po::bool_switch(),
+                                                          "do not decode the images (faster; no sizes or bad files)")(
+      "plugin", po::value<std::string>(),
+      ("for a folder: the dataset plugin (default: " + bundled_default("data", "with_manifest") +
+       " when manifest.csv exists, else " + bundled_default("data", "without_manifest") + ")")
+          .c_str())("plugin-dir,p", po::value<std::vector<std::string>>()->composing(),
+                    "also search this folder (repeatable)");
   po::options_description hidden;
   hidden.add_options()("target", po::value<std::string>()->required(), "config or folder");
   po::positional_options_description positional;
@@ -158,8 +167,9 @@ int command_data(const std::vector<std::string>& args) {
     strategy = config.split_strategy, folds = config.folds, seed = config.split_seed, limit = config.limit_per_class;
     dirs.insert(dirs.end(), config.plugin_paths.begin(), config.plugin_paths.end());
   } else {
-    if (!std::filesystem::is_directory(target)) throw std::runtime_error("'" + target + "' is neither a .toml config nor a folder");
-    section.plugin = vm.count("plugin")                           ? vm["plugin"].as<std::string>()
+    if (!std::filesystem::is_directory(target))
+      throw std::runtime_error("'" + target + "' is neither a .toml config nor a folder");
+    section.plugin = vm.count("plugin")                                  ? vm["plugin"].as<std::string>()
                      : std::filesystem::exists(target + "/manifest.csv") ? bundled_default("data", "with_manifest")
                                                                          : bundled_default("data", "without_manifest");
     section.options = Options("dataset", "");
@@ -170,8 +180,9 @@ int command_data(const std::vector<std::string>& args) {
   const auto samples = limit_per_class(dataset->samples(), limit, seed);
   const auto classes = dataset->class_names();
   const SplitPlan plan = make_splits(samples, static_cast<int>(classes.size()), strategy, folds, seed);
-  std::printf("%s", describe_dataset(dataset->description() + " (plugin " + section.plugin + ")", classes, samples, plan,
-                                     !vm["no-images"].as<bool>(), dataset.get()).c_str());
+  std::printf("%s", describe_dataset(dataset->description() + " (plugin " + section.plugin + ")", classes, samples,
+                                     plan, !vm["no-images"].as<bool>(), dataset.get())
+                        .c_str());
   if (const std::string report = dataset->data_report(); !report.empty()) std::printf("\n%s", report.c_str());
   if (const auto warnings = dataset->warnings(); !warnings.empty()) {
     std::printf("\ndataset warnings:\n");
@@ -195,20 +206,24 @@ int command_report(const std::vector<std::string>& args) {
 
 int command_compare(const std::vector<std::string>& args) {
   po::options_description visible("options");
-  visible.add_options()("help,h", "describe the options")("out,o", po::value<std::string>()->default_value("compare.html"),
-                                                         "the HTML file to write (--paired: also FILE's stem .csv and .json)")(
-      "paired", po::bool_switch()->default_value(false), "runs on the same images and splits: paired differences tap by tap")(
+  visible.add_options()("help,h", "describe the options")(
+      "out,o", po::value<std::string>()->default_value("compare.html"),
+      "the HTML file to write (--paired: also FILE's stem .csv and .json)")(
+      "paired", po::bool_switch()->default_value(false),
+      "runs on the same images and splits: paired differences tap by tap")(
       "bootstrap", po::value<int>(), "--paired: bootstrap replicates (default: the first run's [analysis] bootstrap)")(
       "confidence", po::value<double>(), "--paired: interval level (default: the first run's)")(
       "seed", po::value<std::uint64_t>()->default_value(0), "--paired: bootstrap seed")(
       "threads,j", po::value<int>()->default_value(0), "--paired: worker threads (0: every core)")(
-      "plugin-dir,p", po::value<std::vector<std::string>>()->composing(), "--paired: also search this folder for metric plugins");
+      "plugin-dir,p", po::value<std::vector<std::string>>()->composing(),
+      "--paired: also search this folder for metric plugins");
   po::options_description hidden;
   hidden.add_options()("run-dirs", po::value<std::vector<std::string>>()->required()->multitoken(), "run directories");
   po::positional_options_description positional;
   positional.add("run-dirs", -1);
   po::variables_map vm;
-  if (!parse(args, visible, hidden, positional, vm, "usage: kgain compare [--paired] RUN_DIR... [--out FILE]")) return 0;
+  if (!parse(args, visible, hidden, positional, vm, "usage: kgain compare [--paired] RUN_DIR... [--out FILE]"))
+    return 0;
   const auto dirs = vm["run-dirs"].as<std::vector<std::string>>();
   const std::string out = vm["out"].as<std::string>();
   if (!vm["paired"].as<bool>()) {
@@ -219,7 +234,8 @@ int command_compare(const std::vector<std::string>& args) {
   PairedSettings settings;
   if (vm.count("bootstrap")) settings.replicates = vm["bootstrap"].as<int>();
   if (vm.count("confidence")) settings.confidence = vm["confidence"].as<double>();
-  if (settings.replicates < -1 || settings.replicates > 1000000) throw std::runtime_error("--bootstrap must be between 0 and 1000000");
+  if (settings.replicates < -1 || settings.replicates > 1000000)
+    throw std::runtime_error("--bootstrap must be between 0 and 1000000");
   if (vm.count("confidence") && !(settings.confidence >= 0.5 && settings.confidence <= 0.999))
     throw std::runtime_error("--confidence must be between 0.5 and 0.999");
   settings.seed = vm["seed"].as<std::uint64_t>();
@@ -238,9 +254,10 @@ int command_compare(const std::vector<std::string>& args) {
 
 int command_inspect(const std::vector<std::string>& args) {
   po::options_description visible("options");
-  visible.add_options()("help,h", "describe the options")("input-size,s", po::value<std::int64_t>(),
-                                                         "input side in pixels (default: the config's, else the native size)")(
-      "container", po::value<std::string>()->default_value("features"), "for a TorchScript file: the container whose children are taps")(
+  visible.add_options()("help,h", "describe the options")(
+      "input-size,s", po::value<std::int64_t>(), "input side in pixels (default: the config's, else the native size)")(
+      "container", po::value<std::string>()->default_value("features"),
+      "for a TorchScript file: the container whose children are taps")(
       "weights", po::value<std::string>(), "for an architecture name: a state dict file (torch.save)")(
       "padding", po::value<std::string>(), "for a MobileNet architecture: torch or tf_same")(
       "width", po::value<double>(), "for mobilenet_v1: the width multiplier")(
@@ -250,8 +267,10 @@ int command_inspect(const std::vector<std::string>& args) {
   po::positional_options_description positional;
   positional.add("target", 1);
   po::variables_map vm;
-  if (!parse(args, visible, hidden, positional, vm, "usage: kgain inspect CONFIG|MODEL.ts.pt|ARCHITECTURE [options]\n"
-                   "  ARCHITECTURE: a native backbone such as resnet50 (kgain list shows the plugin)")) return 0;
+  if (!parse(args, visible, hidden, positional, vm,
+             "usage: kgain inspect CONFIG|MODEL.ts.pt|ARCHITECTURE [options]\n"
+             "  ARCHITECTURE: a native backbone such as resnet50 (kgain list shows the plugin)"))
+    return 0;
   const std::string target = vm["target"].as<std::string>();
 
   std::vector<std::string> dirs;
@@ -282,8 +301,8 @@ int command_inspect(const std::vector<std::string>& args) {
   if (input_size <= 0) input_size = backbone->native_input_size();
   set_threads(0);
   const auto taps = backbone->inspect(input_size);
-  std::printf("%s\ninput %lld x %lld px, %zu taps\n\n", backbone->description().c_str(), static_cast<long long>(input_size),
-              static_cast<long long>(input_size), taps.size());
+  std::printf("%s\ninput %lld x %lld px, %zu taps\n\n", backbone->description().c_str(),
+              static_cast<long long>(input_size), static_cast<long long>(input_size), taps.size());
   int width = 24;  // the tap column fits the longest name (ViT: encoder.layers.encoder_layer_11)
   for (const auto& t : taps) width = std::max(width, static_cast<int>(t.name.size()));
   std::printf("%-4s %-*s %-18s %10s %14s %16s\n", "#", width, "tap", "output shape", "features", "parameters", "MACs");
@@ -294,9 +313,10 @@ int command_inspect(const std::vector<std::string>& args) {
     std::printf("%-4zu %-*s %-18s %10lld %14lld %16s\n", i, width, taps[i].name.c_str(), shape.c_str(),
                 static_cast<long long>(taps[i].feature_dim), static_cast<long long>(taps[i].parameters), macs.c_str());
   }
-  std::printf("\nparameters and MACs (multiply-accumulates of convolutions, linear layers and attention's matrix\n"
-              "products, per image) count the network up to and including each tap. features: per pooled part\n"
-              "(avgmax and cls_mean concatenate two).\n");
+  std::printf(
+      "\nparameters and MACs (multiply-accumulates of convolutions, linear layers and attention's matrix\n"
+      "products, per image) count the network up to and including each tap. features: per pooled part\n"
+      "(avgmax and cls_mean concatenate two).\n");
   return 0;
 }
 
@@ -316,7 +336,7 @@ class LogTorchWarnings : public c10::WarningHandler {
 }  // namespace
 
 int main(int argc, char** argv) {
-  keep_freed_memory_for_reuse();  // before any thread: activations are reused, not re-faulted (allocator.hpp)
+  keep_freed_memory_for_reuse();   // before any thread: activations are reused, not re-faulted (allocator.hpp)
   run_graphs_without_profiling();  // inference graphs need no profiling executor (torch_runtime.hpp)
   // Logs and progress go to stderr; stdout carries the command's result (tables).
   spdlog::set_default_logger(spdlog::stderr_color_mt("kgain"));
@@ -330,13 +350,15 @@ int main(int argc, char** argv) {
   const std::string command = argv[1];
   const std::vector<std::string> args(argv + 2, argv + argc);
   const std::map<std::string, int (*)(const std::vector<std::string>&)> commands{
-      {"run", command_run}, {"list", command_list}, {"inspect", command_inspect}, {"data", command_data}, {"report", command_report}, {"compare", command_compare}};
+      {"run", command_run},   {"list", command_list},     {"inspect", command_inspect},
+      {"data", command_data}, {"report", command_report}, {"compare", command_compare}};
   if (command == "--help" || command == "-h" || command == "help") {
     std::cout << usage;
     return 0;
   }
   if (command == "--version") {
-    std::cout << "kgain " << KGAIN_VERSION << " (plugin ABI " << KGAIN_ABI_VERSION << ", LibTorch " << TORCH_VERSION << ")\n";
+    std::cout << "kgain " << KGAIN_VERSION << " (plugin ABI " << KGAIN_ABI_VERSION << ", LibTorch " << TORCH_VERSION
+              << ")\n";
     return 0;
   }
   const auto it = commands.find(command);
@@ -354,7 +376,8 @@ int main(int argc, char** argv) {
     std::cerr << "kgain " << command << ": error: " << e.what_without_backtrace() << '\n';
     return 1;
   } catch (const std::bad_alloc&) {
-    std::cerr << "kgain " << command << ": error: out of memory (a smaller [run] batch_size, [features] input_size or fewer "
+    std::cerr << "kgain " << command
+              << ": error: out of memory (a smaller [run] batch_size, [features] input_size or fewer "
                  "[run] decode_threads lower the peak)\n";
     return 1;
   } catch (const std::exception& e) {

@@ -31,7 +31,8 @@ Predictions resample(const Predictions& p, const std::vector<std::int64_t>& rows
   out.scores.reserve(rows.size() * p.num_classes);
   for (auto r : rows) {
     out.labels.push_back(p.labels[r]);
-    out.scores.insert(out.scores.end(), p.scores.begin() + r * p.num_classes, p.scores.begin() + (r + 1) * p.num_classes);
+    out.scores.insert(out.scores.end(), p.scores.begin() + r * p.num_classes,
+                      p.scores.begin() + (r + 1) * p.num_classes);
   }
   return out;
 }
@@ -46,14 +47,17 @@ ReplicateSummary summarize_replicates(const std::vector<double>& replicates, dou
   out.low = quantile(replicates, alpha);
   out.high = quantile(replicates, 1.0 - alpha);
   const auto n = static_cast<double>(replicates.size());
-  const double below = static_cast<double>(std::count_if(replicates.begin(), replicates.end(), [](double g) { return g <= 0; }));
-  const double above = static_cast<double>(std::count_if(replicates.begin(), replicates.end(), [](double g) { return g >= 0; }));
+  const double below =
+      static_cast<double>(std::count_if(replicates.begin(), replicates.end(), [](double g) { return g <= 0; }));
+  const double above =
+      static_cast<double>(std::count_if(replicates.begin(), replicates.end(), [](double g) { return g >= 0; }));
   out.p_value = std::min(1.0, std::max(2.0 * std::min(below, above) / n, 1.0 / n));
   return out;
 }
 
-GainInterval bootstrap_gain(const std::vector<Predictions>& pretrained, const std::vector<std::vector<Predictions>>& random,
-                            const Metric& metric, int replicates, double confidence, std::uint64_t seed) {
+GainInterval bootstrap_gain(const std::vector<Predictions>& pretrained,
+                            const std::vector<std::vector<Predictions>>& random, const Metric& metric, int replicates,
+                            double confidence, std::uint64_t seed) {
   GainInterval out;
   const double pretrained_score = mean_over_folds(pretrained, metric);
   double random_score = 0;
@@ -85,7 +89,8 @@ GainInterval bootstrap_gain(const std::vector<Predictions>& pretrained, const st
     gains.push_back(pre - rnd);
     pretrained_scores.push_back(pre);
   }
-  const ReplicateSummary g = summarize_replicates(gains, confidence), p = summarize_replicates(pretrained_scores, confidence);
+  const ReplicateSummary g = summarize_replicates(gains, confidence),
+                         p = summarize_replicates(pretrained_scores, confidence);
   out.low = g.low;
   out.high = g.high;
   out.p_value = g.p_value;

@@ -41,8 +41,9 @@ Cluster::Cluster() {
   MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
   MPI_Comm_size(MPI_COMM_WORLD, &size_);
 #else
-  std::fprintf(stderr, "kgain: started by an MPI launcher, but this kgain was built without MPI (install libopenmpi-dev and "
-                       "rebuild); every rank would run the whole study, so this one stops\n");
+  std::fprintf(stderr,
+               "kgain: started by an MPI launcher, but this kgain was built without MPI (install libopenmpi-dev and "
+               "rebuild); every rank would run the whole study, so this one stops\n");
   std::exit(1);
 #endif
 }
@@ -74,8 +75,9 @@ std::vector<std::string> Cluster::gather(const std::string& mine) const {
     for (int r = 1; r < size_; ++r) {
       out[static_cast<std::size_t>(r)].resize(sizes[static_cast<std::size_t>(r)]);
       for (unsigned long long at = 0; at < sizes[static_cast<std::size_t>(r)]; at += piece)
-        MPI_Recv(out[static_cast<std::size_t>(r)].data() + at, static_cast<int>(std::min(piece, sizes[static_cast<std::size_t>(r)] - at)),
-                 MPI_BYTE, r, 7, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+        MPI_Recv(out[static_cast<std::size_t>(r)].data() + at,
+                 static_cast<int>(std::min(piece, sizes[static_cast<std::size_t>(r)] - at)), MPI_BYTE, r, 7,
+                 MPI_COMM_WORLD, MPI_STATUS_IGNORE);
     }
   } else {
     for (unsigned long long at = 0; at < size; at += piece)

@@ -17,9 +17,9 @@ namespace fs = std::filesystem;
 namespace kgain::core {
 namespace {
 
-const std::vector<std::pair<Pooling, std::string>> pooling_names = {{Pooling::avg, "avg"}, {Pooling::max, "max"},
-                                                                    {Pooling::avgmax, "avgmax"}, {Pooling::cls, "cls"},
-                                                                    {Pooling::mean, "mean"}, {Pooling::cls_mean, "cls_mean"}};
+const std::vector<std::pair<Pooling, std::string>> pooling_names = {
+    {Pooling::avg, "avg"}, {Pooling::max, "max"},   {Pooling::avgmax, "avgmax"},
+    {Pooling::cls, "cls"}, {Pooling::mean, "mean"}, {Pooling::cls_mean, "cls_mean"}};
 
 std::string where(const std::string& file, const toml::source_region& src) {
   return file + ":" + std::to_string(src.begin.line) + ":" + std::to_string(src.begin.column);
@@ -95,7 +95,10 @@ std::string toml_text(const T& value) {
 class SectionReader {
  public:
   SectionReader(const toml::table* table, std::string section, std::string file, ConfigRecord& record)
-      : table_(table ? *table : empty_), section_(std::move(section)), file_(std::move(file)), record_(record),
+      : table_(table ? *table : empty_),
+        section_(std::move(section)),
+        file_(std::move(file)),
+        record_(record),
         resolved_(record.section(section_)) {}
 
   [[noreturn]] void fail(const std::string& key, const toml::node& node, const std::string& problem) const {
@@ -106,7 +109,10 @@ class SectionReader {
     if (const toml::node* n = get(key)) {
       expect(key, *n, n->is_number(), "a number");
       v = n->is_integer() ? static_cast<double>(n->as_integer()->get()) : n->as_floating_point()->get();
-      if (!(v >= min && v <= max)) fail(key, *n, "must be between " + std::to_string(min) + " and " + std::to_string(max) + " (received " + std::to_string(v) + ")");
+      if (!(v >= min && v <= max))
+        fail(key, *n,
+             "must be between " + std::to_string(min) + " and " + std::to_string(max) + " (received " +
+                 std::to_string(v) + ")");
     }
     return remember(key, v, fallback);
   }
@@ -115,11 +121,15 @@ class SectionReader {
     if (const toml::node* n = get(key)) {
       expect(key, *n, n->is_integer(), "an integer");
       v = n->as_integer()->get();
-      if (v < min || v > max) fail(key, *n, "must be between " + std::to_string(min) + " and " + std::to_string(max) + " (received " + std::to_string(v) + ")");
+      if (v < min || v > max)
+        fail(key, *n,
+             "must be between " + std::to_string(min) + " and " + std::to_string(max) + " (received " +
+                 std::to_string(v) + ")");
     }
     return remember(key, v, fallback);
   }
-  std::string string(const std::string& key, const std::string& fallback, const std::vector<std::string>& allowed = {}) {
+  std::string string(const std::string& key, const std::string& fallback,
+                     const std::vector<std::string>& allowed = {}) {
     std::string v = fallback;
     if (const toml::node* n = get(key)) {
       expect(key, *n, n->is_string(), "a string");
@@ -226,14 +236,17 @@ class SectionReader {
 
 // A plugin option that is nan or inf is always a mistake, and a plugin that compares it
 // against a range would let it through (every comparison with NaN is false).
-double finite_number(const toml::node& node, const std::string& file, const std::string& section, const std::string& key) {
+double finite_number(const toml::node& node, const std::string& file, const std::string& section,
+                     const std::string& key) {
   const double v = node.as_floating_point()->get();
   if (!std::isfinite(v))
-    throw ConfigError(where(file, node.source()) + ": [" + section + "] " + key + ": must be a finite number (received " + std::to_string(v) + ")");
+    throw ConfigError(where(file, node.source()) + ": [" + section + "] " + key +
+                      ": must be a finite number (received " + std::to_string(v) + ")");
   return v;
 }
 
-Options::Value to_value(const toml::node& node, const std::string& file, const std::string& section, const std::string& key) {
+Options::Value to_value(const toml::node& node, const std::string& file, const std::string& section,
+                        const std::string& key) {
   if (auto s = node.as_string()) return s->get();
   if (auto i = node.as_integer()) return i->get();
   if (node.is_floating_point()) return finite_number(node, file, section, key);
@@ -241,18 +254,22 @@ Options::Value to_value(const toml::node& node, const std::string& file, const s
   if (auto a = node.as_array()) {
     Options::List list;
     for (const auto& item : *a) {
-      if (auto s = item.as_string()) list.emplace_back(s->get());
-      else if (auto i = item.as_integer()) list.emplace_back(i->get());
-      else if (item.is_floating_point()) list.emplace_back(finite_number(item, file, section, key));
-      else if (auto b = item.as_boolean()) list.emplace_back(b->get());
+      if (auto s = item.as_string())
+        list.emplace_back(s->get());
+      else if (auto i = item.as_integer())
+        list.emplace_back(i->get());
+      else if (item.is_floating_point())
+        list.emplace_back(finite_number(item, file, section, key));
+      else if (auto b = item.as_boolean())
+        list.emplace_back(b->get());
       else
         throw ConfigError(where(file, item.source()) + ": [" + section + "] " + key +
                           ": arrays of plugin options hold strings, numbers or booleans, found " + type_name(item));
     }
     return list;
   }
-  throw ConfigError(where(file, node.source()) + ": [" + section + "] " + key + ": plugin options are strings, numbers, booleans or arrays, found " +
-                    type_name(node));
+  throw ConfigError(where(file, node.source()) + ": [" + section + "] " + key +
+                    ": plugin options are strings, numbers, booleans or arrays, found " + type_name(node));
 }
 
 // A plugin table: `plugin` names the plugin, `name` labels it in results; the other keys are
@@ -268,7 +285,9 @@ PluginSection plugin_section(const toml::table& table, const std::string& sectio
     out.options.set(k, to_value(node, file, section, k), where(file, key.source()));
   }
   if (const auto* p = table.get("plugin")) {
-    if (!p->is_string()) throw ConfigError(where(file, p->source()) + ": [" + section + "] plugin: expected a string, found " + type_name(*p));
+    if (!p->is_string())
+      throw ConfigError(where(file, p->source()) + ": [" + section + "] plugin: expected a string, found " +
+                        type_name(*p));
     out.plugin = p->as_string()->get();
   } else if (!default_plugin.empty()) {
     out.plugin = default_plugin;
@@ -284,7 +303,9 @@ PluginSection plugin_section(const toml::table& table, const std::string& sectio
 const toml::table* table_of(const toml::table& root, const std::string& key, const std::string& file) {
   const toml::node* n = root.get(key);
   if (!n) return nullptr;
-  if (!n->is_table()) throw ConfigError(where(file, n->source()) + ": '" + key + "' must be a table ([" + key + "]), found " + type_name(*n));
+  if (!n->is_table())
+    throw ConfigError(where(file, n->source()) + ": '" + key + "' must be a table ([" + key + "]), found " +
+                      type_name(*n));
   return n->as_table();
 }
 
@@ -345,10 +366,13 @@ void read_run(const ConfigSource& in, Config& c, ConfigRecord& record) {
   c.name = r.string("name", fs::path(in.file).stem().string());
   r.computed_default("name");
   // The name becomes a folder under runs/: one plain path component.
-  if (c.name.empty() || c.name == "." || c.name == ".." || c.name.find_first_of(std::string("/\\\0", 3)) != std::string::npos ||
+  if (c.name.empty() || c.name == "." || c.name == ".." ||
+      c.name.find_first_of(std::string("/\\\0", 3)) != std::string::npos ||
       std::any_of(c.name.begin(), c.name.end(), [](char ch) { return static_cast<unsigned char>(ch) < 0x20; }))
-    throw ConfigError(where(in.file, t && t->get("name") ? t->get("name")->source() : toml::source_region{}) + ": [run] name: '" + c.name +
-                      "' cannot name a run folder (it must be non-empty, not '.' or '..', without '/', '\\' or control characters)");
+    throw ConfigError(
+        where(in.file, t && t->get("name") ? t->get("name")->source() : toml::source_region{}) + ": [run] name: '" +
+        c.name +
+        "' cannot name a run folder (it must be non-empty, not '.' or '..', without '/', '\\' or control characters)");
   // A resolved config written into a run directory keeps the original config's directory.
   c.base_dir = r.string("config_dir", c.base_dir);
   r.computed_default("config_dir");
@@ -366,15 +390,19 @@ void read_run(const ConfigSource& in, Config& c, ConfigRecord& record) {
 void read_dataset(const ConfigSource& in, Config& c, ConfigRecord& record) {
   const toml::table* t = in.table("dataset");
   if (!t)
-    throw ConfigError(in.file + ": the config has no [dataset] table: add one naming a dataset plugin, e.g.\n[dataset]\nplugin = \"manifest\"\nroot = \"../shared/data/pcam-mini\"");
+    throw ConfigError(in.file +
+                      ": the config has no [dataset] table: add one naming a dataset plugin, e.g.\n[dataset]\nplugin = "
+                      "\"manifest\"\nroot = \"../shared/data/pcam-mini\"");
   c.dataset = core_plugin_table(t, "dataset", in.file, c.base_dir, "", record);
   c.limit_per_class = core_option(c.dataset, "limit_per_class", 0, record);
   const std::string on_bad = core_option(c.dataset, "on_bad_image", "fail", record);
   if (on_bad != "fail" && on_bad != "skip")
-    throw ConfigError(c.dataset.options.where("on_bad_image") + ": [dataset] on_bad_image: must be \"fail\" or \"skip\" (received \"" + on_bad + "\")");
+    throw ConfigError(c.dataset.options.where("on_bad_image") +
+                      ": [dataset] on_bad_image: must be \"fail\" or \"skip\" (received \"" + on_bad + "\")");
   c.skip_bad_images = on_bad == "skip";
   if (c.limit_per_class < 0)
-    throw ConfigError(c.dataset.options.where("limit_per_class") + ": [dataset] limit_per_class: must be 0 (every image) or positive (received " +
+    throw ConfigError(c.dataset.options.where("limit_per_class") +
+                      ": [dataset] limit_per_class: must be 0 (every image) or positive (received " +
                       std::to_string(c.limit_per_class) + ")");
   record.set_section("dataset", options_table(c.dataset));
 }
@@ -382,7 +410,9 @@ void read_dataset(const ConfigSource& in, Config& c, ConfigRecord& record) {
 void read_backbone(const ConfigSource& in, Config& c, ConfigRecord& record) {
   const toml::table* t = in.table("backbone");
   if (!t)
-    throw ConfigError(in.file + ": the config has no [backbone] table: add one naming a backbone plugin, e.g.\n[backbone]\nplugin = \"torchscript\"\nfile = \"model.ts.pt\"");
+    throw ConfigError(in.file +
+                      ": the config has no [backbone] table: add one naming a backbone plugin, "
+                      "e.g.\n[backbone]\nplugin = \"torchscript\"\nfile = \"model.ts.pt\"");
   c.backbone = core_plugin_table(t, "backbone", in.file, c.base_dir, "", record);
   record.set_section("backbone", options_table(c.backbone));
 }
@@ -403,10 +433,13 @@ void read_features(const ConfigSource& in, Config& c, ConfigRecord& record) {
   c.stain_reference = r.path("stain_reference", c.base_dir);
   if (c.stain_reference.empty()) r.leave_out("stain_reference");  // as configs written before it existed
   if (c.stain_normalization != "none" && c.stain_reference.empty())
-    throw ConfigError(where(in.file, t ? t->source() : toml::source_region{}) + ": [features] stain_normalization = \"" + c.stain_normalization +
-                      "\" needs stain_reference = \"path/to/reference-tile.png\" (a well-stained tile from the target lab)");
+    throw ConfigError(
+        where(in.file, t ? t->source() : toml::source_region{}) + ": [features] stain_normalization = \"" +
+        c.stain_normalization +
+        "\" needs stain_reference = \"path/to/reference-tile.png\" (a well-stained tile from the target lab)");
   if (!c.stain_reference.empty() && !std::filesystem::is_regular_file(c.stain_reference))
-    throw ConfigError(where(in.file, r.source("stain_reference")) + ": [features] stain_reference: the file '" + c.stain_reference + "' does not exist");
+    throw ConfigError(where(in.file, r.source("stain_reference")) + ": [features] stain_reference: the file '" +
+                      c.stain_reference + "' does not exist");
   r.check_unknown();
 }
 
@@ -415,7 +448,8 @@ void read_variants(const ConfigSource& in, Config& c, ConfigRecord& record) {
   c.random_seeds = r.seeds("random_seeds", {0, 1, 2});
   if (c.random_seeds.empty())
     throw ConfigError(where(in.file, r.source("random_seeds")) +
-                      ": [variants] random_seeds: needs at least one seed, since the knowledge gain is measured against random weights");
+                      ": [variants] random_seeds: needs at least one seed, since the knowledge gain is measured "
+                      "against random weights");
   std::set<std::uint64_t> unique(c.random_seeds.begin(), c.random_seeds.end());
   if (unique.size() != c.random_seeds.size())
     throw ConfigError(where(in.file, r.source("random_seeds")) + ": [variants] random_seeds: a seed is listed twice");
@@ -445,21 +479,28 @@ void read_probes(const ConfigSource& in, Config& c, ConfigRecord& record) {
   for (const toml::table* t : tables) {
     PluginSection s = core_plugin_table(t, "probe", in.file, c.base_dir, bundled_default("probe", "plugin"), record);
     const std::int64_t seed = core_option(s, "seed", 0, record);
-    if (seed < 0) throw ConfigError(s.options.where("seed") + ": [probe] seed: must be 0 or positive (received " + std::to_string(seed) + ")");
+    if (seed < 0)
+      throw ConfigError(s.options.where("seed") + ": [probe] seed: must be 0 or positive (received " +
+                        std::to_string(seed) + ")");
     for (const auto& other : c.probes)
-      if (other.name == s.name) throw ConfigError(s.where + ": two probes are named '" + s.name + "': give each [[probe]] a distinct name = \"...\"");
+      if (other.name == s.name)
+        throw ConfigError(s.where + ": two probes are named '" + s.name +
+                          "': give each [[probe]] a distinct name = \"...\"");
     c.probe_seeds.push_back(static_cast<std::uint64_t>(seed));
     resolved.push_back(options_table(s));
     c.probes.push_back(std::move(s));
   }
-  if (resolved.size() == 1) record.set_section("probe", std::move(*resolved[0].as_table()));
-  else record.set_section("probe", std::move(resolved));
+  if (resolved.size() == 1)
+    record.set_section("probe", std::move(*resolved[0].as_table()));
+  else
+    record.set_section("probe", std::move(resolved));
 }
 
 // [metrics] or [transferability]: `names` lists plugins, each with an optional [section.<name>]
 // table of options.
-std::vector<PluginSection> read_plugin_list(const ConfigSource& in, const toml::table* t, SectionReader& r, const std::string& section,
-                                            const std::string& what, const std::string& base_dir, ConfigRecord& record) {
+std::vector<PluginSection> read_plugin_list(const ConfigSource& in, const toml::table* t, SectionReader& r,
+                                            const std::string& section, const std::string& what,
+                                            const std::string& base_dir, ConfigRecord& record) {
   static const toml::table empty;
   const auto names = r.strings("names", bundled_default_list(section, "names"));
   std::set<std::string> seen;
@@ -482,7 +523,8 @@ void read_metrics(const ConfigSource& in, Config& c, ConfigRecord& record) {
   SectionReader r(t, "metrics", in.file, record);
   c.metrics = read_plugin_list(in, t, r, "metrics", "metric", c.base_dir, record);
   if (c.metrics.empty())
-    throw ConfigError(where(in.file, r.source("names")) + ": [metrics] names: list at least one metric, e.g. [\"accuracy\"]");
+    throw ConfigError(where(in.file, r.source("names")) +
+                      ": [metrics] names: list at least one metric, e.g. [\"accuracy\"]");
   r.check_unknown();
 }
 
@@ -546,7 +588,9 @@ std::string closest(const std::string& key, const std::vector<std::string>& know
 
 Config load_config(const std::string& path) {
   std::ifstream in(path);
-  if (!in) throw ConfigError("cannot read the config file '" + path + "': " + (fs::exists(path) ? "permission denied" : "it does not exist"));
+  if (!in)
+    throw ConfigError("cannot read the config file '" + path +
+                      "': " + (fs::exists(path) ? "permission denied" : "it does not exist"));
   std::stringstream text;
   text << in.rdbuf();
   return parse_config(text.str(), path);
@@ -568,8 +612,8 @@ Config parse_config(const std::string& text, const std::string& path) {
 
   ConfigRecord record(c);
   const ConfigSource in{root, path};
-  for (auto read : {read_run, read_dataset, read_backbone, read_features, read_variants, read_splits, read_probes, read_metrics,
-                    read_transferability, read_analysis})
+  for (auto read : {read_run, read_dataset, read_backbone, read_features, read_variants, read_splits, read_probes,
+                    read_metrics, read_transferability, read_analysis})
     read(in, c, record);
   c.resolved_toml = record.text();
   return c;
@@ -591,7 +635,8 @@ std::string with_todays_defaults(const std::string& resolved) {
 
 bool same_measurement(const std::string& resolved_a, const std::string& resolved_b) {
   try {
-    const toml::table a = toml::parse(with_todays_defaults(resolved_a)), b = toml::parse(with_todays_defaults(resolved_b));
+    const toml::table a = toml::parse(with_todays_defaults(resolved_a)),
+                      b = toml::parse(with_todays_defaults(resolved_b));
     for (const char* section : {"dataset", "backbone", "features", "variants"}) {
       if (!a[section] || !b[section] || !(a[section] == b[section])) return false;
     }
@@ -607,8 +652,8 @@ void check_unread_options(const PluginSection& section, const std::string& kind)
   // The keys the plugin asked for, present or not, are the candidates for a typo.
   const std::vector<std::string> candidates = section.options.read_keys();
   const std::string& key = unread.front();
-  std::string msg = section.options.where(key) + ": [" + section.options.section() + "] unknown key '" + key + "' for " + kind +
-                    " plugin '" + section.plugin + "'";
+  std::string msg = section.options.where(key) + ": [" + section.options.section() + "] unknown key '" + key +
+                    "' for " + kind + " plugin '" + section.plugin + "'";
   if (const auto guess = closest(key, candidates); !guess.empty()) msg += "; did you mean '" + guess + "'?";
   std::string list;
   for (const auto& k : candidates) list += (list.empty() ? "" : ", ") + k;

@@ -6,7 +6,6 @@
 #include <set>
 #include <sstream>
 
-
 #include "kgain/core/image.hpp"
 
 namespace kgain::core {
@@ -28,8 +27,8 @@ void describe_classes(std::ostream& out, const std::vector<std::string>& classes
   std::snprintf(line, sizeof line, "%-28s %8s %8s\n", "class", "images", "groups");
   out << line;
   for (std::size_t c = 0; c < classes.size(); ++c) {
-    std::snprintf(line, sizeof line, "%-28s %8lld %8zu\n", classes[c].c_str(), static_cast<long long>(per_class[static_cast<int>(c)]),
-                  groups_per_class[static_cast<int>(c)].size());
+    std::snprintf(line, sizeof line, "%-28s %8lld %8zu\n", classes[c].c_str(),
+                  static_cast<long long>(per_class[static_cast<int>(c)]), groups_per_class[static_cast<int>(c)].size());
     out << line;
     if (per_class[static_cast<int>(c)] == 0) warnings.push_back("class '" + classes[c] + "' has no images");
   }
@@ -37,8 +36,8 @@ void describe_classes(std::ostream& out, const std::vector<std::string>& classes
     std::vector<std::int64_t> sizes;
     for (const auto& [g, n] : group_size) sizes.push_back(n);
     std::sort(sizes.begin(), sizes.end());
-    out << "\ngroups: " << group_size.size() << ", images per group: min " << sizes.front() << ", median " << sizes[sizes.size() / 2]
-        << ", max " << sizes.back() << "\n";
+    out << "\ngroups: " << group_size.size() << ", images per group: min " << sizes.front() << ", median "
+        << sizes[sizes.size() / 2] << ", max " << sizes.back() << "\n";
     std::map<std::string, std::set<int>> classes_of_group;
     for (const auto& s : samples)
       if (!s.group.empty()) classes_of_group[s.group].insert(s.label);
@@ -56,11 +55,12 @@ void describe_classes(std::ostream& out, const std::vector<std::string>& classes
 }
 
 // Training and test images per fold and class; a class missing from a side, a group on both.
-void describe_split(std::ostream& out, const std::vector<std::string>& classes, const std::vector<Sample>& samples, const SplitPlan& plan,
-                    std::vector<std::string>& warnings) {
+void describe_split(std::ostream& out, const std::vector<std::string>& classes, const std::vector<Sample>& samples,
+                    const SplitPlan& plan, std::vector<std::string>& warnings) {
   std::map<int, std::int64_t> per_class;
   for (const auto& s : samples) per_class[s.label] += 1;
-  out << "\nsplit: " << plan.strategy << ", " << plan.folds.size() << " fold" << (plan.folds.size() == 1 ? "" : "s") << "\n";
+  out << "\nsplit: " << plan.strategy << ", " << plan.folds.size() << " fold" << (plan.folds.size() == 1 ? "" : "s")
+      << "\n";
   char line[256];
   std::snprintf(line, sizeof line, "%-6s %-28s %8s %8s\n", "fold", "class", "train", "test");
   out << line;
@@ -70,22 +70,23 @@ void describe_split(std::ostream& out, const std::vector<std::string>& classes, 
     for (auto i : plan.folds[f].test) test[samples[i].label] += 1;
     for (std::size_t c = 0; c < classes.size(); ++c) {
       const int k = static_cast<int>(c);
-      std::snprintf(line, sizeof line, "%-6zu %-28s %8lld %8lld\n", f, classes[c].c_str(), static_cast<long long>(train[k]),
-                    static_cast<long long>(test[k]));
+      std::snprintf(line, sizeof line, "%-6zu %-28s %8lld %8lld\n", f, classes[c].c_str(),
+                    static_cast<long long>(train[k]), static_cast<long long>(test[k]));
       out << line;
       if (per_class[k] > 0 && (train[k] == 0 || test[k] == 0))
-        warnings.push_back("fold " + std::to_string(f) + " has no " + (train[k] == 0 ? "training" : "test") + " image of class '" + classes[c] +
-                           "'");
+        warnings.push_back("fold " + std::to_string(f) + " has no " + (train[k] == 0 ? "training" : "test") +
+                           " image of class '" + classes[c] + "'");
     }
     const auto leaks = leaking_groups(samples, plan.folds[f]);
     if (!leaks.empty())
-      warnings.push_back("fold " + std::to_string(f) + " puts " + std::to_string(leaks.size()) + " group(s) on both sides (e.g. '" + leaks.front() +
-                         "'): scores would be inflated");
+      warnings.push_back("fold " + std::to_string(f) + " puts " + std::to_string(leaks.size()) +
+                         " group(s) on both sides (e.g. '" + leaks.front() + "'): scores would be inflated");
   }
 }
 
 // Image sizes and unreadable files, decoded with the same checks as a run.
-void describe_images(std::ostream& out, const std::vector<Sample>& samples, const Dataset* pixel_source, std::vector<std::string>& warnings) {
+void describe_images(std::ostream& out, const std::vector<Sample>& samples, const Dataset* pixel_source,
+                     std::vector<std::string>& warnings) {
   std::map<std::pair<int, int>, std::int64_t> sizes;
   std::vector<std::string> bad;
   for (const auto& s : samples) {
@@ -107,13 +108,16 @@ void describe_images(std::ostream& out, const std::vector<Sample>& samples, cons
   }
   out << "\nunreadable files: " << bad.size() << "\n";
   for (const auto& b : bad) out << "  " << b << "\n";
-  if (!bad.empty()) warnings.push_back(std::to_string(bad.size()) + " unreadable file(s): a run fails on them unless [dataset] on_bad_image = \"skip\"");
+  if (!bad.empty())
+    warnings.push_back(std::to_string(bad.size()) +
+                       " unreadable file(s): a run fails on them unless [dataset] on_bad_image = \"skip\"");
 }
 
 }  // namespace
 
-std::string describe_dataset(const std::string& description, const std::vector<std::string>& classes, const std::vector<Sample>& samples,
-                             const SplitPlan& plan, bool check_images, const Dataset* pixel_source) {
+std::string describe_dataset(const std::string& description, const std::vector<std::string>& classes,
+                             const std::vector<Sample>& samples, const SplitPlan& plan, bool check_images,
+                             const Dataset* pixel_source) {
   std::ostringstream out;
   std::vector<std::string> warnings;
   out << description << "\n" << samples.size() << " images, " << classes.size() << " classes\n\n";

@@ -21,7 +21,8 @@ std::string unique_temporary(const std::string& path) {
 }
 
 [[noreturn]] void fail(const std::string& what, const std::string& path) {
-  throw std::runtime_error("cannot write " + path + ": " + what + " (" + std::strerror(errno) + "; disk full or no permission?)");
+  throw std::runtime_error("cannot write " + path + ": " + what + " (" + std::strerror(errno) +
+                           "; disk full or no permission?)");
 }
 
 void sync_folder(const std::string& path) {
@@ -79,8 +80,10 @@ int remove_stale_temporaries(const std::string& folder) {
   if (!fs::is_directory(folder, ec)) return 0;
   int removed = 0;
   std::vector<fs::path> stale;
-  for (auto it = fs::recursive_directory_iterator(folder, ec); !ec && it != fs::recursive_directory_iterator(); it.increment(ec))
-    if (it->is_regular_file(ec) && it->path().filename().string().find(".tmp.") != std::string::npos) stale.push_back(it->path());
+  for (auto it = fs::recursive_directory_iterator(folder, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec))
+    if (it->is_regular_file(ec) && it->path().filename().string().find(".tmp.") != std::string::npos)
+      stale.push_back(it->path());
   for (const auto& p : stale)
     if (fs::remove(p, ec)) ++removed;
   return removed;

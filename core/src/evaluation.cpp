@@ -19,8 +19,8 @@ void Evaluation::finish() {
 std::vector<Evaluation> start_evaluation(const EvaluationSetup& s) {
   std::vector<Evaluation> out(s.probes.size());
   for (auto& e : out) {
-    e.predictions.assign(s.variants.size(),
-                         std::vector<std::vector<Predictions>>(s.taps.size(), std::vector<Predictions>(s.splits.folds.size())));
+    e.predictions.assign(s.variants.size(), std::vector<std::vector<Predictions>>(
+                                                s.taps.size(), std::vector<Predictions>(s.splits.folds.size())));
     e.task_rows.resize(s.splits.folds.size() * s.variants.size() * s.taps.size());
   }
   return out;
@@ -29,8 +29,8 @@ std::vector<Evaluation> start_evaluation(const EvaluationSetup& s) {
 namespace {
 
 // One fit: probe p, variant v, fold f at tap `tap` (features x); its predictions and score rows.
-void fit_one(const EvaluationSetup& s, std::size_t p, std::size_t v, std::size_t f, std::size_t tap, const at::Tensor& x,
-             const std::shared_ptr<Probe>& probe, Evaluation& out) {
+void fit_one(const EvaluationSetup& s, std::size_t p, std::size_t v, std::size_t f, std::size_t tap,
+             const at::Tensor& x, const std::shared_ptr<Probe>& probe, Evaluation& out) {
   const auto& fold = s.splits.folds[f];
   const at::Tensor train = at::tensor(fold.train, at::kLong), test = at::tensor(fold.test, at::kLong);
   std::vector<std::int64_t> y_train(fold.train.size());
@@ -38,24 +38,26 @@ void fit_one(const EvaluationSetup& s, std::size_t p, std::size_t v, std::size_t
   const std::string& name = s.probes[p].name;
   probe->fit(x.index_select(0, train), at::tensor(y_train, at::kLong), s.num_classes, s.probes[p].seed);
   const at::Tensor proba = probe->predict_proba(x.index_select(0, test)).to(at::kDouble).contiguous();
-  if (proba.dim() != 2 || proba.size(0) != static_cast<std::int64_t>(fold.test.size()) || proba.size(1) != s.num_classes ||
-      !at::isfinite(proba).all().item<bool>())
-    throw std::runtime_error("probe '" + name + "' returned " + (proba.dim() == 2 ? "non-finite or mis-shaped" : "mis-shaped") +
-                             " class probabilities for variant " + s.variants[v].name() + ", tap " + s.taps[tap] + ", fold " +
-                             std::to_string(f) + " (expected " + std::to_string(fold.test.size()) + " x " + std::to_string(s.num_classes) +
-                             " finite values); no score is computed from them");
+  if (proba.dim() != 2 || proba.size(0) != static_cast<std::int64_t>(fold.test.size()) ||
+      proba.size(1) != s.num_classes || !at::isfinite(proba).all().item<bool>())
+    throw std::runtime_error("probe '" + name + "' returned " +
+                             (proba.dim() == 2 ? "non-finite or mis-shaped" : "mis-shaped") +
+                             " class probabilities for variant " + s.variants[v].name() + ", tap " + s.taps[tap] +
+                             ", fold " + std::to_string(f) + " (expected " + std::to_string(fold.test.size()) + " x " +
+                             std::to_string(s.num_classes) + " finite values); no score is computed from them");
   Predictions predictions;
   predictions.num_classes = s.num_classes;
   predictions.labels.assign(fold.test.size(), 0);
-  for (std::size_t i = 0; i < fold.test.size(); ++i) predictions.labels[i] = s.labels[static_cast<std::size_t>(fold.test[i])];
+  for (std::size_t i = 0; i < fold.test.size(); ++i)
+    predictions.labels[i] = s.labels[static_cast<std::size_t>(fold.test[i])];
   predictions.scores.assign(proba.data_ptr<double>(), proba.data_ptr<double>() + proba.numel());
   record_predictions(s, p, v, f, tap, std::move(predictions), out);
 }
 
 }  // namespace
 
-void record_predictions(const EvaluationSetup& s, std::size_t p, std::size_t v, std::size_t f, std::size_t tap, Predictions predictions,
-                        Evaluation& out) {
+void record_predictions(const EvaluationSetup& s, std::size_t p, std::size_t v, std::size_t f, std::size_t tap,
+                        Predictions predictions, Evaluation& out) {
   const auto& fold = s.splits.folds[f];
   auto& rows = out.task_rows[(f * s.variants.size() + v) * s.taps.size() + tap];
   rows.clear();
@@ -76,7 +78,6 @@ void record_predictions(const EvaluationSetup& s, std::size_t p, std::size_t v, 
   }
   out.predictions[v][tap][f] = std::move(predictions);
 }
-
 
 void evaluate_taps(const EvaluationSetup& s, const std::vector<std::size_t>& tap_indices, std::size_t v,
                    const std::vector<at::Tensor>& features, std::vector<Evaluation>& evaluations, Progress& progress) {

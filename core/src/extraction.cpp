@@ -29,8 +29,8 @@ struct DecodedChunk {
 // Each image is decoded by the same code whatever the worker, so the batch is identical for
 // any number of threads; only one chunk is ever decoded ahead, so memory is bounded by the
 // chunk size, not the dataset.
-DecodedChunk decode_chunk(const std::vector<Sample>& samples, const std::vector<std::int64_t>& indices, const Preprocessing& prep,
-                          bool skip_bad, int threads) {
+DecodedChunk decode_chunk(const std::vector<Sample>& samples, const std::vector<std::int64_t>& indices,
+                          const Preprocessing& prep, bool skip_bad, int threads) {
   const auto n = static_cast<std::int64_t>(indices.size());
   DecodedChunk out{at::zeros({n, 3, prep.size, prep.size}, at::kFloat), {}};
   float* data = out.images.data_ptr<float>();
@@ -66,9 +66,12 @@ DecodedChunk decode_chunk(const std::vector<Sample>& samples, const std::vector<
 
 // Forwards the decoded images at positions `rows` of the chunk through `net`, batch by batch:
 // features [rows, dim_t] per tap, checked for finite values.
-std::vector<at::Tensor> forward_rows(Network& net, const at::Tensor& images, const std::vector<std::int64_t>& rows, std::int64_t batch_size,
-                                     const std::string& variant, const std::vector<Sample>& samples, const std::vector<std::int64_t>& chunk) {
-  const at::Tensor selected = rows.size() == static_cast<std::size_t>(images.size(0)) ? images : images.index_select(0, at::tensor(rows, at::kLong));
+std::vector<at::Tensor> forward_rows(Network& net, const at::Tensor& images, const std::vector<std::int64_t>& rows,
+                                     std::int64_t batch_size, const std::string& variant,
+                                     const std::vector<Sample>& samples, const std::vector<std::int64_t>& chunk) {
+  const at::Tensor selected = rows.size() == static_cast<std::size_t>(images.size(0))
+                                  ? images
+                                  : images.index_select(0, at::tensor(rows, at::kLong));
   const auto n = selected.size(0);
   std::vector<std::vector<at::Tensor>> per_tap;
   for (std::int64_t i = 0; i < n; i += batch_size) {
@@ -82,10 +85,12 @@ std::vector<at::Tensor> forward_rows(Network& net, const at::Tensor& images, con
     const at::Tensor finite_rows = at::isfinite(out.back()).all(1);
     if (!finite_rows.all().item<bool>()) {
       const auto row = at::logical_not(finite_rows).nonzero()[0][0].item<std::int64_t>();
-      throw std::runtime_error("the features of variant '" + variant + "' at tap " + std::to_string(t) + " hold NaN or infinite values, first for " +
-                               samples[static_cast<std::size_t>(chunk[static_cast<std::size_t>(rows[static_cast<std::size_t>(row)])])].path +
-                               ": the weights or the network's arithmetic are broken (check the weights file; kgain refuses "
-                               "non-finite weights at load), so no score is computed from them");
+      throw std::runtime_error(
+          "the features of variant '" + variant + "' at tap " + std::to_string(t) +
+          " hold NaN or infinite values, first for " +
+          samples[static_cast<std::size_t>(chunk[static_cast<std::size_t>(rows[static_cast<std::size_t>(row)])])].path +
+          ": the weights or the network's arithmetic are broken (check the weights file; kgain refuses "
+          "non-finite weights at load), so no score is computed from them");
     }
   }
   return out;
@@ -93,13 +98,15 @@ std::vector<at::Tensor> forward_rows(Network& net, const at::Tensor& images, con
 
 }  // namespace
 
-void check_finite(const at::Tensor& features, const std::string& what, const std::vector<Sample>& samples, std::int64_t begin) {
+void check_finite(const at::Tensor& features, const std::string& what, const std::vector<Sample>& samples,
+                  std::int64_t begin) {
   const at::Tensor finite_rows = at::isfinite(features).all(1);
   if (finite_rows.all().item<bool>()) return;
   const std::int64_t row = at::logical_not(finite_rows).nonzero()[0][0].item<std::int64_t>();
-  throw std::runtime_error(what + " hold NaN or infinite values, first for " + samples[static_cast<std::size_t>(begin + row)].path +
-                           ": the weights or the network's arithmetic are broken (check the weights file; kgain refuses "
-                           "non-finite weights at load), so no score is computed from them");
+  throw std::runtime_error(
+      what + " hold NaN or infinite values, first for " + samples[static_cast<std::size_t>(begin + row)].path +
+      ": the weights or the network's arithmetic are broken (check the weights file; kgain refuses "
+      "non-finite weights at load), so no score is computed from them");
 }
 
 namespace {
@@ -110,17 +117,18 @@ struct ExtractionWork {
   std::vector<std::vector<char>> missing;  // [variant][image]
   std::vector<std::vector<std::int64_t>> chunks;
   std::vector<std::pair<std::size_t, std::size_t>> copies;  // (image, the first with its content)
-  std::int64_t pending = 0;  // images x variants this process computes
+  std::int64_t pending = 0;                                 // images x variants this process computes
 };
 
-ExtractionWork plan_extraction(const std::vector<Variant>& variants, const ExtractionInput& input, std::vector<FeatureSpace>& spaces,
-                               ExtractionStats& stats) {
+ExtractionWork plan_extraction(const std::vector<Variant>& variants, const ExtractionInput& input,
+                               std::vector<FeatureSpace>& spaces, ExtractionStats& stats) {
   const auto& samples = input.samples;
   const auto& ids = input.identities;
   ExtractionWork work;
   work.missing.assign(variants.size(), std::vector<char>(samples.size(), 0));
   std::vector<std::int64_t> todo;  // images that some variant still lacks, in sample order
-  for (std::size_t v = 0; v < variants.size(); ++v) spaces[v].verify(ids);  // a damaged segment found now is computed again
+  for (std::size_t v = 0; v < variants.size(); ++v)
+    spaces[v].verify(ids);  // a damaged segment found now is computed again
   // Two files with the same bytes are one image: the later ones wait for the first's features.
   std::unordered_map<std::uint64_t, std::size_t> first_of;
   for (std::size_t i = 0; i < samples.size(); ++i) {
@@ -133,14 +141,17 @@ ExtractionWork plan_extraction(const std::vector<Variant>& variants, const Extra
     for (std::size_t v = 0; v < variants.size(); ++v) {
       work.missing[v][i] = !spaces[v].has(ids[i]);
       any = any || work.missing[v][i];
-      if (work.missing[v][i]) ++work.pending;
-      else ++stats.images_from_store;
+      if (work.missing[v][i])
+        ++work.pending;
+      else
+        ++stats.images_from_store;
     }
     if (any) todo.push_back(static_cast<std::int64_t>(i));
   }
   if (!todo.empty())
-    spdlog::info("extracting features: {} of {} images to compute ({} image x variant pairs), {} pairs from the feature store",
-                 todo.size(), samples.size(), work.pending, stats.images_from_store);
+    spdlog::info(
+        "extracting features: {} of {} images to compute ({} image x variant pairs), {} pairs from the feature store",
+        todo.size(), samples.size(), work.pending, stats.images_from_store);
   for (std::size_t k = 0, c = 0; k < todo.size(); k += chunk_images, ++c)
     if (static_cast<int>(c % static_cast<std::size_t>(input.share_count)) == input.share_rank)
       work.chunks.emplace_back(todo.begin() + static_cast<std::ptrdiff_t>(k),
@@ -156,8 +167,8 @@ ExtractionWork plan_extraction(const std::vector<Variant>& variants, const Extra
 
 }  // namespace
 
-void extract_features(Backbone& backbone, const std::vector<Variant>& variants, Pooling pooling, const ExtractionInput& input,
-                      std::vector<FeatureSpace>& spaces, ExtractionStats& stats) {
+void extract_features(Backbone& backbone, const std::vector<Variant>& variants, Pooling pooling,
+                      const ExtractionInput& input, std::vector<FeatureSpace>& spaces, ExtractionStats& stats) {
   const auto start = std::chrono::steady_clock::now();
   const auto& samples = input.samples;
   const auto& ids = input.identities;
@@ -186,16 +197,19 @@ void extract_features(Backbone& backbone, const std::vector<Variant>& variants, 
       spdlog::warn("skipped: {}", reason);
     }
     for (std::size_t v = 0; v < variants.size(); ++v) {
-      std::vector<std::int64_t> rows;  // positions in the chunk this variant lacks (never a bad image: it has no features)
+      std::vector<std::int64_t>
+          rows;  // positions in the chunk this variant lacks (never a bad image: it has no features)
       std::vector<std::uint64_t> row_ids;
       for (std::size_t r = 0; r < chunk.size(); ++r)
-        if (missing[v][static_cast<std::size_t>(chunk[r])] && !bad[r]) rows.push_back(static_cast<std::int64_t>(r)), row_ids.push_back(ids[static_cast<std::size_t>(chunk[r])]);
+        if (missing[v][static_cast<std::size_t>(chunk[r])] && !bad[r])
+          rows.push_back(static_cast<std::int64_t>(r)), row_ids.push_back(ids[static_cast<std::size_t>(chunk[r])]);
       std::int64_t lacking = 0;
       for (auto i : chunk) lacking += missing[v][static_cast<std::size_t>(i)];
       if (!rows.empty()) {
         auto& net = networks[v];
         if (!net) net = backbone.instantiate(variants[v], pooling);
-        spaces[v].store(row_ids, forward_rows(*net, decoded.images, rows, input.batch_size, variants[v].name(), samples, chunk));
+        spaces[v].store(row_ids,
+                        forward_rows(*net, decoded.images, rows, input.batch_size, variants[v].name(), samples, chunk));
         stats.images_forwarded += static_cast<std::int64_t>(rows.size());
         if (++stats.segments_written == input.die_after_segments) std::raise(SIGKILL);
       }
@@ -208,13 +222,15 @@ void extract_features(Backbone& backbone, const std::vector<Variant>& variants, 
   // A copy of an image that could not be decoded cannot be decoded either.
   std::map<std::int64_t, std::string> bad(stats.bad_images.begin(), stats.bad_images.end());
   for (const auto& [copy, first] : work.copies)
-    if (const auto it = bad.find(static_cast<std::int64_t>(first)); it != bad.end()) stats.bad_images.emplace_back(copy, it->second);
+    if (const auto it = bad.find(static_cast<std::int64_t>(first)); it != bad.end())
+      stats.bad_images.emplace_back(copy, it->second);
   std::sort(stats.bad_images.begin(), stats.bad_images.end());
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
 at::Tensor load_tap(const FeatureSpace& space, std::size_t tap, const std::vector<std::uint64_t>& identities,
-                    const std::vector<std::pair<std::int64_t, std::string>>& left_out, const std::vector<Sample>& samples) {
+                    const std::vector<std::pair<std::int64_t, std::string>>& left_out,
+                    const std::vector<Sample>& samples) {
   std::vector<std::uint64_t> ids = identities;
   for (const auto& [index, reason] : left_out) ids[static_cast<std::size_t>(index)] = 0;
   const at::Tensor x = space.load_tap(tap, ids);
@@ -239,7 +255,8 @@ at::Tensor decode_calibration_images(const std::vector<Sample>& samples, const s
   return at::stack(images);
 }
 
-at::Tensor extract_source_predictions(Backbone& backbone, Pooling pooling, const ExtractionInput& input, FeatureSpace& space,
+at::Tensor extract_source_predictions(Backbone& backbone, Pooling pooling, const ExtractionInput& input,
+                                      FeatureSpace& space,
                                       const std::vector<std::pair<std::int64_t, std::string>>& left_out) {
   std::vector<std::uint64_t> ids = input.identities;
   for (const auto& [index, reason] : left_out) ids[static_cast<std::size_t>(index)] = 0;
@@ -249,13 +266,16 @@ at::Tensor extract_source_predictions(Backbone& backbone, Pooling pooling, const
     if (ids[i] != 0 && !space.has(ids[i])) todo.push_back(static_cast<std::int64_t>(i));
   std::unique_ptr<Network> net;
   for (std::size_t k = 0; k < todo.size(); k += chunk_images) {
-    const std::vector<std::int64_t> chunk(todo.begin() + static_cast<std::ptrdiff_t>(k),
-                                          todo.begin() + static_cast<std::ptrdiff_t>(std::min(todo.size(), k + chunk_images)));
+    const std::vector<std::int64_t> chunk(
+        todo.begin() + static_cast<std::ptrdiff_t>(k),
+        todo.begin() + static_cast<std::ptrdiff_t>(std::min(todo.size(), k + chunk_images)));
     if (!net) net = backbone.instantiate(Variant{Variant::Kind::pretrained, 0}, pooling);
-    const DecodedChunk decoded = decode_chunk(input.samples, chunk, input.prep, /*skip_bad=*/false, input.decode_threads);
+    const DecodedChunk decoded =
+        decode_chunk(input.samples, chunk, input.prep, /*skip_bad=*/false, input.decode_threads);
     std::vector<at::Tensor> pieces;
     for (std::int64_t i = 0; i < static_cast<std::int64_t>(chunk.size()); i += input.batch_size) {
-      const at::Tensor logits = net->classify(decoded.images.slice(0, i, std::min<std::int64_t>(static_cast<std::int64_t>(chunk.size()), i + input.batch_size)));
+      const at::Tensor logits = net->classify(decoded.images.slice(
+          0, i, std::min<std::int64_t>(static_cast<std::int64_t>(chunk.size()), i + input.batch_size)));
       if (!logits.defined()) return {};
       pieces.push_back(at::softmax(logits.to(at::kFloat), 1));
     }

@@ -73,11 +73,13 @@ std::string hash_hex(const std::string& text) {
   return buf;
 }
 
-SegmentHeader parse_segment_header(const std::string& bytes, std::uint64_t file_size, const std::string& name, std::uint64_t& needed) {
+SegmentHeader parse_segment_header(const std::string& bytes, std::uint64_t file_size, const std::string& name,
+                                   std::uint64_t& needed) {
   SegmentHeader h;
   needed = 40;
   if (bytes.size() < 40) return h;
-  if (std::memcmp(bytes.data(), magic, 8) != 0) throw std::runtime_error(name + " is not a kgain feature segment of this version");
+  if (std::memcmp(bytes.data(), magic, 8) != 0)
+    throw std::runtime_error(name + " is not a kgain feature segment of this version");
   h.images = u64_at(bytes, 8);
   const std::uint64_t taps = u64_at(bytes, 16);
   h.precision = u64_at(bytes, 24);
@@ -92,7 +94,8 @@ SegmentHeader parse_segment_header(const std::string& bytes, std::uint64_t file_
     if (h.dims.back() == 0 || h.dims.back() > max_dim) throw std::runtime_error(name + " has a damaged header");
   }
   for (std::uint64_t i = 0; i < h.images; ++i, at += 8) h.identities.push_back(u64_at(bytes, at));
-  if (u64_at(bytes, at) != hash64(bytes.data(), at) && !skip_checksums) throw std::runtime_error(name + " fails its header checksum");
+  if (u64_at(bytes, at) != hash64(bytes.data(), at) && !skip_checksums)
+    throw std::runtime_error(name + " fails its header checksum");
   h.header_bytes = at + 8;
   std::uint64_t offset = h.header_bytes;
   for (auto d : h.dims) {
@@ -100,7 +103,8 @@ SegmentHeader parse_segment_header(const std::string& bytes, std::uint64_t file_
     offset += block_bytes(h.images, d, h.precision) + 8;  // bounded: images, dims and taps are capped above
   }
   if (offset != file_size)
-    throw std::runtime_error(name + " has " + std::to_string(file_size) + " bytes where its header announces " + std::to_string(offset));
+    throw std::runtime_error(name + " has " + std::to_string(file_size) + " bytes where its header announces " +
+                             std::to_string(offset));
   return h;
 }
 
@@ -109,7 +113,9 @@ void check_segment_block(const SegmentHeader& h, std::size_t tap, const std::str
   if (block.size() != bytes + 8) throw std::runtime_error(name + ": tap " + std::to_string(tap) + " is cut short");
   if (u64_at(block, bytes) != hash64(block.data(), bytes, tap) && !skip_checksums)
     throw std::runtime_error(name + " fails the checksum of tap " + std::to_string(tap));
-  const auto not_finite = [&] { return std::runtime_error(name + ": tap " + std::to_string(tap) + " holds a value that is not a finite number"); };
+  const auto not_finite = [&] {
+    return std::runtime_error(name + ": tap " + std::to_string(tap) + " holds a value that is not a finite number");
+  };
   const std::uint64_t floats = h.precision == 4 ? values : dim;  // float16 blocks: the scales
   for (std::uint64_t i = 0; i < floats; ++i) {
     float v;
@@ -141,10 +147,12 @@ std::string encode_block(const at::Tensor& x, StoragePrecision precision) {
 }  // namespace
 
 FeatureSpace::FeatureSpace(const std::string& store, const std::string& key, StoragePrecision precision)
-    : directory_(store + "/" + hash_hex(key + "\nprecision " + std::to_string(static_cast<int>(precision)))), precision_(precision) {
+    : directory_(store + "/" + hash_hex(key + "\nprecision " + std::to_string(static_cast<int>(precision)))),
+      precision_(precision) {
   fs::create_directories(directory_);
   const std::string key_file = directory_ + "/key.txt";
-  if (!fs::exists(key_file)) write_file_atomically(key_file, key + "\nprecision " + std::to_string(static_cast<int>(precision)) + "\n");
+  if (!fs::exists(key_file))
+    write_file_atomically(key_file, key + "\nprecision " + std::to_string(static_cast<int>(precision)) + "\n");
   std::vector<std::string> files;
   for (const auto& e : fs::directory_iterator(directory_))
     if (e.path().extension() == ".kgseg") files.push_back(e.path().string());
@@ -161,7 +169,8 @@ void FeatureSpace::index_segment(const std::string& path) {
     std::string bytes = read_range(path, 0, std::min<std::uint64_t>(size, 40));
     SegmentHeader h = parse_segment_header(bytes, size, path, needed);
     if (bytes.size() < needed) h = parse_segment_header(read_range(path, 0, needed), size, path, needed);
-    if (!dims_.empty() && h.dims != dims_) throw std::runtime_error(path + " has other tap dimensions than the rest of its space");
+    if (!dims_.empty() && h.dims != dims_)
+      throw std::runtime_error(path + " has other tap dimensions than the rest of its space");
     dims_ = h.dims;
     const std::size_t s = segments_.size();
     for (std::uint64_t row = 0; row < h.images; ++row) index_.emplace(h.identities[row], std::make_pair(s, row));
@@ -181,7 +190,8 @@ void FeatureSpace::set_aside(std::size_t s, const std::string& why) {
   // Another segment may hold the same images: index it again for them.
   for (std::size_t o = 0; o < segments_.size(); ++o)
     if (o != s && !segments_[o].identities.empty())
-      for (std::uint64_t row = 0; row < segments_[o].identities.size(); ++row) index_.emplace(segments_[o].identities[row], std::make_pair(o, row));
+      for (std::uint64_t row = 0; row < segments_[o].identities.size(); ++row)
+        index_.emplace(segments_[o].identities[row], std::make_pair(o, row));
   segments_[s].identities.clear();
 }
 
@@ -199,7 +209,9 @@ int FeatureSpace::verify(const std::vector<std::uint64_t>& identities) {
     h.dims = dims_;
     try {
       for (std::size_t t = 0; t < dims_.size(); ++t)
-        check_segment_block(h, t, read_range(seg.path, seg.block_offsets[t], block_bytes(h.images, dims_[t], h.precision) + 8), seg.path);
+        check_segment_block(
+            h, t, read_range(seg.path, seg.block_offsets[t], block_bytes(h.images, dims_[t], h.precision) + 8),
+            seg.path);
       seg.verified = true;
     } catch (const std::runtime_error& e) {
       set_aside(s, e.what());
@@ -245,7 +257,8 @@ void FeatureSpace::store(const std::vector<std::uint64_t>& identities, const std
 }
 
 at::Tensor FeatureSpace::load_tap(std::size_t tap, const std::vector<std::uint64_t>& identities) const {
-  if (tap >= dims_.size()) throw std::runtime_error("feature store " + directory_ + " has no tap " + std::to_string(tap));
+  if (tap >= dims_.size())
+    throw std::runtime_error("feature store " + directory_ + " has no tap " + std::to_string(tap));
   const auto d = static_cast<std::int64_t>(dims_[tap]);
   at::Tensor out = at::zeros({static_cast<std::int64_t>(identities.size()), d}, at::kFloat);
   // rows wanted from each segment: (row in segment, row in out)
@@ -253,7 +266,9 @@ at::Tensor FeatureSpace::load_tap(std::size_t tap, const std::vector<std::uint64
   for (std::size_t i = 0; i < identities.size(); ++i) {
     if (identities[i] == 0) continue;
     const auto it = index_.find(identities[i]);
-    if (it == index_.end()) throw std::runtime_error("feature store " + directory_ + " lacks an image the study needs (removed while running?)");
+    if (it == index_.end())
+      throw std::runtime_error("feature store " + directory_ +
+                               " lacks an image the study needs (removed while running?)");
     wanted[it->second.first].emplace_back(it->second.second, static_cast<std::int64_t>(i));
   }
   SegmentHeader h;
@@ -264,13 +279,16 @@ at::Tensor FeatureSpace::load_tap(std::size_t tap, const std::vector<std::uint64
     if (wanted[s].empty()) continue;
     const Segment& seg = segments_[s];
     h.images = seg.identities.size();
-    const std::string block = read_range(seg.path, seg.block_offsets[tap], block_bytes(h.images, dims_[tap], h.precision) + 8);
+    const std::string block =
+        read_range(seg.path, seg.block_offsets[tap], block_bytes(h.images, dims_[tap], h.precision) + 8);
     check_segment_block(h, tap, block, seg.path);  // the file may have changed since it was verified
     if (precision_ == StoragePrecision::float32) {
-      for (const auto& [row, i] : wanted[s]) std::memcpy(dst + i * d, block.data() + row * d * 4, static_cast<std::size_t>(d) * 4);
+      for (const auto& [row, i] : wanted[s])
+        std::memcpy(dst + i * d, block.data() + row * d * 4, static_cast<std::size_t>(d) * 4);
     } else {
       const at::Tensor scale = at::from_blob(const_cast<char*>(block.data()), {d}, at::kFloat);
-      const at::Tensor half = at::from_blob(const_cast<char*>(block.data()) + 4 * d, {static_cast<std::int64_t>(h.images), d}, at::kHalf);
+      const at::Tensor half =
+          at::from_blob(const_cast<char*>(block.data()) + 4 * d, {static_cast<std::int64_t>(h.images), d}, at::kHalf);
       for (const auto& [row, i] : wanted[s]) out[i].copy_(half[static_cast<std::int64_t>(row)].to(at::kFloat) * scale);
     }
   }

@@ -22,8 +22,10 @@ struct VariantRoles {
 VariantRoles roles_of(const std::vector<Variant>& variants) {
   VariantRoles r{variants.size(), {}, variants.size()};
   for (std::size_t v = 0; v < variants.size(); ++v) {
-    if (variants[v].kind == Variant::Kind::pretrained) r.pretrained = v;
-    else r.random.push_back(v);
+    if (variants[v].kind == Variant::Kind::pretrained)
+      r.pretrained = v;
+    else
+      r.random.push_back(v);
   }
   return r;
 }
@@ -31,8 +33,9 @@ VariantRoles roles_of(const std::vector<Variant>& variants) {
 // One (tap, metric) row: scores averaged over folds, the random seeds' mean and spread, the gain
 // and its bootstrap interval (drawn from the row's own seed, so that threads do not matter).
 // Without pretrained weights the pretrained score, the gain and its interval are NaN.
-void fill_row(GainRow& g, std::size_t task, std::size_t t, const NamedMetric& named, const Evaluation& evaluation, const VariantRoles& roles,
-              const TapInfo& tap, std::int64_t feature_multiplier, const GainSettings& settings) {
+void fill_row(GainRow& g, std::size_t task, std::size_t t, const NamedMetric& named, const Evaluation& evaluation,
+              const VariantRoles& roles, const TapInfo& tap, std::int64_t feature_multiplier,
+              const GainSettings& settings) {
   const double nan = std::numeric_limits<double>::quiet_NaN();
   const Metric& metric = *named.metric;
   const double sign = metric.higher_is_better() ? 1.0 : -1.0;
@@ -67,7 +70,8 @@ void fill_row(GainRow& g, std::size_t task, std::size_t t, const NamedMetric& na
     g.gain = g.relative_gain = g.gain_low = g.gain_high = g.p_value = g.pretrained_low = g.pretrained_high = nan;
     return;
   }
-  const GainInterval ci = bootstrap_gain(pre, rnd, metric, settings.bootstrap, settings.confidence, settings.seed * 1000003ULL + task);
+  const GainInterval ci =
+      bootstrap_gain(pre, rnd, metric, settings.bootstrap, settings.confidence, settings.seed * 1000003ULL + task);
   g.gain_low = sign > 0 ? ci.low : -ci.high;
   g.gain_high = sign > 0 ? ci.high : -ci.low;
   g.p_value = ci.p_value;
@@ -77,7 +81,8 @@ void fill_row(GainRow& g, std::size_t task, std::size_t t, const NamedMetric& na
 
 // Per metric: the sweet spot (the shallowest tap within the best tap's interval, or within
 // sweet_spot_epsilon of its score) and the tap of the largest gain.
-void flag_taps(std::vector<GainRow>& rows, std::size_t taps, const std::vector<NamedMetric>& metrics, double sweet_spot_epsilon) {
+void flag_taps(std::vector<GainRow>& rows, std::size_t taps, const std::vector<NamedMetric>& metrics,
+               double sweet_spot_epsilon) {
   for (std::size_t m = 0; m < metrics.size(); ++m) {
     const bool higher = metrics[m].metric->higher_is_better();
     const auto row = [&](std::size_t t) -> GainRow& { return rows[t * metrics.size() + m]; };
@@ -87,7 +92,8 @@ void flag_taps(std::vector<GainRow>& rows, std::size_t taps, const std::vector<N
       if (row(t).gain > row(most).gain) most = t;
     }
     double threshold = higher ? row(best).pretrained_low : row(best).pretrained_high;
-    if (sweet_spot_epsilon > 0 || std::isnan(threshold)) threshold = row(best).pretrained + (higher ? -1 : 1) * sweet_spot_epsilon;
+    if (sweet_spot_epsilon > 0 || std::isnan(threshold))
+      threshold = row(best).pretrained + (higher ? -1 : 1) * sweet_spot_epsilon;
     for (std::size_t t = 0; t < taps; ++t)
       if (higher ? row(t).pretrained >= threshold : row(t).pretrained <= threshold) {
         row(t).sweet_spot = true;
@@ -99,8 +105,9 @@ void flag_taps(std::vector<GainRow>& rows, std::size_t taps, const std::vector<N
 
 }  // namespace
 
-std::vector<GainRow> compute_gain(const Evaluation& evaluation, const std::vector<Variant>& variants, const std::vector<TapInfo>& taps,
-                                  const std::vector<NamedMetric>& metrics, std::int64_t feature_multiplier, const GainSettings& settings) {
+std::vector<GainRow> compute_gain(const Evaluation& evaluation, const std::vector<Variant>& variants,
+                                  const std::vector<TapInfo>& taps, const std::vector<NamedMetric>& metrics,
+                                  std::int64_t feature_multiplier, const GainSettings& settings) {
   const VariantRoles roles = roles_of(variants);
   if (roles.random.empty()) return {};
   std::vector<GainRow> rows(taps.size() * metrics.size());

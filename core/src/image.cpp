@@ -21,26 +21,32 @@ void resize_to_input(const cv::Mat& bgr, const Preprocessing& prep, const std::s
     // after normalization: nothing for the network to see), keeping the whole image and its
     // aspect ratio; memory stays size x size whatever the image's shape.
     const double scale = static_cast<double>(size) / std::max(bgr.cols, bgr.rows);
-    const int w = std::max(1, static_cast<int>(std::lround(bgr.cols * scale))), h = std::max(1, static_cast<int>(std::lround(bgr.rows * scale)));
+    const int w = std::max(1, static_cast<int>(std::lround(bgr.cols * scale))),
+              h = std::max(1, static_cast<int>(std::lround(bgr.rows * scale)));
     cv::Mat scaled;
     cv::resize(bgr, scaled, cv::Size(w, h), 0, 0, scale < 1.0 ? cv::INTER_AREA : cv::INTER_LINEAR);
-    const cv::Scalar mean_bgr(std::round(imagenet_mean[2] * 255), std::round(imagenet_mean[1] * 255), std::round(imagenet_mean[0] * 255));
-    cv::copyMakeBorder(scaled, resized, (size - h) / 2, size - h - (size - h) / 2, (size - w) / 2, size - w - (size - w) / 2,
-                       cv::BORDER_CONSTANT, mean_bgr);
+    const cv::Scalar mean_bgr(std::round(imagenet_mean[2] * 255), std::round(imagenet_mean[1] * 255),
+                              std::round(imagenet_mean[0] * 255));
+    cv::copyMakeBorder(scaled, resized, (size - h) / 2, size - h - (size - h) / 2, (size - w) / 2,
+                       size - w - (size - w) / 2, cv::BORDER_CONSTANT, mean_bgr);
   } else if (prep.resize == "stretch") {
     const bool shrink = bgr.cols > size || bgr.rows > size;
     cv::resize(bgr, resized, cv::Size(size, size), 0, 0, shrink ? cv::INTER_AREA : cv::INTER_LINEAR);
   } else {
     const double scale = static_cast<double>(size) / std::min(bgr.cols, bgr.rows);
-    const double w = std::max<double>(size, std::round(bgr.cols * scale)), h = std::max<double>(size, std::round(bgr.rows * scale));
+    const double w = std::max<double>(size, std::round(bgr.cols * scale)),
+                 h = std::max<double>(size, std::round(bgr.rows * scale));
     if (w * h > static_cast<double>(max_image_pixels))  // a sliver: scaled up, it would fill the memory
       throw ImageError(path + ": a " + std::to_string(bgr.cols) + " x " + std::to_string(bgr.rows) +
                        " image cannot be scaled to a shorter side of " + std::to_string(size) + " px (" +
-                       std::to_string(static_cast<long long>(w * h / 1e6)) + " megapixels); use [features] resize = \"pad\" or \"stretch\" for such shapes");
+                       std::to_string(static_cast<long long>(w * h / 1e6)) +
+                       " megapixels); use [features] resize = \"pad\" or \"stretch\" for such shapes");
     const int wi = static_cast<int>(w), hi = static_cast<int>(h);
     cv::Mat scaled;
-    if (wi == bgr.cols && hi == bgr.rows) scaled = bgr;
-    else cv::resize(bgr, scaled, cv::Size(wi, hi), 0, 0, scale < 1.0 ? cv::INTER_AREA : cv::INTER_LINEAR);
+    if (wi == bgr.cols && hi == bgr.rows)
+      scaled = bgr;
+    else
+      cv::resize(bgr, scaled, cv::Size(wi, hi), 0, 0, scale < 1.0 ? cv::INTER_AREA : cv::INTER_LINEAR);
     resized = scaled(cv::Rect((wi - size) / 2, (hi - size) / 2, size, size));
   }
 }
@@ -70,7 +76,8 @@ void preprocess(const cv::Mat& bgr, const Preprocessing& prep, const std::string
 }
 
 cv::Mat from_rgb(const RgbImage& image, const std::string& path) {
-  if (image.height <= 0 || image.width <= 0 || image.pixels.size() != static_cast<std::size_t>(image.height) * image.width * 3)
+  if (image.height <= 0 || image.width <= 0 ||
+      image.pixels.size() != static_cast<std::size_t>(image.height) * image.width * 3)
     throw ImageError(path + ": the dataset returned " + std::to_string(image.pixels.size()) + " bytes for a " +
                      std::to_string(image.height) + "x" + std::to_string(image.width) + " RGB image");
   cv::Mat rgb(image.height, image.width, CV_8UC3, const_cast<std::uint8_t*>(image.pixels.data())), bgr;
@@ -95,7 +102,9 @@ cv::Mat read_bgr(const Sample& sample, const Dataset* pixel_source) {
 
 }  // namespace
 
-void load_image(const std::string& path, const Preprocessing& prep, float* out) { preprocess(decode_image_file(path), prep, path, out); }
+void load_image(const std::string& path, const Preprocessing& prep, float* out) {
+  preprocess(decode_image_file(path), prep, path, out);
+}
 
 void load_sample(const Sample& sample, const Preprocessing& prep, float* out) {
   preprocess(read_bgr(sample, prep.pixel_source), prep, sample.path, out);

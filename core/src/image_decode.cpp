@@ -91,7 +91,8 @@ cv::Mat decode_jpeg(const std::string& path, const std::string& bytes) {
   }
   jpeg_finish_decompress(&info);
   jpeg_destroy_decompress(&info);
-  if (!errors.problem.empty()) throw ImageError(path + ": the JPEG is cut short or damaged (" + errors.problem + "); re-copy the file");
+  if (!errors.problem.empty())
+    throw ImageError(path + ": the JPEG is cut short or damaged (" + errors.problem + "); re-copy the file");
   return bgr;
 }
 
@@ -100,15 +101,18 @@ void check_png(const std::string& path, const std::string& bytes) {
   std::size_t at = 8;
   bool header = false;
   while (true) {
-    if (bytes.size() - at < 12) throw ImageError(path + ": the PNG is truncated (no IEND chunk): the file was cut short, re-copy it");
+    if (bytes.size() - at < 12)
+      throw ImageError(path + ": the PNG is truncated (no IEND chunk): the file was cut short, re-copy it");
     const std::uint32_t length = big_endian32(bytes, at);
-    if (length > bytes.size() - at - 12) throw ImageError(path + ": the PNG is truncated (a chunk runs past the end of the file): re-copy it");
+    if (length > bytes.size() - at - 12)
+      throw ImageError(path + ": the PNG is truncated (a chunk runs past the end of the file): re-copy it");
     const std::string type = bytes.substr(at + 4, 4);
     const auto* chunk = reinterpret_cast<const Bytef*>(bytes.data() + at + 4);
     if (crc32(0L, chunk, length + 4) != big_endian32(bytes, at + 8 + length))
       throw ImageError(path + ": the PNG is damaged (the CRC of its " + type + " chunk does not match): re-copy it");
     if (!header) {
-      if (type != "IHDR" || length != 13) throw ImageError(path + ": the PNG is damaged (it does not start with its IHDR header)");
+      if (type != "IHDR" || length != 13)
+        throw ImageError(path + ": the PNG is damaged (it does not start with its IHDR header)");
       check_dimensions(path, big_endian32(bytes, at + 8), big_endian32(bytes, at + 12));
       header = true;
     }
@@ -121,11 +125,14 @@ void check_png(const std::string& path, const std::string& bytes) {
 void check_tiff(const std::string& path, const std::string& bytes) {
   const bool little = bytes[0] == 'I';
   const auto u16 = [&](std::size_t at) -> std::uint32_t {
-    if (at + 2 > bytes.size()) throw ImageError(path + ": the TIFF is truncated (its header runs past the end of the file)");
+    if (at + 2 > bytes.size())
+      throw ImageError(path + ": the TIFF is truncated (its header runs past the end of the file)");
     const auto a = std::uint8_t(bytes[at]), b = std::uint8_t(bytes[at + 1]);
     return little ? a | (b << 8) : (a << 8) | b;
   };
-  const auto u32 = [&](std::size_t at) -> std::uint32_t { return little ? u16(at) | (u16(at + 2) << 16) : (u16(at) << 16) | u16(at + 2); };
+  const auto u32 = [&](std::size_t at) -> std::uint32_t {
+    return little ? u16(at) | (u16(at + 2) << 16) : (u16(at) << 16) | u16(at + 2);
+  };
   const std::size_t directory = u32(4);
   const std::uint32_t entries = u16(directory);
   std::int64_t width = 0, height = 0;
@@ -154,17 +161,21 @@ std::string read_bytes(const std::string& path) {
   const auto size = std::filesystem::file_size(path, ec);
   if (ec) throw ImageError(path + ": cannot read the image file (" + ec.message() + ")");
   if (size == 0) throw ImageError(path + ": the image file is empty (0 bytes)");
-  if (size > max_image_file_bytes) throw ImageError(path + ": the file is " + std::to_string(size >> 20) + " MB, larger than any image kgain decodes");
+  if (size > max_image_file_bytes)
+    throw ImageError(path + ": the file is " + std::to_string(size >> 20) + " MB, larger than any image kgain decodes");
   std::string bytes(size, '\0');
   std::ifstream in(path, std::ios::binary);
-  if (!in.read(bytes.data(), static_cast<std::streamsize>(size))) throw ImageError(path + ": cannot read the image file");
+  if (!in.read(bytes.data(), static_cast<std::streamsize>(size)))
+    throw ImageError(path + ": cannot read the image file");
   return bytes;
 }
 
 }  // namespace
 
 cv::Mat decode_image_bytes(const std::string& path, const std::string& bytes) {
-  const auto starts = [&](const char* magic, std::size_t n) { return bytes.size() >= n && std::memcmp(bytes.data(), magic, n) == 0; };
+  const auto starts = [&](const char* magic, std::size_t n) {
+    return bytes.size() >= n && std::memcmp(bytes.data(), magic, n) == 0;
+  };
   cv::Mat bgr;
   if (starts("\xFF\xD8\xFF", 3)) {
     bgr = decode_jpeg(path, bytes);
@@ -176,7 +187,8 @@ cv::Mat decode_image_bytes(const std::string& path, const std::string& bytes) {
   } else if (starts("BM", 2)) {
     check_bmp(path, bytes);
   } else {
-    throw ImageError(path + ": not an image kgain reads (JPEG, PNG, TIFF or BMP, told by the file's content): another kind of "
+    throw ImageError(path +
+                     ": not an image kgain reads (JPEG, PNG, TIFF or BMP, told by the file's content): another kind of "
                      "file, or one damaged from its first bytes");
   }
   try {
@@ -185,7 +197,9 @@ cv::Mat decode_image_bytes(const std::string& path, const std::string& bytes) {
   } catch (const cv::Exception& e) {
     throw ImageError(path + ": cannot decode the image (" + e.what() + ")");
   }
-  if (bgr.empty()) throw ImageError(path + ": cannot decode the image (damaged, or a variant of its format that OpenCV does not read)");
+  if (bgr.empty())
+    throw ImageError(path +
+                     ": cannot decode the image (damaged, or a variant of its format that OpenCV does not read)");
   return bgr;
 }
 

@@ -17,7 +17,9 @@ std::uint64_t identity_of(const Sample& sample, const Dataset* pixel_source) {
       if (pixel_source->content_identity(sample, own)) return h.update("dataset identity").update_u64(own).digest();
       RgbImage image;
       if (pixel_source->read_pixels(sample, image)) {
-        h.update("pixels").update_u64(static_cast<std::uint64_t>(image.height)).update_u64(static_cast<std::uint64_t>(image.width));
+        h.update("pixels")
+            .update_u64(static_cast<std::uint64_t>(image.height))
+            .update_u64(static_cast<std::uint64_t>(image.width));
         return h.update(image.pixels.data(), image.pixels.size()).digest();
       }
     } catch (const std::exception& e) {
@@ -31,9 +33,11 @@ std::uint64_t identity_of(const Sample& sample, const Dataset* pixel_source) {
 
 }  // namespace
 
-std::vector<std::uint64_t> image_identities(const std::vector<Sample>& samples, const Dataset* pixel_source, int threads) {
+std::vector<std::uint64_t> image_identities(const std::vector<Sample>& samples, const Dataset* pixel_source,
+                                            int threads) {
   std::vector<std::uint64_t> out(samples.size());
-  const std::size_t workers = std::max<std::size_t>(1, std::min<std::size_t>(static_cast<std::size_t>(std::max(1, threads)), samples.size()));
+  const std::size_t workers =
+      std::max<std::size_t>(1, std::min<std::size_t>(static_cast<std::size_t>(std::max(1, threads)), samples.size()));
   const auto work = [&](std::size_t worker) {
     for (std::size_t i = worker; i < samples.size(); i += workers) out[i] = identity_of(samples[i], pixel_source);
   };

@@ -39,7 +39,8 @@ std::string read_run_file(const std::string& dir, const std::string& name) {
   const auto size = fs::file_size(path, ec);
   std::ifstream in(path, std::ios::binary);
   if (ec || !in) throw std::runtime_error("cannot read " + path + ": is '" + dir + "' a finished kgain run directory?");
-  if (size > max_text_file) throw std::runtime_error(path + " is larger than any file kgain writes there; is it the run's own?");
+  if (size > max_text_file)
+    throw std::runtime_error(path + " is larger than any file kgain writes there; is it the run's own?");
   std::string text(size, '\0');
   in.read(text.data(), static_cast<std::streamsize>(size));
   return text;
@@ -49,7 +50,8 @@ nlohmann::json read_run_json(const std::string& dir, const std::string& name) {
   try {
     return nlohmann::json::parse(read_run_file(dir, name));
   } catch (const nlohmann::json::exception& e) {
-    throw std::runtime_error(dir + "/" + name + " is not valid JSON (" + e.what() + "); rerun 'kgain run' to rewrite it");
+    throw std::runtime_error(dir + "/" + name + " is not valid JSON (" + e.what() +
+                             "); rerun 'kgain run' to rewrite it");
   }
 }
 
@@ -72,7 +74,8 @@ LoadedRun load_run(const std::string& dir) {
   run.info.label = info.value("name", dir);
   run.info.backbone = gain.value("backbone", "");
   for (const char* key : {"file", "weights"})
-    if (run.config.backbone.options.has(key)) run.info.weights = fs::path(run.config.backbone.options.get_path(key, "")).filename().string();
+    if (run.config.backbone.options.has(key))
+      run.info.weights = fs::path(run.config.backbone.options.get_path(key, "")).filename().string();
   for (const auto& c : info.at("dataset").at("classes")) run.classes.push_back(c.at("name").get<std::string>());
   run.splits = parse_splits_csv(read_run_file(dir, "splits.csv"), dir + "/splits.csv");
   std::ostringstream metrics;
@@ -89,24 +92,29 @@ LoadedRun load_run(const std::string& dir) {
     run.predictions.emplace(probe, std::move(p));
   }
   if (run.predictions.empty())
-    throw std::runtime_error(dir + "/predictions holds no predictions file: the run was made before kgain saved them, or with [analysis] "
-                             "save_predictions = false; rerun 'kgain run' with its config (cached features are reused)");
+    throw std::runtime_error(
+        dir +
+        "/predictions holds no predictions file: the run was made before kgain saved them, or with [analysis] "
+        "save_predictions = false; rerun 'kgain run' with its config (cached features are reused)");
   return run;
 }
 
 // The runs must have tested the same images in the same folds.
 void check_same_splits(const LoadedRun& a, const LoadedRun& b) {
   const auto differ = [&](const std::string& what) {
-    throw std::runtime_error(b.info.dir + "/splits.csv and " + a.info.dir + "/splits.csv differ (" + what +
-                             "): the runs did not test on the same images, so they cannot be compared image by image. Give both the "
-                             "same [dataset], limit_per_class and [splits]; 'kgain compare' without --paired compares any runs");
+    throw std::runtime_error(
+        b.info.dir + "/splits.csv and " + a.info.dir + "/splits.csv differ (" + what +
+        "): the runs did not test on the same images, so they cannot be compared image by image. Give both the "
+        "same [dataset], limit_per_class and [splits]; 'kgain compare' without --paired compares any runs");
   };
-  if (a.splits.size() != b.splits.size()) differ(std::to_string(a.splits.size()) + " rows against " + std::to_string(b.splits.size()));
+  if (a.splits.size() != b.splits.size())
+    differ(std::to_string(a.splits.size()) + " rows against " + std::to_string(b.splits.size()));
   for (std::size_t i = 0; i < a.splits.size(); ++i) {
     const SplitRow &x = a.splits[i], &y = b.splits[i];
-    if (x.path != y.path || x.label != y.label || x.group != y.group || x.dataset_split != y.dataset_split || x.fold != y.fold ||
-        x.role != y.role)
-      differ("first at line " + std::to_string(i + 2) + ": " + x.path + " " + x.role + " against " + y.path + " " + y.role);
+    if (x.path != y.path || x.label != y.label || x.group != y.group || x.dataset_split != y.dataset_split ||
+        x.fold != y.fold || x.role != y.role)
+      differ("first at line " + std::to_string(i + 2) + ": " + x.path + " " + x.role + " against " + y.path + " " +
+             y.role);
   }
   if (a.classes != b.classes) differ("the classes differ");
 }
@@ -115,25 +123,30 @@ void check_same_splits(const LoadedRun& a, const LoadedRun& b) {
 void check_predictions_match_splits(const LoadedRun& run, const RunPredictions& p) {
   const std::string where = run.info.dir + "/predictions (probe '" + p.probe + "')";
   const std::size_t folds = p.test_images.size();
-  if (folds == 0 || run.splits.size() % folds != 0) throw std::runtime_error(where + " does not match splits.csv's folds");
+  if (folds == 0 || run.splits.size() % folds != 0)
+    throw std::runtime_error(where + " does not match splits.csv's folds");
   const std::size_t images = run.splits.size() / folds;
   for (std::size_t f = 0; f < folds; ++f) {
     std::vector<std::int64_t> tested;
     for (std::size_t i = 0; i < images; ++i) {
       const SplitRow& row = run.splits[f * images + i];
-      if (row.fold != static_cast<int>(f)) throw std::runtime_error(where + ": splits.csv's fold " + std::to_string(f) + " is not where expected");
+      if (row.fold != static_cast<int>(f))
+        throw std::runtime_error(where + ": splits.csv's fold " + std::to_string(f) + " is not where expected");
       if (row.role == "test") tested.push_back(static_cast<std::int64_t>(i));
     }
     std::vector<std::int64_t> stored = p.test_images[f];
     std::sort(stored.begin(), stored.end());
-    if (stored != tested) throw std::runtime_error(where + ": fold " + std::to_string(f) + "'s test images are not those of splits.csv; the "
-                                                   "files come from different runs. Rerun 'kgain run' into this directory");
+    if (stored != tested)
+      throw std::runtime_error(where + ": fold " + std::to_string(f) +
+                               "'s test images are not those of splits.csv; the "
+                               "files come from different runs. Rerun 'kgain run' into this directory");
     const auto& labels = p.predictions.at(0).at(0).at(f).labels;
     for (std::size_t k = 0; k < labels.size(); ++k) {
       const auto label = static_cast<std::size_t>(labels[k]);
       const auto image = static_cast<std::size_t>(p.test_images[f][k]);
       if (label >= run.classes.size() || run.classes[label] != run.splits[f * images + image].label)
-        throw std::runtime_error(where + ": the label of " + run.splits[f * images + image].path + " is not splits.csv's");
+        throw std::runtime_error(where + ": the label of " + run.splits[f * images + image].path +
+                                 " is not splits.csv's");
     }
   }
 }
@@ -150,8 +163,8 @@ double mean_score(const std::vector<Predictions>& folds, const Metric& metric) {
 }
 
 // Point estimates and bootstrap of every pair of runs at one (probe, metric, tap).
-std::vector<PairedRow> compare_at(const std::vector<RunScores>& runs, const Metric& metric, bool shared_draw, int replicates,
-                                  double confidence, std::uint64_t seed) {
+std::vector<PairedRow> compare_at(const std::vector<RunScores>& runs, const Metric& metric, bool shared_draw,
+                                  int replicates, double confidence, std::uint64_t seed) {
   const double sign = metric.higher_is_better() ? 1.0 : -1.0;
   const double nan = std::numeric_limits<double>::quiet_NaN();
   const std::size_t n = runs.size(), folds = runs[0].pretrained->size();
@@ -164,7 +177,8 @@ std::vector<PairedRow> compare_at(const std::vector<RunScores>& runs, const Metr
     gain[r] = sign * (score[r] - random);
   }
   // replicate_score[r][b], replicate_gain[r][b]
-  std::vector<std::vector<double>> rep_score(n, std::vector<double>(replicates)), rep_gain(n, std::vector<double>(replicates, nan));
+  std::vector<std::vector<double>> rep_score(n, std::vector<double>(replicates)),
+      rep_gain(n, std::vector<double>(replicates, nan));
   std::mt19937_64 rng(seed);
   std::vector<std::int64_t> rows;
   for (int b = 0; b < replicates; ++b) {
@@ -185,7 +199,8 @@ std::vector<PairedRow> compare_at(const std::vector<RunScores>& runs, const Metr
       for (std::size_t r = 0; r < n; ++r) {
         pre[r] += metric.score(resample((*runs[r].pretrained)[f], rows)) / static_cast<double>(folds);
         for (auto s : seed_draw[r])
-          rnd[r] += metric.score(resample((*runs[r].random[s])[f], rows)) / static_cast<double>(folds * seed_draw[r].size());
+          rnd[r] +=
+              metric.score(resample((*runs[r].random[s])[f], rows)) / static_cast<double>(folds * seed_draw[r].size());
       }
     }
     for (std::size_t r = 0; r < n; ++r) {
@@ -216,7 +231,8 @@ std::vector<PairedRow> compare_at(const std::vector<RunScores>& runs, const Metr
 // Fills score_q and gain_q: one family per (probe, metric, pair of runs), over its taps.
 void adjust_over_taps(std::vector<PairedRow>& rows) {
   std::map<std::tuple<std::string, std::string, std::size_t, std::size_t>, std::vector<std::size_t>> families;
-  for (std::size_t i = 0; i < rows.size(); ++i) families[{rows[i].probe, rows[i].metric, rows[i].run_a, rows[i].run_b}].push_back(i);
+  for (std::size_t i = 0; i < rows.size(); ++i)
+    families[{rows[i].probe, rows[i].metric, rows[i].run_a, rows[i].run_b}].push_back(i);
   for (const auto& [key, members] : families) {
     std::vector<double> ps, pg;
     for (auto i : members) ps.push_back(rows[i].score_p), pg.push_back(rows[i].gain_p);
@@ -224,7 +240,6 @@ void adjust_over_taps(std::vector<PairedRow>& rows) {
     for (std::size_t k = 0; k < members.size(); ++k) rows[members[k]].score_q = qs[k], rows[members[k]].gain_q = qg[k];
   }
 }
-
 
 }  // namespace
 
@@ -254,7 +269,8 @@ PairedComparison describe_runs(const std::vector<LoadedRun>& runs, const PairedS
   for (const auto& run : runs) {
     check_same_splits(first, run);
     if (run.metrics_table != first.metrics_table)
-      throw std::runtime_error(run.info.dir + " scores with other metrics than " + first.info.dir + " ([metrics] of config.resolved.toml); "
+      throw std::runtime_error(run.info.dir + " scores with other metrics than " + first.info.dir +
+                               " ([metrics] of config.resolved.toml); "
                                "a paired comparison needs the same metrics");
     out.runs.push_back(run.info);
   }
@@ -283,7 +299,8 @@ void choose_probes(const std::vector<LoadedRun>& runs, PairedComparison& out) {
     for (const auto& run : runs) everywhere = everywhere && run.predictions.count(probe);
     if (everywhere) out.probes.push_back(probe);
   }
-  if (out.probes.empty()) throw std::runtime_error("no probe name is common to every run; a paired comparison compares the same probe");
+  if (out.probes.empty())
+    throw std::runtime_error("no probe name is common to every run; a paired comparison compares the same probe");
   out.taps = first.predictions.at(out.probes.front()).taps;
   const auto first_random = random_variants(first.predictions.at(out.probes.front()));
   out.shared_random_draw = true;
@@ -292,13 +309,16 @@ void choose_probes(const std::vector<LoadedRun>& runs, PairedComparison& out) {
       const RunPredictions& p = run.predictions.at(probe);
       check_predictions_match_splits(run, p);
       if (p.taps != out.taps)
-        throw std::runtime_error(run.info.dir + " has other taps than " + first.info.dir + " (" + std::to_string(p.taps.size()) + " against " +
-                                 std::to_string(out.taps.size()) + "): pairing tap by tap needs one architecture tapped the same way; "
+        throw std::runtime_error(run.info.dir + " has other taps than " + first.info.dir + " (" +
+                                 std::to_string(p.taps.size()) + " against " + std::to_string(out.taps.size()) +
+                                 "): pairing tap by tap needs one architecture tapped the same way; "
                                  "'kgain compare' without --paired compares backbones by relative depth");
       if (std::find(p.variants.begin(), p.variants.end(), "pretrained") == p.variants.end())
-        throw std::runtime_error(run.info.dir + " has no pretrained variant (its backbone had no weights): there is nothing to compare");
+        throw std::runtime_error(
+            run.info.dir + " has no pretrained variant (its backbone had no weights): there is nothing to compare");
       if (p.test_images != first.predictions.at(probe).test_images)
-        throw std::runtime_error(run.info.dir + ": probe '" + probe + "' tested the images in another order than in " + first.info.dir);
+        throw std::runtime_error(run.info.dir + ": probe '" + probe + "' tested the images in another order than in " +
+                                 first.info.dir);
       if (random_variants(p) != first_random) out.shared_random_draw = false;
     }
   out.identical_random_baselines = out.shared_random_draw && !first_random.empty();
@@ -314,7 +334,8 @@ void choose_probes(const std::vector<LoadedRun>& runs, PairedComparison& out) {
 
 // One task per (probe, metric, tap), each with its own seed, on `threads` workers; the first
 // exception (from a metric plugin) stops them and is rethrown here.
-void compare_all(const std::vector<LoadedRun>& runs, const std::vector<std::shared_ptr<Metric>>& metrics, int threads, PairedComparison& out) {
+void compare_all(const std::vector<LoadedRun>& runs, const std::vector<std::shared_ptr<Metric>>& metrics, int threads,
+                 PairedComparison& out) {
   const std::size_t per_probe = out.metrics.size() * out.taps.size(), tasks = out.probes.size() * per_probe;
   std::vector<std::vector<PairedRow>> results(tasks);
   std::atomic<std::size_t> next{0};
@@ -327,13 +348,17 @@ void compare_all(const std::vector<LoadedRun>& runs, const std::vector<std::shar
       const RunPredictions& pred = run.predictions.at(out.probes[p]);
       RunScores s;
       for (std::size_t v = 0; v < pred.variants.size(); ++v) {
-        if (pred.variants[v] == "pretrained") s.pretrained = &pred.predictions[v][t];
-        else if (pred.variants[v].rfind("random-", 0) == 0) s.random.push_back(&pred.predictions[v][t]);
+        if (pred.variants[v] == "pretrained")
+          s.pretrained = &pred.predictions[v][t];
+        else if (pred.variants[v].rfind("random-", 0) == 0)
+          s.random.push_back(&pred.predictions[v][t]);
       }
       scores.push_back(s);
     }
-    results[task] = compare_at(scores, *metrics[m], out.shared_random_draw, out.replicates, out.confidence, out.seed * 1000003ULL + task);
-    for (auto& row : results[task]) row.probe = out.probes[p], row.metric = out.metrics[m], row.tap_index = t, row.tap = out.taps[t];
+    results[task] = compare_at(scores, *metrics[m], out.shared_random_draw, out.replicates, out.confidence,
+                               out.seed * 1000003ULL + task);
+    for (auto& row : results[task])
+      row.probe = out.probes[p], row.metric = out.metrics[m], row.tap_index = t, row.tap = out.taps[t];
   };
   const auto work = [&] {
     try {
@@ -361,7 +386,8 @@ PairedComparison compare_runs(const std::vector<std::string>& run_dirs, const Pa
   PairedComparison out = describe_runs(runs, settings);
   // The metrics as the runs scored with them (the same [metrics] in every run, checked above).
   std::vector<std::string> paths = settings.plugin_paths;
-  for (const auto& run : runs) paths.insert(paths.end(), run.config.plugin_paths.begin(), run.config.plugin_paths.end());
+  for (const auto& run : runs)
+    paths.insert(paths.end(), run.config.plugin_paths.begin(), run.config.plugin_paths.end());
   const Registry registry = load_registry(paths);
   std::vector<std::shared_ptr<Metric>> metrics;
   for (const auto& m : runs.front().config.metrics) {
@@ -380,28 +406,53 @@ void write_paired_csv(const std::string& path, const PairedComparison& c) {
   out << "dataset,probe,metric,tap_index,tap,run_a,run_b,score_a,score_b,score_difference,score_low,score_high,score_p,"
          "score_q,gain_a,gain_b,gain_difference,gain_low,gain_high,gain_p,gain_q\n";
   for (const auto& r : c.rows)
-    out << csv_field(c.dataset) << ',' << csv_field(r.probe) << ',' << csv_field(r.metric) << ',' << r.tap_index << ',' << csv_field(r.tap)
-        << ',' << csv_field(c.runs[r.run_a].label) << ',' << csv_field(c.runs[r.run_b].label) << ',' << csv_number(r.score_a) << ','
-        << csv_number(r.score_b) << ',' << csv_number(r.score_difference) << ',' << csv_number(r.score_low) << ',' << csv_number(r.score_high) << ','
-        << csv_number(r.score_p) << ',' << csv_number(r.score_q) << ',' << csv_number(r.gain_a) << ',' << csv_number(r.gain_b) << ',' << csv_number(r.gain_difference) << ','
-        << csv_number(r.gain_low) << ',' << csv_number(r.gain_high) << ',' << csv_number(r.gain_p) << ',' << csv_number(r.gain_q) << '\n';
+    out << csv_field(c.dataset) << ',' << csv_field(r.probe) << ',' << csv_field(r.metric) << ',' << r.tap_index << ','
+        << csv_field(r.tap) << ',' << csv_field(c.runs[r.run_a].label) << ',' << csv_field(c.runs[r.run_b].label) << ','
+        << csv_number(r.score_a) << ',' << csv_number(r.score_b) << ',' << csv_number(r.score_difference) << ','
+        << csv_number(r.score_low) << ',' << csv_number(r.score_high) << ',' << csv_number(r.score_p) << ','
+        << csv_number(r.score_q) << ',' << csv_number(r.gain_a) << ',' << csv_number(r.gain_b) << ','
+        << csv_number(r.gain_difference) << ',' << csv_number(r.gain_low) << ',' << csv_number(r.gain_high) << ','
+        << csv_number(r.gain_p) << ',' << csv_number(r.gain_q) << '\n';
   write_file_atomically(path, out.str());
 }
 
 void write_paired_json(const std::string& path, const PairedComparison& c) {
   const auto value = [](double v) { return std::isnan(v) ? nlohmann::json() : nlohmann::json(v); };
-  nlohmann::json j{{"dataset", c.dataset}, {"taps", c.taps}, {"probes", c.probes}, {"metrics", c.metrics},
-                   {"higher_is_better", c.higher_is_better}, {"shared_random_draw", c.shared_random_draw},
-                   {"identical_random_baselines", c.identical_random_baselines}, {"bootstrap", c.replicates},
-                   {"confidence", c.confidence}, {"seed", c.seed}, {"runs", nlohmann::json::array()}, {"rows", nlohmann::json::array()}};
-  for (const auto& r : c.runs) j["runs"].push_back({{"dir", r.dir}, {"label", r.label}, {"backbone", r.backbone}, {"weights", r.weights}});
+  nlohmann::json j{{"dataset", c.dataset},
+                   {"taps", c.taps},
+                   {"probes", c.probes},
+                   {"metrics", c.metrics},
+                   {"higher_is_better", c.higher_is_better},
+                   {"shared_random_draw", c.shared_random_draw},
+                   {"identical_random_baselines", c.identical_random_baselines},
+                   {"bootstrap", c.replicates},
+                   {"confidence", c.confidence},
+                   {"seed", c.seed},
+                   {"runs", nlohmann::json::array()},
+                   {"rows", nlohmann::json::array()}};
+  for (const auto& r : c.runs)
+    j["runs"].push_back({{"dir", r.dir}, {"label", r.label}, {"backbone", r.backbone}, {"weights", r.weights}});
   for (const auto& r : c.rows)
-    j["rows"].push_back({{"probe", r.probe}, {"metric", r.metric}, {"tap_index", r.tap_index}, {"tap", r.tap}, {"run_a", r.run_a},
-                         {"run_b", r.run_b}, {"score_a", value(r.score_a)}, {"score_b", value(r.score_b)},
-                         {"score_difference", value(r.score_difference)}, {"score_low", value(r.score_low)},
-                         {"score_high", value(r.score_high)}, {"score_p", value(r.score_p)}, {"score_q", value(r.score_q)}, {"gain_a", value(r.gain_a)},
-                         {"gain_b", value(r.gain_b)}, {"gain_difference", value(r.gain_difference)}, {"gain_low", value(r.gain_low)},
-                         {"gain_high", value(r.gain_high)}, {"gain_p", value(r.gain_p)}, {"gain_q", value(r.gain_q)}});
+    j["rows"].push_back({{"probe", r.probe},
+                         {"metric", r.metric},
+                         {"tap_index", r.tap_index},
+                         {"tap", r.tap},
+                         {"run_a", r.run_a},
+                         {"run_b", r.run_b},
+                         {"score_a", value(r.score_a)},
+                         {"score_b", value(r.score_b)},
+                         {"score_difference", value(r.score_difference)},
+                         {"score_low", value(r.score_low)},
+                         {"score_high", value(r.score_high)},
+                         {"score_p", value(r.score_p)},
+                         {"score_q", value(r.score_q)},
+                         {"gain_a", value(r.gain_a)},
+                         {"gain_b", value(r.gain_b)},
+                         {"gain_difference", value(r.gain_difference)},
+                         {"gain_low", value(r.gain_low)},
+                         {"gain_high", value(r.gain_high)},
+                         {"gain_p", value(r.gain_p)},
+                         {"gain_q", value(r.gain_q)}});
   write_file_atomically(path, j.dump(1) + "\n");
 }
 

@@ -43,7 +43,8 @@ std::vector<std::string> names(const nlohmann::json& header, const char* key, co
   std::set<std::string> seen;
   for (const auto& n : list) {
     out.push_back(n.get<std::string>());
-    if (!seen.insert(out.back()).second) throw std::runtime_error(where + ": '" + out.back() + "' is listed twice in '" + key + "'");
+    if (!seen.insert(out.back()).second)
+      throw std::runtime_error(where + ": '" + out.back() + "' is listed twice in '" + key + "'");
   }
   return out;
 }
@@ -51,22 +52,29 @@ std::vector<std::string> names(const nlohmann::json& header, const char* key, co
 }  // namespace
 
 void write_predictions_file(const std::string& path, const RunPredictions& p) {
-  nlohmann::json header{{"probe", p.probe}, {"classes", p.num_classes}, {"variants", p.variants}, {"taps", p.taps},
+  nlohmann::json header{{"probe", p.probe},
+                        {"classes", p.num_classes},
+                        {"variants", p.variants},
+                        {"taps", p.taps},
                         {"folds", nlohmann::json::array()}};
-  if (p.predictions.size() != p.variants.size()) throw std::invalid_argument("predictions: one list per variant expected");
+  if (p.predictions.size() != p.variants.size())
+    throw std::invalid_argument("predictions: one list per variant expected");
   for (std::size_t f = 0; f < p.test_images.size(); ++f) {
     const Predictions& first = p.predictions.at(0).at(0).at(f);
-    if (first.labels.size() != p.test_images[f].size()) throw std::invalid_argument("predictions: test images and labels differ in number");
+    if (first.labels.size() != p.test_images[f].size())
+      throw std::invalid_argument("predictions: test images and labels differ in number");
     header["folds"].push_back({{"images", p.test_images[f]}, {"labels", first.labels}});
   }
   std::string scores;
   for (const auto& per_tap : p.predictions) {
     if (per_tap.size() != p.taps.size()) throw std::invalid_argument("predictions: one list per tap expected");
     for (const auto& per_fold : per_tap) {
-      if (per_fold.size() != p.test_images.size()) throw std::invalid_argument("predictions: one set per fold expected");
+      if (per_fold.size() != p.test_images.size())
+        throw std::invalid_argument("predictions: one set per fold expected");
       for (std::size_t f = 0; f < per_fold.size(); ++f) {
         const Predictions& x = per_fold[f];
-        if (x.num_classes != p.num_classes || x.scores.size() != p.test_images[f].size() * static_cast<std::size_t>(p.num_classes) ||
+        if (x.num_classes != p.num_classes ||
+            x.scores.size() != p.test_images[f].size() * static_cast<std::size_t>(p.num_classes) ||
             x.labels != p.predictions[0][0][f].labels)
           throw std::invalid_argument("predictions: a fold's predictions do not match its test images");
         scores.append(reinterpret_cast<const char*>(x.scores.data()), x.scores.size() * sizeof(double));
@@ -85,7 +93,8 @@ void write_predictions_file(const std::string& path, const RunPredictions& p) {
 RunPredictions parse_predictions(const std::string& bytes, const std::string& name) {
   const std::string where = name + " (a kgain predictions file)";
   if (bytes.size() < 16 || std::memcmp(bytes.data(), magic, 8) != 0)
-    throw std::runtime_error(name + " is not a kgain predictions file of this version; rerun 'kgain run' to write it again");
+    throw std::runtime_error(name +
+                             " is not a kgain predictions file of this version; rerun 'kgain run' to write it again");
   const std::uint64_t header_size = get_u64(bytes, 8);
   if (header_size > max_header || header_size > bytes.size() - 16 || bytes.size() - 16 - header_size < 16)
     throw std::runtime_error(where + " is cut short or its header length is damaged; rerun 'kgain run'");
@@ -99,7 +108,8 @@ RunPredictions parse_predictions(const std::string& bytes, const std::string& na
     const auto header = nlohmann::json::parse(text);
     p.probe = header.at("probe").get<std::string>();
     p.num_classes = header.at("classes").get<std::int64_t>();
-    if (p.num_classes < 2 || p.num_classes > max_classes) throw std::runtime_error(where + ": " + std::to_string(p.num_classes) + " classes");
+    if (p.num_classes < 2 || p.num_classes > max_classes)
+      throw std::runtime_error(where + ": " + std::to_string(p.num_classes) + " classes");
     p.variants = names(header, "variants", where);
     p.taps = names(header, "taps", where);
     const auto& folds = header.at("folds");
@@ -109,11 +119,13 @@ RunPredictions parse_predictions(const std::string& bytes, const std::string& na
       p.test_images.push_back(fold.at("images").get<std::vector<std::int64_t>>());
       labels.push_back(fold.at("labels").get<std::vector<std::int64_t>>());
       if (labels.back().size() != p.test_images.back().size() || labels.back().empty())
-        throw std::runtime_error(where + ": fold " + std::to_string(labels.size() - 1) + " has no test images or as many labels as images");
+        throw std::runtime_error(where + ": fold " + std::to_string(labels.size() - 1) +
+                                 " has no test images or as many labels as images");
       for (auto i : p.test_images.back())
         if (i < 0) throw std::runtime_error(where + ": a negative image number");
       for (auto l : labels.back())
-        if (l < 0 || l >= p.num_classes) throw std::runtime_error(where + ": label " + std::to_string(l) + " outside the classes");
+        if (l < 0 || l >= p.num_classes)
+          throw std::runtime_error(where + ": label " + std::to_string(l) + " outside the classes");
       // Each block holds images x classes doubles; counted without overflow (all factors are bounded above).
       doubles += labels.back().size() * static_cast<std::uint64_t>(p.num_classes);
       if (doubles > bytes.size()) throw std::runtime_error(where + " is cut short");
@@ -123,7 +135,8 @@ RunPredictions parse_predictions(const std::string& bytes, const std::string& na
     doubles *= blocks;
     if (32 + header_size + 8 * doubles != bytes.size())
       throw std::runtime_error(where + " has " + std::to_string(bytes.size()) + " bytes where its header announces " +
-                               std::to_string(32 + header_size + 8 * doubles) + "; it was cut short or appended to; rerun 'kgain run'");
+                               std::to_string(32 + header_size + 8 * doubles) +
+                               "; it was cut short or appended to; rerun 'kgain run'");
     p.predictions.assign(p.variants.size(), std::vector<std::vector<Predictions>>(p.taps.size()));
     std::size_t at = 24 + header_size;
     const std::size_t data_start = at;
@@ -150,8 +163,10 @@ RunPredictions parse_predictions(const std::string& bytes, const std::string& na
 
 RunPredictions read_predictions_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary | std::ios::ate);
-  if (!in) throw std::runtime_error("cannot read " + path + ": was the run made by kgain 0.x before predictions were saved, or with "
-                                    "[analysis] save_predictions = false? Rerun 'kgain run' with the config to write it");
+  if (!in)
+    throw std::runtime_error("cannot read " + path +
+                             ": was the run made by kgain 0.x before predictions were saved, or with "
+                             "[analysis] save_predictions = false? Rerun 'kgain run' with the config to write it");
   const auto size = static_cast<std::size_t>(in.tellg());
   std::string bytes(size, '\0');
   in.seekg(0);

@@ -20,9 +20,11 @@ namespace {
 
 // The sink installed in every plugin library: its kgain::log messages go to spdlog (thread-safe).
 void log_to_core(LogLevel level, const char* source, const char* message) {
-  static const spdlog::level::level_enum levels[] = {spdlog::level::debug, spdlog::level::info, spdlog::level::warn, spdlog::level::err};
+  static const spdlog::level::level_enum levels[] = {spdlog::level::debug, spdlog::level::info, spdlog::level::warn,
+                                                     spdlog::level::err};
   const int index = static_cast<int>(level);
-  spdlog::log(index >= 0 && index < 4 ? levels[index] : spdlog::level::err, "{}: {}", source ? source : "plugin", message ? message : "");
+  spdlog::log(index >= 0 && index < 4 ? levels[index] : spdlog::level::err, "{}: {}", source ? source : "plugin",
+              message ? message : "");
 }
 
 }  // namespace
@@ -36,8 +38,9 @@ std::string check_manifest(const LibraryManifest& m) {
   // Fields after manifest_size are read only when the layout is known to be the same.
   if (m.abi_version == KGAIN_ABI_VERSION && m.manifest_size == sizeof(LibraryManifest)) {
     if (m.torch_version == nullptr || std::strcmp(m.torch_version, TORCH_VERSION) != 0)
-      problems.push_back(std::string("It was built against LibTorch ") + (m.torch_version ? m.torch_version : "(unknown)") +
-                         ", but kgain runs LibTorch " + TORCH_VERSION + ": rebuild it against the same LibTorch.");
+      problems.push_back(std::string("It was built against LibTorch ") +
+                         (m.torch_version ? m.torch_version : "(unknown)") + ", but kgain runs LibTorch " +
+                         TORCH_VERSION + ": rebuild it against the same LibTorch.");
     if (m.cxx11_abi != kgain::cxx11_abi)
       problems.push_back("It was built with _GLIBCXX_USE_CXX11_ABI=" + std::to_string(m.cxx11_abi) + ", kgain with " +
                          std::to_string(kgain::cxx11_abi) + ": compile it with LibTorch's TORCH_CXX_FLAGS.");
@@ -105,7 +108,9 @@ void Registry::load(const std::string& path, bool explicit_request) {
     return refuse(std::string("the system cannot load it (") + e.what() + ")");
   }
   if (!library->has("kgain_library"))
-    return refuse("it has no 'kgain_library' entry point; it is not a kgain plugin library, or was built without KGAIN_LIBRARY(...)");
+    return refuse(
+        "it has no 'kgain_library' entry point; it is not a kgain plugin library, or was built without "
+        "KGAIN_LIBRARY(...)");
 
   const LibraryManifest* manifest = nullptr;
   try {
@@ -117,7 +122,8 @@ void Registry::load(const std::string& path, bool explicit_request) {
   if (manifest == nullptr) return refuse("its entry point returned no manifest");
   if (const std::string problem = check_manifest(*manifest); !problem.empty()) return refuse(problem);
   // The library's kgain::log messages join the core's log (libraries built before log.hpp lack it).
-  if (library->has("kgain_set_log_sink")) boost::dll::import_alias<void(LogSink)>(*library, "kgain_set_log_sink")(&log_to_core);
+  if (library->has("kgain_set_log_sink"))
+    boost::dll::import_alias<void(LogSink)>(*library, "kgain_set_log_sink")(&log_to_core);
 
   for (std::size_t i = 0; i < manifest->plugin_count; ++i) {
     const PluginInfo& info = manifest->plugins[i];
@@ -125,8 +131,8 @@ void Registry::load(const std::string& path, bool explicit_request) {
       return e.info.kind == info.kind && std::strcmp(e.info.name, info.name) == 0;
     });
     if (same != plugins_.end()) {
-      spdlog::warn("{} plugin '{}' in {} is shadowed by the one in {}, found first", to_string(info.kind), info.name, path,
-                   same->library_path);
+      spdlog::warn("{} plugin '{}' in {} is shadowed by the one in {}, found first", to_string(info.kind), info.name,
+                   path, same->library_path);
       continue;
     }
     plugins_.push_back(PluginEntry{info, path, manifest->library_name ? manifest->library_name : "", library});
@@ -165,8 +171,8 @@ Plugin* Registry::create_raw(const PluginEntry& entry, const Options& options) c
   } catch (const OptionError&) {
     throw;
   } catch (const std::exception& e) {
-    throw RegistryError(std::string(to_string(entry.info.kind)) + " plugin '" + entry.info.name + "' (" + entry.library_path +
-                        ") could not be created: " + e.what());
+    throw RegistryError(std::string(to_string(entry.info.kind)) + " plugin '" + entry.info.name + "' (" +
+                        entry.library_path + ") could not be created: " + e.what());
   }
 }
 

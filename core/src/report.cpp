@@ -47,7 +47,6 @@ std::vector<json> rows_for(const json& gain, const std::string& probe, const std
   return out;
 }
 
-
 std::string probe_section(const json& gain, const std::string& probe, const std::string& metric, double confidence) {
   const auto rows = rows_for(gain, probe, metric);
   if (rows.empty()) return "";
@@ -109,16 +108,19 @@ std::string probe_section(const json& gain, const std::string& probe, const std:
   }
   html << "</div>\n";
 
-  html << "<table><tr><th class=\"l\">#</th><th class=\"l\">tap</th><th>parameters</th><th>MACs</th><th>pretrained</th><th>random mean</th>"
+  html << "<table><tr><th class=\"l\">#</th><th "
+          "class=\"l\">tap</th><th>parameters</th><th>MACs</th><th>pretrained</th><th>random mean</th>"
           "<th>random sd</th><th>gain</th><th>interval</th><th>p</th><th>relative gain</th></tr>\n";
   for (const auto& r : rows)
-    html << "<tr" << (r["sweet_spot"] == true ? " class=\"sweet\"" : "") << "><td class=\"l\">" << r["tap_index"].get<int>() << "</td><td class=\"l\">"
-         << html_escape(r["tap"].get<std::string>()) << (r["sweet_spot"] == true ? " (sweet spot)" : "")
-         << (r["max_gain"] == true ? " (largest gain)" : "") << "</td><td>" << r["parameters"].get<long long>() << "</td><td>"
-         << (r.contains("macs") && r["macs"].get<long long>() >= 0 ? std::to_string(r["macs"].get<long long>()) : "—") << "</td><td>"
-         << fixed(num(r["pretrained"])) << "</td><td>" << fixed(num(r["random_mean"])) << "</td><td>" << fixed(num(r["random_sd"]))
-         << "</td><td>" << fixed(num(r["gain"])) << "</td><td>[" << fixed(num(r["gain_low"])) << ", " << fixed(num(r["gain_high"]))
-         << "]</td><td>" << fixed(num(r["p_value"]), 3) << "</td><td>" << fixed(num(r["relative_gain"])) << "</td></tr>\n";
+    html << "<tr" << (r["sweet_spot"] == true ? " class=\"sweet\"" : "") << "><td class=\"l\">"
+         << r["tap_index"].get<int>() << "</td><td class=\"l\">" << html_escape(r["tap"].get<std::string>())
+         << (r["sweet_spot"] == true ? " (sweet spot)" : "") << (r["max_gain"] == true ? " (largest gain)" : "")
+         << "</td><td>" << r["parameters"].get<long long>() << "</td><td>"
+         << (r.contains("macs") && r["macs"].get<long long>() >= 0 ? std::to_string(r["macs"].get<long long>()) : "—")
+         << "</td><td>" << fixed(num(r["pretrained"])) << "</td><td>" << fixed(num(r["random_mean"])) << "</td><td>"
+         << fixed(num(r["random_sd"])) << "</td><td>" << fixed(num(r["gain"])) << "</td><td>["
+         << fixed(num(r["gain_low"])) << ", " << fixed(num(r["gain_high"])) << "]</td><td>"
+         << fixed(num(r["p_value"]), 3) << "</td><td>" << fixed(num(r["relative_gain"])) << "</td></tr>\n";
   html << "</table>\n";
   return html.str();
 }
@@ -134,9 +136,12 @@ std::string transferability_section(const json& gain) {
     names[i] = t["tap"].get<std::string>();
   }
   std::ostringstream html;
-  html << "<h2>Transferability estimators per tap</h2>\n<p class=\"note\">Each estimator on the pretrained features, rescaled to "
-          "[0, 1] across taps (its ranking of the taps is what matters), next to the probe's score rescaled the same way. The "
-          "table gives the raw values and the Spearman correlation of each estimator's ranking with the probe's.</p>\n<div class=\"charts\">\n";
+  html << "<h2>Transferability estimators per tap</h2>\n<p class=\"note\">Each estimator on the pretrained features, "
+          "rescaled to "
+          "[0, 1] across taps (its ranking of the taps is what matters), next to the probe's score rescaled the same "
+          "way. The "
+          "table gives the raw values and the Spearman correlation of each estimator's ranking with the "
+          "probe's.</p>\n<div class=\"charts\">\n";
   SvgChart chart("Transferability (rescaled) per tap", "tap", "rescaled to [0, 1]");
   chart.x_tick_labels(names);
   const auto rescale = [](std::vector<double> v) {
@@ -156,7 +161,8 @@ std::string transferability_section(const json& gain) {
   const std::string probe_metric = gain.value("rank_agreement_with", "");
   std::vector<double> px, py;
   for (const auto& r : gain["rows"])
-    if (r["metric"] == probe_metric && r["probe"] == gain["rows"][0]["probe"]) px.push_back(r["tap_index"].get<double>()), py.push_back(num(r["pretrained"]));
+    if (r["metric"] == probe_metric && r["probe"] == gain["rows"][0]["probe"])
+      px.push_back(r["tap_index"].get<double>()), py.push_back(num(r["pretrained"]));
   if (!px.empty()) chart.add({"probe " + probe_metric, "#000000", px, rescale(py), {}, {}, true});
   html << chart.render();
   if (by_metric.count("cka")) {
@@ -170,11 +176,13 @@ std::string transferability_section(const json& gain) {
   html << "</div>\n";
   if (gain.contains("source_transferability")) {
     html << "<p>From the backbone's own ImageNet head (per backbone, not per tap): ";
-    for (const auto& [name, v] : gain["source_transferability"].items()) html << html_escape(name) << " = " << fixed(num(v)) << "; ";
+    for (const auto& [name, v] : gain["source_transferability"].items())
+      html << html_escape(name) << " = " << fixed(num(v)) << "; ";
     html << "LEEP and NCE are at most 0, where the source classes predict the labels perfectly.</p>\n";
   }
   if (gain.contains("rank_agreement")) {
-    html << "<table><tr><th class=\"l\">estimator</th><th>Spearman with the probe's " << html_escape(probe_metric) << "</th></tr>\n";
+    html << "<table><tr><th class=\"l\">estimator</th><th>Spearman with the probe's " << html_escape(probe_metric)
+         << "</th></tr>\n";
     for (const auto& [name, rho] : gain["rank_agreement"].items())
       html << "<tr><td class=\"l\">" << html_escape(name) << "</td><td>" << fixed(num(rho), 3) << "</td></tr>\n";
     html << "</table>\n";
@@ -185,16 +193,19 @@ std::string transferability_section(const json& gain) {
 std::string dataset_section(const json& run) {
   std::ostringstream html;
   const auto& d = run["dataset"];
-  html << "<h2>Dataset</h2>\n<p>" << html_escape(d.value("description", "")) << " — " << d.value("images", 0) << " images used, split: "
-       << html_escape(d.value("split_strategy", "")) << " (" << d.value("folds", 0) << " fold" << (d.value("folds", 0) == 1 ? "" : "s")
+  html << "<h2>Dataset</h2>\n<p>" << html_escape(d.value("description", "")) << " — " << d.value("images", 0)
+       << " images used, split: " << html_escape(d.value("split_strategy", "")) << " (" << d.value("folds", 0)
+       << " fold" << (d.value("folds", 0) == 1 ? "" : "s")
        << ")</p>\n<table><tr><th class=\"l\">class</th><th>images</th><th>groups</th></tr>\n";
   for (const auto& c : d["classes"])
-    html << "<tr><td class=\"l\">" << html_escape(c["name"].get<std::string>()) << "</td><td>" << c["images"].get<long long>()
-         << "</td><td>" << c["groups"].get<long long>() << "</td></tr>\n";
+    html << "<tr><td class=\"l\">" << html_escape(c["name"].get<std::string>()) << "</td><td>"
+         << c["images"].get<long long>() << "</td><td>" << c["groups"].get<long long>() << "</td></tr>\n";
   html << "</table>\n";
   if (d.contains("bad_images") && !d["bad_images"].empty()) {
-    html << "<h3>Images left out (on_bad_image = \"skip\")</h3>\n<table><tr><th class=\"l\">file and reason</th></tr>\n";
-    for (const auto& b : d["bad_images"]) html << "<tr><td class=\"l\">" << html_escape(b.value("reason", "")) << "</td></tr>\n";
+    html
+        << "<h3>Images left out (on_bad_image = \"skip\")</h3>\n<table><tr><th class=\"l\">file and reason</th></tr>\n";
+    for (const auto& b : d["bad_images"])
+      html << "<tr><td class=\"l\">" << html_escape(b.value("reason", "")) << "</td></tr>\n";
     html << "</table>\n";
   }
   return html.str();
@@ -216,9 +227,10 @@ std::string write_report(const std::string& run_dir) {
   }
   std::ostringstream html;
   const std::string title = gain.value("backbone", "") + " on " + gain.value("dataset", "");
-  html << "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>kgain: " << html_escape(title) << "</title>" << style
-       << "</head><body>\n<h1>Knowledge gain by transfer: " << html_escape(title) << "</h1>\n";
-  html << "<p class=\"note\">Run '" << html_escape(run.value("name", "")) << "', " << html_escape(run.value("finished", ""))
+  html << "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>kgain: " << html_escape(title)
+       << "</title>" << style << "</head><body>\n<h1>Knowledge gain by transfer: " << html_escape(title) << "</h1>\n";
+  html << "<p class=\"note\">Run '" << html_escape(run.value("name", "")) << "', "
+       << html_escape(run.value("finished", ""))
        << ". Gain = pretrained score − mean score of the random-weight copies (" << run.value("random_seeds", 0)
        << " seeds); intervals are " << static_cast<int>(std::lround(confidence * 100))
        << "% paired bootstrap intervals over test images and seeds (docs/protocol.md).</p>\n";
@@ -226,24 +238,30 @@ std::string write_report(const std::string& run_dir) {
     html << "<ul>\n";
     for (const auto& [probe, per_metric] : gain["summary"].items())
       for (const auto& [metric, s] : per_metric.items())
-        html << "<li>" << html_escape(probe) << ", " << html_escape(metric) << ": sweet spot <b>" << html_escape(s.value("sweet_spot", "?"))
-             << "</b>, largest gain at <b>" << html_escape(s.value("max_gain", "?")) << "</b></li>\n";
+        html << "<li>" << html_escape(probe) << ", " << html_escape(metric) << ": sweet spot <b>"
+             << html_escape(s.value("sweet_spot", "?")) << "</b>, largest gain at <b>"
+             << html_escape(s.value("max_gain", "?")) << "</b></li>\n";
     html << "</ul>\n";
   }
   for (const auto& p : probes) html << probe_section(gain, p, metrics.front(), confidence);
   html << transferability_section(gain);
   html << "<h2>All probes and metrics</h2>\n";
   for (const auto& p : probes)
-    for (std::size_t m = 1; m < metrics.size(); ++m) html << "<details><summary>" << html_escape(p) << " — " << html_escape(metrics[m])
-                                                          << "</summary>" << probe_section(gain, p, metrics[m], confidence) << "</details>\n";
+    for (std::size_t m = 1; m < metrics.size(); ++m)
+      html << "<details><summary>" << html_escape(p) << " — " << html_escape(metrics[m]) << "</summary>"
+           << probe_section(gain, p, metrics[m], confidence) << "</details>\n";
   html << dataset_section(run);
   html << "<h2>Configuration</h2>\n<pre>" << html_escape(config) << "</pre>\n";
-  html << "<h2>Software</h2>\n<table><tr><th class=\"l\">component</th><th class=\"l\">version</th><th class=\"l\">library</th></tr>\n";
-  html << "<tr><td class=\"l\">kgain</td><td class=\"l\">" << html_escape(run["software"].value("kgain", "")) << "</td><td></td></tr>\n"
-       << "<tr><td class=\"l\">LibTorch</td><td class=\"l\">" << html_escape(run["software"].value("libtorch", "")) << "</td><td></td></tr>\n";
+  html << "<h2>Software</h2>\n<table><tr><th class=\"l\">component</th><th class=\"l\">version</th><th "
+          "class=\"l\">library</th></tr>\n";
+  html << "<tr><td class=\"l\">kgain</td><td class=\"l\">" << html_escape(run["software"].value("kgain", ""))
+       << "</td><td></td></tr>\n"
+       << "<tr><td class=\"l\">LibTorch</td><td class=\"l\">" << html_escape(run["software"].value("libtorch", ""))
+       << "</td><td></td></tr>\n";
   for (const auto& p : run["software"]["plugins"])
-    html << "<tr><td class=\"l\">" << html_escape(p.value("kind", "") + " " + p.value("name", "")) << "</td><td class=\"l\">"
-         << html_escape(p.value("version", "")) << "</td><td class=\"l\">" << html_escape(p.value("library", "")) << "</td></tr>\n";
+    html << "<tr><td class=\"l\">" << html_escape(p.value("kind", "") + " " + p.value("name", ""))
+         << "</td><td class=\"l\">" << html_escape(p.value("version", "")) << "</td><td class=\"l\">"
+         << html_escape(p.value("library", "")) << "</td></tr>\n";
   html << "</table>\n</body></html>\n";
   const std::string path = run_dir + "/report.html";
   write_file_atomically(path, html.str());
@@ -272,10 +290,11 @@ void write_comparison(const std::vector<std::string>& run_dirs, const std::strin
       pre.push_back(num(row["pretrained"]));
       params.push_back(std::max(1.0, num(row["parameters"])));
       if (row["sweet_spot"] == true || row["max_gain"] == true)
-        rows << "<tr><td class=\"l\">" << html_escape(run_dirs[k]) << "</td><td class=\"l\">" << html_escape(label) << "</td><td class=\"l\">"
-             << html_escape(row["tap"].get<std::string>()) << "</td><td class=\"l\">" << (row["sweet_spot"] == true ? "sweet spot " : "")
-             << (row["max_gain"] == true ? "largest gain" : "") << "</td><td>" << fixed(num(row["pretrained"])) << "</td><td>"
-             << fixed(num(row["gain"])) << "</td></tr>\n";
+        rows << "<tr><td class=\"l\">" << html_escape(run_dirs[k]) << "</td><td class=\"l\">" << html_escape(label)
+             << "</td><td class=\"l\">" << html_escape(row["tap"].get<std::string>()) << "</td><td class=\"l\">"
+             << (row["sweet_spot"] == true ? "sweet spot " : "") << (row["max_gain"] == true ? "largest gain" : "")
+             << "</td><td>" << fixed(num(row["pretrained"])) << "</td><td>" << fixed(num(row["gain"]))
+             << "</td></tr>\n";
     }
     const std::string colour = palette[k % 10];
     gain_chart.add({label, colour, depth, g, lo, hi, false});
@@ -284,10 +303,14 @@ void write_comparison(const std::vector<std::string>& run_dirs, const std::strin
   }
   std::ostringstream html;
   html << "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>kgain: comparison</title>" << style
-       << "</head><body>\n<h1>kgain: " << run_dirs.size() << " runs compared</h1>\n<p class=\"note\">Each run's first probe and first "
-          "metric. Relative depth puts backbones with different numbers of taps on one axis.</p>\n<div class=\"charts\">\n"
-       << gain_chart.render(1140, 380) << score_chart.render(1140, 380) << cost_chart.render(1140, 380) << "</div>\n<table><tr><th class=\"l\">run</th><th class=\"l\">study</th>"
-       << "<th class=\"l\">tap</th><th class=\"l\">role</th><th>pretrained</th><th>gain</th></tr>\n" << rows.str() << "</table>\n</body></html>\n";
+       << "</head><body>\n<h1>kgain: " << run_dirs.size()
+       << " runs compared</h1>\n<p class=\"note\">Each run's first probe and first "
+          "metric. Relative depth puts backbones with different numbers of taps on one axis.</p>\n<div "
+          "class=\"charts\">\n"
+       << gain_chart.render(1140, 380) << score_chart.render(1140, 380) << cost_chart.render(1140, 380)
+       << "</div>\n<table><tr><th class=\"l\">run</th><th class=\"l\">study</th>"
+       << "<th class=\"l\">tap</th><th class=\"l\">role</th><th>pretrained</th><th>gain</th></tr>\n"
+       << rows.str() << "</table>\n</body></html>\n";
   write_file_atomically(out_file, html.str());
 }
 

@@ -85,8 +85,9 @@ class RunDirLock {
     if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
       const std::string holder = read_file(path);
       ::close(fd_);
-      throw std::runtime_error("another kgain run (" + (holder.empty() ? std::string("unknown process") : holder) + ") is writing into '" +
-                               dir + "'; wait for it to finish, or choose another directory with --out");
+      throw std::runtime_error("another kgain run (" + (holder.empty() ? std::string("unknown process") : holder) +
+                               ") is writing into '" + dir +
+                               "'; wait for it to finish, or choose another directory with --out");
     }
     char host[256] = "?";
     ::gethostname(host, sizeof host - 1);
@@ -116,10 +117,16 @@ void check_run_dir(const std::string& dir, const Config& config, const RunOption
     if (previous == config.resolved_toml) {
       spdlog::info("'{}' holds a run of this config: finished features are reused, results are replaced", dir);
     } else if (same_measurement(previous, config.resolved_toml)) {
-      spdlog::info("'{}' holds a run of the same dataset, backbone, features and variants: features are reused, results are replaced", dir);
+      spdlog::info(
+          "'{}' holds a run of the same dataset, backbone, features and variants: features are reused, results are "
+          "replaced",
+          dir);
     } else if (!options.replace_other) {
-      throw std::runtime_error("the run directory '" + dir + "' holds a run of a different config (another dataset, backbone, features or "
-                               "variants; see " + resolved + "); choose another directory with --out, or pass --replace to replace that run");
+      throw std::runtime_error("the run directory '" + dir +
+                               "' holds a run of a different config (another dataset, backbone, features or "
+                               "variants; see " +
+                               resolved +
+                               "); choose another directory with --out, or pass --replace to replace that run");
     }
     return;
   }
@@ -127,58 +134,69 @@ void check_run_dir(const std::string& dir, const Config& config, const RunOption
   // The lock and the log are written before the run claims the directory (a failed run leaves them).
   for (const auto& entry : fs::directory_iterator(dir))
     if (entry.path().filename() != ".kgain.lock" && entry.path().filename() != "kgain.log")
-      throw std::runtime_error("the run directory '" + dir + "' exists and is not a kgain run; choose another with --out");
+      throw std::runtime_error("the run directory '" + dir +
+                               "' exists and is not a kgain run; choose another with --out");
 }
 
 // What every study needs of its images and classes; each violation would turn into a wrong
 // score rather than an error further on.
-void check_samples(const std::vector<Sample>& samples, const std::vector<std::string>& classes, const std::string& dataset) {
+void check_samples(const std::vector<Sample>& samples, const std::vector<std::string>& classes,
+                   const std::string& dataset) {
   if (classes.size() < 2)
-    throw std::runtime_error(dataset + ": " + std::to_string(classes.size()) +
-                             " class; a probe needs at least two classes to tell apart (check the dataset's classes or folders)");
+    throw std::runtime_error(
+        dataset + ": " + std::to_string(classes.size()) +
+        " class; a probe needs at least two classes to tell apart (check the dataset's classes or folders)");
   std::map<std::string, std::size_t> seen_class;
   for (std::size_t c = 0; c < classes.size(); ++c) {
     if (classes[c].empty()) throw std::runtime_error(dataset + ": class " + std::to_string(c) + " has an empty name");
     if (!seen_class.emplace(classes[c], c).second)
-      throw std::runtime_error(dataset + ": the class '" + classes[c] + "' is listed twice; each class name must be unique");
+      throw std::runtime_error(dataset + ": the class '" + classes[c] +
+                               "' is listed twice; each class name must be unique");
   }
   std::vector<std::int64_t> per_class(classes.size(), 0);
   std::map<std::string, std::size_t> seen_path;
   for (std::size_t i = 0; i < samples.size(); ++i) {
     const Sample& s = samples[i];
     if (s.path.empty() || s.path.find('\0') != std::string::npos)
-      throw std::runtime_error(dataset + ": image " + std::to_string(i) + " has an empty path or one with a NUL byte ('" +
-                               s.path.substr(0, s.path.find('\0')) + "...')");
+      throw std::runtime_error(dataset + ": image " + std::to_string(i) +
+                               " has an empty path or one with a NUL byte ('" + s.path.substr(0, s.path.find('\0')) +
+                               "...')");
     if (s.label < 0 || s.label >= static_cast<int>(classes.size()))
       throw std::runtime_error(dataset + ": " + s.path + " has label " + std::to_string(s.label) + ", outside the " +
                                std::to_string(classes.size()) + " classes (a bug in the dataset plugin)");
     ++per_class[static_cast<std::size_t>(s.label)];
     if (const auto [it, fresh] = seen_path.emplace(s.path, i); !fresh)
-      throw std::runtime_error(dataset + ": " + s.path + " is listed twice (images " + std::to_string(it->second) + " and " +
-                               std::to_string(i) + "); a repeated image could land on both sides of a split and inflate every "
+      throw std::runtime_error(dataset + ": " + s.path + " is listed twice (images " + std::to_string(it->second) +
+                               " and " + std::to_string(i) +
+                               "); a repeated image could land on both sides of a split and inflate every "
                                "score: remove the duplicate row");
   }
   for (std::size_t c = 0; c < classes.size(); ++c)
     if (per_class[c] == 0)
-      throw std::runtime_error(dataset + ": the class '" + classes[c] + "' has no images (a name in `classes` that no image carries, "
+      throw std::runtime_error(dataset + ": the class '" + classes[c] +
+                               "' has no images (a name in `classes` that no image carries, "
                                "or a class whose images are all outside the study's split)");
 }
 
 // Every fold must have images on both sides and at least two classes to train on; a fold
 // without them would yield a score of nothing.
-void check_folds(const SplitPlan& plan, const std::vector<std::int64_t>& labels, const std::vector<std::string>& classes) {
+void check_folds(const SplitPlan& plan, const std::vector<std::int64_t>& labels,
+                 const std::vector<std::string>& classes) {
   for (std::size_t f = 0; f < plan.folds.size(); ++f) {
     const auto& fold = plan.folds[f];
     std::set<std::int64_t> train_classes;
     for (auto i : fold.train) train_classes.insert(labels[static_cast<std::size_t>(i)]);
     const std::string name = "fold " + std::to_string(f);
     if (fold.train.empty() || fold.test.empty())
-      throw std::runtime_error(name + " has " + std::to_string(fold.train.size()) + " training and " + std::to_string(fold.test.size()) +
-                               " test images; every fold needs both (too few images or groups for the folds, or every image of one "
-                               "side was left out as unreadable)");
+      throw std::runtime_error(
+          name + " has " + std::to_string(fold.train.size()) + " training and " + std::to_string(fold.test.size()) +
+          " test images; every fold needs both (too few images or groups for the folds, or every image of one "
+          "side was left out as unreadable)");
     if (train_classes.size() < 2)
-      throw std::runtime_error(name + ": its training images are all of one class; a probe cannot learn from them (more images or "
-                               "groups per class, or fewer folds)");
+      throw std::runtime_error(
+          name +
+          ": its training images are all of one class; a probe cannot learn from them (more images or "
+          "groups per class, or fewer folds)");
     for (std::size_t c = 0; c < classes.size(); ++c)
       if (!train_classes.count(static_cast<std::int64_t>(c)))
         spdlog::warn("{}: no training image of class '{}': the probe cannot predict it there", name, classes[c]);
@@ -204,9 +222,9 @@ void drop_unused(std::vector<Sample>& samples, SplitPlan& plan) {
 
 // predictions/<index>-<name>.kgpred for probe `index`; the name is kept to safe characters (the
 // file's header holds the real one).
-void write_probe_predictions(const std::string& run_dir, std::size_t index, const std::string& probe, const Evaluation& evaluation,
-                             const std::vector<Variant>& variants, const std::vector<std::string>& taps, const SplitPlan& splits,
-                             std::int64_t num_classes) {
+void write_probe_predictions(const std::string& run_dir, std::size_t index, const std::string& probe,
+                             const Evaluation& evaluation, const std::vector<Variant>& variants,
+                             const std::vector<std::string>& taps, const SplitPlan& splits, std::int64_t num_classes) {
   RunPredictions p;
   p.probe = probe;
   p.num_classes = num_classes;
@@ -263,16 +281,20 @@ void load_plugins(const Config& config, Study& study) {
   for (const auto& warning : study.dataset->warnings()) spdlog::warn("dataset: {}", warning);
   study.backbone = registry.create<Backbone>(config.backbone);
   if (config.recalibrate_batch_norm && !study.backbone->can_recalibrate_batch_norm())
-    throw std::runtime_error(config.file + ": [variants] recalibrate_batch_norm = true, but backbone '" + config.backbone.plugin +
-                             "' cannot re-estimate batch-norm statistics; use a backbone that can (the bundled native backbone can) or remove the key");
+    throw std::runtime_error(config.file + ": [variants] recalibrate_batch_norm = true, but backbone '" +
+                             config.backbone.plugin +
+                             "' cannot re-estimate batch-norm statistics; use a backbone that can (the bundled native "
+                             "backbone can) or remove the key");
   for (std::size_t p = 0; p < config.probes.size(); ++p) {
     const PluginSection& section = config.probes[p];
     registry.create<Probe>(section);  // validates the options now, not after extraction
-    study.probes.push_back({section.name, [&registry, &section] { return registry.create<Probe>(section.plugin, section.options); },
+    study.probes.push_back({section.name,
+                            [&registry, &section] { return registry.create<Probe>(section.plugin, section.options); },
                             config.probe_seeds[p]});
   }
   for (const auto& m : config.metrics) study.metrics.push_back({m.name, registry.create<Metric>(m)});
-  for (const auto& m : config.feature_metrics) study.feature_metrics.push_back({m.name, registry.create<FeatureMetric>(m)});
+  for (const auto& m : config.feature_metrics)
+    study.feature_metrics.push_back({m.name, registry.create<FeatureMetric>(m)});
 }
 
 // The images and their folds, checked so that no fold can yield a score of nothing.
@@ -282,8 +304,8 @@ void plan_images(const Config& config, Study& study, RunSummary& summary) {
   samples = study.dataset->samples();
   check_samples(samples, study.classes, study.dataset->description());
   samples = limit_per_class(samples, config.limit_per_class, config.split_seed);
-  study.splits = make_repeated_splits(samples, static_cast<int>(study.classes.size()), config.split_strategy, config.folds, config.split_seed,
-                                      config.split_repeats);
+  study.splits = make_repeated_splits(samples, static_cast<int>(study.classes.size()), config.split_strategy,
+                                      config.folds, config.split_seed, config.split_repeats);
   drop_unused(samples, study.splits);  // e.g. PCam's valid split: never decoded nor extracted
   check_samples(samples, study.classes, study.dataset->description());
   summary.images = static_cast<std::int64_t>(samples.size());
@@ -291,11 +313,13 @@ void plan_images(const Config& config, Study& study, RunSummary& summary) {
   for (const auto& s : samples) study.labels.push_back(s.label);
   for (std::size_t f = 0; f < study.splits.folds.size(); ++f)
     if (const auto leaks = leaking_groups(samples, study.splits.folds[f]); !leaks.empty())
-      throw std::runtime_error("fold " + std::to_string(f) + " puts group '" + leaks.front() + "' (and " + std::to_string(leaks.size() - 1) +
-                               " more) on both sides; the dataset's split column mixes groups — use [splits] strategy = \"group_kfold\"");
+      throw std::runtime_error(
+          "fold " + std::to_string(f) + " puts group '" + leaks.front() + "' (and " + std::to_string(leaks.size() - 1) +
+          " more) on both sides; the dataset's split column mixes groups — use [splits] strategy = \"group_kfold\"");
   check_folds(study.splits, study.labels, study.classes);
-  spdlog::info("dataset: {} — {} images, {} classes, split: {} ({} fold{})", study.dataset->description(), samples.size(), study.classes.size(),
-               study.splits.strategy, study.splits.folds.size(), study.splits.folds.size() == 1 ? "" : "s");
+  spdlog::info("dataset: {} — {} images, {} classes, split: {} ({} fold{})", study.dataset->description(),
+               samples.size(), study.classes.size(), study.splits.strategy, study.splits.folds.size(),
+               study.splits.folds.size() == 1 ? "" : "s");
 }
 
 // The taps, their cost, and the variants (pretrained, and one random per seed).
@@ -305,20 +329,26 @@ void plan_network(const Config& config, Study& study) {
   prep.resize = config.resize;
   prep.pixel_source = study.dataset.get();
   if (config.stain_normalization != "none") {
-    prep.stain = std::make_shared<const StainReference>(make_stain_reference(config.stain_normalization, config.stain_reference));
+    prep.stain = std::make_shared<const StainReference>(
+        make_stain_reference(config.stain_normalization, config.stain_reference));
     spdlog::info("stain normalization: {} to {}", config.stain_normalization, config.stain_reference);
   }
   study.taps = study.backbone->inspect(prep.size);
   for (const auto& t : study.taps) {
     study.tap_names.push_back(t.name);
     if (!pooling_fits(config.pooling, t.form))
-      throw std::runtime_error(config.file + ": [features] pooling = \"" + to_string(config.pooling) + "\" does not fit tap '" + t.name + "', " +
-                               (t.form == TapForm::tokens ? "a token sequence (a transformer): use \"cls\", \"mean\" or \"cls_mean\""
-                                                          : "a feature map: use \"avg\", \"max\" or \"avgmax\""));
+      throw std::runtime_error(config.file + ": [features] pooling = \"" + to_string(config.pooling) +
+                               "\" does not fit tap '" + t.name + "', " +
+                               (t.form == TapForm::tokens
+                                    ? "a token sequence (a transformer): use \"cls\", \"mean\" or \"cls_mean\""
+                                    : "a feature map: use \"avg\", \"max\" or \"avgmax\""));
   }
   spdlog::info("backbone: {} — {} taps at {} px", study.backbone->description(), study.taps.size(), prep.size);
-  if (study.backbone->has_pretrained_weights()) study.variants.push_back(Variant{Variant::Kind::pretrained, 0});
-  else spdlog::warn("the backbone has no pretrained weights: scoring random variants only, so there is no gain to measure");
+  if (study.backbone->has_pretrained_weights())
+    study.variants.push_back(Variant{Variant::Kind::pretrained, 0});
+  else
+    spdlog::warn(
+        "the backbone has no pretrained weights: scoring random variants only, so there is no gain to measure");
   for (auto seed : config.random_seeds) study.variants.push_back(Variant{Variant::Kind::random, seed});
 }
 
@@ -334,7 +364,8 @@ void check_duplicate_content(const Study& study) {
   std::vector<std::pair<std::size_t, std::size_t>> duplicates;
   for (std::size_t i = 0; i < study.identities.size(); ++i)
     if (used[i])
-      if (const auto [it, fresh] = first.emplace(study.identities[i], i); !fresh) duplicates.emplace_back(it->second, i);
+      if (const auto [it, fresh] = first.emplace(study.identities[i], i); !fresh)
+        duplicates.emplace_back(it->second, i);
   if (duplicates.empty()) return;
   for (std::size_t f = 0; f < study.splits.folds.size(); ++f) {
     std::vector<char> side(study.samples.size(), 0);
@@ -342,16 +373,20 @@ void check_duplicate_content(const Study& study) {
     for (auto i : study.splits.folds[f].test) side[static_cast<std::size_t>(i)] = 'e';
     for (const auto& [a, b] : duplicates)
       if (side[a] && side[b] && side[a] != side[b])
-        throw std::runtime_error(study.samples[a].path + " and " + study.samples[b].path + " have the same content, and fold " + std::to_string(f) +
-                                 " trains on one and tests on the other, which would inflate every score (" + std::to_string(duplicates.size()) +
+        throw std::runtime_error(study.samples[a].path + " and " + study.samples[b].path +
+                                 " have the same content, and fold " + std::to_string(f) +
+                                 " trains on one and tests on the other, which would inflate every score (" +
+                                 std::to_string(duplicates.size()) +
                                  " duplicate pair(s) in all): remove the duplicates, or give each pair the same group");
   }
-  spdlog::warn("{} pair(s) of images have the same content (first: {} and {}); no fold puts a pair on both sides", duplicates.size(),
-               study.samples[duplicates.front().first].path, study.samples[duplicates.front().second].path);
+  spdlog::warn("{} pair(s) of images have the same content (first: {} and {}); no fold puts a pair on both sides",
+               duplicates.size(), study.samples[duplicates.front().first].path,
+               study.samples[duplicates.front().second].path);
 }
 
 int decode_threads(const Config& config) {
-  return config.decode_threads > 0 ? config.decode_threads : std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / 4);
+  return config.decode_threads > 0 ? config.decode_threads
+                                   : std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / 4);
 }
 
 // Random variants re-estimate their batch-norm statistics on training images (the dataset's own
@@ -360,7 +395,8 @@ int decode_threads(const Config& config) {
 void calibrate_batch_norm(const Config& config, Study& study) {
   std::vector<std::int64_t> pool;
   for (std::size_t i = 0; i < study.samples.size(); ++i)
-    if (study.splits.strategy != "dataset" || study.samples[i].split == "train") pool.push_back(static_cast<std::int64_t>(i));
+    if (study.splits.strategy != "dataset" || study.samples[i].split == "train")
+      pool.push_back(static_cast<std::int64_t>(i));
   seeded_shuffle(pool, config.split_seed);
   if (static_cast<std::int64_t>(pool.size()) > config.calibration_images) pool.resize(config.calibration_images);
   std::sort(pool.begin(), pool.end());
@@ -386,23 +422,28 @@ std::string feature_space_key(const Config& config, const Study& study, const st
   std::ostringstream key;
   key << "kgain features v3\nbackbone " << study.backbone->fingerprint() << "\ntaps";
   for (const auto& t : study.tap_names) key << ' ' << t;
-  key << "\ninput_size " << study.prep.size << "\nresize " << study.prep.resize << "\nstain " << config.stain_normalization << ' '
-      << (config.stain_reference.empty() ? "-" : file_fingerprint(config.stain_reference)) << "\npooling " << to_string(config.pooling)
-      << "\nvariant " << variant;
+  key << "\ninput_size " << study.prep.size << "\nresize " << study.prep.resize << "\nstain "
+      << config.stain_normalization << ' '
+      << (config.stain_reference.empty() ? "-" : file_fingerprint(config.stain_reference)) << "\npooling "
+      << to_string(config.pooling) << "\nvariant " << variant;
   if (variant.rfind("random-", 0) == 0)
-    key << "\nbatch_norm_calibration " << (config.recalibrate_batch_norm ? std::to_string(study.calibration_identity) : "none");
+    key << "\nbatch_norm_calibration "
+        << (config.recalibrate_batch_norm ? std::to_string(study.calibration_identity) : "none");
   return key.str();
 }
 
 std::vector<FeatureSpace> open_feature_spaces(const Config& config, const Study& study, const std::string& store) {
-  const StoragePrecision precision = config.storage == "float16" ? StoragePrecision::float16 : StoragePrecision::float32;
+  const StoragePrecision precision =
+      config.storage == "float16" ? StoragePrecision::float16 : StoragePrecision::float32;
   std::vector<FeatureSpace> spaces;
-  for (const auto& v : study.variants) spaces.emplace_back(store, feature_space_key(config, study, v.name()), precision);
+  for (const auto& v : study.variants)
+    spaces.emplace_back(store, feature_space_key(config, study, v.name()), precision);
   return spaces;
 }
 
 ExtractionInput extraction_input(const Config& config, const Study& study) {
-  return ExtractionInput{study.samples, study.identities, study.prep, config.batch_size, config.skip_bad_images, decode_threads(config)};
+  return ExtractionInput{study.samples,     study.identities,       study.prep,
+                         config.batch_size, config.skip_bad_images, decode_threads(config)};
 }
 
 // Bytes between the ranks of one job (trusted: the same build wrote them a moment ago).
@@ -445,7 +486,8 @@ class Unpacker {
     return v;
   }
   void need(std::size_t n) const {
-    if (bytes_.size() - at_ < n) throw std::runtime_error("a rank sent root a message cut short (a kgain of another version on that node?)");
+    if (bytes_.size() - at_ < n)
+      throw std::runtime_error("a rank sent root a message cut short (a kgain of another version on that node?)");
   }
   const std::string& bytes_;
   std::size_t at_ = 0;
@@ -456,7 +498,8 @@ class Unpacker {
 void merge_extraction_stats(ExtractionStats& stats) {
   const Cluster& cluster = Cluster::get();
   Packer out;
-  out.u64(static_cast<std::uint64_t>(stats.images_decoded)), out.u64(static_cast<std::uint64_t>(stats.images_forwarded));
+  out.u64(static_cast<std::uint64_t>(stats.images_decoded)),
+      out.u64(static_cast<std::uint64_t>(stats.images_forwarded));
   out.u64(static_cast<std::uint64_t>(stats.segments_written)), out.u64(stats.bad_images.size());
   for (const auto& [index, reason] : stats.bad_images) out.u64(static_cast<std::uint64_t>(index)), out.text(reason);
   const auto all = cluster.gather(out.bytes());
@@ -476,7 +519,8 @@ void merge_extraction_stats(ExtractionStats& stats) {
     }
     std::sort(stats.bad_images.begin(), stats.bad_images.end());
     merged.u64(stats.bad_images.size());
-    for (const auto& [index, reason] : stats.bad_images) merged.u64(static_cast<std::uint64_t>(index)), merged.text(reason);
+    for (const auto& [index, reason] : stats.bad_images)
+      merged.u64(static_cast<std::uint64_t>(index)), merged.text(reason);
   }
   std::string bad = merged.bytes();
   cluster.broadcast(bad);
@@ -490,14 +534,17 @@ void merge_extraction_stats(ExtractionStats& stats) {
 }
 
 // Features of every variant into the store; images that could not be decoded leave every fold.
-void extract_stage(const Config& config, Study& study, std::vector<FeatureSpace>& spaces, const std::string& store, RunSummary& summary) {
+void extract_stage(const Config& config, Study& study, std::vector<FeatureSpace>& spaces, const std::string& store,
+                   RunSummary& summary) {
   const Cluster& cluster = Cluster::get();
   ExtractionInput input = extraction_input(config, study);
   input.share_rank = cluster.rank();
   input.share_count = cluster.size();
-  if (const char* kill = std::getenv("KGAIN_TEST_KILL_RANK"); kill && std::atoi(kill) == cluster.rank() && std::strchr(kill, ':'))
+  if (const char* kill = std::getenv("KGAIN_TEST_KILL_RANK");
+      kill && std::atoi(kill) == cluster.rank() && std::strchr(kill, ':'))
     input.die_after_segments = std::atoll(std::strchr(kill, ':') + 1);
-  cluster.together([&] { extract_features(*study.backbone, study.variants, config.pooling, input, spaces, summary.extraction); });
+  cluster.together(
+      [&] { extract_features(*study.backbone, study.variants, config.pooling, input, spaces, summary.extraction); });
   return_free_memory();  // the networks' activations are not needed again (allocator.hpp)
   if (cluster.distributed()) {
     merge_extraction_stats(summary.extraction);
@@ -510,15 +557,21 @@ void extract_stage(const Config& config, Study& study, std::vector<FeatureSpace>
     for (const auto& b : bad_images) bad.insert(b.first);
     for (auto& fold : study.splits.folds)
       for (auto* side : {&fold.train, &fold.test})
-        side->erase(std::remove_if(side->begin(), side->end(), [&](std::int64_t i) { return bad.count(i) > 0; }), side->end());
-    spdlog::warn("{} image(s) could not be decoded and were left out (on_bad_image = \"skip\"); see run.json", bad.size());
-    if (cluster.root()) write_splits_csv(summary.run_dir + "/splits.csv", study.samples, study.classes, study.splits);  // they show as "unused"
+        side->erase(std::remove_if(side->begin(), side->end(), [&](std::int64_t i) { return bad.count(i) > 0; }),
+                    side->end());
+    spdlog::warn("{} image(s) could not be decoded and were left out (on_bad_image = \"skip\"); see run.json",
+                 bad.size());
+    if (cluster.root())
+      write_splits_csv(summary.run_dir + "/splits.csv", study.samples, study.classes,
+                       study.splits);  // they show as "unused"
   }
   check_folds(study.splits, study.labels, study.classes);
   check_duplicate_content(study);  // after extraction: undecodable files that happen to be equal are not images
   const ExtractionStats& x = summary.extraction;
-  spdlog::info("features ready: {} images decoded, {} image x variant pairs forwarded, {} from the feature store, {} segments written ({:.1f} s)",
-               x.images_decoded, x.images_forwarded, x.images_from_store, x.segments_written, x.seconds);
+  spdlog::info(
+      "features ready: {} images decoded, {} image x variant pairs forwarded, {} from the feature store, {} segments "
+      "written ({:.1f} s)",
+      x.images_decoded, x.images_forwarded, x.images_from_store, x.segments_written, x.seconds);
 }
 
 // The rows of the images that are used (not left out), for the estimators.
@@ -533,8 +586,8 @@ std::vector<std::int64_t> usable_rows(const Study& study, const RunSummary& summ
 
 // Every rank sends root the predictions of its taps and its estimator rows; root scores them as
 // its own (record_predictions) and puts the estimator rows in tap order, as one process would.
-void gather_evaluations(const EvaluationSetup& setup, const std::vector<std::size_t>& mine, std::vector<Evaluation>& evaluations,
-                        std::vector<TransferabilityRow>& transferability) {
+void gather_evaluations(const EvaluationSetup& setup, const std::vector<std::size_t>& mine,
+                        std::vector<Evaluation>& evaluations, std::vector<TransferabilityRow>& transferability) {
   const Cluster& cluster = Cluster::get();
   Packer out;
   out.u64(mine.size());
@@ -545,13 +598,15 @@ void gather_evaluations(const EvaluationSetup& setup, const std::vector<std::siz
         for (std::size_t f = 0; f < setup.splits.folds.size(); ++f) out.doubles(e.predictions[v][t][f].scores);
   }
   out.u64(transferability.size());
-  for (const auto& r : transferability) out.u64(r.tap_index), out.text(r.metric), out.f64(r.pretrained), out.f64(r.random_mean), out.f64(r.random_sd);
+  for (const auto& r : transferability)
+    out.u64(r.tap_index), out.text(r.metric), out.f64(r.pretrained), out.f64(r.random_mean), out.f64(r.random_sd);
   const auto all = cluster.gather(out.bytes());
   for (std::size_t rank = 1; rank < all.size(); ++rank) {
     Unpacker in(all[rank]);
     for (std::uint64_t n = in.u64(); n > 0; --n) {
       const auto t = static_cast<std::size_t>(in.u64());
-      if (t >= setup.taps.size()) throw std::runtime_error("rank " + std::to_string(rank) + " sent a tap this study does not have");
+      if (t >= setup.taps.size())
+        throw std::runtime_error("rank " + std::to_string(rank) + " sent a tap this study does not have");
       for (std::size_t p = 0; p < evaluations.size(); ++p)
         for (std::size_t v = 0; v < setup.variants.size(); ++v)
           for (std::size_t f = 0; f < setup.splits.folds.size(); ++f) {
@@ -582,14 +637,16 @@ void gather_evaluations(const EvaluationSetup& setup, const std::vector<std::siz
 // Taps are taken one at a time, or a few together when one tap offers fewer fits than threads.
 // Each rank evaluates its share of the tap groups (every group in a single process) into
 // `evaluations` and lists the taps it did in `mine`; finish_evaluation then puts them together.
-void evaluate_stage(const Config& config, const Study& study, const std::vector<FeatureSpace>& spaces, RunSummary& summary,
-                    std::vector<Evaluation>& evaluations, std::vector<std::size_t>& mine) {
+void evaluate_stage(const Config& config, const Study& study, const std::vector<FeatureSpace>& spaces,
+                    RunSummary& summary, std::vector<Evaluation>& evaluations, std::vector<std::size_t>& mine) {
   const int threads = at::get_num_threads();
-  const EvaluationSetup setup{study.variants, study.tap_names, study.labels, static_cast<std::int64_t>(study.classes.size()),
-                              study.splits, study.probes, study.metrics, threads};
+  const EvaluationSetup setup{
+      study.variants, study.tap_names, study.labels,  static_cast<std::int64_t>(study.classes.size()),
+      study.splits,   study.probes,    study.metrics, threads};
   evaluations = start_evaluation(setup);
   const std::size_t fits_per_tap = study.probes.size() * study.splits.folds.size();  // of one variant
-  const std::size_t group = std::max<std::size_t>(1, (static_cast<std::size_t>(threads) + fits_per_tap - 1) / fits_per_tap);
+  const std::size_t group =
+      std::max<std::size_t>(1, (static_cast<std::size_t>(threads) + fits_per_tap - 1) / fits_per_tap);
   const bool estimators = study.backbone->has_pretrained_weights() && (!study.feature_metrics.empty() || config.cka);
   const std::vector<std::int64_t> rows = usable_rows(study, summary);
   const at::Tensor usable = at::tensor(rows, at::kLong);
@@ -598,19 +655,23 @@ void evaluate_stage(const Config& config, const Study& study, const std::vector<
   // The pretrained variant first, so that CKA can compare each random variant with it as it passes.
   std::vector<std::size_t> order(study.variants.size());
   std::iota(order.begin(), order.end(), 0);
-  std::stable_partition(order.begin(), order.end(), [&](std::size_t v) { return study.variants[v].kind == Variant::Kind::pretrained; });
+  std::stable_partition(order.begin(), order.end(),
+                        [&](std::size_t v) { return study.variants[v].kind == Variant::Kind::pretrained; });
   const Cluster& cluster = Cluster::get();
-  Progress progress("probes", "fits", static_cast<std::int64_t>(fits_per_tap * study.variants.size() * study.taps.size()));
+  Progress progress("probes", "fits",
+                    static_cast<std::int64_t>(fits_per_tap * study.variants.size() * study.taps.size()));
   for (std::size_t first = 0, g = 0; first < study.taps.size(); first += group, ++g) {
     if (static_cast<int>(g % static_cast<std::size_t>(cluster.size())) != cluster.rank()) continue;
     std::vector<std::size_t> taps;
     for (std::size_t t = first; t < std::min(study.taps.size(), first + group); ++t) taps.push_back(t);
-    std::vector<std::vector<double>> cka(taps.size());                                   // [k][random variant]
-    std::vector<std::vector<std::vector<double>>> scores(taps.size(), std::vector<std::vector<double>>(study.variants.size()));  // [k][v][m]
-    std::vector<at::Tensor> pretrained;  // usable rows, kept for CKA
+    std::vector<std::vector<double>> cka(taps.size());  // [k][random variant]
+    std::vector<std::vector<std::vector<double>>> scores(
+        taps.size(), std::vector<std::vector<double>>(study.variants.size()));  // [k][v][m]
+    std::vector<at::Tensor> pretrained;                                         // usable rows, kept for CKA
     for (std::size_t v : order) {
       std::vector<at::Tensor> features;  // [k]
-      for (std::size_t t : taps) features.push_back(load_tap(spaces[v], t, study.identities, summary.extraction.bad_images, study.samples));
+      for (std::size_t t : taps)
+        features.push_back(load_tap(spaces[v], t, study.identities, summary.extraction.bad_images, study.samples));
       evaluate_taps(setup, taps, v, features, evaluations, progress);
       if (!estimators) {
         features.clear();
@@ -618,7 +679,8 @@ void evaluate_stage(const Config& config, const Study& study, const std::vector<
         continue;
       }
       for (auto& x : features) x = rows.size() == study.samples.size() ? x : x.index_select(0, usable);
-      const auto estimates = score_estimators(features, usable_labels, static_cast<std::int64_t>(study.classes.size()), study.feature_metrics, threads);
+      const auto estimates = score_estimators(features, usable_labels, static_cast<std::int64_t>(study.classes.size()),
+                                              study.feature_metrics, threads);
       for (std::size_t k = 0; k < taps.size(); ++k) scores[k][v] = estimates[k];
       if (!config.cka) continue;
       if (study.variants[v].kind == Variant::Kind::pretrained) {
@@ -634,7 +696,8 @@ void evaluate_stage(const Config& config, const Study& study, const std::vector<
     // peak of 1.71 GB against 1.28 GB, for 25 s less (docs/performance.md, "Scale").
     return_free_memory();
     for (std::size_t k = 0; estimators && k < taps.size(); ++k)
-      for (auto& r : transferability_rows(taps[k], study.tap_names[taps[k]], study.variants, study.feature_metrics, scores[k], config.cka, cka[k]))
+      for (auto& r : transferability_rows(taps[k], study.tap_names[taps[k]], study.variants, study.feature_metrics,
+                                          scores[k], config.cka, cka[k]))
         summary.transferability.push_back(std::move(r));
     mine.insert(mine.end(), taps.begin(), taps.end());
     spdlog::debug("taps {}-{} evaluated", taps.front(), taps.back());
@@ -642,9 +705,11 @@ void evaluate_stage(const Config& config, const Study& study, const std::vector<
 }
 
 // Root collects the other ranks' taps (gather_evaluations); then the rows take their fixed order.
-void finish_evaluation(const Study& study, std::vector<Evaluation>& evaluations, const std::vector<std::size_t>& mine, RunSummary& summary) {
-  const EvaluationSetup setup{study.variants, study.tap_names, study.labels, static_cast<std::int64_t>(study.classes.size()),
-                              study.splits, study.probes, study.metrics, at::get_num_threads()};
+void finish_evaluation(const Study& study, std::vector<Evaluation>& evaluations, const std::vector<std::size_t>& mine,
+                       RunSummary& summary) {
+  const EvaluationSetup setup{
+      study.variants, study.tap_names, study.labels,  static_cast<std::int64_t>(study.classes.size()),
+      study.splits,   study.probes,    study.metrics, at::get_num_threads()};
   if (Cluster::get().distributed()) gather_evaluations(setup, mine, evaluations, summary.transferability);
   for (auto& e : evaluations) {
     e.finish();
@@ -653,7 +718,8 @@ void finish_evaluation(const Study& study, std::vector<Evaluation>& evaluations,
 }
 
 // Gain with intervals per probe; which estimator ranks the taps like the first probe; LEEP/NCE.
-void analyse_stage(const Config& config, Study& study, const std::vector<Evaluation>& evaluations, RunSummary& summary, const std::string& store) {
+void analyse_stage(const Config& config, Study& study, const std::vector<Evaluation>& evaluations, RunSummary& summary,
+                   const std::string& store) {
   GainSettings gain_settings;
   gain_settings.bootstrap = config.bootstrap;
   gain_settings.confidence = config.confidence;
@@ -661,7 +727,8 @@ void analyse_stage(const Config& config, Study& study, const std::vector<Evaluat
   gain_settings.sweet_spot_epsilon = config.sweet_spot_epsilon;
   gain_settings.threads = at::get_num_threads();
   for (const auto& evaluation : evaluations) {
-    const auto gain = compute_gain(evaluation, study.variants, study.taps, study.metrics, pooled_parts(config.pooling), gain_settings);
+    const auto gain = compute_gain(evaluation, study.variants, study.taps, study.metrics, pooled_parts(config.pooling),
+                                   gain_settings);
     summary.gain.insert(summary.gain.end(), gain.begin(), gain.end());
   }
   for (const auto& fm : study.feature_metrics) {
@@ -670,16 +737,20 @@ void analyse_stage(const Config& config, Study& study, const std::vector<Evaluat
     for (const auto& r : summary.transferability)
       if (r.metric == fm.name) estimate.push_back(r.pretrained);
     for (const auto& g : summary.gain)
-      if (g.probe == config.probes.front().name && g.metric == config.metrics.front().name) probe.push_back(g.pretrained);
+      if (g.probe == config.probes.front().name && g.metric == config.metrics.front().name)
+        probe.push_back(g.pretrained);
     summary.rank_agreement.push_back({fm.name, spearman(estimate, probe)});
     spdlog::info("transferability: {} ranks the taps with Spearman {:.3f} against the probe's {}", fm.name,
                  summary.rank_agreement.back().second, config.metrics.front().name);
   }
   if (!study.backbone->has_pretrained_weights() || !config.source_transferability) return;
-  FeatureSpace space(store, feature_space_key(config, study, "source (class probabilities of the backbone's head)"), StoragePrecision::float32);
-  const at::Tensor probs = extract_source_predictions(*study.backbone, config.pooling, extraction_input(config, study), space, summary.extraction.bad_images);
+  FeatureSpace space(store, feature_space_key(config, study, "source (class probabilities of the backbone's head)"),
+                     StoragePrecision::float32);
+  const at::Tensor probs = extract_source_predictions(*study.backbone, config.pooling, extraction_input(config, study),
+                                                      space, summary.extraction.bad_images);
   if (!probs.defined()) {
-    spdlog::warn("[transferability] source = true, but the backbone has no classifier head: LEEP and NCE are not computed");
+    spdlog::warn(
+        "[transferability] source = true, but the backbone has no classifier head: LEEP and NCE are not computed");
     return;
   }
   const std::vector<std::int64_t> rows = usable_rows(study, summary);
@@ -707,15 +778,19 @@ nlohmann::json run_json(const Config& config, const Study& study, const RunSumma
   run["software"] = {{"kgain", KGAIN_VERSION}, {"libtorch", TORCH_VERSION}, {"plugins", nlohmann::json::array()}};
   const auto add_plugin = [&](PluginKind kind, const std::string& name) {
     const PluginEntry& e = study.registry.find(kind, name);
-    run["software"]["plugins"].push_back({{"kind", to_string(kind)}, {"name", name}, {"version", e.info.version}, {"library", e.library_path}});
+    run["software"]["plugins"].push_back(
+        {{"kind", to_string(kind)}, {"name", name}, {"version", e.info.version}, {"library", e.library_path}});
   };
   add_plugin(PluginKind::dataset, config.dataset.plugin);
   add_plugin(PluginKind::backbone, config.backbone.plugin);
   for (const auto& p : config.probes) add_plugin(PluginKind::probe, p.plugin);
   for (const auto& m : config.metrics) add_plugin(PluginKind::metric, m.plugin);
   for (const auto& m : config.feature_metrics) add_plugin(PluginKind::feature_metric, m.plugin);
-  run["dataset"] = {{"description", study.dataset->description()}, {"images", study.samples.size()}, {"split_strategy", study.splits.strategy},
-                    {"folds", study.splits.folds.size()}, {"classes", nlohmann::json::array()}};
+  run["dataset"] = {{"description", study.dataset->description()},
+                    {"images", study.samples.size()},
+                    {"split_strategy", study.splits.strategy},
+                    {"folds", study.splits.folds.size()},
+                    {"classes", nlohmann::json::array()}};
   for (std::size_t c = 0; c < study.classes.size(); ++c) {
     std::int64_t images = 0;
     std::set<std::string> groups;
@@ -726,12 +801,14 @@ nlohmann::json run_json(const Config& config, const Study& study, const RunSumma
   }
   run["dataset"]["bad_images"] = nlohmann::json::array();
   for (const auto& [index, reason] : summary.extraction.bad_images)
-    run["dataset"]["bad_images"].push_back({{"path", study.samples[static_cast<std::size_t>(index)].path}, {"reason", reason}});
+    run["dataset"]["bad_images"].push_back(
+        {{"path", study.samples[static_cast<std::size_t>(index)].path}, {"reason", reason}});
   return run;
 }
 
 // Every result file, then the report drawn from them.
-void write_stage(const Config& config, const Study& study, const std::vector<Evaluation>& evaluations, RunSummary& summary) {
+void write_stage(const Config& config, const Study& study, const std::vector<Evaluation>& evaluations,
+                 RunSummary& summary) {
   const std::string& dir = summary.run_dir;
   clear_predictions(dir);
   for (std::size_t p = 0; config.save_predictions && p < evaluations.size(); ++p)
@@ -741,8 +818,8 @@ void write_stage(const Config& config, const Study& study, const std::vector<Eva
   write_transferability_csv(dir + "/transferability.csv", labels, summary.transferability);
   write_results_csv(dir + "/results.csv", labels, summary.scores);
   write_gain_csv(dir + "/gain.csv", labels, summary.gain);
-  write_gain_json(dir + "/gain.json", labels, summary.gain, config.confidence, summary.transferability, summary.rank_agreement,
-                  config.metrics.front().name, summary.source_transferability);
+  write_gain_json(dir + "/gain.json", labels, summary.gain, config.confidence, summary.transferability,
+                  summary.rank_agreement, config.metrics.front().name, summary.source_transferability);
   write_file_atomically(dir + "/run.json", run_json(config, study, summary).dump(2) + "\n");
   write_report(dir);
 }
@@ -756,15 +833,18 @@ void check_visible(const std::string& dir, const std::string& what) {
     if (!cluster.root()) return;
     char host[256] = "?";
     ::gethostname(host, sizeof host - 1);
-    token = std::string(host) + " " + std::to_string(::getpid()) + " " + std::to_string(std::chrono::system_clock::now().time_since_epoch().count());
+    token = std::string(host) + " " + std::to_string(::getpid()) + " " +
+            std::to_string(std::chrono::system_clock::now().time_since_epoch().count());
     write_file_atomically(dir + "/.kgain-visible", token);
   });
   cluster.broadcast(token);
   cluster.together([&] {
     if (read_file(dir + "/.kgain-visible") != token)
-      throw std::runtime_error("rank " + std::to_string(cluster.rank()) + " does not see the " + what + " '" + dir + "' that rank 0 wrote to: the run "
-                               "directory and the feature store must be on a filesystem every rank sees (NFS, Lustre, GPFS; not a node's "
-                               "local disk), see docs/cluster.md");
+      throw std::runtime_error(
+          "rank " + std::to_string(cluster.rank()) + " does not see the " + what + " '" + dir +
+          "' that rank 0 wrote to: the run "
+          "directory and the feature store must be on a filesystem every rank sees (NFS, Lustre, GPFS; not a node's "
+          "local disk), see docs/cluster.md");
   });
 }
 
@@ -785,9 +865,11 @@ RunSummary run_study(const Config& config, const RunOptions& options) {
     check_run_dir(summary.run_dir, config, options);
   });
   check_visible(summary.run_dir, "run directory");
-  RunLog log(summary.run_dir + (cluster.root() ? "/kgain.log" : "/kgain.rank-" + std::to_string(cluster.rank()) + ".log"));
+  RunLog log(summary.run_dir +
+             (cluster.root() ? "/kgain.log" : "/kgain.rank-" + std::to_string(cluster.rank()) + ".log"));
   if (cluster.distributed()) {
-    spdlog::default_logger()->set_pattern("[%Y-%m-%d %H:%M:%S.%e] [rank " + std::to_string(cluster.rank()) + "] [%l] %v");
+    spdlog::default_logger()->set_pattern("[%Y-%m-%d %H:%M:%S.%e] [rank " + std::to_string(cluster.rank()) +
+                                          "] [%l] %v");
     if (!cluster.root()) Progress::enable(false);  // one progress line, root's
   }
   if (cluster.root())

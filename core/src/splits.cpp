@@ -23,12 +23,15 @@ namespace {
 SplitPlan dataset_split(const std::vector<Sample>& samples) {
   Fold fold;
   for (std::size_t i = 0; i < samples.size(); ++i) {
-    if (samples[i].split == "train") fold.train.push_back(static_cast<std::int64_t>(i));
-    else if (samples[i].split == "test") fold.test.push_back(static_cast<std::int64_t>(i));
+    if (samples[i].split == "train")
+      fold.train.push_back(static_cast<std::int64_t>(i));
+    else if (samples[i].split == "test")
+      fold.test.push_back(static_cast<std::int64_t>(i));
   }
   if (fold.train.empty() || fold.test.empty())
-    throw std::runtime_error("the dataset's own split needs images marked 'train' and 'test' (found " + std::to_string(fold.train.size()) +
-                             " train, " + std::to_string(fold.test.size()) + " test); use [splits] strategy = \"kfold\" instead");
+    throw std::runtime_error("the dataset's own split needs images marked 'train' and 'test' (found " +
+                             std::to_string(fold.train.size()) + " train, " + std::to_string(fold.test.size()) +
+                             " test); use [splits] strategy = \"kfold\" instead");
   return {"dataset", {fold}};
 }
 
@@ -44,7 +47,8 @@ SplitPlan stratified_kfold(const std::vector<Sample>& samples, int num_classes, 
   }
   SplitPlan plan{"kfold", std::vector<Fold>(k)};
   for (std::size_t i = 0; i < samples.size(); ++i)
-    for (int f = 0; f < k; ++f) (fold_of[i] == f ? plan.folds[f].test : plan.folds[f].train).push_back(static_cast<std::int64_t>(i));
+    for (int f = 0; f < k; ++f)
+      (fold_of[i] == f ? plan.folds[f].test : plan.folds[f].train).push_back(static_cast<std::int64_t>(i));
   return plan;
 }
 
@@ -61,8 +65,8 @@ SplitPlan stratified_group_kfold(const std::vector<Sample>& samples, int num_cla
   }
   const std::size_t n_groups = group_id.size();
   if (n_groups < static_cast<std::size_t>(k))
-    throw std::runtime_error("group k-fold needs at least as many groups as folds (" + std::to_string(n_groups) + " groups, " +
-                             std::to_string(k) + " folds); lower [splits] folds");
+    throw std::runtime_error("group k-fold needs at least as many groups as folds (" + std::to_string(n_groups) +
+                             " groups, " + std::to_string(k) + " folds); lower [splits] folds");
   std::vector<std::vector<double>> counts(n_groups, std::vector<double>(num_classes, 0.0));
   std::vector<double> class_total(num_classes, 0.0);
   for (std::size_t i = 0; i < samples.size(); ++i) {
@@ -110,18 +114,22 @@ SplitPlan stratified_group_kfold(const std::vector<Sample>& samples, int num_cla
   SplitPlan plan{"group_kfold", std::vector<Fold>(k)};
   for (std::size_t i = 0; i < samples.size(); ++i)
     for (int f = 0; f < k; ++f)
-      (fold_of_group[group_of[i]] == f ? plan.folds[f].test : plan.folds[f].train).push_back(static_cast<std::int64_t>(i));
+      (fold_of_group[group_of[i]] == f ? plan.folds[f].test : plan.folds[f].train)
+          .push_back(static_cast<std::int64_t>(i));
   return plan;
 }
 
 }  // namespace
 
-SplitPlan make_splits(const std::vector<Sample>& samples, int num_classes, const std::string& strategy, int folds, std::uint64_t seed) {
+SplitPlan make_splits(const std::vector<Sample>& samples, int num_classes, const std::string& strategy, int folds,
+                      std::uint64_t seed) {
   if (samples.empty()) throw std::runtime_error("the dataset has no images to split");
   std::string s = strategy;
   if (s == "auto") {
-    const bool all_split = std::all_of(samples.begin(), samples.end(), [](const Sample& x) { return !x.split.empty(); });
-    const bool any_group = std::any_of(samples.begin(), samples.end(), [](const Sample& x) { return !x.group.empty(); });
+    const bool all_split =
+        std::all_of(samples.begin(), samples.end(), [](const Sample& x) { return !x.split.empty(); });
+    const bool any_group =
+        std::any_of(samples.begin(), samples.end(), [](const Sample& x) { return !x.group.empty(); });
     s = all_split ? "dataset" : any_group ? "group_kfold" : "kfold";
   }
   if (s == "dataset") return dataset_split(samples);
@@ -130,8 +138,8 @@ SplitPlan make_splits(const std::vector<Sample>& samples, int num_classes, const
   throw std::runtime_error("unknown split strategy '" + strategy + "'");
 }
 
-SplitPlan make_repeated_splits(const std::vector<Sample>& samples, int num_classes, const std::string& strategy, int folds,
-                               std::uint64_t seed, int repeats) {
+SplitPlan make_repeated_splits(const std::vector<Sample>& samples, int num_classes, const std::string& strategy,
+                               int folds, std::uint64_t seed, int repeats) {
   SplitPlan plan = make_splits(samples, num_classes, strategy, folds, seed);
   if (plan.strategy == "dataset") return plan;
   for (int r = 1; r < repeats; ++r) {
@@ -153,7 +161,8 @@ std::vector<std::string> leaking_groups(const std::vector<Sample>& samples, cons
 std::vector<Sample> limit_per_class(const std::vector<Sample>& samples, std::int64_t limit, std::uint64_t seed) {
   if (limit <= 0) return samples;
   std::map<std::pair<int, std::string>, std::vector<std::int64_t>> cells;
-  for (std::size_t i = 0; i < samples.size(); ++i) cells[{samples[i].label, samples[i].split}].push_back(static_cast<std::int64_t>(i));
+  for (std::size_t i = 0; i < samples.size(); ++i)
+    cells[{samples[i].label, samples[i].split}].push_back(static_cast<std::int64_t>(i));
   std::vector<bool> keep(samples.size(), false);
   for (auto& [cell, idx] : cells) {
     seeded_shuffle(idx, seed);

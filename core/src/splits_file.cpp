@@ -9,7 +9,9 @@ namespace kgain::core {
 
 std::vector<SplitRow> parse_splits_csv(const std::string& text, const std::string& name) {
   static const std::string header = "path,label,group,dataset_split,fold,role\n";
-  if (text.compare(0, header.size(), header) != 0) throw std::runtime_error(name + " does not start with kgain's header '" + header.substr(0, header.size() - 1) + "'");
+  if (text.compare(0, header.size(), header) != 0)
+    throw std::runtime_error(name + " does not start with kgain's header '" + header.substr(0, header.size() - 1) +
+                             "'");
   std::vector<SplitRow> rows;
   std::size_t at = header.size(), line = 2;
   std::vector<std::string> fields;
@@ -20,9 +22,12 @@ std::vector<SplitRow> parse_splits_csv(const std::string& text, const std::strin
     for (; at < text.size() && !end_of_row; ++at) {
       const char c = text[at];
       if (quoted) {
-        if (c == '"' && at + 1 < text.size() && text[at + 1] == '"') field += '"', ++at;
-        else if (c == '"') quoted = false;
-        else field += c;
+        if (c == '"' && at + 1 < text.size() && text[at + 1] == '"')
+          field += '"', ++at;
+        else if (c == '"')
+          quoted = false;
+        else
+          field += c;
       } else if (c == '"' && field.empty()) {
         quoted = true;
       } else if (c == ',') {
@@ -35,7 +40,9 @@ std::vector<SplitRow> parse_splits_csv(const std::string& text, const std::strin
     }
     if (quoted || !end_of_row) throw std::runtime_error(name + ": line " + std::to_string(line) + " is cut short");
     fields.push_back(std::move(field));
-    if (fields.size() != 6) throw std::runtime_error(name + ": line " + std::to_string(line) + " has " + std::to_string(fields.size()) + " fields, not 6");
+    if (fields.size() != 6)
+      throw std::runtime_error(name + ": line " + std::to_string(line) + " has " + std::to_string(fields.size()) +
+                               " fields, not 6");
     SplitRow row;
     row.path = fs::path(fields[0]).lexically_normal().string();
     row.label = fields[1], row.group = fields[2], row.dataset_split = fields[3], row.role = fields[5];
@@ -44,7 +51,8 @@ std::vector<SplitRow> parse_splits_csv(const std::string& text, const std::strin
       throw std::runtime_error(name + ": line " + std::to_string(line) + ": the fold '" + fold + "' is not a number");
     row.fold = std::stoi(fold);
     if (row.role != "train" && row.role != "test" && row.role != "unused")
-      throw std::runtime_error(name + ": line " + std::to_string(line) + ": the role '" + row.role + "' is not train, test or unused");
+      throw std::runtime_error(name + ": line " + std::to_string(line) + ": the role '" + row.role +
+                               "' is not train, test or unused");
     rows.push_back(std::move(row));
     ++line;
   }

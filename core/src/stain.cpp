@@ -74,8 +74,11 @@ StainVectors macenko_stain_vectors(const unsigned char* bgr, int height, int wid
   const cv::Mat od = optical_density(bgr, height, width);
   std::vector<int> tissue;
   for (int i = 0; i < od.rows; ++i)
-    if (od.at<double>(i, 0) >= tissue_od && od.at<double>(i, 1) >= tissue_od && od.at<double>(i, 2) >= tissue_od) tissue.push_back(i);
-  if (tissue.size() < 100) throw std::runtime_error("too little tissue to estimate stain vectors (" + std::to_string(tissue.size()) + " pixels)");
+    if (od.at<double>(i, 0) >= tissue_od && od.at<double>(i, 1) >= tissue_od && od.at<double>(i, 2) >= tissue_od)
+      tissue.push_back(i);
+  if (tissue.size() < 100)
+    throw std::runtime_error("too little tissue to estimate stain vectors (" + std::to_string(tissue.size()) +
+                             " pixels)");
   cv::Mat t(static_cast<int>(tissue.size()), 3, CV_64F);
   for (std::size_t k = 0; k < tissue.size(); ++k) od.row(tissue[k]).copyTo(t.row(static_cast<int>(k)));
   cv::Mat covariance, mean;
@@ -83,11 +86,12 @@ StainVectors macenko_stain_vectors(const unsigned char* bgr, int height, int wid
   cv::Mat values, vectors;  // rows of `vectors`, by decreasing eigenvalue
   cv::eigen(covariance, values, vectors);
   cv::Mat plane = vectors.rowRange(0, 2).t();  // 3 x 2
-  for (int j = 0; j < 2; ++j)  // the OD of stains is positive: orient the axes that way
+  for (int j = 0; j < 2; ++j)                  // the OD of stains is positive: orient the axes that way
     if (plane.at<double>(0, j) + plane.at<double>(1, j) + plane.at<double>(2, j) < 0) plane.col(j) *= -1;
   const cv::Mat projected = t * plane;  // n x 2
   std::vector<double> angles(static_cast<std::size_t>(projected.rows));
-  for (int i = 0; i < projected.rows; ++i) angles[i] = std::atan2(projected.at<double>(i, 1), projected.at<double>(i, 0));
+  for (int i = 0; i < projected.rows; ++i)
+    angles[i] = std::atan2(projected.at<double>(i, 1), projected.at<double>(i, 0));
   const double lo = percentile(angles, angle_percentile), hi = percentile(angles, 100 - angle_percentile);
   const auto direction = [&](double angle) {
     cv::Mat v = plane * (cv::Mat_<double>(2, 1) << std::cos(angle), std::sin(angle));
@@ -119,10 +123,12 @@ StainReference make_stain_reference(const std::string& method, const std::string
     } else {
       const cv::Mat continuous = bgr.isContinuous() ? bgr : bgr.clone();
       ref.stains = macenko_stain_vectors(continuous.data, continuous.rows, continuous.cols);
-      ref.max_concentration = max_concentrations(concentrations(optical_density(continuous.data, continuous.rows, continuous.cols), ref.stains));
+      ref.max_concentration = max_concentrations(
+          concentrations(optical_density(continuous.data, continuous.rows, continuous.cols), ref.stains));
     }
   } catch (const std::runtime_error& e) {
-    throw std::runtime_error(reference_image + ": not usable as a stain reference: " + e.what() + "; choose a tile with more tissue");
+    throw std::runtime_error(reference_image + ": not usable as a stain reference: " + e.what() +
+                             "; choose a tile with more tissue");
   }
   return ref;
 }

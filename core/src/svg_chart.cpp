@@ -28,7 +28,8 @@ std::vector<double> nice_ticks(double lo, double hi) {
       break;
     }
   std::vector<double> ticks;
-  for (double t = std::ceil(lo / step) * step; t <= hi + step * 1e-9; t += step) ticks.push_back(std::abs(t) < step * 1e-9 ? 0.0 : t);
+  for (double t = std::ceil(lo / step) * step; t <= hi + step * 1e-9; t += step)
+    ticks.push_back(std::abs(t) < step * 1e-9 ? 0.0 : t);
   return ticks;
 }
 
@@ -61,7 +62,7 @@ namespace {
 // else in rows under the chart (which grows to hold them), so that no name is ever cut.
 struct LegendLayout {
   bool below = false;
-  double right = 0;                          // the margin right of the plot
+  double right = 0;                             // the margin right of the plot
   std::vector<std::vector<std::string>> lines;  // per series, the name wrapped to fit
   double extra_height = 0;
 };
@@ -140,8 +141,8 @@ void draw_x_ticks(std::ostream& svg, const Frame& f, const std::vector<std::stri
   if (!tap_names.empty()) {
     const std::size_t every = std::max<std::size_t>(1, tap_names.size() / 12);
     for (std::size_t i = 0; i < tap_names.size(); i += every)
-      svg << "<text transform=\"translate(" << f.px(static_cast<double>(i)) << ',' << f.top + f.plot_h + 12 << ") rotate(35)\">"
-          << html_escape(tap_names[i]) << "</text>\n";
+      svg << "<text transform=\"translate(" << f.px(static_cast<double>(i)) << ',' << f.top + f.plot_h + 12
+          << ") rotate(35)\">" << html_escape(tap_names[i]) << "</text>\n";
   } else if (f.log_x) {
     // Every decade; on an axis spanning fewer than two, also 2x and 5x, so that it never shows
     // a lone label (MobileNetV2's MACs at 96 px run from 2 M to 55 M).
@@ -150,33 +151,35 @@ void draw_x_ticks(std::ostream& svg, const Frame& f, const std::vector<std::stri
       for (double m : steps) {
         const double v = m * std::pow(10, e);
         if (std::log10(v) < f.x_lo - 1e-9 || std::log10(v) > f.x_hi + 1e-9) continue;
-        svg << "<line x1=\"" << f.px(v) << "\" x2=\"" << f.px(v) << "\" y1=\"" << f.top << "\" y2=\"" << f.top + f.plot_h
-            << "\" stroke=\"#f0f0f0\"/><text x=\"" << f.px(v) << "\" y=\"" << f.top + f.plot_h + 16 << "\" text-anchor=\"middle\">"
-            << tick_label(v) << "</text>\n";
+        svg << "<line x1=\"" << f.px(v) << "\" x2=\"" << f.px(v) << "\" y1=\"" << f.top << "\" y2=\""
+            << f.top + f.plot_h << "\" stroke=\"#f0f0f0\"/><text x=\"" << f.px(v) << "\" y=\"" << f.top + f.plot_h + 16
+            << "\" text-anchor=\"middle\">" << tick_label(v) << "</text>\n";
       }
   } else {
     for (double t : nice_ticks(f.x_lo, f.x_hi))
-      svg << "<text x=\"" << f.px(t) << "\" y=\"" << f.top + f.plot_h + 16 << "\" text-anchor=\"middle\">" << tick_label(t) << "</text>\n";
+      svg << "<text x=\"" << f.px(t) << "\" y=\"" << f.top + f.plot_h + 16 << "\" text-anchor=\"middle\">"
+          << tick_label(t) << "</text>\n";
   }
 }
 
-void draw_axes(std::ostream& svg, const Frame& f, const std::vector<std::string>& tap_names, bool zero_line, const std::string& x_label,
-               const std::string& y_label) {
+void draw_axes(std::ostream& svg, const Frame& f, const std::vector<std::string>& tap_names, bool zero_line,
+               const std::string& x_label, const std::string& y_label) {
   svg << "<g font-size=\"11\" fill=\"#444\">\n";
   for (double t : nice_ticks(f.y_lo, f.y_hi)) {
     svg << "<line x1=\"" << f.left << "\" x2=\"" << f.left + f.plot_w << "\" y1=\"" << f.py(t) << "\" y2=\"" << f.py(t)
-        << "\" stroke=\"#e5e5e5\"/><text x=\"" << f.left - 6 << "\" y=\"" << f.py(t) + 4 << "\" text-anchor=\"end\">" << tick_label(t)
-        << "</text>\n";
+        << "\" stroke=\"#e5e5e5\"/><text x=\"" << f.left - 6 << "\" y=\"" << f.py(t) + 4 << "\" text-anchor=\"end\">"
+        << tick_label(t) << "</text>\n";
   }
   if (zero_line)
-    svg << "<line x1=\"" << f.left << "\" x2=\"" << f.left + f.plot_w << "\" y1=\"" << f.py(0) << "\" y2=\"" << f.py(0) << "\" stroke=\"#888\"/>\n";
+    svg << "<line x1=\"" << f.left << "\" x2=\"" << f.left + f.plot_w << "\" y1=\"" << f.py(0) << "\" y2=\"" << f.py(0)
+        << "\" stroke=\"#888\"/>\n";
   draw_x_ticks(svg, f, tap_names);
   svg << "<rect x=\"" << f.left << "\" y=\"" << f.top << "\" width=\"" << f.plot_w << "\" height=\"" << f.plot_h
       << "\" fill=\"none\" stroke=\"#999\"/>\n";
-  svg << "<text x=\"" << f.left + f.plot_w / 2 << "\" y=\"" << f.plot_height - 6 << "\" text-anchor=\"middle\">" << html_escape(x_label)
-      << "</text>\n";
-  svg << "<text transform=\"translate(14," << f.top + f.plot_h / 2 << ") rotate(-90)\" text-anchor=\"middle\">" << html_escape(y_label)
-      << "</text>\n</g>\n";
+  svg << "<text x=\"" << f.left + f.plot_w / 2 << "\" y=\"" << f.plot_height - 6 << "\" text-anchor=\"middle\">"
+      << html_escape(x_label) << "</text>\n";
+  svg << "<text transform=\"translate(14," << f.top + f.plot_h / 2 << ") rotate(-90)\" text-anchor=\"middle\">"
+      << html_escape(y_label) << "</text>\n</g>\n";
 }
 
 // One series: its band, its line (a gap at each NaN) and a marker with a tooltip per point.
@@ -188,7 +191,8 @@ void draw_series(std::ostream& svg, const Frame& f, const ChartSeries& s) {
     for (std::size_t i = s.x.size(); i-- > 0;)
       if (std::isfinite(s.low[i])) band << " L" << f.px(s.x[i]) << ',' << f.py(s.low[i]);
     if (band.tellp() > 0)
-      svg << "<path class=\"band\" d=\"" << band.str() << " Z\" fill=\"" << s.color << "\" fill-opacity=\"0.18\" stroke=\"none\"/>\n";
+      svg << "<path class=\"band\" d=\"" << band.str() << " Z\" fill=\"" << s.color
+          << "\" fill-opacity=\"0.18\" stroke=\"none\"/>\n";
   }
   std::ostringstream line;
   bool pen_down = false;
@@ -204,21 +208,22 @@ void draw_series(std::ostream& svg, const Frame& f, const ChartSeries& s) {
       << (s.dashed ? " stroke-dasharray=\"5,4\"" : "") << "/>\n";
   for (std::size_t i = 0; i < s.x.size(); ++i)
     if (std::isfinite(s.y[i]))
-      svg << "<circle class=\"mark\" cx=\"" << f.px(s.x[i]) << "\" cy=\"" << f.py(s.y[i]) << "\" r=\"3\" fill=\"" << s.color << "\"><title>"
-          << html_escape(s.name) << ": " << fmt(s.y[i], "%.4f") << "</title></circle>\n";
+      svg << "<circle class=\"mark\" cx=\"" << f.px(s.x[i]) << "\" cy=\"" << f.py(s.y[i]) << "\" r=\"3\" fill=\""
+          << s.color << "\"><title>" << html_escape(s.name) << ": " << fmt(s.y[i], "%.4f") << "</title></circle>\n";
 }
 
 // The legend, beside the plot or under it (layout_legend); class "legend" for the browser test.
-void draw_legend(std::ostream& svg, const Frame& f, const std::vector<ChartSeries>& series, const LegendLayout& legend) {
+void draw_legend(std::ostream& svg, const Frame& f, const std::vector<ChartSeries>& series,
+                 const LegendLayout& legend) {
   double ly = legend.below ? f.plot_height + 10.0 : f.top + 8;
   for (std::size_t k = 0; k < series.size(); ++k) {
     const auto& s = series[k];
     const double lx = legend.below ? f.left : f.left + f.plot_w + 12;
-    svg << "<line x1=\"" << lx << "\" x2=\"" << lx + 20 << "\" y1=\"" << ly << "\" y2=\"" << ly << "\" stroke=\"" << s.color
-        << "\" stroke-width=\"2\"" << (s.dashed ? " stroke-dasharray=\"5,4\"" : "") << "/>";
+    svg << "<line x1=\"" << lx << "\" x2=\"" << lx + 20 << "\" y1=\"" << ly << "\" y2=\"" << ly << "\" stroke=\""
+        << s.color << "\" stroke-width=\"2\"" << (s.dashed ? " stroke-dasharray=\"5,4\"" : "") << "/>";
     for (const auto& line : legend.lines[k]) {
-      svg << "<text class=\"legend\" x=\"" << lx + 24 << "\" y=\"" << ly + 4 << "\" font-size=\"11\" fill=\"#222\">" << html_escape(line)
-          << "</text>";
+      svg << "<text class=\"legend\" x=\"" << lx + 24 << "\" y=\"" << ly + 4 << "\" font-size=\"11\" fill=\"#222\">"
+          << html_escape(line) << "</text>";
       ly += legend.below ? 16 : 18;
     }
     if (legend.below) ly += 4;
@@ -229,9 +234,10 @@ void draw_legend(std::ostream& svg, const Frame& f, const std::vector<ChartSerie
 void draw_marks(std::ostream& svg, const Frame& f, const std::vector<ChartMark>& marks) {
   for (const auto& m : marks) {
     if (!std::isfinite(m.y)) continue;
-    svg << "<circle class=\"mark annotation\" cx=\"" << f.px(m.x) << "\" cy=\"" << f.py(m.y) << "\" r=\"7\" fill=\"none\" stroke=\"" << m.color
-        << "\" stroke-width=\"2\"/><text x=\"" << f.px(m.x) + 9 << "\" y=\"" << f.py(m.y) - 9 << "\" font-size=\"11\" fill=\"" << m.color
-        << "\">" << html_escape(m.label) << "</text>\n";
+    svg << "<circle class=\"mark annotation\" cx=\"" << f.px(m.x) << "\" cy=\"" << f.py(m.y)
+        << "\" r=\"7\" fill=\"none\" stroke=\"" << m.color << "\" stroke-width=\"2\"/><text x=\"" << f.px(m.x) + 9
+        << "\" y=\"" << f.py(m.y) - 9 << "\" font-size=\"11\" fill=\"" << m.color << "\">" << html_escape(m.label)
+        << "</text>\n";
   }
 }
 
@@ -253,9 +259,11 @@ std::string SvgChart::render(int width, int plot_height) const {
 
   std::ostringstream svg;
   svg << "<svg class=\"kgain-chart\" xmlns=\"http://www.w3.org/2000/svg\" width=\"" << width << "\" height=\"" << height
-      << "\" viewBox=\"0 0 " << width << ' ' << height << "\" role=\"img\" aria-label=\"" << html_escape(title_) << "\">\n";
+      << "\" viewBox=\"0 0 " << width << ' ' << height << "\" role=\"img\" aria-label=\"" << html_escape(title_)
+      << "\">\n";
   svg << "<rect x=\"0\" y=\"0\" width=\"" << width << "\" height=\"" << height << "\" fill=\"#ffffff\"/>\n";
-  svg << "<text x=\"" << f.left << "\" y=\"20\" font-size=\"14\" font-weight=\"bold\" fill=\"#222\">" << html_escape(title_) << "</text>\n";
+  svg << "<text x=\"" << f.left << "\" y=\"20\" font-size=\"14\" font-weight=\"bold\" fill=\"#222\">"
+      << html_escape(title_) << "</text>\n";
   if (!f.has_data()) {
     svg << "<text x=\"" << f.left << "\" y=\"" << f.top + f.plot_h / 2 << "\" fill=\"#888\">no data</text></svg>\n";
     return svg.str();

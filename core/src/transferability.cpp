@@ -46,7 +46,8 @@ double spearman(const std::vector<double>& a, const std::vector<double>& b) {
   for (std::size_t i = 0; i < a.size(); ++i)
     if (std::isnan(a[i]) || std::isnan(b[i])) return nan;
   const auto ra = ranks(a), rb = ranks(b);
-  const double ma = std::accumulate(ra.begin(), ra.end(), 0.0) / ra.size(), mb = std::accumulate(rb.begin(), rb.end(), 0.0) / rb.size();
+  const double ma = std::accumulate(ra.begin(), ra.end(), 0.0) / ra.size(),
+               mb = std::accumulate(rb.begin(), rb.end(), 0.0) / rb.size();
   double sab = 0, saa = 0, sbb = 0;
   for (std::size_t i = 0; i < ra.size(); ++i) {
     sab += (ra[i] - ma) * (rb[i] - mb);
@@ -60,17 +61,18 @@ double leep(const at::Tensor& source_probs, const std::vector<std::int64_t>& lab
   const at::Tensor theta = source_probs.to(at::kDouble);
   const at::Tensor y = at::one_hot(at::tensor(labels, at::kLong), num_classes).to(at::kDouble);  // [n, K]
   const double n = static_cast<double>(theta.size(0));
-  const at::Tensor joint = y.t().mm(theta) / n;                      // P(y, z): [K, Z]
-  const at::Tensor p_z = joint.sum(0, true);                         // [1, Z]
+  const at::Tensor joint = y.t().mm(theta) / n;                                           // P(y, z): [K, Z]
+  const at::Tensor p_z = joint.sum(0, true);                                              // [1, Z]
   const at::Tensor conditional = at::where(p_z > 0, joint / p_z, at::zeros_like(joint));  // P(y | z)
-  const at::Tensor eep = theta.mm(conditional.t());                  // [n, K]: sum_z P(y | z) theta_iz
+  const at::Tensor eep = theta.mm(conditional.t());  // [n, K]: sum_z P(y | z) theta_iz
   return (eep * y).sum(1).log().mean().item<double>();
 }
 
 double nce(const at::Tensor& source_probs, const std::vector<std::int64_t>& labels, std::int64_t num_classes) {
   const at::Tensor z = source_probs.argmax(1);
   const std::int64_t source_classes = source_probs.size(1);
-  std::vector<double> joint(static_cast<std::size_t>(num_classes * source_classes), 0.0), p_z(static_cast<std::size_t>(source_classes), 0.0);
+  std::vector<double> joint(static_cast<std::size_t>(num_classes * source_classes), 0.0),
+      p_z(static_cast<std::size_t>(source_classes), 0.0);
   const double n = static_cast<double>(labels.size());
   const auto* zs = z.data_ptr<std::int64_t>();
   for (std::size_t i = 0; i < labels.size(); ++i) {
@@ -121,8 +123,9 @@ double mean(const std::vector<double>& values) {
 
 }  // namespace
 
-std::vector<std::vector<double>> score_estimators(const std::vector<at::Tensor>& features, const std::vector<std::int64_t>& labels,
-                                                  std::int64_t num_classes, const std::vector<NamedFeatureMetric>& metrics, int threads) {
+std::vector<std::vector<double>> score_estimators(const std::vector<at::Tensor>& features,
+                                                  const std::vector<std::int64_t>& labels, std::int64_t num_classes,
+                                                  const std::vector<NamedFeatureMetric>& metrics, int threads) {
   const at::Tensor y = at::tensor(labels, at::kLong);
   std::vector<std::vector<double>> scores(features.size(), std::vector<double>(metrics.size()));
   // A task owns its (tap, estimator) pair, so each estimator object is called from one thread at
@@ -134,23 +137,28 @@ std::vector<std::vector<double>> score_estimators(const std::vector<at::Tensor>&
   return scores;
 }
 
-std::vector<double> cka_per_tap(const std::vector<at::Tensor>& pretrained, const std::vector<at::Tensor>& random, int threads) {
+std::vector<double> cka_per_tap(const std::vector<at::Tensor>& pretrained, const std::vector<at::Tensor>& random,
+                                int threads) {
   std::vector<double> values(pretrained.size());
   side_by_side(pretrained.size(), threads, [&](std::size_t k) { values[k] = linear_cka(pretrained[k], random[k]); });
   return values;
 }
 
-std::vector<TransferabilityRow> transferability_rows(std::size_t tap_index, const std::string& tap, const std::vector<Variant>& variants,
+std::vector<TransferabilityRow> transferability_rows(std::size_t tap_index, const std::string& tap,
+                                                     const std::vector<Variant>& variants,
                                                      const std::vector<NamedFeatureMetric>& metrics,
-                                                     const std::vector<std::vector<double>>& scores, bool with_cka, const std::vector<double>& cka) {
+                                                     const std::vector<std::vector<double>>& scores, bool with_cka,
+                                                     const std::vector<double>& cka) {
   std::vector<TransferabilityRow> rows;
   for (std::size_t m = 0; m < metrics.size(); ++m) {
     TransferabilityRow row;
     row.tap_index = tap_index, row.tap = tap, row.metric = metrics[m].name;
     std::vector<double> random;
     for (std::size_t v = 0; v < variants.size(); ++v)
-      if (variants[v].kind == Variant::Kind::pretrained) row.pretrained = scores[v][m];
-      else random.push_back(scores[v][m]);
+      if (variants[v].kind == Variant::Kind::pretrained)
+        row.pretrained = scores[v][m];
+      else
+        random.push_back(scores[v][m]);
     row.random_mean = mean(random);
     double ss = 0;
     for (double x : random) ss += (x - row.random_mean) * (x - row.random_mean);
@@ -167,14 +175,14 @@ std::vector<TransferabilityRow> transferability_rows(std::size_t tap_index, cons
   return rows;
 }
 
-std::vector<TransferabilityRow> compute_transferability(const std::vector<std::vector<at::Tensor>>& features,
-                                                        const std::vector<Variant>& variants, const std::vector<std::string>& taps,
-                                                        const std::vector<std::int64_t>& labels, std::int64_t num_classes,
-                                                        const std::vector<NamedFeatureMetric>& metrics, bool cka, int threads) {
+std::vector<TransferabilityRow> compute_transferability(
+    const std::vector<std::vector<at::Tensor>>& features, const std::vector<Variant>& variants,
+    const std::vector<std::string>& taps, const std::vector<std::int64_t>& labels, std::int64_t num_classes,
+    const std::vector<NamedFeatureMetric>& metrics, bool cka, int threads) {
   std::size_t pretrained = 0;
   for (std::size_t v = 0; v < variants.size(); ++v)
     if (variants[v].kind == Variant::Kind::pretrained) pretrained = v;
-  std::vector<std::vector<std::vector<double>>> scores;  // [v][t][m]
+  std::vector<std::vector<std::vector<double>>> scores;      // [v][t][m]
   std::vector<std::vector<double>> cka_values(taps.size());  // [t][random variant]
   for (std::size_t v = 0; v < variants.size(); ++v) {
     scores.push_back(score_estimators(features[v], labels, num_classes, metrics, threads));
@@ -186,7 +194,8 @@ std::vector<TransferabilityRow> compute_transferability(const std::vector<std::v
   for (std::size_t t = 0; t < taps.size(); ++t) {
     std::vector<std::vector<double>> at_tap;  // [v][m]
     for (const auto& s : scores) at_tap.push_back(s[t]);
-    for (auto& r : transferability_rows(t, taps[t], variants, metrics, at_tap, cka, cka_values[t])) rows.push_back(std::move(r));
+    for (auto& r : transferability_rows(t, taps[t], variants, metrics, at_tap, cka, cka_values[t]))
+      rows.push_back(std::move(r));
   }
   return rows;
 }

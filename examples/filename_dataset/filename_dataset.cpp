@@ -53,7 +53,8 @@ class FilenameDataset : public kgain::Dataset {
       std::smatch m;
       if (!std::regex_match(name, m, pattern)) continue;  // other files (READMEs, masks) are not images of the set
       if (label_group_ >= static_cast<std::int64_t>(m.size()) || group_group_ >= static_cast<std::int64_t>(m.size()))
-        throw options.error("pattern", "has " + std::to_string(m.size() - 1) + " capture groups; label_group or group_group is larger");
+        throw options.error(
+            "pattern", "has " + std::to_string(m.size() - 1) + " capture groups; label_group or group_group is larger");
       found.emplace_back(entry.path().string(), m[label_group_]);
       groups.push_back(group_group_ > 0 ? std::string(m[group_group_]) : std::string());
     }
@@ -63,8 +64,10 @@ class FilenameDataset : public kgain::Dataset {
     classes_.erase(std::unique(classes_.begin(), classes_.end()), classes_.end());
     std::map<std::string, int> index;
     for (std::size_t i = 0; i < classes_.size(); ++i) index[classes_[i]] = static_cast<int>(i);
-    for (std::size_t i = 0; i < found.size(); ++i) samples_.push_back({found[i].first, index[found[i].second], groups[i], ""});
-    std::sort(samples_.begin(), samples_.end(), [](const kgain::Sample& a, const kgain::Sample& b) { return a.path < b.path; });
+    for (std::size_t i = 0; i < found.size(); ++i)
+      samples_.push_back({found[i].first, index[found[i].second], groups[i], ""});
+    std::sort(samples_.begin(), samples_.end(),
+              [](const kgain::Sample& a, const kgain::Sample& b) { return a.path < b.path; });
   }
 
   std::vector<std::string> class_names() const override { return classes_; }
@@ -81,4 +84,5 @@ class FilenameDataset : public kgain::Dataset {
 }  // namespace
 
 KGAIN_LIBRARY("example_filename_dataset",
-              kgain::make_plugin<FilenameDataset>("filename", "1.0.0", "class and patient from file names (example plugin)"))
+              kgain::make_plugin<FilenameDataset>("filename", "1.0.0",
+                                                  "class and patient from file names (example plugin)"))

@@ -35,7 +35,8 @@ torch::nn::Sequential block(std::int64_t in, std::int64_t out) {
 // The network of one variant. Threads: one thread at a time (Backbone's rule).
 class TinyNetwork : public kgain::Network {
  public:
-  TinyNetwork(std::vector<torch::nn::Sequential> blocks, kgain::Pooling pooling) : blocks_(std::move(blocks)), pooling_(pooling) {}
+  TinyNetwork(std::vector<torch::nn::Sequential> blocks, kgain::Pooling pooling)
+      : blocks_(std::move(blocks)), pooling_(pooling) {}
 
   std::vector<at::Tensor> extract(const at::Tensor& images) override {
     c10::InferenceMode guard;
@@ -97,7 +98,8 @@ class TinyBackbone : public kgain::Backbone {
   }
 
   std::unique_ptr<kgain::Network> instantiate(const kgain::Variant& variant, kgain::Pooling pooling) override {
-    if (variant.kind != kgain::Variant::Kind::random) throw std::runtime_error("the tiny backbone has no pretrained weights");
+    if (variant.kind != kgain::Variant::Kind::random)
+      throw std::runtime_error("the tiny backbone has no pretrained weights");
     if (!kgain::pooling_fits(pooling, kgain::TapForm::feature_map))
       throw std::invalid_argument("the tiny backbone's taps are feature maps: use pooling avg, max or avgmax");
     return std::make_unique<TinyNetwork>(build(variant.seed), pooling);
@@ -109,7 +111,9 @@ class TinyBackbone : public kgain::Backbone {
     for (auto c : channels_) out << ":" << c;
     return out.str();
   }
-  std::string description() const override { return "tiny CNN (" + std::to_string(channels_.size()) + " blocks, random weights)"; }
+  std::string description() const override {
+    return "tiny CNN (" + std::to_string(channels_.size()) + " blocks, random weights)";
+  }
   bool has_pretrained_weights() const override { return false; }
   bool can_recalibrate_batch_norm() const override { return false; }
 
@@ -123,8 +127,11 @@ class TinyBackbone : public kgain::Backbone {
     for (auto c : channels_) {
       blocks.push_back(block(in, c));
       auto weight = blocks.back()->named_parameters()["0.weight"];
-      if (init_ == "kaiming") weight.normal_(0.0, std::sqrt(2.0 / static_cast<double>(c * 9)), generator);
-      else weight.uniform_(-1.0 / std::sqrt(static_cast<double>(in * 9)), 1.0 / std::sqrt(static_cast<double>(in * 9)), generator);
+      if (init_ == "kaiming")
+        weight.normal_(0.0, std::sqrt(2.0 / static_cast<double>(c * 9)), generator);
+      else
+        weight.uniform_(-1.0 / std::sqrt(static_cast<double>(in * 9)), 1.0 / std::sqrt(static_cast<double>(in * 9)),
+                        generator);
       blocks.back()->eval();
       in = c;
     }
@@ -138,4 +145,5 @@ class TinyBackbone : public kgain::Backbone {
 }  // namespace
 
 KGAIN_LIBRARY("example_tiny_backbone",
-              kgain::make_plugin<TinyBackbone>("tiny", "1.0.0", "a small random-weight CNN, each block a tap (example plugin)"))
+              kgain::make_plugin<TinyBackbone>("tiny", "1.0.0",
+                                               "a small random-weight CNN, each block a tap (example plugin)"))

@@ -45,4 +45,5 @@ class TopKAccuracy : public kgain::Metric {
 }  // namespace
 
 KGAIN_LIBRARY("example_top2_metric",
-              kgain::make_plugin<TopKAccuracy>("top_k_accuracy", "1.0.0", "true class among the k highest scores (example plugin)"))
+              kgain::make_plugin<TopKAccuracy>("top_k_accuracy", "1.0.0",
+                                               "true class among the k highest scores (example plugin)"))

@@ -25,9 +25,14 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::map<std::string, std::string> subtype_names{
-    {"A", "adenosis"},          {"F", "fibroadenoma"},      {"PT", "phyllodes_tumor"},    {"TA", "tubular_adenoma"},
-    {"DC", "ductal_carcinoma"}, {"LC", "lobular_carcinoma"}, {"MC", "mucinous_carcinoma"}, {"PC", "papillary_carcinoma"}};
+const std::map<std::string, std::string> subtype_names{{"A", "adenosis"},
+                                                       {"F", "fibroadenoma"},
+                                                       {"PT", "phyllodes_tumor"},
+                                                       {"TA", "tubular_adenoma"},
+                                                       {"DC", "ductal_carcinoma"},
+                                                       {"LC", "lobular_carcinoma"},
+                                                       {"MC", "mucinous_carcinoma"},
+                                                       {"PC", "papillary_carcinoma"}};
 
 class BreakHisDataset : public kgain::Dataset {
  public:
@@ -39,7 +44,8 @@ class BreakHisDataset : public kgain::Dataset {
     const std::string labels = options.get_string("labels", "binary");
     if (labels != "binary" && labels != "subtype")
       throw options.error("labels", "must be \"binary\" or \"subtype\" (received \"" + labels + "\")");
-    if (!fs::is_directory(root_)) throw options.error("root", "'" + root_ + "' is not a directory; point it at the BreakHis folder");
+    if (!fs::is_directory(root_))
+      throw options.error("root", "'" + root_ + "' is not a directory; point it at the BreakHis folder");
 
     // SOB_<class>_<subtype>-<year>-<patient>-<magnification>-<seq>.png; patient ids may hold letters (14-22549AB).
     const std::regex name(R"(^SOB_([BM])_([A-Z]+)-(\d+)-([0-9A-Za-z]+)-(\d+)-(\d+)\.png$)", std::regex::icase);
@@ -51,27 +57,32 @@ class BreakHisDataset : public kgain::Dataset {
       const std::string file = entry.path().filename().string();
       if (!std::regex_match(file, m, name)) continue;
       const int magnification = std::stoi(m[5]);
-      if (!magnifications.empty() && std::find(magnifications.begin(), magnifications.end(), magnification) == magnifications.end()) continue;
+      if (!magnifications.empty() &&
+          std::find(magnifications.begin(), magnifications.end(), magnification) == magnifications.end())
+        continue;
       std::string cls = m[1] == "B" || m[1] == "b" ? "benign" : "malignant";
       if (labels == "subtype") {
         auto it = subtype_names.find(m[2]);
-        if (it == subtype_names.end()) throw std::runtime_error(entry.path().string() + ": unknown BreakHis subtype '" + std::string(m[2]) + "'");
+        if (it == subtype_names.end())
+          throw std::runtime_error(entry.path().string() + ": unknown BreakHis subtype '" + std::string(m[2]) + "'");
         cls = it->second;
       }
       found.emplace_back(entry.path().string(), cls);
       patients.push_back(std::string(m[3]) + "-" + std::string(m[4]));
     }
     if (found.empty())
-      throw options.error("root", "no BreakHis image (SOB_<B|M>_<type>-<yy>-<patient>-<mag>-<seq>.png) under '" + root_ + "'" +
-                                      (magnifications.empty() ? "" : " at the chosen magnifications"));
+      throw options.error("root", "no BreakHis image (SOB_<B|M>_<type>-<yy>-<patient>-<mag>-<seq>.png) under '" +
+                                      root_ + "'" + (magnifications.empty() ? "" : " at the chosen magnifications"));
     std::set<std::string> names;
     for (const auto& f : found) names.insert(f.second);
     classes_.assign(names.begin(), names.end());
     std::vector<std::size_t> order(found.size());
     for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-    std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return found[a].first < found[b].first; });
+    std::sort(order.begin(), order.end(),
+              [&](std::size_t a, std::size_t b) { return found[a].first < found[b].first; });
     for (auto i : order) {
-      const int label = static_cast<int>(std::find(classes_.begin(), classes_.end(), found[i].second) - classes_.begin());
+      const int label =
+          static_cast<int>(std::find(classes_.begin(), classes_.end(), found[i].second) - classes_.begin());
       samples_.push_back({found[i].first, label, patients[i], ""});
     }
   }
@@ -87,4 +98,6 @@ class BreakHisDataset : public kgain::Dataset {
 
 }  // namespace
 
-KGAIN_LIBRARY("breakhis", kgain::make_plugin<BreakHisDataset>("breakhis", "1.0.0", "BreakHis: patient groups and magnification from file names"))
+KGAIN_LIBRARY("breakhis",
+              kgain::make_plugin<BreakHisDataset>("breakhis", "1.0.0",
+                                                  "BreakHis: patient groups and magnification from file names"))

@@ -89,7 +89,8 @@ double auc(const std::vector<double>& scores, const std::vector<bool>& positive)
   for (std::size_t i = 0; i < order.size();) {
     std::size_t j = i;
     while (j < order.size() && scores[order[j]] == scores[order[i]]) ++j;
-    const double mid_rank = (static_cast<double>(i) + static_cast<double>(j - 1)) / 2.0 + 1.0;  // average rank of the tie block
+    const double mid_rank =
+        (static_cast<double>(i) + static_cast<double>(j - 1)) / 2.0 + 1.0;  // average rank of the tie block
     for (std::size_t k = i; k < j; ++k)
       if (positive[order[k]]) rank_sum += mid_rank, n_pos += 1;
     i = j;
@@ -151,4 +152,5 @@ KGAIN_LIBRARY("classification_metrics",
                                                    "mean recall over the classes present in the test fold"),
               kgain::make_plugin<MacroF1>("macro_f1", "1.0.0", "unweighted mean of per-class F1"),
               kgain::make_plugin<RocAuc>("roc_auc", "1.0.0", "ROC AUC; one-vs-rest macro average for more classes"),
-              kgain::make_plugin<LogLoss>("log_loss", "1.0.0", "cross-entropy of the class probabilities (lower is better)"))
+              kgain::make_plugin<LogLoss>("log_loss", "1.0.0",
+                                          "cross-entropy of the class probabilities (lower is better)"))

@@ -63,7 +63,9 @@ enum class TapLayout {
 };
 
 inline TapForm form_of(TapLayout layout) {
-  return layout == TapLayout::tokens ? TapForm::tokens : layout == TapLayout::vector ? TapForm::vector : TapForm::feature_map;
+  return layout == TapLayout::tokens   ? TapForm::tokens
+         : layout == TapLayout::vector ? TapForm::vector
+                                       : TapForm::feature_map;
 }
 
 // The layout of an activation of rank `rank` (batch included) in a network of plain CNN units:
@@ -79,9 +81,10 @@ inline TapLayout layout_of_rank(std::size_t rank, const std::string& tap) {
 inline std::string pooling_expression(Pooling pooling, TapLayout layout) {
   if (layout == TapLayout::vector) return "x";
   if (!pooling_fits(pooling, form_of(layout)))
-    throw std::invalid_argument(layout == TapLayout::tokens
-                                    ? "the taps are token sequences (a transformer): use [features] pooling = \"cls\", \"mean\" or \"cls_mean\""
-                                    : "the taps are feature maps: use [features] pooling = \"avg\", \"max\" or \"avgmax\"");
+    throw std::invalid_argument(
+        layout == TapLayout::tokens
+            ? "the taps are token sequences (a transformer): use [features] pooling = \"cls\", \"mean\" or \"cls_mean\""
+            : "the taps are feature maps: use [features] pooling = \"avg\", \"max\" or \"avgmax\"");
   const std::string dims = layout == TapLayout::nchw ? "[2, 3]" : "[1, 2]";
   const std::string patches = "torch.mean(x.narrow(1, 1, x.size(1) - 1), [1])";  // every token but the class token
   switch (pooling) {
@@ -101,7 +104,8 @@ inline std::string pooling_expression(Pooling pooling, TapLayout layout) {
 // `optimize`: freeze (weights become constants, conv + batch norm folded) and run
 // optimize_for_inference (oneDNN convolutions, fused activations); features stay equal to the
 // plain module's within float rounding, which the tests check.
-inline torch::jit::Module tap_extractor(const std::vector<torch::jit::Module>& units, const std::vector<std::size_t>& tap_units,
+inline torch::jit::Module tap_extractor(const std::vector<torch::jit::Module>& units,
+                                        const std::vector<std::size_t>& tap_units,
                                         const std::vector<TapLayout>& tap_layouts, Pooling pooling, bool optimize) {
   torch::jit::Module taps(c10::QualifiedName("__torch__.kgain.TapExtractor"));
   taps.register_attribute("training", c10::BoolType::get(), false);
@@ -137,7 +141,10 @@ class TrunkNetwork : public Network {
  public:
   TrunkNetwork(torch::jit::Module full, torch::jit::Module taps, bool has_classifier = true, bool channels_last = false,
                c10::optional<torch::jit::Module> reference = c10::nullopt)
-      : full_(std::move(full)), taps_(std::move(taps)), has_classifier_(has_classifier), channels_last_(channels_last),
+      : full_(std::move(full)),
+        taps_(std::move(taps)),
+        has_classifier_(has_classifier),
+        channels_last_(channels_last),
         reference_(std::move(reference)) {}
   std::vector<at::Tensor> extract(const at::Tensor& images) override {
     c10::InferenceMode guard;
@@ -147,11 +154,13 @@ class TrunkNetwork : public Network {
       bool same = plain.size() == features.size();
       for (std::size_t t = 0; same && t < plain.size(); ++t) {
         const double scale = std::max(1.0, plain[t].abs().max().item<double>());
-        same = plain[t].sizes() == features[t].sizes() && (plain[t] - features[t]).abs().max().item<double>() <= 1e-3 * scale;
+        same = plain[t].sizes() == features[t].sizes() &&
+               (plain[t] - features[t]).abs().max().item<double>() <= 1e-3 * scale;
       }
       if (!same) {
         kgain::log(kgain::LogLevel::warning, "backbone",
-                   "the optimized network (oneDNN) disagrees with the plain one on this processor; using the plain network (correct, slower)");
+                   "the optimized network (oneDNN) disagrees with the plain one on this processor; using the plain "
+                   "network (correct, slower)");
         taps_ = *reference_;
         features = plain;
       }
@@ -167,7 +176,8 @@ class TrunkNetwork : public Network {
 
  private:
   std::vector<at::Tensor> run(torch::jit::Module& taps, const at::Tensor& images) {
-    auto out = taps.forward({channels_last_ ? images.contiguous(at::MemoryFormat::ChannelsLast) : images}).toTensorList();
+    auto out =
+        taps.forward({channels_last_ ? images.contiguous(at::MemoryFormat::ChannelsLast) : images}).toTensorList();
     std::vector<at::Tensor> features;
     features.reserve(out.size());
     for (const at::Tensor& t : out) features.push_back(t.to(torch::kFloat32).contiguous());
@@ -184,13 +194,16 @@ class TrunkNetwork : public Network {
 // The network for tap_extractor(units, ...): optimized (freeze + optimize_for_inference) and
 // checked against the plain extractor on its first batch when `optimize`, else plain.
 inline std::unique_ptr<Network> trunk_network(torch::jit::Module full, const std::vector<torch::jit::Module>& units,
-                                              const std::vector<std::size_t>& tap_units, const std::vector<TapLayout>& tap_layouts,
-                                              Pooling pooling, bool optimize, bool has_classifier = true, bool channels_last = false) {
+                                              const std::vector<std::size_t>& tap_units,
+                                              const std::vector<TapLayout>& tap_layouts, Pooling pooling, bool optimize,
+                                              bool has_classifier = true, bool channels_last = false) {
   torch::jit::Module plain = tap_extractor(units, tap_units, tap_layouts, pooling, /*optimize=*/false);
-  if (!optimize) return std::make_unique<TrunkNetwork>(std::move(full), std::move(plain), has_classifier, channels_last);
+  if (!optimize)
+    return std::make_unique<TrunkNetwork>(std::move(full), std::move(plain), has_classifier, channels_last);
   torch::jit::Module frozen = torch::jit::freeze(plain);  // freeze works on a clone: `plain` stays as it is
   torch::jit::Module optimized = torch::jit::optimize_for_inference(frozen);
-  return std::make_unique<TrunkNetwork>(std::move(full), std::move(optimized), has_classifier, channels_last, std::move(plain));
+  return std::make_unique<TrunkNetwork>(std::move(full), std::move(optimized), has_classifier, channels_last,
+                                        std::move(plain));
 }
 
 // Multiply-accumulates per image of one unit on `x` (a batch of one image), counted on the
@@ -207,8 +220,8 @@ inline std::int64_t count_macs(const torch::jit::Module& unit, const at::Tensor&
   torch::jit::Module frozen = torch::jit::freeze(unit, c10::nullopt, /*optimize_numerics=*/false);
   auto graph = frozen.get_method("forward").graph()->copy();
   const auto is_layer = [](c10::Symbol kind) {
-    return kind == c10::aten::conv2d || kind == c10::aten::_convolution || kind == c10::aten::conv1d || kind == c10::aten::conv3d ||
-           kind == c10::aten::linear;
+    return kind == c10::aten::conv2d || kind == c10::aten::_convolution || kind == c10::aten::conv1d ||
+           kind == c10::aten::conv3d || kind == c10::aten::linear;
   };
   std::vector<torch::jit::Node*> layers, products;
   for (torch::jit::Node* node : graph->nodes()) {  // top-level nodes; sub-blocks refused below
@@ -258,9 +271,11 @@ inline std::int64_t count_macs(const torch::jit::Module& unit, const at::Tensor&
 // `unit_names` name the units in messages; `what` names the network. `with_macs = false` skips
 // the MAC count (which freezes every unit) when only shapes are wanted. `unit_layouts`: the
 // layout of every unit's output; empty: by rank (layout_of_rank).
-inline std::vector<TapInfo> inspect_units(const std::vector<torch::jit::Module>& units, const std::vector<std::string>& unit_names,
-                                          const std::vector<std::string>& tap_names, const std::vector<std::size_t>& tap_units,
-                                          std::int64_t input_size, const std::string& what, bool with_macs = true,
+inline std::vector<TapInfo> inspect_units(const std::vector<torch::jit::Module>& units,
+                                          const std::vector<std::string>& unit_names,
+                                          const std::vector<std::string>& tap_names,
+                                          const std::vector<std::size_t>& tap_units, std::int64_t input_size,
+                                          const std::string& what, bool with_macs = true,
                                           const std::vector<TapLayout>& unit_layouts = {}) {
   at::Tensor x = torch::zeros({1, 3, input_size, input_size});
   std::vector<TapInfo> out;
@@ -279,13 +294,15 @@ inline std::vector<TapInfo> inspect_units(const std::vector<torch::jit::Module>&
       std::string reason = e.what();
       if (const auto* c10_error = dynamic_cast<const c10::Error*>(&e)) reason = c10_error->what_without_backtrace();
       throw std::runtime_error(what + ": running " + unit_names[i] + " on the output of the modules before it (" +
-                               std::to_string(input_size) + " px input) failed; is it a tap point that runs in sequence? " + reason);
+                               std::to_string(input_size) +
+                               " px input) failed; is it a tap point that runs in sequence? " + reason);
     }
     if (i != tap_units[next_tap]) continue;
     TapInfo info;
     info.name = tap_names[next_tap];
     info.shape.assign(x.sizes().begin() + 1, x.sizes().end());
-    const TapLayout layout = unit_layouts.empty() ? layout_of_rank(static_cast<std::size_t>(x.dim()), info.name) : unit_layouts[i];
+    const TapLayout layout =
+        unit_layouts.empty() ? layout_of_rank(static_cast<std::size_t>(x.dim()), info.name) : unit_layouts[i];
     info.form = form_of(layout);
     info.feature_dim = layout == TapLayout::nchw ? x.size(1) : x.size(-1);
     info.parameters = parameters;
@@ -304,7 +321,7 @@ enum class InitRule {
   normal_001,              // N(0, 0.01): linear weights in VGG and MobileNetV2
   ones,
   zeros,
-  uniform_fan_in_bias,     // U(+-1/sqrt(fan_in)) of the layer's weight: nn.Linear's default bias
+  uniform_fan_in_bias,  // U(+-1/sqrt(fan_in)) of the layer's weight: nn.Linear's default bias
 };
 
 inline std::int64_t fan_in(const at::Tensor& weight) { return weight.dim() < 2 ? 1 : weight.numel() / weight.size(0); }
@@ -333,8 +350,10 @@ inline void reset_batch_norm_buffers(torch::jit::Module& module) {
   torch::NoGradGuard no_grad;
   for (const auto& b : module.named_buffers(/*recurse=*/true)) {
     const std::string leaf = b.name.substr(b.name.rfind('.') + 1);
-    if (leaf == "running_mean" || leaf == "num_batches_tracked") b.value.zero_();
-    else if (leaf == "running_var") b.value.fill_(1.0);
+    if (leaf == "running_mean" || leaf == "num_batches_tracked")
+      b.value.zero_();
+    else if (leaf == "running_var")
+      b.value.fill_(1.0);
   }
 }
 
@@ -347,7 +366,8 @@ inline void reinitialise_generic(torch::jit::Module& module, std::uint64_t seed,
   for (const auto& p : module.named_parameters(/*recurse=*/true)) {
     const std::string leaf = p.name.substr(p.name.rfind('.') + 1);
     if (p.value.dim() >= 2)
-      draw(p.value, use_fan_out ? InitRule::kaiming_normal_fan_out : InitRule::kaiming_normal_fan_in, p.value, generator);
+      draw(p.value, use_fan_out ? InitRule::kaiming_normal_fan_out : InitRule::kaiming_normal_fan_in, p.value,
+           generator);
     else
       draw(p.value, leaf == "weight" ? InitRule::ones : InitRule::zeros, p.value, generator);
   }

@@ -27,7 +27,8 @@ class FolderDataset : public kgain::Dataset {
  public:
   explicit FolderDataset(const kgain::Options& options) : root_(options.require_path("root")) {
     if (!fs::is_directory(root_))
-      throw options.error("root", "'" + root_ + "' is not a directory; point it at the folder with one subfolder per class");
+      throw options.error("root",
+                          "'" + root_ + "' is not a directory; point it at the folder with one subfolder per class");
     for (const auto& e : options.get_string_list("extensions", {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}))
       extensions_.insert(lower(e));
     const kgain::GroupPattern group_pattern(options);
@@ -52,7 +53,8 @@ class FolderDataset : public kgain::Dataset {
         if (group_pattern.enabled()) {
           const std::string relative = fs::relative(p, root_).string();
           const auto found = group_pattern.group_of(relative);
-          if (!found) throw options.error("group_pattern", "does not match '" + relative + "': every image needs a group");
+          if (!found)
+            throw options.error("group_pattern", "does not match '" + relative + "': every image needs a group");
           group = *found;
         }
         samples_.push_back(kgain::Sample{std::move(p), static_cast<int>(label), group, ""});

@@ -24,7 +24,9 @@ namespace {
 class KnnProbe : public kgain::Probe {
  public:
   explicit KnnProbe(const kgain::Options& options)
-      : k_(options.get_int("k", 5)), distance_(options.get_string("distance", "euclidean")), standardize_(options.get_bool("standardize", true)) {
+      : k_(options.get_int("k", 5)),
+        distance_(options.get_string("distance", "euclidean")),
+        standardize_(options.get_bool("standardize", true)) {
     if (k_ <= 0) throw options.error("k", "must be positive (received " + std::to_string(k_) + ")");
     if (distance_ != "euclidean" && distance_ != "cosine")
       throw options.error("distance", "must be \"euclidean\" or \"cosine\" (received \"" + distance_ + "\")");
@@ -47,8 +49,10 @@ class KnnProbe : public kgain::Probe {
     // In blocks of rows, so that the distance matrix stays small (256 x n float64).
     for (std::int64_t start = 0; start < x.size(0); start += 256) {
       const at::Tensor block = x.slice(0, start, std::min(x.size(0), start + 256));
-      const at::Tensor d = distance_ == "cosine" ? 1 - block.mm(train_.t())
-                                                 : at::addmm(train_squared_norms_, block, train_.t(), 1, -2).add_(block.pow(2).sum(1, true));
+      const at::Tensor d =
+          distance_ == "cosine"
+              ? 1 - block.mm(train_.t())
+              : at::addmm(train_squared_norms_, block, train_.t(), 1, -2).add_(block.pow(2).sum(1, true));
       vote(d, k, proba.slice(0, start, start + block.size(0)));
     }
     return proba / static_cast<double>(k);
@@ -68,7 +72,8 @@ class KnnProbe : public kgain::Probe {
     for (std::int64_t i = 0; i < d.size(0); ++i, row += n) {
       for (std::int64_t j = 0; j < n; ++j) pairs[static_cast<std::size_t>(j)] = {row[j], j};
       std::nth_element(pairs.begin(), pairs.begin() + (k - 1), pairs.end());
-      for (std::int64_t j = 0; j < k; ++j) votes[i * num_classes_ + labels[pairs[static_cast<std::size_t>(j)].second]] += 1;
+      for (std::int64_t j = 0; j < k; ++j)
+        votes[i * num_classes_ + labels[pairs[static_cast<std::size_t>(j)].second]] += 1;
     }
   }
 
@@ -88,4 +93,5 @@ class KnnProbe : public kgain::Probe {
 
 }  // namespace
 
-KGAIN_LIBRARY("knn", kgain::make_plugin<KnnProbe>("knn", "1.0.0", "k nearest neighbours, euclidean or cosine, uniform votes"))
+KGAIN_LIBRARY("knn",
+              kgain::make_plugin<KnnProbe>("knn", "1.0.0", "k nearest neighbours, euclidean or cosine, uniform votes"))

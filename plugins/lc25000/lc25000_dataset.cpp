@@ -42,7 +42,8 @@ std::map<std::string, std::string> read_groups(const std::string& file) {
     return it == header.end() ? -1L : static_cast<long>(it - header.begin());
   };
   const long path_col = column("path"), group_col = column("group");
-  if (path_col < 0 || group_col < 0) throw std::runtime_error(file + ":1: the groups file needs 'path' and 'group' columns");
+  if (path_col < 0 || group_col < 0)
+    throw std::runtime_error(file + ":1: the groups file needs 'path' and 'group' columns");
   std::map<std::string, std::string> groups;
   while (std::getline(in, line)) {
     const auto f = split_line(line);
@@ -78,7 +79,8 @@ class Lc25000Dataset : public kgain::Dataset {
       for (const auto& e : fs::directory_iterator(fs::path(root_) / classes_[label])) {
         std::string ext = e.path().extension().string();
         std::transform(ext.begin(), ext.end(), ext.begin(), ::tolower);
-        if (e.is_regular_file() && (ext == ".jpeg" || ext == ".jpg" || ext == ".png")) files.push_back(e.path().filename().string());
+        if (e.is_regular_file() && (ext == ".jpeg" || ext == ".jpg" || ext == ".png"))
+          files.push_back(e.path().filename().string());
       }
       std::sort(files.begin(), files.end());
       for (const auto& f : files) {
@@ -90,7 +92,8 @@ class Lc25000Dataset : public kgain::Dataset {
     }
     if (samples_.empty()) throw options.error("root", "no images in the class folders of '" + root_ + "'");
     if (without_group > 0)  // reported by the core in the log, run.json and the report
-      warnings_.push_back(std::to_string(without_group) + " of " + std::to_string(samples_.size()) + " images have no source-tile group" +
+      warnings_.push_back(std::to_string(without_group) + " of " + std::to_string(samples_.size()) +
+                          " images have no source-tile group" +
                           (groups_file.empty() ? " (no groups file)" : " in " + groups_file) +
                           "; their near-copies may straddle train and test");
   }
@@ -108,4 +111,5 @@ class Lc25000Dataset : public kgain::Dataset {
 
 }  // namespace
 
-KGAIN_LIBRARY("lc25000", kgain::make_plugin<Lc25000Dataset>("lc25000", "1.0.0", "LC25000 folders with source-tile groups"))
+KGAIN_LIBRARY("lc25000",
+              kgain::make_plugin<Lc25000Dataset>("lc25000", "1.0.0", "LC25000 folders with source-tile groups"))

@@ -34,7 +34,8 @@ namespace {
 // LinearProblem (kgain/linear_problem.hpp); one pass over the rows per evaluation.
 class SquaredHingeObjective {
  public:
-  SquaredHingeObjective(const at::Tensor& xs, const at::Tensor& y, std::int64_t num_classes, double C) : problem_(xs, y, num_classes), C_(C) {}
+  SquaredHingeObjective(const at::Tensor& xs, const at::Tensor& y, std::int64_t num_classes, double C)
+      : problem_(xs, y, num_classes), C_(C) {}
   const kgain::LinearProblem& problem() const { return problem_; }
 
   double operator()(const double* theta, double* gradient) const {
@@ -56,7 +57,8 @@ class SquaredHingeObjective {
         gradient[d * k + c] += slope;
       }
     double squared_norm = 0;
-    for (std::size_t j = 0; j < (d + 1) * k; ++j) squared_norm += theta[j] * theta[j], gradient[j] += theta[j] / (C_ * n);
+    for (std::size_t j = 0; j < (d + 1) * k; ++j)
+      squared_norm += theta[j] * theta[j], gradient[j] += theta[j] / (C_ * n);
     return loss / n + squared_norm / (2 * C_ * n);
   }
 
@@ -68,9 +70,12 @@ class SquaredHingeObjective {
 class LinearSvmProbe : public kgain::Probe {
  public:
   explicit LinearSvmProbe(const kgain::Options& options)
-      : C_(options.get_double("C", 1.0)), max_iter_(options.get_int("max_iter", 1000)), tol_(options.get_double("tol", 1e-6)) {
+      : C_(options.get_double("C", 1.0)),
+        max_iter_(options.get_int("max_iter", 1000)),
+        tol_(options.get_double("tol", 1e-6)) {
     if (!(C_ > 0)) throw options.error("C", "must be positive (received " + std::to_string(C_) + ")");
-    if (max_iter_ <= 0) throw options.error("max_iter", "must be positive (received " + std::to_string(max_iter_) + ")");
+    if (max_iter_ <= 0)
+      throw options.error("max_iter", "must be positive (received " + std::to_string(max_iter_) + ")");
     if (!(tol_ > 0)) throw options.error("tol", "must be positive (received " + std::to_string(tol_) + ")");
   }
 
@@ -102,5 +107,6 @@ class LinearSvmProbe : public kgain::Probe {
 
 }  // namespace
 
-KGAIN_LIBRARY("linear_svm", kgain::make_plugin<LinearSvmProbe>("linear_svm", "1.0.0",
-                                                               "one-vs-rest linear SVM, squared hinge, L2 (LinearSVC's objective)"))
+KGAIN_LIBRARY("linear_svm",
+              kgain::make_plugin<LinearSvmProbe>("linear_svm", "1.0.0",
+                                                 "one-vs-rest linear SVM, squared hinge, L2 (LinearSVC's objective)"))

@@ -49,7 +49,8 @@ at::Tensor logits(const at::Tensor& xs, const LinearModel& m) {
 }
 
 // Stratified assignment of the training images to `k` inner folds, shuffled by `seed`.
-std::vector<std::int64_t> inner_folds(const at::Tensor& labels, std::int64_t num_classes, std::int64_t k, std::uint64_t seed) {
+std::vector<std::int64_t> inner_folds(const at::Tensor& labels, std::int64_t num_classes, std::int64_t k,
+                                      std::uint64_t seed) {
   std::vector<std::int64_t> fold(labels.size(0));
   std::mt19937_64 rng(seed);
   std::int64_t next = 0;
@@ -113,7 +114,8 @@ class LogisticObjective {
     double sum = 0;
     for (double v : z) sum += std::exp(v - top);
     const double lse = top + std::log(sum), loss = lse - z[static_cast<std::size_t>(label)];
-    for (std::size_t c = 0; c < z.size(); ++c) z[c] = std::exp(z[c] - lse) - (static_cast<std::int64_t>(c) == label ? 1.0 : 0.0);
+    for (std::size_t c = 0; c < z.size(); ++c)
+      z[c] = std::exp(z[c] - lse) - (static_cast<std::int64_t>(c) == label ? 1.0 : 0.0);
     return loss;
   }
   const kgain::LinearProblem& problem_;
@@ -131,13 +133,17 @@ class LogisticProbe : public kgain::Probe {
     if (!(C_ > 0)) throw options.error("C", "must be positive (received " + std::to_string(C_) + ")");
     for (double c : C_grid_)
       if (!(c > 0)) throw options.error("C_grid", "every C must be positive (received " + std::to_string(c) + ")");
-    if (inner_folds_ < 2) throw options.error("inner_folds", "must be at least 2 (received " + std::to_string(inner_folds_) + ")");
-    if (max_iter_ <= 0) throw options.error("max_iter", "must be positive (received " + std::to_string(max_iter_) + ")");
+    if (inner_folds_ < 2)
+      throw options.error("inner_folds", "must be at least 2 (received " + std::to_string(inner_folds_) + ")");
+    if (max_iter_ <= 0)
+      throw options.error("max_iter", "must be positive (received " + std::to_string(max_iter_) + ")");
     if (!(tol_ > 0)) throw options.error("tol", "must be positive (received " + std::to_string(tol_) + ")");
   }
 
-  void fit(const at::Tensor& features, const at::Tensor& labels, std::int64_t num_classes, std::uint64_t seed) override {
-    TORCH_CHECK(features.dim() == 2 && features.size(0) == labels.size(0), "logistic: features [n, d] and labels [n] expected");
+  void fit(const at::Tensor& features, const at::Tensor& labels, std::int64_t num_classes,
+           std::uint64_t seed) override {
+    TORCH_CHECK(features.dim() == 2 && features.size(0) == labels.size(0),
+                "logistic: features [n, d] and labels [n] expected");
     const at::Tensor y = labels.to(torch::kInt64).contiguous();
     chosen_C_ = C_grid_.empty() ? C_ : select_C(features, y, num_classes, seed);
     scaler_.fit(features);
@@ -165,12 +171,16 @@ class LogisticProbe : public kgain::Probe {
     std::vector<InnerFold> inner;
     for (std::int64_t f = 0; f < inner_folds_; ++f) {
       std::vector<std::int64_t> train, test;
-      for (std::size_t i = 0; i < fold.size(); ++i) (fold[i] == f ? test : train).push_back(static_cast<std::int64_t>(i));
+      for (std::size_t i = 0; i < fold.size(); ++i)
+        (fold[i] == f ? test : train).push_back(static_cast<std::int64_t>(i));
       const at::Tensor tr = torch::tensor(train), te = torch::tensor(test);
       kgain::Standardizer scaler;
       scaler.fit(features.index_select(0, tr));
-      inner.push_back({kgain::LinearProblem(scaler.apply(features.index_select(0, tr)), y.index_select(0, tr), num_classes),
-                       scaler.apply(features.index_select(0, te)), y.index_select(0, te), {}});
+      inner.push_back(
+          {kgain::LinearProblem(scaler.apply(features.index_select(0, tr)), y.index_select(0, tr), num_classes),
+           scaler.apply(features.index_select(0, te)),
+           y.index_select(0, te),
+           {}});
     }
     double best_C = grid.front(), best_accuracy = -1;
     for (double C : grid) {
@@ -214,5 +224,6 @@ class LogisticProbe : public kgain::Probe {
 
 }  // namespace
 
-KGAIN_LIBRARY("logistic", kgain::make_plugin<LogisticProbe>("logistic", "2.0.0",
-                                                            "multinomial L2 logistic regression (L-BFGS), scikit-learn's objective"))
+KGAIN_LIBRARY("logistic",
+              kgain::make_plugin<LogisticProbe>(
+                  "logistic", "2.0.0", "multinomial L2 logistic regression (L-BFGS), scikit-learn's objective"))

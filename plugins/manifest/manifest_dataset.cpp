@@ -32,12 +32,18 @@ std::vector<std::string> split_csv(const std::string& line) {
   for (std::size_t i = 0; i < line.size(); ++i) {
     const char c = line[i];
     if (quoted) {
-      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') fields.back() += '"', ++i;
-      else if (c == '"') quoted = false;
-      else fields.back() += c;
-    } else if (c == '"') quoted = true;
-    else if (c == ',') fields.emplace_back();
-    else if (c != '\r') fields.back() += c;
+      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"')
+        fields.back() += '"', ++i;
+      else if (c == '"')
+        quoted = false;
+      else
+        fields.back() += c;
+    } else if (c == '"')
+      quoted = true;
+    else if (c == ',')
+      fields.emplace_back();
+    else if (c != '\r')
+      fields.back() += c;
   }
   return fields;
 }
@@ -47,20 +53,23 @@ class ManifestDataset : public kgain::Dataset {
   explicit ManifestDataset(const kgain::Options& options) {
     const std::string root = options.get_path("root", "");
     file_ = options.get_path("file", root.empty() ? "" : root + "/manifest.csv");
-    if (file_.empty()) throw kgain::OptionError("[" + options.section() + "] needs 'root' (the folder with manifest.csv) or 'file'");
+    if (file_.empty())
+      throw kgain::OptionError("[" + options.section() + "] needs 'root' (the folder with manifest.csv) or 'file'");
     std::ifstream in(file_);
     if (!in) throw options.error(options.has("file") ? "file" : "root", "cannot open the manifest '" + file_ + "'");
     const fs::path base = fs::path(file_).parent_path();
 
     std::string line;
-    if (!std::getline(in, line)) throw std::runtime_error(file_ + ": the manifest is empty; expected a header row 'path,label'");
+    if (!std::getline(in, line))
+      throw std::runtime_error(file_ + ": the manifest is empty; expected a header row 'path,label'");
     // Spreadsheets save CSV with a UTF-8 byte-order mark; left in, it would hide the first column.
     if (line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);
     std::map<std::string, std::size_t> column;
     const auto header = split_csv(line);
     for (std::size_t i = 0; i < header.size(); ++i)
       if (!column.emplace(header[i], i).second)
-        throw std::runtime_error(file_ + ":1: the header names the column '" + header[i] + "' twice; which one holds the data is ambiguous");
+        throw std::runtime_error(file_ + ":1: the header names the column '" + header[i] +
+                                 "' twice; which one holds the data is ambiguous");
     for (const char* required : {"path", "label"})
       if (!column.count(required))
         throw std::runtime_error(file_ + ":1: the header has no '" + required + "' column (found '" + line + "')");
@@ -84,14 +93,15 @@ class ManifestDataset : public kgain::Dataset {
       if (split_col >= 0) {
         s.split = f[split_col];
         if (s.split != "train" && s.split != "valid" && s.split != "test" && !s.split.empty())
-          throw std::runtime_error(file_ + ":" + std::to_string(line_no) + ": split must be train, valid or test (found '" +
-                                   s.split + "')");
+          throw std::runtime_error(file_ + ":" + std::to_string(line_no) +
+                                   ": split must be train, valid or test (found '" + s.split + "')");
       }
       if (group_col >= 0) s.group = f[group_col];
       if (group_pattern.enabled()) {
         const auto found = group_pattern.group_of(f[path_col]);
         if (!found)
-          throw std::runtime_error(file_ + ":" + std::to_string(line_no) + ": group_pattern does not match the path '" + f[path_col] + "'");
+          throw std::runtime_error(file_ + ":" + std::to_string(line_no) + ": group_pattern does not match the path '" +
+                                   f[path_col] + "'");
         s.group = *found;
       }
       labels.push_back(f[label_col]);

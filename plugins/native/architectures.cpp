@@ -135,7 +135,8 @@ Module dense_layer(Builder& b, std::int64_t in, std::int64_t growth, std::int64_
   return m;
 }
 
-Architecture densenet(std::int64_t growth, const std::vector<int>& blocks, std::int64_t init_features, std::int64_t classes) {
+Architecture densenet(std::int64_t growth, const std::vector<int>& blocks, std::int64_t init_features,
+                      std::int64_t classes) {
   Builder b(false, 1e-5);
   Architecture a;
   a.root = b.make("DenseNet");
@@ -150,7 +151,8 @@ Architecture densenet(std::int64_t growth, const std::vector<int>& blocks, std::
     for (int l = 0; l < blocks[i]; ++l) {
       const std::string name = "denselayer" + std::to_string(l + 1);
       block.register_module(name, dense_layer(b, c + l * growth, growth, 4));
-      src += "    x = torch.cat([x, self." + name + ".forward(x)], 1)\n";  // torchvision's order: input, layer 1, 2, ...
+      src +=
+          "    x = torch.cat([x, self." + name + ".forward(x)], 1)\n";  // torchvision's order: input, layer 1, 2, ...
     }
     block.define(src + "    return x\n");
     c += blocks[i] * growth;
@@ -200,7 +202,8 @@ Architecture mobilenet_v2(bool tf_same, bool tf_input, std::int64_t classes) {
   Architecture a;
   a.root = b.make("MobileNetV2");
   std::vector<Module> features{b.conv_bn_act(3, 32, 3, 2, 1, relu6, tf_input)};
-  const int settings[7][4] = {{1, 16, 1, 1}, {6, 24, 2, 2}, {6, 32, 3, 2}, {6, 64, 4, 2}, {6, 96, 3, 1}, {6, 160, 3, 2}, {6, 320, 1, 1}};
+  const int settings[7][4] = {{1, 16, 1, 1}, {6, 24, 2, 2},  {6, 32, 3, 2}, {6, 64, 4, 2},
+                              {6, 96, 3, 1}, {6, 160, 3, 2}, {6, 320, 1, 1}};
   std::int64_t in = 32;
   for (const auto& s : settings) {
     for (int i = 0; i < s[2]; ++i) {
@@ -245,8 +248,8 @@ Architecture mobilenet_v1(double width, bool tf_same, bool tf_input, std::int64_
   std::int64_t in = depth(32);
   for (int i = 0; i < 13; ++i) {
     const std::int64_t out = depth(channels[i]);
-    features.push_back(b.sequential({b.conv_bn_act(in, in, 3, strides[i], in, relu6), b.conv_bn_act(in, out, 1, 1, 1, relu6)},
-                                    {"dw", "pw"}));
+    features.push_back(b.sequential(
+        {b.conv_bn_act(in, in, 3, strides[i], in, relu6), b.conv_bn_act(in, out, 1, 1, 1, relu6)}, {"dw", "pw"}));
     in = out;
   }
   a.root.register_module("features", b.sequential(features));
@@ -266,15 +269,18 @@ Architecture mobilenet_v1(double width, bool tf_same, bool tf_input, std::int64_
 const std::vector<int> vgg11{64, 0, 128, 0, 256, 256, 0, 512, 512, 0, 512, 512, 0};
 const std::vector<int> vgg13{64, 64, 0, 128, 128, 0, 256, 256, 0, 512, 512, 0, 512, 512, 0};
 const std::vector<int> vgg16{64, 64, 0, 128, 128, 0, 256, 256, 256, 0, 512, 512, 512, 0, 512, 512, 512, 0};
-const std::vector<int> vgg19{64, 64, 0, 128, 128, 0, 256, 256, 256, 256, 0, 512, 512, 512, 512, 0, 512, 512, 512, 512, 0};
+const std::vector<int> vgg19{64,  64,  0,   128, 128, 0,   256, 256, 256, 256, 0,
+                             512, 512, 512, 512, 0,   512, 512, 512, 512, 0};
 
 }  // namespace
 
 std::vector<std::string> architecture_names() {
-  std::vector<std::string> names{"resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn",
-                                 "vgg16", "vgg16_bn", "vgg19", "vgg19_bn", "densenet121", "densenet161", "densenet169", "densenet201",
-                                 "mobilenet_v2", "mobilenet_v1"};
-  for (const auto& family : {modern_cnn_names(), transformer_names()}) names.insert(names.end(), family.begin(), family.end());
+  std::vector<std::string> names{"resnet18",    "resnet34",    "resnet50",     "resnet101",   "resnet152",
+                                 "vgg11",       "vgg11_bn",    "vgg13",        "vgg13_bn",    "vgg16",
+                                 "vgg16_bn",    "vgg19",       "vgg19_bn",     "densenet121", "densenet161",
+                                 "densenet169", "densenet201", "mobilenet_v2", "mobilenet_v1"};
+  for (const auto& family : {modern_cnn_names(), transformer_names()})
+    names.insert(names.end(), family.begin(), family.end());
   return names;
 }
 
@@ -283,11 +289,13 @@ Architecture build_architecture(const ArchitectureOptions& o) {
   const bool mobilenet = n == "mobilenet_v1" || n == "mobilenet_v2";
   if (!mobilenet && (o.tf_same_padding || o.tf_input_range))
     throw std::invalid_argument("TensorFlow padding and input range are options of the MobileNets only");
-  if (n != "mobilenet_v1" && o.width != 1.0) throw std::invalid_argument("a width multiplier is an option of mobilenet_v1 only");
+  if (n != "mobilenet_v1" && o.width != 1.0)
+    throw std::invalid_argument("a width multiplier is an option of mobilenet_v1 only");
   if (o.width <= 0 || o.width > 4) throw std::invalid_argument("width must lie in (0, 4]");
   if (o.num_classes <= 0) throw std::invalid_argument("num_classes must be positive");
   if (n != "vit" && (o.vit_patch || o.vit_layers || o.vit_heads || o.vit_hidden || o.vit_mlp))
-    throw std::invalid_argument("patch_size, layers, heads, hidden_dim and mlp_dim describe architecture = \"vit\" only");
+    throw std::invalid_argument(
+        "patch_size, layers, heads, hidden_dim and mlp_dim describe architecture = \"vit\" only");
   if (is_transformer(n)) return build_transformer(o);
   if (is_modern_cnn(n)) return build_modern_cnn(o);
   if (n == "resnet18") return resnet({2, 2, 2, 2}, false, o.num_classes);
@@ -295,9 +303,11 @@ Architecture build_architecture(const ArchitectureOptions& o) {
   if (n == "resnet50") return resnet({3, 4, 6, 3}, true, o.num_classes);
   if (n == "resnet101") return resnet({3, 4, 23, 3}, true, o.num_classes);
   if (n == "resnet152") return resnet({3, 8, 36, 3}, true, o.num_classes);
-  const std::map<std::string, const std::vector<int>*> vggs{{"vgg11", &vgg11}, {"vgg13", &vgg13}, {"vgg16", &vgg16}, {"vgg19", &vgg19}};
+  const std::map<std::string, const std::vector<int>*> vggs{
+      {"vgg11", &vgg11}, {"vgg13", &vgg13}, {"vgg16", &vgg16}, {"vgg19", &vgg19}};
   const bool bn = n.size() > 3 && n.substr(n.size() - 3) == "_bn";
-  if (auto it = vggs.find(bn ? n.substr(0, n.size() - 3) : n); it != vggs.end()) return vgg(*it->second, bn, o.num_classes);
+  if (auto it = vggs.find(bn ? n.substr(0, n.size() - 3) : n); it != vggs.end())
+    return vgg(*it->second, bn, o.num_classes);
   if (n == "densenet121") return densenet(32, {6, 12, 24, 16}, 64, o.num_classes);
   if (n == "densenet161") return densenet(48, {6, 12, 36, 24}, 96, o.num_classes);
   if (n == "densenet169") return densenet(32, {6, 12, 32, 32}, 64, o.num_classes);

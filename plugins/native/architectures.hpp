@@ -20,8 +20,8 @@
 namespace kgain::native {
 
 struct ArchitectureOptions {
-  std::string name;            // e.g. "resnet50"; see architecture_names()
-  double width = 1.0;          // MobileNetV1 width multiplier
+  std::string name;              // e.g. "resnet50"; see architecture_names()
+  double width = 1.0;            // MobileNetV1 width multiplier
   bool tf_same_padding = false;  // MobileNets: TensorFlow 'SAME' padding (asymmetric at stride 2)
   bool tf_input_range = false;   // MobileNets: the stem maps ImageNet-normalized input to [-1, 1]
   std::int64_t num_classes = 1000;
@@ -33,10 +33,10 @@ struct ArchitectureOptions {
 };
 
 struct Architecture {
-  torch::jit::Module root;               // forward: normalized images -> logits
-  std::vector<std::string> unit_paths;   // the trunk, in execution order (module paths)
-  std::vector<torch::jit::Module> units; // the modules at unit_paths
-  std::vector<std::string> default_taps; // the stage / block boundaries a study probes
+  torch::jit::Module root;                // forward: normalized images -> logits
+  std::vector<std::string> unit_paths;    // the trunk, in execution order (module paths)
+  std::vector<torch::jit::Module> units;  // the modules at unit_paths
+  std::vector<std::string> default_taps;  // the stage / block boundaries a study probes
   std::int64_t native_input_size = 224;
   // The architecture's own random initialization (torchvision's `_init_weights` / reset rules).
   trunk::InitRule conv_weight = trunk::InitRule::kaiming_normal_fan_out;

@@ -20,7 +20,8 @@ using torch::jit::Module;
 // bakes in its strides and sizes as literals) in one compilation unit per network.
 class Builder {
  public:
-  Builder(bool tf_same, double bn_eps) : cu_(std::make_shared<torch::jit::CompilationUnit>()), tf_same_(tf_same), bn_eps_(bn_eps) {}
+  Builder(bool tf_same, double bn_eps)
+      : cu_(std::make_shared<torch::jit::CompilationUnit>()), tf_same_(tf_same), bn_eps_(bn_eps) {}
 
   Module make(const std::string& kind) {
     Module m(c10::QualifiedName("__torch__.kgain_native." + kind + "_" + std::to_string(count_++)), cu_, false);
@@ -49,13 +50,15 @@ class Builder {
     std::int64_t pad = padding >= 0 ? padding : (k - 1) / 2;
     if (tf_same_ && stride > 1) {
       src << "    ih = x.size(2)\n    iw = x.size(3)\n"
-          << "    ph = max((ih + " << stride - 1 << ") // " << stride << " * " << stride << " - " << stride << " + " << k << " - ih, 0)\n"
-          << "    pw = max((iw + " << stride - 1 << ") // " << stride << " * " << stride << " - " << stride << " + " << k << " - iw, 0)\n"
+          << "    ph = max((ih + " << stride - 1 << ") // " << stride << " * " << stride << " - " << stride << " + "
+          << k << " - ih, 0)\n"
+          << "    pw = max((iw + " << stride - 1 << ") // " << stride << " * " << stride << " - " << stride << " + "
+          << k << " - iw, 0)\n"
           << "    x = torch.constant_pad_nd(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2], 0.0)\n";
       pad = 0;
     }
-    src << "    return torch.conv2d(x, self.weight, " << b << ", [" << stride << ", " << stride << "], [" << pad << ", " << pad
-        << "], [1, 1], " << groups << ")\n";
+    src << "    return torch.conv2d(x, self.weight, " << b << ", [" << stride << ", " << stride << "], [" << pad << ", "
+        << pad << "], [1, 1], " << groups << ")\n";
     m.define(src.str());
     return m;
   }
@@ -76,7 +79,8 @@ class Builder {
         << "    if self.training:\n"
         << "        self.num_batches_tracked.add_(1)\n"
         << "        factor = 1.0 / float(self.num_batches_tracked.item())\n"
-        << "    return torch.batch_norm(x, self.weight, self.bias, self.running_mean, self.running_var, self.training, factor, "
+        << "    return torch.batch_norm(x, self.weight, self.bias, self.running_mean, self.running_var, self.training, "
+           "factor, "
         << bn_eps_ << ", False)\n";
     m.define(src.str());
     return m;
@@ -86,8 +90,8 @@ class Builder {
     Module m = make("Linear");
     m.register_parameter("weight", torch::empty({out, in}), false);
     if (bias) m.register_parameter("bias", torch::zeros({out}), false);
-    m.define(std::string("def forward(self, x: Tensor) -> Tensor:\n    return torch.linear(x, self.weight, ") + (bias ? "self.bias" : "None") +
-             ")\n");
+    m.define(std::string("def forward(self, x: Tensor) -> Tensor:\n    return torch.linear(x, self.weight, ") +
+             (bias ? "self.bias" : "None") + ")\n");
     return m;
   }
 
@@ -136,7 +140,8 @@ class Builder {
 
   // `self.name` or getattr(self, "0") for names that are not identifiers.
   static std::string access(const std::string& base, const std::string& name) {
-    if (!name.empty() && (std::isalpha(static_cast<unsigned char>(name[0])) || name[0] == '_')) return base + "." + name;
+    if (!name.empty() && (std::isalpha(static_cast<unsigned char>(name[0])) || name[0] == '_'))
+      return base + "." + name;
     return "getattr(" + base + ", \"" + name + "\")";
   }
 
@@ -165,14 +170,12 @@ inline void define_root(Module& root, const std::vector<std::string>& unit_paths
   root.define(src + head);
 }
 
-
 inline void finish(Architecture& a, const std::string& head) {
   define_root(a.root, a.unit_paths, head);
   if (a.unit_layouts.empty()) a.unit_layouts.assign(a.unit_paths.size(), trunk::TapLayout::nchw);
   for (const auto& path : a.unit_paths) a.units.push_back(trunk::module_at(a.root, path));
   a.root.eval();
 }
-
 
 // Random initialization helpers for the architectures with their own rules (the transformers
 // and modern CNNs): torch.nn.init's formulas, drawn from the given generator.

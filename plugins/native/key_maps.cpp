@@ -55,19 +55,20 @@ const VitNames timm_names{{{"cls_token", "class_token"}, {"pos_embed", "encoder.
 
 // Hugging Face's ViTModel, "vit." already stripped. q, k and v keep names of their own
 // (".q.weight" ...) and are stacked afterwards (stack_qkv).
-const VitNames huggingface_names{{{"embeddings.cls_token", "class_token"}, {"embeddings.position_embeddings", "encoder.pos_embedding"}},
-                                 {{"embeddings.patch_embeddings.projection.", "conv_proj."},
-                                  {"layernorm.", "encoder.ln."},
-                                  {"classifier.", "heads.head."}},
-                                 "encoder.layer.",
-                                 {{"layernorm_before.", "ln_1."},
-                                  {"layernorm_after.", "ln_2."},
-                                  {"attention.output.dense.", "self_attention.out_proj."},
-                                  {"intermediate.dense.", "mlp.0."},
-                                  {"output.dense.", "mlp.3."},
-                                  {"attention.attention.query.", "self_attention.q."},
-                                  {"attention.attention.key.", "self_attention.k."},
-                                  {"attention.attention.value.", "self_attention.v."}}};
+const VitNames huggingface_names{
+    {{"embeddings.cls_token", "class_token"}, {"embeddings.position_embeddings", "encoder.pos_embedding"}},
+    {{"embeddings.patch_embeddings.projection.", "conv_proj."},
+     {"layernorm.", "encoder.ln."},
+     {"classifier.", "heads.head."}},
+    "encoder.layer.",
+    {{"layernorm_before.", "ln_1."},
+     {"layernorm_after.", "ln_2."},
+     {"attention.output.dense.", "self_attention.out_proj."},
+     {"intermediate.dense.", "mlp.0."},
+     {"output.dense.", "mlp.3."},
+     {"attention.attention.query.", "self_attention.q."},
+     {"attention.attention.key.", "self_attention.k."},
+     {"attention.attention.value.", "self_attention.v."}}};
 
 // `key` under torchvision's name, or unchanged when `names` does not know it.
 std::string torchvision_key(const std::string& key, const VitNames& names) {
@@ -87,14 +88,15 @@ std::string torchvision_key(const std::string& key, const VitNames& names) {
 void stack_qkv(std::map<std::string, at::Tensor>& state) {
   std::vector<std::string> prefixes;
   for (const auto& [key, tensor] : state)
-    if (key.size() > 10 && key.compare(key.size() - 9, 9, ".q.weight") == 0) prefixes.push_back(key.substr(0, key.size() - 9));
+    if (key.size() > 10 && key.compare(key.size() - 9, 9, ".q.weight") == 0)
+      prefixes.push_back(key.substr(0, key.size() - 9));
   for (const auto& p : prefixes) {
     for (const std::string kind : {"weight", "bias"}) {
       const std::string q = p + ".q." + kind, k = p + ".k." + kind, v = p + ".v." + kind;
       if (!state.count(q) || !state.count(k) || !state.count(v) || state.count(p + ".in_proj_" + kind)) continue;
       const auto &tq = state[q], &tk = state[k], &tv = state[v];
-      if (tq.dim() < 1 || tq.sizes() != tk.sizes() || tq.sizes() != tv.sizes() || tq.scalar_type() != tk.scalar_type() ||
-          tq.scalar_type() != tv.scalar_type())
+      if (tq.dim() < 1 || tq.sizes() != tk.sizes() || tq.sizes() != tv.sizes() ||
+          tq.scalar_type() != tk.scalar_type() || tq.scalar_type() != tv.scalar_type())
         continue;  // left apart: reported as unexpected
       state[p + ".in_proj_" + kind] = at::cat({tq, tk, tv}, 0);
       state.erase(q);
@@ -106,10 +108,11 @@ void stack_qkv(std::map<std::string, at::Tensor>& state) {
 
 // out[to] = tensor, refusing a second key that maps to the same name (a file holding both
 // "cls_token" and "class_token" must not load one of them silently).
-void insert_unique(std::map<std::string, at::Tensor>& out, std::map<std::string, std::string>& source, const std::string& to,
-                   const std::string& from, const at::Tensor& tensor) {
+void insert_unique(std::map<std::string, at::Tensor>& out, std::map<std::string, std::string>& source,
+                   const std::string& to, const std::string& from, const at::Tensor& tensor) {
   if (const auto it = source.find(to); it != source.end())
-    throw std::invalid_argument("the weights file holds both '" + it->second + "' and '" + from + "', which name the same parameter '" + to + "'");
+    throw std::invalid_argument("the weights file holds both '" + it->second + "' and '" + from +
+                                "', which name the same parameter '" + to + "'");
   source[to] = from;
   out[to] = tensor;
 }
@@ -120,7 +123,8 @@ KeyFormat key_format_from_name(const std::string& name) {
   if (name == "torchvision") return KeyFormat::torchvision;
   if (name == "timm") return KeyFormat::timm;
   if (name == "huggingface") return KeyFormat::huggingface;
-  throw std::invalid_argument("unknown key format '" + name + "': use \"torchvision\", \"timm\" or \"huggingface\" (or leave it out to detect it)");
+  throw std::invalid_argument("unknown key format '" + name +
+                              "': use \"torchvision\", \"timm\" or \"huggingface\" (or leave it out to detect it)");
 }
 
 std::string to_string(KeyFormat format) {
@@ -140,20 +144,23 @@ KeyFormat detect_key_format(const std::map<std::string, at::Tensor>& state) {
   return KeyFormat::torchvision;
 }
 
-std::map<std::string, at::Tensor> to_torchvision_keys(std::map<std::string, at::Tensor> state, KeyFormat format, const std::string& family) {
+std::map<std::string, at::Tensor> to_torchvision_keys(std::map<std::string, at::Tensor> state, KeyFormat format,
+                                                      const std::string& family) {
   std::map<std::string, at::Tensor> out;
   std::map<std::string, std::string> source;  // mapped name -> the file's key
   if (format == KeyFormat::torchvision) {
     for (auto& [key, tensor] : state) {
       std::string k = key;
-      for (const auto& [from, to] : {std::pair<std::string, std::string>{".mlp.linear_1.", ".mlp.0."}, {".mlp.linear_2.", ".mlp.3."}})
+      for (const auto& [from, to] :
+           {std::pair<std::string, std::string>{".mlp.linear_1.", ".mlp.0."}, {".mlp.linear_2.", ".mlp.3."}})
         if (const auto at = k.find(from); family == "vit" && at != std::string::npos) k.replace(at, from.size(), to);
       insert_unique(out, source, k, key, tensor);
     }
     return out;
   }
   if (family != "vit")
-    throw std::invalid_argument("key_format = \"" + to_string(format) + "\" maps ViT weights only; this architecture takes torchvision's names");
+    throw std::invalid_argument("key_format = \"" + to_string(format) +
+                                "\" maps ViT weights only; this architecture takes torchvision's names");
   for (auto& [key, tensor] : state) {
     if (format == KeyFormat::timm) {
       insert_unique(out, source, torchvision_key(key, timm_names), key, tensor);

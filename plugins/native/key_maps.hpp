@@ -28,6 +28,7 @@ KeyFormat detect_key_format(const std::map<std::string, at::Tensor>& state);
 // map does not know stay as they are, so the loader reports them as unexpected; Hugging Face's
 // pooler (a dense + tanh over the class token, outside the trunk) is dropped. torchvision's own
 // legacy MLP names (mlp.linear_1 / linear_2, before torchvision 0.13) become mlp.0 / mlp.3.
-std::map<std::string, at::Tensor> to_torchvision_keys(std::map<std::string, at::Tensor> state, KeyFormat format, const std::string& family);
+std::map<std::string, at::Tensor> to_torchvision_keys(std::map<std::string, at::Tensor> state, KeyFormat format,
+                                                      const std::string& family);
 
 }  // namespace kgain::native

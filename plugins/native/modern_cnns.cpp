@@ -51,9 +51,12 @@ Module convnext_block(Builder& b, std::int64_t dim) {
 void initialise_convnext(Module& root, at::Generator& g) {
   for (const auto& p : root.named_parameters(true)) {
     const std::string leaf = p.name.substr(p.name.rfind('.') + 1);
-    if (leaf == "layer_scale") init::constant(p.value, 1e-6);
-    else if (leaf == "weight" && p.value.dim() >= 2) init::trunc_normal(p.value, 0.02, g);
-    else init::constant(p.value, leaf == "weight" ? 1.0 : 0.0);
+    if (leaf == "layer_scale")
+      init::constant(p.value, 1e-6);
+    else if (leaf == "weight" && p.value.dim() >= 2)
+      init::trunc_normal(p.value, 0.02, g);
+    else
+      init::constant(p.value, leaf == "weight" ? 1.0 : 0.0);
   }
 }
 
@@ -61,7 +64,8 @@ Architecture convnext(const ConvNextShape& s, std::int64_t classes) {
   Builder b(false, 1e-5);
   Architecture a;
   a.root = b.make("ConvNeXt");
-  std::vector<Module> features{b.sequential({b.conv(3, s.channels[0], 4, 4, 1, true, false, 0), b.layer_norm(s.channels[0], 1e-6, true)})};
+  std::vector<Module> features{
+      b.sequential({b.conv(3, s.channels[0], 4, 4, 1, true, false, 0), b.layer_norm(s.channels[0], 1e-6, true)})};
   a.unit_paths = {"features.0"};
   a.default_taps = {"features.0"};
   for (std::size_t stage = 0; stage < s.channels.size(); ++stage) {
@@ -73,7 +77,8 @@ Architecture convnext(const ConvNextShape& s, std::int64_t classes) {
     }
     features.push_back(b.sequential(blocks));
     if (stage + 1 == s.channels.size()) break;
-    features.push_back(b.sequential({b.layer_norm(s.channels[stage], 1e-6, true), b.conv(s.channels[stage], s.channels[stage + 1], 2, 2, 1, true, false, 0)}));
+    features.push_back(b.sequential({b.layer_norm(s.channels[stage], 1e-6, true),
+                                     b.conv(s.channels[stage], s.channels[stage + 1], 2, 2, 1, true, false, 0)}));
     a.unit_paths.push_back("features." + std::to_string(features.size() - 1));
   }
   a.root.register_module("features", b.sequential(features));
@@ -100,8 +105,9 @@ struct EfficientNetShape {
 
 const std::map<std::string, EfficientNetShape>& named_efficientnets() {
   static const std::map<std::string, EfficientNetShape> shapes{
-      {"efficientnet_b0", {1.0, 1.0, 1e-5, 224}}, {"efficientnet_b1", {1.0, 1.1, 1e-5, 240}}, {"efficientnet_b2", {1.1, 1.2, 1e-5, 288}},
-      {"efficientnet_b3", {1.2, 1.4, 1e-5, 300}}, {"efficientnet_b4", {1.4, 1.8, 1e-5, 380}}, {"efficientnet_b5", {1.6, 2.2, 1e-3, 456}},
+      {"efficientnet_b0", {1.0, 1.0, 1e-5, 224}}, {"efficientnet_b1", {1.0, 1.1, 1e-5, 240}},
+      {"efficientnet_b2", {1.1, 1.2, 1e-5, 288}}, {"efficientnet_b3", {1.2, 1.4, 1e-5, 300}},
+      {"efficientnet_b4", {1.4, 1.8, 1e-5, 380}}, {"efficientnet_b5", {1.6, 2.2, 1e-3, 456}},
       {"efficientnet_b6", {1.8, 2.6, 1e-3, 528}}, {"efficientnet_b7", {2.0, 3.1, 1e-3, 600}}};
   return shapes;
 }
@@ -125,7 +131,8 @@ Module squeeze_excitation(Builder& b, std::int64_t channels, std::int64_t squeez
   return m;
 }
 
-Module mbconv(Builder& b, std::int64_t in, std::int64_t out, std::int64_t expand, std::int64_t kernel, std::int64_t stride) {
+Module mbconv(Builder& b, std::int64_t in, std::int64_t out, std::int64_t expand, std::int64_t kernel,
+              std::int64_t stride) {
   const std::int64_t expanded = make_divisible(static_cast<double>(in * expand));
   std::vector<Module> layers;
   if (expanded != in) layers.push_back(b.conv_bn_act(in, expanded, 1, 1, 1, silu));
@@ -135,7 +142,8 @@ Module mbconv(Builder& b, std::int64_t in, std::int64_t out, std::int64_t expand
   Module m = b.make("MBConv");
   m.register_module("block", b.sequential(layers));
   const bool residual = stride == 1 && in == out;
-  m.define(std::string("def forward(self, x: Tensor) -> Tensor:\n    return ") + (residual ? "self.block.forward(x) + x\n" : "self.block.forward(x)\n"));
+  m.define(std::string("def forward(self, x: Tensor) -> Tensor:\n    return ") +
+           (residual ? "self.block.forward(x) + x\n" : "self.block.forward(x)\n"));
   return m;
 }
 
@@ -143,12 +151,14 @@ Module mbconv(Builder& b, std::int64_t in, std::int64_t out, std::int64_t expand
 void initialise_efficientnet(Module& root, at::Generator& g) {
   for (const auto& p : root.named_parameters(true)) {
     const std::string leaf = p.name.substr(p.name.rfind('.') + 1);
-    if (leaf == "weight" && p.value.dim() == 4) trunk::draw(p.value, trunk::InitRule::kaiming_normal_fan_out, p.value, g);
+    if (leaf == "weight" && p.value.dim() == 4)
+      trunk::draw(p.value, trunk::InitRule::kaiming_normal_fan_out, p.value, g);
     else if (leaf == "weight" && p.value.dim() == 2) {
       torch::NoGradGuard no_grad;
       const double range = 1.0 / std::sqrt(static_cast<double>(p.value.size(0)));
       p.value.uniform_(-range, range, g);
-    } else init::constant(p.value, leaf == "weight" ? 1.0 : 0.0);
+    } else
+      init::constant(p.value, leaf == "weight" ? 1.0 : 0.0);
   }
   trunk::reset_batch_norm_buffers(root);
 }
@@ -158,8 +168,9 @@ Architecture efficientnet(const EfficientNetShape& s, std::int64_t classes) {
   Architecture a;
   a.root = b.make("EfficientNet");
   // expand ratio, kernel, stride, in, out, layers (torchvision's _efficientnet_conf for B0-B7)
-  const int settings[7][6] = {{1, 3, 1, 32, 16, 1}, {6, 3, 2, 16, 24, 2}, {6, 5, 2, 24, 40, 2}, {6, 3, 2, 40, 80, 3},
-                              {6, 5, 1, 80, 112, 3}, {6, 5, 2, 112, 192, 4}, {6, 3, 1, 192, 320, 1}};
+  const int settings[7][6] = {{1, 3, 1, 32, 16, 1},  {6, 3, 2, 16, 24, 2},  {6, 5, 2, 24, 40, 2},
+                              {6, 3, 2, 40, 80, 3},  {6, 5, 1, 80, 112, 3}, {6, 5, 2, 112, 192, 4},
+                              {6, 3, 1, 192, 320, 1}};
   const auto channels = [&](int c) { return make_divisible(c * s.width); };
   std::vector<Module> features{b.conv_bn_act(3, channels(32), 3, 2, 1, silu)};
   a.unit_paths = {"features.0"};
@@ -167,7 +178,8 @@ Architecture efficientnet(const EfficientNetShape& s, std::int64_t classes) {
     std::vector<Module> stage;
     const int layers = static_cast<int>(std::ceil(c[5] * s.depth));
     for (int i = 0; i < layers; ++i) {
-      stage.push_back(mbconv(b, i == 0 ? channels(c[3]) : channels(c[4]), channels(c[4]), c[0], c[1], i == 0 ? c[2] : 1));
+      stage.push_back(
+          mbconv(b, i == 0 ? channels(c[3]) : channels(c[4]), channels(c[4]), c[0], c[1], i == 0 ? c[2] : 1));
       a.unit_paths.push_back("features." + std::to_string(features.size()) + "." + std::to_string(i));
     }
     features.push_back(b.sequential(stage));
@@ -196,11 +208,15 @@ std::vector<std::string> modern_cnn_names() {
   return names;
 }
 
-bool is_modern_cnn(const std::string& name) { return named_convnexts().count(name) > 0 || named_efficientnets().count(name) > 0; }
+bool is_modern_cnn(const std::string& name) {
+  return named_convnexts().count(name) > 0 || named_efficientnets().count(name) > 0;
+}
 
 Architecture build_modern_cnn(const ArchitectureOptions& o) {
-  if (const auto it = named_convnexts().find(o.name); it != named_convnexts().end()) return convnext(it->second, o.num_classes);
-  if (const auto it = named_efficientnets().find(o.name); it != named_efficientnets().end()) return efficientnet(it->second, o.num_classes);
+  if (const auto it = named_convnexts().find(o.name); it != named_convnexts().end())
+    return convnext(it->second, o.num_classes);
+  if (const auto it = named_efficientnets().find(o.name); it != named_efficientnets().end())
+    return efficientnet(it->second, o.num_classes);
   throw std::invalid_argument("unknown architecture '" + o.name + "'");
 }
 

@@ -42,7 +42,6 @@
 #include <set>
 #include <sstream>
 
-
 #include <kgain/backbone.hpp>
 #include <kgain/plugin.hpp>
 #include "torchscript_trunk.hpp"
@@ -72,7 +71,8 @@ std::string join(const std::vector<std::string>& items) {
 // A .safetensors file or a torch.save state dict, told apart by content. DataParallel
 // checkpoints prefix every key with "module.".
 std::map<std::string, at::Tensor> read_weights(const std::string& path) {
-  auto out = kgain::native::looks_like_safetensors(path) ? kgain::native::read_safetensors(path) : kgain::native::read_state_dict(path);
+  auto out = kgain::native::looks_like_safetensors(path) ? kgain::native::read_safetensors(path)
+                                                         : kgain::native::read_state_dict(path);
   if (std::all_of(out.begin(), out.end(), [](const auto& e) { return e.first.rfind("module.", 0) == 0; })) {
     std::map<std::string, at::Tensor> stripped;
     for (auto& [k, v] : out) stripped[k.substr(7)] = v;
@@ -93,7 +93,8 @@ std::string head_path(const Architecture& a) {
 // unexpected key and shape mismatch in one error. A file without the classifier's weight and
 // bias, and with nothing else amiss, is a trunk (timm's num_classes = 0, Hugging Face's ViTModel,
 // the pathology encoders): it loads, and the function returns false (no classifier).
-bool load_state_dict(Architecture& a, const std::map<std::string, at::Tensor>& state, const std::string& path, const std::string& architecture) {
+bool load_state_dict(Architecture& a, const std::map<std::string, at::Tensor>& state, const std::string& path,
+                     const std::string& architecture) {
   std::vector<std::string> missing, mismatched;
   std::set<std::string> used;
   const std::set<std::string> skip(a.non_persistent_buffers.begin(), a.non_persistent_buffers.end());
@@ -126,9 +127,13 @@ bool load_state_dict(Architecture& a, const std::map<std::string, at::Tensor>& s
   if (missing.empty() && unexpected.empty() && mismatched.empty()) return true;
   std::string message = "'" + path + "' does not fit " + architecture + ":";
   if (!missing.empty()) message += "\n  " + std::to_string(missing.size()) + " missing keys: " + join(missing);
-  if (!unexpected.empty()) message += "\n  " + std::to_string(unexpected.size()) + " unexpected keys: " + join(unexpected);
-  if (!mismatched.empty()) message += "\n  " + std::to_string(mismatched.size()) + " shape mismatches: " + join(mismatched);
-  message += "\n  Check `architecture` (and `width` for mobilenet_v1, the shape options for vit, `key_format` for timm or Hugging Face names).";
+  if (!unexpected.empty())
+    message += "\n  " + std::to_string(unexpected.size()) + " unexpected keys: " + join(unexpected);
+  if (!mismatched.empty())
+    message += "\n  " + std::to_string(mismatched.size()) + " shape mismatches: " + join(mismatched);
+  message +=
+      "\n  Check `architecture` (and `width` for mobilenet_v1, the shape options for vit, `key_format` for timm or "
+      "Hugging Face names).";
   throw std::runtime_error(message);
 }
 
@@ -175,7 +180,8 @@ void recalibrate_batch_norm(torch::jit::Module& root, const at::Tensor& images) 
   torch::NoGradGuard no_grad;
   root.train(true);
   constexpr std::int64_t batch = 64;
-  for (std::int64_t i = 0; i < images.size(0); i += batch) root.forward({images.slice(0, i, std::min(images.size(0), i + batch))});
+  for (std::int64_t i = 0; i < images.size(0); i += batch)
+    root.forward({images.slice(0, i, std::min(images.size(0), i + batch))});
   root.train(false);
 }
 
@@ -202,13 +208,15 @@ class NativeBackbone : public kgain::Backbone {
     }
     optimize_ = options.get_bool("optimize", prototype_.optimize_by_default);
     native_input_size_ = options.get_int("native_input_size", prototype_.native_input_size);
-    if (native_input_size_ <= 0 || native_input_size_ > 1024) throw options.error("native_input_size", "must be between 1 and 1024");
+    if (native_input_size_ <= 0 || native_input_size_ > 1024)
+      throw options.error("native_input_size", "must be between 1 and 1024");
 
     const auto requested = options.get_string_list("taps", prototype_.default_taps);
     for (const auto& tap : requested) {
       std::size_t index = find_unit(tap);
       if (index == prototype_.unit_paths.size())
-        throw options.error("taps", "'" + tap + "' is not a tap point of " + name_ + "; available: " + join(prototype_.unit_paths) +
+        throw options.error("taps", "'" + tap + "' is not a tap point of " + name_ +
+                                        "; available: " + join(prototype_.unit_paths) +
                                         " (or a stage that contains them, such as layer2)");
       if (!tap_units_.empty() && index <= tap_units_.back())
         throw options.error("taps", "taps must be listed in execution order ('" + tap + "' comes too late)");
@@ -219,11 +227,11 @@ class NativeBackbone : public kgain::Backbone {
 
     if (!weights_.empty()) has_classifier_ = load_state_dict(prototype_, state, weights_, name_);
     std::ostringstream fp;
-    fp << "native:" << name_ << ":" << (arch.tf_same_padding ? "tf_same" : "torch") << ":" << (arch.tf_input_range ? "tf" : "imagenet") << ":"
-       << arch.width << ":" << init_ << ":";
+    fp << "native:" << name_ << ":" << (arch.tf_same_padding ? "tf_same" : "torch") << ":"
+       << (arch.tf_input_range ? "tf" : "imagenet") << ":" << arch.width << ":" << init_ << ":";
     if (prototype_.family == "vit")  // the shape of a "vit", and the norms' epsilon, change the features
-      fp << "vit" << arch.vit_patch << "x" << arch.vit_layers << "x" << arch.vit_heads << "x" << arch.vit_hidden << "x" << arch.vit_mlp << "g"
-         << arch.vit_grid << "e" << arch.layer_norm_eps << ":";
+      fp << "vit" << arch.vit_patch << "x" << arch.vit_layers << "x" << arch.vit_heads << "x" << arch.vit_hidden << "x"
+         << arch.vit_mlp << "g" << arch.vit_grid << "e" << arch.layer_norm_eps << ":";
     fp << (weights_.empty() ? "random-only" : kgain::file_fingerprint(weights_));
     fingerprint_ = fp.str();
   }
@@ -232,8 +240,8 @@ class NativeBackbone : public kgain::Backbone {
   std::vector<std::string> taps() const override { return tap_names_; }
 
   std::vector<kgain::TapInfo> inspect(std::int64_t input_size) override {
-    return kgain::trunk::inspect_units(prototype_.units, prototype_.unit_paths, tap_names_, tap_units_, input_size, name_, true,
-                                       prototype_.unit_layouts);
+    return kgain::trunk::inspect_units(prototype_.units, prototype_.unit_paths, tap_names_, tap_units_, input_size,
+                                       name_, true, prototype_.unit_layouts);
   }
 
   std::unique_ptr<kgain::Network> instantiate(const kgain::Variant& variant, kgain::Pooling pooling) override {
@@ -242,8 +250,10 @@ class NativeBackbone : public kgain::Backbone {
       throw std::runtime_error("the native " + name_ + " backbone has no `weights` file: only random variants exist");
     torch::jit::Module root = prototype_.root.clone();
     if (random) {
-      if (init_ == "torchvision") reinitialise_torchvision(root, prototype_, variant.seed);
-      else kgain::trunk::reinitialise_generic(root, variant.seed, init_ == "kaiming_fan_out");
+      if (init_ == "torchvision")
+        reinitialise_torchvision(root, prototype_, variant.seed);
+      else
+        kgain::trunk::reinitialise_generic(root, variant.seed, init_ == "kaiming_fan_out");
     }
     if (variant.batch_norm_calibration.defined()) recalibrate_batch_norm(root, variant.batch_norm_calibration);
     root.eval();
@@ -251,7 +261,8 @@ class NativeBackbone : public kgain::Backbone {
     for (const auto& path : prototype_.unit_paths) units.push_back(kgain::trunk::module_at(root, path));
     std::vector<kgain::trunk::TapLayout> layouts;
     for (auto unit : tap_units_) layouts.push_back(prototype_.unit_layouts[unit]);
-    return kgain::trunk::trunk_network(root, units, tap_units_, layouts, pooling, optimize_, has_classifier_, channels_last_);
+    return kgain::trunk::trunk_network(root, units, tap_units_, layouts, pooling, optimize_, has_classifier_,
+                                       channels_last_);
   }
 
   bool has_pretrained_weights() const override { return !weights_.empty(); }
@@ -267,20 +278,28 @@ class NativeBackbone : public kgain::Backbone {
     kgain::native::ArchitectureOptions arch;
     arch.name = name_;
     const std::string padding = options.get_string("padding", "torch");
-    if (padding != "torch" && padding != "tf_same") throw options.error("padding", "use \"torch\" or \"tf_same\" (received '" + padding + "')");
+    if (padding != "torch" && padding != "tf_same")
+      throw options.error("padding", "use \"torch\" or \"tf_same\" (received '" + padding + "')");
     arch.tf_same_padding = padding == "tf_same";
     const std::string range = options.get_string("input_range", arch.tf_same_padding ? "tf" : "imagenet");
-    if (range != "imagenet" && range != "tf") throw options.error("input_range", "use \"imagenet\" or \"tf\" (received '" + range + "')");
+    if (range != "imagenet" && range != "tf")
+      throw options.error("input_range", "use \"imagenet\" or \"tf\" (received '" + range + "')");
     arch.tf_input_range = range == "tf";
     arch.width = options.get_double("width", 1.0);
-    if (!(arch.width >= 0.05 && arch.width <= 4.0)) throw options.error("width", "must be between 0.05 and 4 (MobileNetV1's published widths are 0.25 to 1)");
-    if (arch.width != 1.0 && name_ != "mobilenet_v1") throw options.error("width", "a width multiplier is an option of mobilenet_v1 only");
+    if (!(arch.width >= 0.05 && arch.width <= 4.0))
+      throw options.error("width", "must be between 0.05 and 4 (MobileNetV1's published widths are 0.25 to 1)");
+    if (arch.width != 1.0 && name_ != "mobilenet_v1")
+      throw options.error("width", "a width multiplier is an option of mobilenet_v1 only");
     arch.num_classes = options.get_int("num_classes", 1000);
-    if (arch.num_classes < 1 || arch.num_classes > 1000000) throw options.error("num_classes", "must be between 1 and 1000000");
+    if (arch.num_classes < 1 || arch.num_classes > 1000000)
+      throw options.error("num_classes", "must be between 1 and 1000000");
     if (init_ != "torchvision" && init_ != "kaiming_fan_out" && init_ != "kaiming_fan_in")
-      throw options.error("init", "unknown rule '" + init_ + "': use \"torchvision\", \"kaiming_fan_out\" or \"kaiming_fan_in\"");
-    const std::vector<std::pair<const char*, std::int64_t*>> vit_shape{{"patch_size", &arch.vit_patch}, {"layers", &arch.vit_layers},
-                                                                       {"heads", &arch.vit_heads}, {"hidden_dim", &arch.vit_hidden},
+      throw options.error(
+          "init", "unknown rule '" + init_ + "': use \"torchvision\", \"kaiming_fan_out\" or \"kaiming_fan_in\"");
+    const std::vector<std::pair<const char*, std::int64_t*>> vit_shape{{"patch_size", &arch.vit_patch},
+                                                                       {"layers", &arch.vit_layers},
+                                                                       {"heads", &arch.vit_heads},
+                                                                       {"hidden_dim", &arch.vit_hidden},
                                                                        {"mlp_dim", &arch.vit_mlp}};
     for (const auto& [key, value] : vit_shape) {
       if (name_ != "vit") {
@@ -288,19 +307,22 @@ class NativeBackbone : public kgain::Backbone {
         continue;
       }
       *value = options.get_int(key, 0);
-      if (*value < 1 || *value > 100000) throw options.error(key, "architecture = \"vit\" needs it, between 1 and 100000");
+      if (*value < 1 || *value > 100000)
+        throw options.error(key, "architecture = \"vit\" needs it, between 1 and 100000");
     }
     return arch;
   }
 
   // The weights file's tensors under torchvision's keys (empty without a file). For a ViT it also
   // sets the position grid from the file, and the norms' epsilon by the key format.
-  std::map<std::string, at::Tensor> weights_file(const kgain::Options& options, kgain::native::ArchitectureOptions& arch) const {
+  std::map<std::string, at::Tensor> weights_file(const kgain::Options& options,
+                                                 kgain::native::ArchitectureOptions& arch) const {
     const bool vit = name_ == "vit" || name_.rfind("vit_", 0) == 0;
     std::map<std::string, at::Tensor> state;
     auto format = kgain::native::KeyFormat::torchvision;
     if (!weights_.empty()) {
-      if (!std::filesystem::is_regular_file(weights_)) throw options.error("weights", "the weights file '" + weights_ + "' does not exist");
+      if (!std::filesystem::is_regular_file(weights_))
+        throw options.error("weights", "the weights file '" + weights_ + "' does not exist");
       state = read_weights(weights_);
       try {
         format = options.has("key_format") ? kgain::native::key_format_from_name(options.get_string("key_format", ""))
@@ -312,7 +334,8 @@ class NativeBackbone : public kgain::Backbone {
     } else if (options.has("key_format")) {
       throw options.error("key_format", "names the keys of a `weights` file, and there is none");
     }
-    const double eps = options.get_double("layer_norm_eps", format == kgain::native::KeyFormat::huggingface ? 1e-12 : 1e-6);
+    const double eps =
+        options.get_double("layer_norm_eps", format == kgain::native::KeyFormat::huggingface ? 1e-12 : 1e-6);
     if (!(eps > 0 && eps < 1)) throw options.error("layer_norm_eps", "must lie in (0, 1)");
     if (!vit) {
       if (options.has("layer_norm_eps")) throw options.error("layer_norm_eps", "is an option of the ViTs only");
@@ -321,9 +344,11 @@ class NativeBackbone : public kgain::Backbone {
     arch.layer_norm_eps = eps;
     if (const auto it = state.find("encoder.pos_embedding"); it != state.end() && it->second.dim() == 3) {
       const std::int64_t patches = it->second.size(1) - 1;
-      const auto grid = static_cast<std::int64_t>(std::llround(std::sqrt(static_cast<double>(std::max<std::int64_t>(patches, 0)))));
+      const auto grid =
+          static_cast<std::int64_t>(std::llround(std::sqrt(static_cast<double>(std::max<std::int64_t>(patches, 0)))));
       if (patches < 1 || grid * grid != patches)
-        throw options.error("weights", "'" + weights_ + "': the position embedding has " + std::to_string(it->second.size(1)) +
+        throw options.error("weights", "'" + weights_ + "': the position embedding has " +
+                                           std::to_string(it->second.size(1)) +
                                            " entries, not a class token and a square grid of patches");
       arch.vit_grid = grid;
     }
@@ -355,5 +380,6 @@ class NativeBackbone : public kgain::Backbone {
 
 }  // namespace
 
-KGAIN_LIBRARY("native", kgain::make_plugin<NativeBackbone>("native", "1.0.0",
-                                                           "ResNet, VGG, DenseNet, MobileNetV1/V2 with torchvision names and state dicts"))
+KGAIN_LIBRARY("native",
+              kgain::make_plugin<NativeBackbone>(
+                  "native", "1.0.0", "ResNet, VGG, DenseNet, MobileNetV1/V2 with torchvision names and state dicts"))

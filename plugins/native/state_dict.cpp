@@ -16,20 +16,18 @@ namespace {
 struct Object {
   enum class Kind { none, mark, integer, real, string, tuple, list, dict, global, tensor } kind = Kind::none;
   std::int64_t integer = 0;
-  std::string text;               // string, or a global's "module.name"
+  std::string text;                            // string, or a global's "module.name"
   std::vector<std::shared_ptr<Object>> items;  // tuple, list
   std::vector<std::pair<std::shared_ptr<Object>, std::shared_ptr<Object>>> entries;  // dict, in order
   at::Tensor tensor;
 };
 using Ref = std::shared_ptr<Object>;
 
-
-
 c10::ScalarType storage_dtype(const std::string& name) {
   static const std::map<std::string, c10::ScalarType> types{
-      {"torch.FloatStorage", at::kFloat},  {"torch.DoubleStorage", at::kDouble}, {"torch.HalfStorage", at::kHalf},
-      {"torch.BFloat16Storage", at::kBFloat16}, {"torch.LongStorage", at::kLong}, {"torch.IntStorage", at::kInt},
-      {"torch.ShortStorage", at::kShort},  {"torch.CharStorage", at::kChar},     {"torch.ByteStorage", at::kByte},
+      {"torch.FloatStorage", at::kFloat},       {"torch.DoubleStorage", at::kDouble}, {"torch.HalfStorage", at::kHalf},
+      {"torch.BFloat16Storage", at::kBFloat16}, {"torch.LongStorage", at::kLong},     {"torch.IntStorage", at::kInt},
+      {"torch.ShortStorage", at::kShort},       {"torch.CharStorage", at::kChar},     {"torch.ByteStorage", at::kByte},
       {"torch.BoolStorage", at::kBool}};
   auto it = types.find(name);
   if (it == types.end()) throw std::runtime_error("unsupported storage type " + name);
@@ -54,82 +52,117 @@ class Unpickler {
     while (true) {
       const unsigned char op = byte();
       switch (op) {
-        case 0x80: byte(); break;                    // PROTO
-        case 0x95: bytes(8); break;                  // FRAME
-        case '.': return pop();                      // STOP
+        case 0x80: byte(); break;    // PROTO
+        case 0x95: bytes(8); break;  // FRAME
+        case '.': return pop();      // STOP
         case '(': push(make(Object::Kind::mark)); break;
         case 'N': push(make(Object::Kind::none)); break;
-        case 0x88: push(integer(1)); break;          // NEWTRUE
-        case 0x89: push(integer(0)); break;          // NEWFALSE
+        case 0x88: push(integer(1)); break;  // NEWTRUE
+        case 0x89: push(integer(0)); break;  // NEWFALSE
         case 'J': push(integer(static_cast<std::int32_t>(little(4)))); break;
         case 'K': push(integer(little(1))); break;
         case 'M': push(integer(little(2))); break;
-        case 0x8a: {                                 // LONG1: n bytes, two's complement
+        case 0x8a: {  // LONG1: n bytes, two's complement
           const std::size_t n = byte();
-          if (n > 8) throw std::runtime_error("an integer of " + std::to_string(n) + " bytes in the pickle (a state dict has none over 8)");
+          if (n > 8)
+            throw std::runtime_error("an integer of " + std::to_string(n) +
+                                     " bytes in the pickle (a state dict has none over 8)");
           std::uint64_t v = little(n);
           if (n > 0 && n < 8 && (v >> (8 * n - 1)) & 1) v |= ~0ULL << (8 * n);
           push(integer(static_cast<std::int64_t>(v)));
           break;
         }
-        case 'G': bytes(8); push(make(Object::Kind::real)); break;  // BINFLOAT: no state dict needs the value
-        case 'X': case 'B': case 'T': push(string(bytes(little(4)))); break;
-        case 0x8c: case 'C': case 'U': push(string(bytes(byte()))); break;
-        case 0x8d: case 0x8e: push(string(bytes(little(8)))); break;
-        case 'c': {                                  // GLOBAL module\nname\n
+        case 'G':
+          bytes(8);
+          push(make(Object::Kind::real));
+          break;  // BINFLOAT: no state dict needs the value
+        case 'X':
+        case 'B':
+        case 'T': push(string(bytes(little(4)))); break;
+        case 0x8c:
+        case 'C':
+        case 'U': push(string(bytes(byte()))); break;
+        case 0x8d:
+        case 0x8e: push(string(bytes(little(8)))); break;
+        case 'c': {  // GLOBAL module\nname\n
           const std::string module = line(), name = line();
           push(global(module + "." + name));
           break;
         }
-        case 0x93: {                                 // STACK_GLOBAL
+        case 0x93: {  // STACK_GLOBAL
           const Ref name = pop(), module = pop();
           push(global(module->text + "." + name->text));
           break;
         }
-        case 'q': memo_[little(1)] = top(); break;   // BINPUT
-        case 'r': memo_[little(4)] = top(); break;   // LONG_BINPUT
+        case 'q': memo_[little(1)] = top(); break;      // BINPUT
+        case 'r': memo_[little(4)] = top(); break;      // LONG_BINPUT
         case 0x94: memo_[memo_.size()] = top(); break;  // MEMOIZE
-        case 'h': push(memo(little(1))); break;      // BINGET
-        case 'j': push(memo(little(4))); break;      // LONG_BINGET
+        case 'h': push(memo(little(1))); break;         // BINGET
+        case 'j': push(memo(little(4))); break;         // LONG_BINGET
         case ')': push(make(Object::Kind::tuple)); break;
         case ']': push(make(Object::Kind::list)); break;
         case '}': push(make(Object::Kind::dict)); break;
-        case 't': case 'l': {                        // TUPLE, LIST (from the mark)
+        case 't':
+        case 'l': {  // TUPLE, LIST (from the mark)
           auto o = make(op == 't' ? Object::Kind::tuple : Object::Kind::list);
           o->items = pop_to_mark();
           push(o);
           break;
         }
-        case 'd': {                                  // DICT (from the mark)
+        case 'd': {  // DICT (from the mark)
           auto o = make(Object::Kind::dict);
           auto items = pop_to_mark();
           for (std::size_t i = 0; i + 1 < items.size(); i += 2) o->entries.emplace_back(items[i], items[i + 1]);
           push(o);
           break;
         }
-        case 0x85: case 0x86: case 0x87: {           // TUPLE1..3
+        case 0x85:
+        case 0x86:
+        case 0x87: {  // TUPLE1..3
           auto o = make(Object::Kind::tuple);
           o->items.resize(op - 0x84);
           for (auto it = o->items.rbegin(); it != o->items.rend(); ++it) *it = pop();
           push(o);
           break;
         }
-        case 'a': { const Ref v = pop(); top()->items.push_back(v); break; }  // APPEND
-        case 'e': { auto items = pop_to_mark(); for (auto& v : items) top()->items.push_back(v); break; }
-        case 's': { const Ref v = pop(), k = pop(); top()->entries.emplace_back(k, v); break; }  // SETITEM
-        case 'u': {                                  // SETITEMS
+        case 'a': {
+          const Ref v = pop();
+          top()->items.push_back(v);
+          break;
+        }  // APPEND
+        case 'e': {
+          auto items = pop_to_mark();
+          for (auto& v : items) top()->items.push_back(v);
+          break;
+        }
+        case 's': {
+          const Ref v = pop(), k = pop();
+          top()->entries.emplace_back(k, v);
+          break;
+        }            // SETITEM
+        case 'u': {  // SETITEMS
           auto items = pop_to_mark();
           for (std::size_t i = 0; i + 1 < items.size(); i += 2) top()->entries.emplace_back(items[i], items[i + 1]);
           break;
         }
-        case 'R': { const Ref args = pop(), callable = pop(); push(call(callable, args)); break; }  // REDUCE
-        case 0x81: { pop(); pop(); push(make(Object::Kind::none)); break; }  // NEWOBJ: an object we do not need
-        case 'b': pop(); break;                      // BUILD: state of an object (e.g. a state dict's _metadata)
-        case 'Q': push(persistent(pop())); break;    // BINPERSID
+        case 'R': {
+          const Ref args = pop(), callable = pop();
+          push(call(callable, args));
+          break;
+        }  // REDUCE
+        case 0x81: {
+          pop();
+          pop();
+          push(make(Object::Kind::none));
+          break;
+        }                                          // NEWOBJ: an object we do not need
+        case 'b': pop(); break;                    // BUILD: state of an object (e.g. a state dict's _metadata)
+        case 'Q': push(persistent(pop())); break;  // BINPERSID
         case '0': pop(); break;
         case '1': pop_to_mark(); break;
         case '2': push(top()); break;
-        default: throw std::runtime_error("unsupported pickle opcode 0x" + hex(op) + " at byte " + std::to_string(pos_ - 1));
+        default:
+          throw std::runtime_error("unsupported pickle opcode 0x" + hex(op) + " at byte " + std::to_string(pos_ - 1));
       }
     }
   }
@@ -222,14 +255,15 @@ class Unpickler {
     if (it == storages_.end()) {
       const auto dtype = storage_dtype(pid->items[1]->text);
       const std::int64_t numel = pid->items[4]->integer;
-      if (!reader_.hasRecord("data/" + key)) throw std::runtime_error("storage " + key + " is missing from the archive");
+      if (!reader_.hasRecord("data/" + key))
+        throw std::runtime_error("storage " + key + " is missing from the archive");
       // The record's size is bounded by the file; the declared element count is checked
       // against it before anything is allocated.
       auto [data, size] = reader_.getRecord("data/" + key);
       const std::size_t element = c10::elementSize(dtype);
       if (numel < 0 || static_cast<std::uint64_t>(numel) != size / element || size % element != 0)
-        throw std::runtime_error("storage " + key + " holds " + std::to_string(size) + " bytes, but declares " + std::to_string(numel) +
-                                 " elements of " + std::to_string(element) + " bytes");
+        throw std::runtime_error("storage " + key + " holds " + std::to_string(size) + " bytes, but declares " +
+                                 std::to_string(numel) + " elements of " + std::to_string(element) + " bytes");
       at::Tensor storage = at::empty({numel}, at::TensorOptions().dtype(dtype));
       std::memcpy(storage.data_ptr(), data.get(), size);
       it = storages_.emplace(key, storage).first;
@@ -240,25 +274,28 @@ class Unpickler {
   }
 
   static std::vector<std::int64_t> ints(const Ref& tuple) {
-    if (tuple->kind != Object::Kind::tuple || tuple->items.size() > 64) throw std::runtime_error("malformed tensor shape in the pickle");
+    if (tuple->kind != Object::Kind::tuple || tuple->items.size() > 64)
+      throw std::runtime_error("malformed tensor shape in the pickle");
     std::vector<std::int64_t> out;
     for (const auto& v : tuple->items) {
-      if (v->kind != Object::Kind::integer || v->integer < 0) throw std::runtime_error("malformed tensor shape in the pickle");
+      if (v->kind != Object::Kind::integer || v->integer < 0)
+        throw std::runtime_error("malformed tensor shape in the pickle");
       out.push_back(v->integer);
     }
     return out;
   }
 
   // A view (sizes, strides, offset) that stays inside its storage, checked without overflow.
-  static at::Tensor checked_view(const at::Tensor& storage, const std::vector<std::int64_t>& sizes, const std::vector<std::int64_t>& strides,
-                                 std::int64_t offset) {
+  static at::Tensor checked_view(const at::Tensor& storage, const std::vector<std::int64_t>& sizes,
+                                 const std::vector<std::int64_t>& strides, std::int64_t offset) {
     if (sizes.size() != strides.size() || offset < 0) throw std::runtime_error("malformed tensor in the pickle");
     const std::int64_t numel = storage.numel();
     std::int64_t last = offset;  // the largest element index the view touches
     bool empty = false;
     for (std::size_t d = 0; d < sizes.size(); ++d) {
       if (sizes[d] == 0) empty = true;
-      if (sizes[d] > numel || strides[d] > numel) throw std::runtime_error("a tensor in the pickle reaches past its storage");
+      if (sizes[d] > numel || strides[d] > numel)
+        throw std::runtime_error("a tensor in the pickle reaches past its storage");
       last += (sizes[d] > 0 ? sizes[d] - 1 : 0) * strides[d];
       if (last > numel) throw std::runtime_error("a tensor in the pickle reaches past its storage");
     }
@@ -271,14 +308,17 @@ class Unpickler {
     if (name == "collections.OrderedDict") return make(Object::Kind::dict);
     if (name == "torch._utils._rebuild_tensor_v2" || name == "torch._utils._rebuild_tensor") {
       // (storage, storage_offset, size, stride, ...)
-      if (args->items.size() < 4 || args->items[0]->kind != Object::Kind::tensor || args->items[1]->kind != Object::Kind::integer)
+      if (args->items.size() < 4 || args->items[0]->kind != Object::Kind::tensor ||
+          args->items[1]->kind != Object::Kind::integer)
         throw std::runtime_error("malformed tensor in the pickle");
       auto o = make(Object::Kind::tensor);
-      o->tensor = checked_view(args->items[0]->tensor, ints(args->items[2]), ints(args->items[3]), args->items[1]->integer);
+      o->tensor =
+          checked_view(args->items[0]->tensor, ints(args->items[2]), ints(args->items[3]), args->items[1]->integer);
       return o;
     }
     // A parameter is its data; LibTorch's torch::pickle_save tags a dict with its static type.
-    if ((name == "torch._utils._rebuild_parameter" || name == "torch.jit._pickle.restore_type_tag") && !args->items.empty())
+    if ((name == "torch._utils._rebuild_parameter" || name == "torch.jit._pickle.restore_type_tag") &&
+        !args->items.empty())
       return args->items[0];
     return make(Object::Kind::none);  // something a state dict does not need (kept out of the result)
   }
@@ -309,7 +349,8 @@ std::map<std::string, at::Tensor> tensors_of(Ref root) {
 }  // namespace
 
 std::map<std::string, at::Tensor> read_state_dict(const std::string& path) {
-  const std::string how = " (expected a file written by torch.save(model.state_dict(), path) with PyTorch 1.6 or newer)";
+  const std::string how =
+      " (expected a file written by torch.save(model.state_dict(), path) with PyTorch 1.6 or newer)";
   std::map<std::string, at::Tensor> out;
   try {
     kgain::verify_zip_checksums(path);
@@ -326,7 +367,8 @@ std::map<std::string, at::Tensor> read_state_dict(const std::string& path) {
   if (out.empty()) throw std::runtime_error("'" + path + "' holds no tensors (or no dict of them)" + how);
   for (const auto& [name, tensor] : out)
     if (tensor.is_floating_point() && !at::isfinite(tensor).all().item<bool>())
-      throw std::runtime_error("'" + path + "': the tensor '" + name + "' holds NaN or infinite values; the weights are damaged "
+      throw std::runtime_error("'" + path + "': the tensor '" + name +
+                               "' holds NaN or infinite values; the weights are damaged "
                                "(download or copy the file again)");
   return out;
 }

@@ -17,8 +17,9 @@ struct VitShape {
 // ViT-Ti/16: 192 wide, 3 heads).
 const std::map<std::string, VitShape>& named_vits() {
   static const std::map<std::string, VitShape> shapes{
-      {"vit_b_16", {16, 12, 12, 768, 3072}}, {"vit_b_32", {32, 12, 12, 768, 3072}}, {"vit_l_16", {16, 24, 16, 1024, 4096}},
-      {"vit_l_32", {32, 24, 16, 1024, 4096}}, {"vit_h_14", {14, 32, 16, 1280, 5120}}, {"vit_s_16", {16, 12, 6, 384, 1536}},
+      {"vit_b_16", {16, 12, 12, 768, 3072}},  {"vit_b_32", {32, 12, 12, 768, 3072}},
+      {"vit_l_16", {16, 24, 16, 1024, 4096}}, {"vit_l_32", {32, 24, 16, 1024, 4096}},
+      {"vit_h_14", {14, 32, 16, 1280, 5120}}, {"vit_s_16", {16, 12, 6, 384, 1536}},
       {"vit_ti_16", {16, 12, 3, 192, 768}}};
   return shapes;
 }
@@ -41,10 +42,16 @@ Module vit_embedding(Builder& b, const VitShape& s, std::int64_t grid) {
       "    gw = x.size(3)\n"
       "    x = torch.cat([self.class_token.expand([n, -1, -1]), x.flatten(2).transpose(1, 2)], 1)\n"
       "    pos = self.pos_embedding\n"
-      "    if gh != " + g + " or gw != " + g + ":\n"
-      "        grid = pos.narrow(1, 1, " + g + " * " + g + ").reshape([1, " + g + ", " + g + ", " + d + "]).permute([0, 3, 1, 2])\n"
+      "    if gh != " +
+      g + " or gw != " + g +
+      ":\n"
+      "        grid = pos.narrow(1, 1, " +
+      g + " * " + g + ").reshape([1, " + g + ", " + g + ", " + d +
+      "]).permute([0, 3, 1, 2])\n"
       "        grid = torch._upsample_bicubic2d_aa(grid, [gh, gw], False, None)\n"
-      "        pos = torch.cat([pos.narrow(1, 0, 1), grid.permute([0, 2, 3, 1]).reshape([1, gh * gw, " + d + "])], 1)\n"
+      "        pos = torch.cat([pos.narrow(1, 0, 1), grid.permute([0, 2, 3, 1]).reshape([1, gh * gw, " +
+      d +
+      "])], 1)\n"
       "    return x + pos\n");
   return m;
 }
@@ -65,10 +72,16 @@ Module self_attention(Builder& b, std::int64_t hidden, std::int64_t heads) {
       "def forward(self, x: Tensor) -> Tensor:\n"
       "    n = x.size(0)\n"
       "    t = x.size(1)\n"
-      "    qkv = torch.linear(x, self.in_proj_weight, self.in_proj_bias).reshape([n, t, 3, " + h + ", " + hd + "]).permute([2, 0, 3, 1, 4])\n"
-      "    q = qkv[0] * " + scale.str() + "\n"
+      "    qkv = torch.linear(x, self.in_proj_weight, self.in_proj_bias).reshape([n, t, 3, " +
+      h + ", " + hd +
+      "]).permute([2, 0, 3, 1, 4])\n"
+      "    q = qkv[0] * " +
+      scale.str() +
+      "\n"
       "    attention = torch.softmax(torch.matmul(q, qkv[1].transpose(-2, -1)), -1)\n"
-      "    x = torch.matmul(attention, qkv[2]).transpose(1, 2).reshape([n, t, " + w + "])\n"
+      "    x = torch.matmul(attention, qkv[2]).transpose(1, 2).reshape([n, t, " +
+      w +
+      "])\n"
       "    return self.out_proj.forward(x)\n");
   return m;
 }
@@ -104,20 +117,29 @@ void initialise_vit(Module& root, at::Generator& g) {
     const auto ends = [&](const std::string& suffix) {
       return name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
     };
-    if (name == "embed.conv_proj.weight") init::trunc_normal(p.value, std::sqrt(1.0 / static_cast<double>(p.value[0].numel())), g);
-    else if (name == "embed.pos_embedding") init::normal(p.value, 0.02, g);
-    else if (ends("in_proj_weight")) init::xavier_uniform(p.value, g);
-    else if (ends("out_proj.weight")) init::default_uniform(p.value, p.value.size(1), g);
-    else if (name.find(".mlp.") != std::string::npos && ends(".weight")) init::xavier_uniform(p.value, g);
-    else if (name.find(".mlp.") != std::string::npos && ends(".bias")) init::normal(p.value, 1e-6, g);
-    else if ((ends("ln_1.weight") || ends("ln_2.weight") || name == "encoder.ln.weight")) init::constant(p.value, 1.0);
-    else init::constant(p.value, 0.0);  // biases, class token, the head (zeros in torchvision)
+    if (name == "embed.conv_proj.weight")
+      init::trunc_normal(p.value, std::sqrt(1.0 / static_cast<double>(p.value[0].numel())), g);
+    else if (name == "embed.pos_embedding")
+      init::normal(p.value, 0.02, g);
+    else if (ends("in_proj_weight"))
+      init::xavier_uniform(p.value, g);
+    else if (ends("out_proj.weight"))
+      init::default_uniform(p.value, p.value.size(1), g);
+    else if (name.find(".mlp.") != std::string::npos && ends(".weight"))
+      init::xavier_uniform(p.value, g);
+    else if (name.find(".mlp.") != std::string::npos && ends(".bias"))
+      init::normal(p.value, 1e-6, g);
+    else if ((ends("ln_1.weight") || ends("ln_2.weight") || name == "encoder.ln.weight"))
+      init::constant(p.value, 1.0);
+    else
+      init::constant(p.value, 0.0);  // biases, class token, the head (zeros in torchvision)
   }
 }
 
 Architecture vit(const VitShape& s, std::int64_t grid, double eps, std::int64_t classes) {
   if (s.patch < 1 || s.layers < 1 || s.heads < 1 || s.hidden < 1 || s.mlp < 1 || s.hidden % s.heads != 0)
-    throw std::invalid_argument("a ViT needs patch_size, layers, heads, hidden_dim and mlp_dim >= 1, with hidden_dim a multiple of heads");
+    throw std::invalid_argument(
+        "a ViT needs patch_size, layers, heads, hidden_dim and mlp_dim >= 1, with hidden_dim a multiple of heads");
   if (grid < 1 || grid > 1024) throw std::invalid_argument("the ViT's position grid must be 1 to 1024 patches a side");
   Builder b(false, 1e-5);
   Architecture a;
@@ -153,7 +175,6 @@ Architecture vit(const VitShape& s, std::int64_t grid, double eps, std::int64_t 
   return a;
 }
 
-
 // ---- Swin ------------------------------------------------------------------------------------
 
 struct SwinShape {
@@ -173,7 +194,8 @@ constexpr std::int64_t swin_window = 7;
 
 // torchvision's relative_position_index for a window x window window (a persistent buffer).
 at::Tensor relative_position_index(std::int64_t window) {
-  const at::Tensor coords = torch::stack(torch::meshgrid({torch::arange(window), torch::arange(window)}, "ij")).flatten(1);
+  const at::Tensor coords =
+      torch::stack(torch::meshgrid({torch::arange(window), torch::arange(window)}, "ij")).flatten(1);
   at::Tensor relative = (coords.unsqueeze(2) - coords.unsqueeze(1)).permute({1, 2, 0}).contiguous();
   relative.select(2, 0).add_(window - 1).mul_(2 * window - 1);
   relative.select(2, 1).add_(window - 1);
@@ -192,42 +214,76 @@ Module window_attention(Builder& b, std::int64_t dim, std::int64_t heads, std::i
   std::ostringstream scale;
   scale.precision(17);
   scale << 1.0 / std::sqrt(static_cast<double>(dim / heads));
-  const std::string W = std::to_string(w), S = std::to_string(shift), H = std::to_string(heads), C = std::to_string(dim),
-                    D = std::to_string(dim / heads);
+  const std::string W = std::to_string(w), S = std::to_string(shift), H = std::to_string(heads),
+                    C = std::to_string(dim), D = std::to_string(dim / heads);
   m.define(
       "def forward(self, input: Tensor) -> Tensor:\n"
       "    B = input.size(0)\n    h = input.size(1)\n    w = input.size(2)\n"
-      "    x = torch.constant_pad_nd(input, [0, 0, 0, (" + W + " - w % " + W + ") % " + W + ", 0, (" + W + " - h % " + W + ") % " + W + "], 0.0)\n"
+      "    x = torch.constant_pad_nd(input, [0, 0, 0, (" +
+      W + " - w % " + W + ") % " + W + ", 0, (" + W + " - h % " + W + ") % " + W +
+      "], 0.0)\n"
       "    ph = x.size(1)\n    pw = x.size(2)\n"
-      "    sh = " + S + "\n    sw = " + S + "\n"
-      "    if " + W + " >= ph:\n        sh = 0\n"
-      "    if " + W + " >= pw:\n        sw = 0\n"
+      "    sh = " +
+      S + "\n    sw = " + S +
+      "\n"
+      "    if " +
+      W +
+      " >= ph:\n        sh = 0\n"
+      "    if " +
+      W +
+      " >= pw:\n        sw = 0\n"
       "    if sh + sw > 0:\n        x = torch.roll(x, [-sh, -sw], [1, 2])\n"
-      "    nw = (ph // " + W + ") * (pw // " + W + ")\n"
-      "    x = x.view([B, ph // " + W + ", " + W + ", pw // " + W + ", " + W + ", " + C + "]).permute([0, 1, 3, 2, 4, 5])"
-      ".reshape([B * nw, " + W + " * " + W + ", " + C + "])\n"
-      "    qkv = self.qkv.forward(x).reshape([x.size(0), x.size(1), 3, " + H + ", " + D + "]).permute([2, 0, 3, 1, 4])\n"
-      "    attn = torch.matmul(qkv[0] * " + scale.str() + ", qkv[1].transpose(-2, -1))\n"
-      "    bias = self.relative_position_bias_table[self.relative_position_index].view([" + W + " * " + W + ", " + W + " * " + W + ", -1])\n"
+      "    nw = (ph // " +
+      W + ") * (pw // " + W +
+      ")\n"
+      "    x = x.view([B, ph // " +
+      W + ", " + W + ", pw // " + W + ", " + W + ", " + C +
+      "]).permute([0, 1, 3, 2, 4, 5])"
+      ".reshape([B * nw, " +
+      W + " * " + W + ", " + C +
+      "])\n"
+      "    qkv = self.qkv.forward(x).reshape([x.size(0), x.size(1), 3, " +
+      H + ", " + D +
+      "]).permute([2, 0, 3, 1, 4])\n"
+      "    attn = torch.matmul(qkv[0] * " +
+      scale.str() +
+      ", qkv[1].transpose(-2, -1))\n"
+      "    bias = self.relative_position_bias_table[self.relative_position_index].view([" +
+      W + " * " + W + ", " + W + " * " + W +
+      ", -1])\n"
       "    attn = attn + bias.permute([2, 0, 1]).contiguous().unsqueeze(0)\n"
       "    if sh + sw > 0:\n"
       "        mask = x.new_zeros([ph, pw])\n"
-      "        hs = [0, ph - " + W + ", ph - sh, ph]\n"
-      "        ws = [0, pw - " + W + ", pw - sw, pw]\n"
+      "        hs = [0, ph - " +
+      W +
+      ", ph - sh, ph]\n"
+      "        ws = [0, pw - " +
+      W +
+      ", pw - sw, pw]\n"
       "        count = 0\n"
       "        for i in range(3):\n"
       "            for j in range(3):\n"
       "                mask[hs[i]:hs[i + 1], ws[j]:ws[j + 1]] = float(count)\n"
       "                count += 1\n"
-      "        mask = mask.view([ph // " + W + ", " + W + ", pw // " + W + ", " + W + "]).permute([0, 2, 1, 3]).reshape([nw, " + W + " * " + W + "])\n"
+      "        mask = mask.view([ph // " +
+      W + ", " + W + ", pw // " + W + ", " + W + "]).permute([0, 2, 1, 3]).reshape([nw, " + W + " * " + W +
+      "])\n"
       "        mask = mask.unsqueeze(1) - mask.unsqueeze(2)\n"
       "        mask = mask.masked_fill(mask != 0, -100.0).masked_fill(mask == 0, 0.0)\n"
-      "        attn = attn.view([x.size(0) // nw, nw, " + H + ", x.size(1), x.size(1)]) + mask.unsqueeze(1).unsqueeze(0)\n"
-      "        attn = attn.view([-1, " + H + ", x.size(1), x.size(1)])\n"
+      "        attn = attn.view([x.size(0) // nw, nw, " +
+      H +
+      ", x.size(1), x.size(1)]) + mask.unsqueeze(1).unsqueeze(0)\n"
+      "        attn = attn.view([-1, " +
+      H +
+      ", x.size(1), x.size(1)])\n"
       "    attn = torch.softmax(attn, -1)\n"
-      "    x = torch.matmul(attn, qkv[2]).transpose(1, 2).reshape([x.size(0), x.size(1), " + C + "])\n"
+      "    x = torch.matmul(attn, qkv[2]).transpose(1, 2).reshape([x.size(0), x.size(1), " +
+      C +
+      "])\n"
       "    x = self.proj.forward(x)\n"
-      "    x = x.view([B, ph // " + W + ", pw // " + W + ", " + W + ", " + W + ", " + C + "]).permute([0, 1, 3, 2, 4, 5]).reshape([B, ph, pw, " + C + "])\n"
+      "    x = x.view([B, ph // " +
+      W + ", pw // " + W + ", " + W + ", " + W + ", " + C + "]).permute([0, 1, 3, 2, 4, 5]).reshape([B, ph, pw, " + C +
+      "])\n"
       "    if sh + sw > 0:\n        x = torch.roll(x, [sh, sw], [1, 2])\n"
       "    return x[:, :h, :w, :].contiguous()\n");
   return m;
@@ -265,9 +321,12 @@ void initialise_swin(Module& root, at::Generator& g) {
   for (const auto& p : root.named_parameters(true)) {
     const std::string leaf = p.name.substr(p.name.rfind('.') + 1);
     constexpr std::int64_t stem_fan_in = 3 * 4 * 4;  // the 4 x 4 patch embedding
-    if (p.name == "features.0.0.weight" || p.name == "features.0.0.bias") init::default_uniform(p.value, stem_fan_in, g);
-    else if (leaf == "relative_position_bias_table" || (leaf == "weight" && p.value.dim() == 2)) init::trunc_normal(p.value, 0.02, g);
-    else init::constant(p.value, leaf == "weight" ? 1.0 : 0.0);
+    if (p.name == "features.0.0.weight" || p.name == "features.0.0.bias")
+      init::default_uniform(p.value, stem_fan_in, g);
+    else if (leaf == "relative_position_bias_table" || (leaf == "weight" && p.value.dim() == 2))
+      init::trunc_normal(p.value, 0.02, g);
+    else
+      init::constant(p.value, leaf == "weight" ? 1.0 : 0.0);
   }
 }
 
@@ -305,7 +364,9 @@ Architecture swin(const SwinShape& s, std::int64_t classes) {
   a.unit_layouts.assign(a.unit_paths.size(), trunk::TapLayout::nhwc);
   a.initialise = initialise_swin;
   a.optimize_by_default = false;
-  finish(a, "    return self.head.forward(torch.flatten(torch.adaptive_avg_pool2d(x.permute([0, 3, 1, 2]), [1, 1]), 1))\n");
+  finish(
+      a,
+      "    return self.head.forward(torch.flatten(torch.adaptive_avg_pool2d(x.permute([0, 3, 1, 2]), [1, 1]), 1))\n");
   return a;
 }
 
@@ -319,13 +380,17 @@ std::vector<std::string> transformer_names() {
   return names;
 }
 
-bool is_transformer(const std::string& name) { return name == "vit" || named_vits().count(name) > 0 || named_swins().count(name) > 0; }
+bool is_transformer(const std::string& name) {
+  return name == "vit" || named_vits().count(name) > 0 || named_swins().count(name) > 0;
+}
 
 Architecture build_transformer(const ArchitectureOptions& o) {
   if (const auto it = named_swins().find(o.name); it != named_swins().end()) return swin(it->second, o.num_classes);
   VitShape s{o.vit_patch, o.vit_layers, o.vit_heads, o.vit_hidden, o.vit_mlp};
-  if (const auto it = named_vits().find(o.name); it != named_vits().end()) s = it->second;
-  else if (o.name != "vit") throw std::invalid_argument("unknown transformer '" + o.name + "'");
+  if (const auto it = named_vits().find(o.name); it != named_vits().end())
+    s = it->second;
+  else if (o.name != "vit")
+    throw std::invalid_argument("unknown transformer '" + o.name + "'");
   const std::int64_t grid = o.vit_grid > 0 ? o.vit_grid : (s.patch > 0 ? 224 / s.patch : 0);
   return vit(s, grid, o.layer_norm_eps, o.num_classes);
 }

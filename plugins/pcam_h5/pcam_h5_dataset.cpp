@@ -62,13 +62,16 @@ struct Array {
 Array open_array(const std::string& path, const char* name, std::size_t rank) {
   Array a;
   a.file = Handle(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
-  if (!a.file.valid()) throw std::runtime_error(path + ": cannot open as an HDF5 file (corrupt, or still gzipped?); " + download_hint);
+  if (!a.file.valid())
+    throw std::runtime_error(path + ": cannot open as an HDF5 file (corrupt, or still gzipped?); " + download_hint);
   a.dataset = Handle(H5Dopen2(a.file.get(), name, H5P_DEFAULT), H5Dclose);
-  if (!a.dataset.valid()) throw std::runtime_error(path + ": has no dataset '" + name + "' (not a PatchCamelyon file?)");
+  if (!a.dataset.valid())
+    throw std::runtime_error(path + ": has no dataset '" + name + "' (not a PatchCamelyon file?)");
   Handle space(H5Dget_space(a.dataset.get()), H5Sclose);
   const int r = H5Sget_simple_extent_ndims(space.get());
   if (r != static_cast<int>(rank))
-    throw std::runtime_error(path + ": dataset '" + name + "' has " + std::to_string(r) + " dimensions, expected " + std::to_string(rank));
+    throw std::runtime_error(path + ": dataset '" + name + "' has " + std::to_string(r) + " dimensions, expected " +
+                             std::to_string(rank));
   a.dims.resize(rank);
   H5Sget_simple_extent_dims(space.get(), a.dims.data(), nullptr);
   Handle type(H5Dget_type(a.dataset.get()), H5Tclose);
@@ -80,7 +83,8 @@ Array open_array(const std::string& path, const char* name, std::size_t rank) {
   for (std::size_t d = 1; d < rank; ++d) row = a.dims[d] > max_row_bytes ? max_row_bytes + 1 : row * a.dims[d];
   if (row > max_row_bytes || a.dims[0] > (1ULL << 32))
     throw std::runtime_error(path + ": dataset '" + name + "' declares rows of " + std::to_string(row) + " bytes or " +
-                             std::to_string(a.dims[0]) + " rows; PatchCamelyon's are 96 x 96 x 3 (a damaged or forged file)");
+                             std::to_string(a.dims[0]) +
+                             " rows; PatchCamelyon's are 96 x 96 x 3 (a damaged or forged file)");
   Handle plist(H5Dget_create_plist(a.dataset.get()), H5Pclose);
   if (H5Pget_layout(plist.get()) == H5D_CHUNKED) {
     std::vector<hsize_t> chunk(rank);
@@ -97,8 +101,10 @@ Array open_array(const std::string& path, const char* name, std::size_t rank) {
 std::vector<std::string> split_csv(const std::string& line) {
   std::vector<std::string> out(1);
   for (char c : line) {
-    if (c == ',') out.emplace_back();
-    else if (c != '\r') out.back() += c;
+    if (c == ',')
+      out.emplace_back();
+    else if (c != '\r')
+      out.back() += c;
   }
   return out;
 }
@@ -108,7 +114,8 @@ class PcamH5Dataset : public kgain::Dataset {
   explicit PcamH5Dataset(const kgain::Options& options) {
     H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // errors become exceptions with a message, not stderr dumps
     root_ = options.require_path("root");
-    if (!fs::is_directory(root_)) throw options.error("root", "the folder '" + root_ + "' does not exist; " + download_hint);
+    if (!fs::is_directory(root_))
+      throw options.error("root", "the folder '" + root_ + "' does not exist; " + download_hint);
     const bool listed = options.has("splits");
     const auto splits = options.get_string_list("splits", {"train", "valid", "test"});
     for (const auto& split : splits) {
@@ -117,13 +124,16 @@ class PcamH5Dataset : public kgain::Dataset {
       const std::string stem = root_ + "/camelyonpatch_level_2_split_" + split;
       const bool present = fs::exists(stem + "_x.h5") && fs::exists(stem + "_y.h5");
       if (!present) {
-        if (listed) throw options.error("splits", "'" + stem + "_x.h5' and '" + stem + "_y.h5' are both needed; " + download_hint);
+        if (listed)
+          throw options.error("splits",
+                              "'" + stem + "_x.h5' and '" + stem + "_y.h5' are both needed; " + download_hint);
         continue;
       }
       load_split(split, stem);
     }
     if (parts_.empty())
-      throw options.error("root", "no camelyonpatch_level_2_split_<train|valid|test>_{x,y}.h5 files in '" + root_ + "'; " + download_hint);
+      throw options.error("root", "no camelyonpatch_level_2_split_<train|valid|test>_{x,y}.h5 files in '" + root_ +
+                                      "'; " + download_hint);
   }
 
   std::vector<std::string> class_names() const override { return {"0_no_tumor", "1_tumor"}; }
@@ -146,7 +156,8 @@ class PcamH5Dataset : public kgain::Dataset {
     const hsize_t start[4] = {index, 0, 0, 0}, count[4] = {1, x.dims[1], x.dims[2], x.dims[3]};
     H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start, nullptr, count, nullptr);
     Handle memory_space(H5Screate_simple(4, count, nullptr), H5Sclose);
-    if (H5Dread(x.dataset.get(), H5T_NATIVE_UINT8, memory_space.get(), file_space.get(), H5P_DEFAULT, out.pixels.data()) < 0)
+    if (H5Dread(x.dataset.get(), H5T_NATIVE_UINT8, memory_space.get(), file_space.get(), H5P_DEFAULT,
+                out.pixels.data()) < 0)
       throw std::runtime_error("HDF5 could not read the patch (a damaged file?)");
     return true;
   }
@@ -155,14 +166,17 @@ class PcamH5Dataset : public kgain::Dataset {
   void load_split(const std::string& split, const std::string& stem) {
     const std::string x_path = stem + "_x.h5", y_path = stem + "_y.h5";
     Array x = open_array(x_path, "x", 4);
-    if (x.dims[3] != 3) throw std::runtime_error(x_path + ": patches have " + std::to_string(x.dims[3]) + " channels, expected 3 (RGB)");
+    if (x.dims[3] != 3)
+      throw std::runtime_error(x_path + ": patches have " + std::to_string(x.dims[3]) + " channels, expected 3 (RGB)");
     Array y = open_array(y_path, "y", 4);
     if (y.dims[0] != x.dims[0])
-      throw std::runtime_error(y_path + " has " + std::to_string(y.dims[0]) + " labels for " + std::to_string(x.dims[0]) + " patches in " + x_path);
+      throw std::runtime_error(y_path + " has " + std::to_string(y.dims[0]) + " labels for " +
+                               std::to_string(x.dims[0]) + " patches in " + x_path);
     if (x.dims[0] == 0) throw std::runtime_error(x_path + " holds no patches");
     if (y.dims[1] * y.dims[2] * y.dims[3] != 1)
-      throw std::runtime_error(y_path + ": labels of shape " + std::to_string(y.dims[1]) + " x " + std::to_string(y.dims[2]) + " x " +
-                               std::to_string(y.dims[3]) + "; PatchCamelyon's are 1 x 1 x 1");
+      throw std::runtime_error(y_path + ": labels of shape " + std::to_string(y.dims[1]) + " x " +
+                               std::to_string(y.dims[2]) + " x " + std::to_string(y.dims[3]) +
+                               "; PatchCamelyon's are 1 x 1 x 1");
     std::vector<std::uint8_t> labels(y.dims[0]);
     if (H5Dread(y.dataset.get(), H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, labels.data()) < 0)
       throw std::runtime_error(y_path + ": cannot read the labels");
@@ -170,7 +184,9 @@ class PcamH5Dataset : public kgain::Dataset {
     const std::vector<std::string> groups = read_groups(stem + "_meta.csv", x.dims[0]);
     for (hsize_t i = 0; i < x.dims[0]; ++i) {
       const int label = labels[i * per_label];
-      if (label > 1) throw std::runtime_error(y_path + ": label " + std::to_string(label) + " at " + std::to_string(i) + " (expected 0 or 1)");
+      if (label > 1)
+        throw std::runtime_error(y_path + ": label " + std::to_string(label) + " at " + std::to_string(i) +
+                                 " (expected 0 or 1)");
       samples_.push_back({x_path + ":" + std::to_string(i), label, groups.empty() ? "" : groups[i], split});
     }
     parts_.emplace(x_path, std::move(x));
@@ -191,11 +207,13 @@ class PcamH5Dataset : public kgain::Dataset {
     while (std::getline(in, line)) {
       if (line.empty()) continue;
       const auto fields = split_csv(line);
-      if (column >= fields.size()) throw std::runtime_error(path + ": row " + std::to_string(groups.size() + 2) + " has no 'wsi' field");
+      if (column >= fields.size())
+        throw std::runtime_error(path + ": row " + std::to_string(groups.size() + 2) + " has no 'wsi' field");
       groups.push_back(fields[column]);
     }
     if (groups.size() != n)
-      throw std::runtime_error(path + " has " + std::to_string(groups.size()) + " rows for " + std::to_string(n) + " patches");
+      throw std::runtime_error(path + " has " + std::to_string(groups.size()) + " rows for " + std::to_string(n) +
+                               " patches");
     return groups;
   }
 
@@ -207,4 +225,5 @@ class PcamH5Dataset : public kgain::Dataset {
 
 }  // namespace
 
-KGAIN_LIBRARY("pcam_h5", kgain::make_plugin<PcamH5Dataset>("pcam_h5", "1.0.0", "PatchCamelyon's official HDF5 files, read patch by patch"))
+KGAIN_LIBRARY("pcam_h5", kgain::make_plugin<PcamH5Dataset>("pcam_h5", "1.0.0",
+                                                           "PatchCamelyon's official HDF5 files, read patch by patch"))

@@ -21,7 +21,8 @@ namespace {
 class RidgeProbe : public kgain::Probe {
  public:
   explicit RidgeProbe(const kgain::Options& options) : alpha_(options.get_double("alpha", 1.0)) {
-    if (!(alpha_ >= 0)) throw options.error("alpha", "must be zero or positive (received " + std::to_string(alpha_) + ")");
+    if (!(alpha_ >= 0))
+      throw options.error("alpha", "must be zero or positive (received " + std::to_string(alpha_) + ")");
   }
 
   void fit(const at::Tensor& features, const at::Tensor& labels, std::int64_t num_classes, std::uint64_t) override {
@@ -32,15 +33,18 @@ class RidgeProbe : public kgain::Probe {
     scaler_.fit(x);
     scaler_.apply_in_place(x);
     const at::Tensor y = labels.to(torch::kLong);
-    at::Tensor targets = num_classes == 2 ? (y == 1).to(torch::kFloat64).unsqueeze(1) : torch::one_hot(y, num_classes).to(torch::kFloat64);
+    at::Tensor targets = num_classes == 2 ? (y == 1).to(torch::kFloat64).unsqueeze(1)
+                                          : torch::one_hot(y, num_classes).to(torch::kFloat64);
     targets = targets * 2 - 1;
     const at::Tensor x_mean = x.mean(0, true), y_mean = targets.mean(0, true);
     const at::Tensor& xc = x.sub_(x_mean);
     const at::Tensor yc = targets - y_mean;
     const at::Tensor gram = xc.t().mm(xc) + alpha_ * torch::eye(x.size(1), torch::kFloat64);
     // Cholesky when the system is positive definite (alpha > 0); least squares otherwise.
-    if (alpha_ > 0) weights_ = torch::cholesky_solve(xc.t().mm(yc), torch::linalg_cholesky(gram));
-    else weights_ = std::get<0>(torch::linalg_lstsq(xc, yc));
+    if (alpha_ > 0)
+      weights_ = torch::cholesky_solve(xc.t().mm(yc), torch::linalg_cholesky(gram));
+    else
+      weights_ = std::get<0>(torch::linalg_lstsq(xc, yc));
     bias_ = (y_mean - x_mean.mm(weights_)).squeeze(0);
   }
 
@@ -58,4 +62,5 @@ class RidgeProbe : public kgain::Probe {
 
 }  // namespace
 
-KGAIN_LIBRARY("ridge", kgain::make_plugin<RidgeProbe>("ridge", "1.0.0", "ridge regression on one-vs-rest targets, closed form"))
+KGAIN_LIBRARY("ridge",
+              kgain::make_plugin<RidgeProbe>("ridge", "1.0.0", "ridge regression on one-vs-rest targets, closed form"))

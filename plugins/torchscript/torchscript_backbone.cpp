@@ -45,7 +45,6 @@
 
 namespace {
 
-
 class TorchScriptBackbone : public kgain::Backbone {
  public:
   explicit TorchScriptBackbone(const kgain::Options& options)
@@ -59,7 +58,8 @@ class TorchScriptBackbone : public kgain::Backbone {
     if (!std::filesystem::is_regular_file(file_))
       throw options.error("file", "the TorchScript file '" + file_ + "' does not exist");
     if (native_input_size_ <= 0 || native_input_size_ > 1024)
-      throw options.error("native_input_size", "must be between 1 and 1024 (received " + std::to_string(native_input_size_) + ")");
+      throw options.error("native_input_size",
+                          "must be between 1 and 1024 (received " + std::to_string(native_input_size_) + ")");
     try {
       kgain::verify_zip_checksums(file_);  // LibTorch's reader does not check them
     } catch (const std::exception& e) {
@@ -70,8 +70,8 @@ class TorchScriptBackbone : public kgain::Backbone {
     try {
       container = container_.empty() ? module : kgain::trunk::module_at(module, container_);
     } catch (const std::exception& e) {
-      throw options.error("container", "'" + file_ + "' has no module '" + container_ + "'; its top-level children are: " +
-                                           children_of(module));
+      throw options.error("container", "'" + file_ + "' has no module '" + container_ +
+                                           "'; its top-level children are: " + children_of(module));
     }
     for (const auto& child : container.named_children()) children_.push_back(child.name);
     if (children_.empty()) throw options.error("container", "'" + container_ + "' has no children to tap");
@@ -85,8 +85,9 @@ class TorchScriptBackbone : public kgain::Backbone {
         for (std::size_t i = 0; i < children_.size(); ++i)
           if (path_of(children_[i]) == tap) index = i;
         if (index == children_.size())
-          throw options.error("taps", "'" + tap + "' is not a child of the container '" + container_ + "'; the taps available are " +
-                                          path_of(children_.front()) + " ... " + path_of(children_.back()));
+          throw options.error("taps", "'" + tap + "' is not a child of the container '" + container_ +
+                                          "'; the taps available are " + path_of(children_.front()) + " ... " +
+                                          path_of(children_.back()));
         if (!tap_children_.empty() && index <= tap_children_.back())
           throw options.error("taps", "taps must be listed in execution order ('" + tap + "' comes too late)");
         tap_children_.push_back(index);
@@ -95,7 +96,8 @@ class TorchScriptBackbone : public kgain::Backbone {
     fingerprint_ = kgain::file_fingerprint(file_) + (init_ == "kaiming_fan_out" ? "" : ":" + init_);
     // The rank of each tap's activation (4 for maps, 2 after a flatten) decides its pooling.
     for (const auto& info : inspect_taps(std::min<std::int64_t>(native_input_size_, 64), /*with_macs=*/false))
-      tap_layouts_.push_back(info.form == kgain::TapForm::vector ? kgain::trunk::TapLayout::vector : kgain::trunk::TapLayout::nchw);
+      tap_layouts_.push_back(info.form == kgain::TapForm::vector ? kgain::trunk::TapLayout::vector
+                                                                 : kgain::trunk::TapLayout::nchw);
   }
 
   std::int64_t native_input_size() const override { return native_input_size_; }
@@ -113,14 +115,16 @@ class TorchScriptBackbone : public kgain::Backbone {
     module.eval();
     std::vector<std::string> unit_names;
     for (const auto& child : children_) unit_names.push_back(path_of(child));
-    return kgain::trunk::inspect_units(units_of(module), unit_names, taps(), tap_children_, input_size, "'" + file_ + "'", with_macs);
+    return kgain::trunk::inspect_units(units_of(module), unit_names, taps(), tap_children_, input_size,
+                                       "'" + file_ + "'", with_macs);
   }
 
   std::unique_ptr<kgain::Network> instantiate(const kgain::Variant& variant, kgain::Pooling pooling) override {
     if (variant.batch_norm_calibration.defined())
       throw std::runtime_error("the torchscript backbone cannot recalibrate batch norm; use the native backbone");
     torch::jit::Module module = load();
-    if (variant.kind == kgain::Variant::Kind::random) kgain::trunk::reinitialise_generic(module, variant.seed, init_ == "kaiming_fan_out");
+    if (variant.kind == kgain::Variant::Kind::random)
+      kgain::trunk::reinitialise_generic(module, variant.seed, init_ == "kaiming_fan_out");
     module.eval();
     return kgain::trunk::trunk_network(module, units_of(module), tap_children_, tap_layouts_, pooling, optimize_);
   }
@@ -128,7 +132,9 @@ class TorchScriptBackbone : public kgain::Backbone {
   bool has_pretrained_weights() const override { return true; }
   bool can_recalibrate_batch_norm() const override { return false; }
   std::string fingerprint() const override { return "torchscript:" + fingerprint_; }
-  std::string description() const override { return "TorchScript " + file_ + " (taps: children of '" + container_ + "')"; }
+  std::string description() const override {
+    return "TorchScript " + file_ + " (taps: children of '" + container_ + "')";
+  }
 
  private:
   // The module with its weights checked: a NaN or infinity in a parameter or buffer is
@@ -138,12 +144,13 @@ class TorchScriptBackbone : public kgain::Backbone {
     try {
       module = torch::jit::load(file_, torch::kCPU);
     } catch (const c10::Error& e) {
-      throw std::runtime_error("cannot load '" + file_ + "' as TorchScript (saved with torch.jit.save?): " +
-                               e.what_without_backtrace());
+      throw std::runtime_error("cannot load '" + file_ +
+                               "' as TorchScript (saved with torch.jit.save?): " + e.what_without_backtrace());
     }
     const auto check = [&](const std::string& name, const at::Tensor& t) {
       if (t.is_floating_point() && !at::isfinite(t).all().item<bool>())
-        throw std::runtime_error("'" + file_ + "': the tensor '" + name + "' holds NaN or infinite values; the weights are damaged "
+        throw std::runtime_error("'" + file_ + "': the tensor '" + name +
+                                 "' holds NaN or infinite values; the weights are damaged "
                                  "(download or copy the file again)");
     };
     for (const auto& p : module.named_parameters(true)) check(p.name, p.value);
@@ -176,5 +183,6 @@ class TorchScriptBackbone : public kgain::Backbone {
 
 }  // namespace
 
-KGAIN_LIBRARY("torchscript", kgain::make_plugin<TorchScriptBackbone>("torchscript", "1.0.0",
-                                                                     "any TorchScript CNN, tapped after each child of a container"))
+KGAIN_LIBRARY("torchscript",
+              kgain::make_plugin<TorchScriptBackbone>("torchscript", "1.0.0",
+                                                      "any TorchScript CNN, tapped after each child of a container"))

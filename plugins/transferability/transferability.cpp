@@ -79,8 +79,9 @@ class LogME : public kgain::FeatureMetric {
         lam = new_lam;
       }
       const double evidence = D / 2.0 * std::log(alpha) + N / 2.0 * std::log(beta) -
-                              0.5 * torch::log(alpha + beta * s).sum().item<double>() - beta / 2.0 * (beta_de + epsilon) -
-                              alpha / 2.0 * (alpha_de + epsilon) - N / 2.0 * std::log(2 * M_PI);
+                              0.5 * torch::log(alpha + beta * s).sum().item<double>() -
+                              beta / 2.0 * (beta_de + epsilon) - alpha / 2.0 * (alpha_de + epsilon) -
+                              N / 2.0 * std::log(2 * M_PI);
       total += evidence / N;
       ++counted;
     }
@@ -166,8 +167,10 @@ class Gbc : public kgain::FeatureMetric {
       for (std::int64_t j = 0; j < classes; ++j) {
         if (i == j) continue;
         const at::Tensor var = (vars[i] + vars[j]) / 2;
-        const double distance = 0.125 * ((means[i] - means[j]).pow(2) / var).sum().item<double>() +
-                                0.5 * (torch::log(var).sum() - 0.5 * (torch::log(vars[i]).sum() + torch::log(vars[j]).sum())).item<double>();
+        const double distance =
+            0.125 * ((means[i] - means[j]).pow(2) / var).sum().item<double>() +
+            0.5 *
+                (torch::log(var).sum() - 0.5 * (torch::log(vars[i]).sum() + torch::log(vars[j]).sum())).item<double>();
         total += std::exp(-distance);
       }
     return -total;
@@ -177,8 +180,12 @@ class Gbc : public kgain::FeatureMetric {
 }  // namespace
 
 KGAIN_LIBRARY("transferability",
-              kgain::make_plugin<LogME>("logme", "1.0.0", "LogME: evidence of a Bayesian linear model (You et al. 2021)"),
+              kgain::make_plugin<LogME>("logme", "1.0.0",
+                                        "LogME: evidence of a Bayesian linear model (You et al. 2021)"),
               kgain::make_plugin<HScore>("hscore", "1.0.0", "H-score (Bao et al. 2019)"),
-              kgain::make_plugin<ShrinkageHScore>("hscore_shrinkage", "1.0.0", "H-score, Ledoit-Wolf shrinkage (Ibrahim et al. 2023)"),
-              kgain::make_plugin<TransRate>("transrate", "1.0.0", "TransRate: coding-rate gain of the labels (Huang et al. 2022)"),
-              kgain::make_plugin<Gbc>("gbc", "1.0.0", "Gaussian Bhattacharyya coefficient, diagonal (Pandy et al. 2022)"))
+              kgain::make_plugin<ShrinkageHScore>("hscore_shrinkage", "1.0.0",
+                                                  "H-score, Ledoit-Wolf shrinkage (Ibrahim et al. 2023)"),
+              kgain::make_plugin<TransRate>("transrate", "1.0.0",
+                                            "TransRate: coding-rate gain of the labels (Huang et al. 2022)"),
+              kgain::make_plugin<Gbc>("gbc", "1.0.0",
+                                      "Gaussian Bhattacharyya coefficient, diagonal (Pandy et al. 2022)"))

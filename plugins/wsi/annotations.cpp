@@ -23,12 +23,18 @@ void check_depth(const std::string& text, const std::string& source) {
   for (std::size_t i = 0; i < text.size(); ++i) {
     const char c = text[i];
     if (in_string) {
-      if (c == '\\') ++i;
-      else if (c == '"') in_string = false;
-    } else if (c == '"') in_string = true;
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        in_string = false;
+    } else if (c == '"')
+      in_string = true;
     else if (c == '[' || c == '{') {
-      if (++depth > max_depth) throw std::runtime_error(source + ": nested deeper than " + std::to_string(max_depth) + " levels; not QuPath GeoJSON");
-    } else if (c == ']' || c == '}') --depth;
+      if (++depth > max_depth)
+        throw std::runtime_error(source + ": nested deeper than " + std::to_string(max_depth) +
+                                 " levels; not QuPath GeoJSON");
+    } else if (c == ']' || c == '}')
+      --depth;
   }
 }
 
@@ -45,7 +51,8 @@ struct Reader {
     if (!j.is_array() || j.size() < 3) fail(feature, "a polygon ring needs at least 3 [x, y] points");
     std::vector<Point> r;
     for (const auto& p : j) {
-      if (!p.is_array() || p.size() < 2 || !p[0].is_number() || !p[1].is_number()) fail(feature, "a point is not [x, y]");
+      if (!p.is_array() || p.size() < 2 || !p[0].is_number() || !p[1].is_number())
+        fail(feature, "a point is not [x, y]");
       const double x = p[0].get<double>(), y = p[1].get<double>();
       if (!std::isfinite(x) || !std::isfinite(y)) fail(feature, "a coordinate is not finite");
       r.push_back({x, y});
@@ -69,7 +76,8 @@ struct Reader {
     if (!g.is_object() || !g.contains("type") || !g["type"].is_string()) fail(feature, "no geometry with a \"type\"");
     const std::string type = g["type"].get<std::string>();
     if (type == "GeometryCollection" && !nested) {
-      if (!g.contains("geometries") || !g["geometries"].is_array()) fail(feature, "a GeometryCollection without \"geometries\"");
+      if (!g.contains("geometries") || !g["geometries"].is_array())
+        fail(feature, "a GeometryCollection without \"geometries\"");
       for (const auto& member : g["geometries"]) geometry(member, cls, feature, true);
       return;
     }
@@ -78,10 +86,12 @@ struct Reader {
       return;
     }
     if (!g.contains("coordinates")) fail(feature, "a " + type + " without \"coordinates\"");
-    if (type == "Polygon") polygon(g["coordinates"], cls, feature);
+    if (type == "Polygon")
+      polygon(g["coordinates"], cls, feature);
     else if (type == "MultiPolygon" && g["coordinates"].is_array())
       for (const auto& p : g["coordinates"]) polygon(p, cls, feature);
-    else fail(feature, "geometry type '" + type + "' is not a Polygon or MultiPolygon");
+    else
+      fail(feature, "geometry type '" + type + "' is not a Polygon or MultiPolygon");
   }
 
   static std::string class_of(const json& feature) {
@@ -113,7 +123,8 @@ bool Region::contains(double x, double y) const {
   bool inside = false;
   for (const auto& r : rings)
     for (std::size_t i = 0, j = r.size() - 1; i < r.size(); j = i++)
-      if ((r[i][1] > y) != (r[j][1] > y) && x < (r[j][0] - r[i][0]) * (y - r[i][1]) / (r[j][1] - r[i][1]) + r[i][0]) inside = !inside;
+      if ((r[i][1] > y) != (r[j][1] > y) && x < (r[j][0] - r[i][0]) * (y - r[i][1]) / (r[j][1] - r[i][1]) + r[i][0])
+        inside = !inside;
   return inside;
 }
 
@@ -129,12 +140,14 @@ Annotations parse_annotations(const std::string& text, const std::string& source
   if (root.is_array()) {
     for (std::size_t i = 0; i < root.size(); ++i) reader.feature(root[i], i);
   } else if (root.is_object() && root.contains("type") && root["type"] == "FeatureCollection") {
-    if (!root.contains("features") || !root["features"].is_array()) throw std::runtime_error(source + ": a FeatureCollection without \"features\"");
+    if (!root.contains("features") || !root["features"].is_array())
+      throw std::runtime_error(source + ": a FeatureCollection without \"features\"");
     for (std::size_t i = 0; i < root["features"].size(); ++i) reader.feature(root["features"][i], i);
   } else if (root.is_object() && root.contains("type") && root["type"] == "Feature") {
     reader.feature(root, 0);
   } else {
-    throw std::runtime_error(source + ": not GeoJSON (expected a FeatureCollection, a Feature or an array of Features)");
+    throw std::runtime_error(source +
+                             ": not GeoJSON (expected a FeatureCollection, a Feature or an array of Features)");
   }
   return std::move(reader.out);
 }

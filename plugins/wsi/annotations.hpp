@@ -26,8 +26,8 @@ struct Region {
 
 struct Annotations {
   std::vector<Region> regions;
-  int unclassified = 0;   // features without a class name, skipped
-  int not_polygons = 0;   // points and lines, skipped
+  int unclassified = 0;  // features without a class name, skipped
+  int not_polygons = 0;  // points and lines, skipped
 };
 
 // Parses GeoJSON text; `source` names it in messages. Malformed JSON, a geometry without

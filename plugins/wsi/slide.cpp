@@ -32,8 +32,10 @@ std::optional<double> number(const std::string& text) {
 
 Slide::Slide(const std::string& path) : path_(path) {
   if (!openslide_detect_vendor(path.c_str()))
-    throw std::runtime_error(path + ": not a slide OpenSlide can read (SVS, NDPI, MRXS, SCN, BIF, VMS, tiled pyramidal TIFF); "
-                             "a flat image can be made one with `vips tiffsave IN OUT.tif --tile --pyramid --compression jpeg`");
+    throw std::runtime_error(
+        path +
+        ": not a slide OpenSlide can read (SVS, NDPI, MRXS, SCN, BIF, VMS, tiled pyramidal TIFF); "
+        "a flat image can be made one with `vips tiffsave IN OUT.tif --tile --pyramid --compression jpeg`");
   osr_ = openslide_open(path.c_str());
   if (!osr_) throw std::runtime_error(path + ": OpenSlide cannot open it");
   if (const std::string e = error_of(osr_); !e.empty()) {
@@ -75,23 +77,28 @@ std::optional<Resolution> Slide::resolution() const {
   const auto rx = number(property("tiff.XResolution")), ry = number(property("tiff.YResolution"));
   const std::string unit = property("tiff.ResolutionUnit");
   const double microns = unit == "centimeter" ? 1e4 : unit == "inch" ? 25400.0 : 0;
-  if (rx && ry && microns > 0) return Resolution{microns / *rx, microns / *ry, "tiff.XResolution/YResolution (" + unit + ")"};
+  if (rx && ry && microns > 0)
+    return Resolution{microns / *rx, microns / *ry, "tiff.XResolution/YResolution (" + unit + ")"};
   return std::nullopt;
 }
 
-void Slide::read_rgb(std::int64_t x, std::int64_t y, int level, std::int64_t width, std::int64_t height, std::vector<std::uint8_t>& rgb) const {
+void Slide::read_rgb(std::int64_t x, std::int64_t y, int level, std::int64_t width, std::int64_t height,
+                     std::vector<std::uint8_t>& rgb) const {
   if (width <= 0 || height <= 0 || width * height > max_region_pixels)
-    throw std::runtime_error(path_ + ": a region of " + std::to_string(width) + " x " + std::to_string(height) + " pixels is not a tile");
+    throw std::runtime_error(path_ + ": a region of " + std::to_string(width) + " x " + std::to_string(height) +
+                             " pixels is not a tile");
   std::vector<std::uint32_t> argb(static_cast<std::size_t>(width * height));
   openslide_read_region(osr_, argb.data(), x, y, level, width, height);
   if (const std::string e = error_of(osr_); !e.empty())
-    throw std::runtime_error(path_ + ": OpenSlide could not read the region at (" + std::to_string(x) + ", " + std::to_string(y) + ") level " +
-                             std::to_string(level) + ": " + e);
+    throw std::runtime_error(path_ + ": OpenSlide could not read the region at (" + std::to_string(x) + ", " +
+                             std::to_string(y) + ") level " + std::to_string(level) + ": " + e);
   rgb.resize(argb.size() * 3);
   for (std::size_t i = 0; i < argb.size(); ++i) {
     // Premultiplied ARGB: over white, a channel is c + (255 - alpha).
     const std::uint32_t p = argb[i], white = 255 - (p >> 24);
-    const auto over_white = [white](std::uint32_t c) { return static_cast<std::uint8_t>(std::min<std::uint32_t>(255, c + white)); };
+    const auto over_white = [white](std::uint32_t c) {
+      return static_cast<std::uint8_t>(std::min<std::uint32_t>(255, c + white));
+    };
     rgb[3 * i] = over_white((p >> 16) & 0xff);
     rgb[3 * i + 1] = over_white((p >> 8) & 0xff);
     rgb[3 * i + 2] = over_white(p & 0xff);

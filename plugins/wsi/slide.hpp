@@ -40,7 +40,8 @@ class Slide {
 
   // The region of `width` x `height` pixels of `level` whose top-left corner is (x, y) in level-0
   // coordinates, as 8-bit RGB composited on white (transparent parts of a slide are background).
-  void read_rgb(std::int64_t x, std::int64_t y, int level, std::int64_t width, std::int64_t height, std::vector<std::uint8_t>& rgb) const;
+  void read_rgb(std::int64_t x, std::int64_t y, int level, std::int64_t width, std::int64_t height,
+                std::vector<std::uint8_t>& rgb) const;
 
  private:
   std::string path_;

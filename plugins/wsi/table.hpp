@@ -21,12 +21,13 @@ struct CsvRow {
 // Reads `path` (at most 256 MB): the header must hold every column of `required` and may hold
 // those of `optional`; anything else, a duplicated column or a NUL byte is an error naming the
 // file and line. A byte-order mark and \r\n line ends are accepted, blank lines skipped.
-std::vector<CsvRow> read_csv(const std::string& path, const std::vector<std::string>& required, const std::vector<std::string>& optional);
+std::vector<CsvRow> read_csv(const std::string& path, const std::vector<std::string>& required,
+                             const std::vector<std::string>& optional);
 
 // Parses `text` as CSV rows as above; `source` names it in messages (used by read_csv and the
 // fuzz target).
-std::vector<CsvRow> parse_csv(const std::string& text, const std::string& source, const std::vector<std::string>& required,
-                              const std::vector<std::string>& optional);
+std::vector<CsvRow> parse_csv(const std::string& text, const std::string& source,
+                              const std::vector<std::string>& required, const std::vector<std::string>& optional);
 
 // The whole text of the file at `path`; a file over `max_bytes` is refused ("larger than ...;
 // not <what>") before more of it is read.

@@ -13,8 +13,10 @@ TileGeometry tile_geometry(const Slide& slide, const Resolution& mpp, int tile_s
   const double rx = target_mpp / mpp.mpp_x, ry = target_mpp / mpp.mpp_y;  // level-0 pixels per target pixel
   if (std::min(rx, ry) < 1 / 1.1) {
     std::ostringstream m;
-    m << slide.path() << ": scanned at " << mpp.mpp_x << " x " << mpp.mpp_y << " microns per pixel (" << mpp.source << "), coarser than target_mpp = "
-      << target_mpp << "; kgain does not upsample more than 10 % (choose a target_mpp of at least " << std::max(mpp.mpp_x, mpp.mpp_y) / 1.1 << ")";
+    m << slide.path() << ": scanned at " << mpp.mpp_x << " x " << mpp.mpp_y << " microns per pixel (" << mpp.source
+      << "), coarser than target_mpp = " << target_mpp
+      << "; kgain does not upsample more than 10 % (choose a target_mpp of at least "
+      << std::max(mpp.mpp_x, mpp.mpp_y) / 1.1 << ")";
     throw std::runtime_error(m.str());
   }
   g.extent_x = tile_size * rx, g.extent_y = tile_size * ry;
@@ -41,9 +43,11 @@ int mask_level(const Slide& slide, const TileGeometry& geometry) {
       best = l;
   }
   if (best < 0)
-    throw std::runtime_error(slide.path() + ": no pyramid level of at most 16 million pixels for the tissue mask (the smallest is " +
-                             std::to_string(slide.width(slide.level_count() - 1)) + " x " + std::to_string(slide.height(slide.level_count() - 1)) +
-                             "); write the slide with a pyramid (`vips tiffsave --tile --pyramid`) or set tissue = false");
+    throw std::runtime_error(
+        slide.path() + ": no pyramid level of at most 16 million pixels for the tissue mask (the smallest is " +
+        std::to_string(slide.width(slide.level_count() - 1)) + " x " +
+        std::to_string(slide.height(slide.level_count() - 1)) +
+        "); write the slide with a pyramid (`vips tiffsave --tile --pyramid`) or set tissue = false");
   return best;
 }
 
@@ -51,8 +55,10 @@ std::vector<TilePosition> tile_grid(std::int64_t width, std::int64_t height, con
   std::vector<TilePosition> out;
   const double columns = static_cast<double>(width) / g.step_x + 1, rows = static_cast<double>(height) / g.step_y + 1;
   if (columns * rows > 2e7)
-    throw std::runtime_error("a grid of " + std::to_string(static_cast<long long>(columns)) + " x " + std::to_string(static_cast<long long>(rows)) +
-                             " tiles; more than 20 million tiles on one slide (a larger stride or target_mpp, or a damaged slide)");
+    throw std::runtime_error(
+        "a grid of " + std::to_string(static_cast<long long>(columns)) + " x " +
+        std::to_string(static_cast<long long>(rows)) +
+        " tiles; more than 20 million tiles on one slide (a larger stride or target_mpp, or a damaged slide)");
   for (std::int64_t j = 0;; ++j) {
     const double y = j * g.step_y;
     if (std::llround(y) + g.extent_y > static_cast<double>(height) + 1e-6) break;

@@ -15,9 +15,9 @@
 namespace kgain::wsi {
 
 struct TileGeometry {
-  double extent_x = 0, extent_y = 0;  // a tile's size in level-0 pixels
-  double step_x = 0, step_y = 0;      // the stride in level-0 pixels
-  int level = 0;                      // the pyramid level read
+  double extent_x = 0, extent_y = 0;             // a tile's size in level-0 pixels
+  double step_x = 0, step_y = 0;                 // the stride in level-0 pixels
+  int level = 0;                                 // the pyramid level read
   std::int64_t read_width = 0, read_height = 0;  // the region read at that level, resized to tile_size
 };
 

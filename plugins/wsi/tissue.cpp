@@ -7,7 +7,8 @@ namespace kgain::wsi {
 
 int otsu_threshold(const std::array<std::uint64_t, 256>& histogram) {
   double total = 0, sum = 0;
-  for (int i = 0; i < 256; ++i) total += static_cast<double>(histogram[i]), sum += i * static_cast<double>(histogram[i]);
+  for (int i = 0; i < 256; ++i)
+    total += static_cast<double>(histogram[i]), sum += i * static_cast<double>(histogram[i]);
   double below = 0, below_sum = 0, best = -1;
   int threshold = 0;
   for (int t = 1; t < 256; ++t) {
@@ -22,8 +23,8 @@ int otsu_threshold(const std::array<std::uint64_t, 256>& histogram) {
   return threshold;
 }
 
-TissueMask tissue_mask(const std::vector<std::uint8_t>& rgb, std::int64_t width, std::int64_t height, double scale_x, double scale_y,
-                       int min_saturation, int fixed_threshold) {
+TissueMask tissue_mask(const std::vector<std::uint8_t>& rgb, std::int64_t width, std::int64_t height, double scale_x,
+                       double scale_y, int min_saturation, int fixed_threshold) {
   TissueMask mask;
   mask.width = width, mask.height = height, mask.scale_x = scale_x, mask.scale_y = scale_y;
   const std::size_t n = static_cast<std::size_t>(width * height);
@@ -49,8 +50,11 @@ double TissueMask::share() const {
 
 double TissueMask::share(double x, double y, double w, double h) const {
   // Mask pixel i covers [i * scale, (i + 1) * scale); its centre is (i + 0.5) * scale.
-  const auto first = [](double start, double scale) { return static_cast<std::int64_t>(std::ceil(start / scale - 0.5)); };
-  const std::int64_t x0 = std::max<std::int64_t>(0, first(x, scale_x)), y0 = std::max<std::int64_t>(0, first(y, scale_y));
+  const auto first = [](double start, double scale) {
+    return static_cast<std::int64_t>(std::ceil(start / scale - 0.5));
+  };
+  const std::int64_t x0 = std::max<std::int64_t>(0, first(x, scale_x)),
+                     y0 = std::max<std::int64_t>(0, first(y, scale_y));
   const std::int64_t x1 = std::min(width, first(x + w, scale_x)), y1 = std::min(height, first(y + h, scale_y));
   if (x1 <= x0 || y1 <= y0) {  // a tile smaller than a mask pixel: the pixel under its centre
     const auto cx = std::clamp<std::int64_t>(static_cast<std::int64_t>((x + w / 2) / scale_x), 0, width - 1);

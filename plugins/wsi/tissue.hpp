@@ -28,7 +28,7 @@ int otsu_threshold(const std::array<std::uint64_t, 256>& histogram);
 // The mask of an RGB image (row-major, 3 bytes per pixel) that covers the slide at the given
 // scale: tissue is saturation >= max(Otsu's threshold, min_saturation), or >= fixed_threshold
 // when that is 0 or more.
-TissueMask tissue_mask(const std::vector<std::uint8_t>& rgb, std::int64_t width, std::int64_t height, double scale_x, double scale_y,
-                       int min_saturation, int fixed_threshold = -1);
+TissueMask tissue_mask(const std::vector<std::uint8_t>& rgb, std::int64_t width, std::int64_t height, double scale_x,
+                       double scale_y, int min_saturation, int fixed_threshold = -1);
 
 }  // namespace kgain::wsi

@@ -37,7 +37,8 @@ using namespace kgain::wsi;
 
 namespace {
 
-const std::set<std::string> slide_extensions{".svs", ".tif", ".tiff", ".ndpi", ".vms", ".vmu", ".scn", ".mrxs", ".svslide", ".bif"};
+const std::set<std::string> slide_extensions{".svs", ".tif", ".tiff", ".ndpi",    ".vms",
+                                             ".vmu", ".scn", ".mrxs", ".svslide", ".bif"};
 
 struct SlideEntry {
   std::string name;  // as listed: relative to the list's folder (the group, and the key of the tile manifest)
@@ -98,7 +99,8 @@ std::vector<SlideEntry> slides_from_csv(const std::string& file) {
     e.split = row.fields.count("split") ? row.fields.at("split") : "";
     if (!e.split.empty() && e.split != "train" && e.split != "valid" && e.split != "test")
       throw std::runtime_error(where + ": split '" + e.split + "'; use train, valid, test or leave it empty");
-    if (row.fields.count("mpp") && !row.fields.at("mpp").empty()) e.mpp = parse_double(row.fields.at("mpp"), 0.02, 50, where + ": mpp");
+    if (row.fields.count("mpp") && !row.fields.at("mpp").empty())
+      e.mpp = parse_double(row.fields.at("mpp"), 0.02, 50, where + ": mpp");
     e.where = where;
     out.push_back(std::move(e));
   }
@@ -112,7 +114,8 @@ std::vector<SlideEntry> slides_from_folder(const std::string& root) {
   std::vector<SlideEntry> out;
   for (const auto& item : fs::recursive_directory_iterator(root)) {
     std::string ext = item.path().extension().string();
-    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    std::transform(ext.begin(), ext.end(), ext.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
     if (!item.is_regular_file() || !slide_extensions.count(ext)) continue;
     SlideEntry e;
     e.name = fs::relative(item.path(), root).generic_string();
@@ -123,7 +126,9 @@ std::vector<SlideEntry> slides_from_folder(const std::string& root) {
     out.push_back(std::move(e));
   }
   std::sort(out.begin(), out.end(), [](const SlideEntry& a, const SlideEntry& b) { return a.name < b.name; });
-  if (out.empty()) throw std::runtime_error(root + ": holds no slide file (" + std::to_string(slide_extensions.size()) + " extensions known: .svs, .tif, .ndpi, .mrxs, ...)");
+  if (out.empty())
+    throw std::runtime_error(root + ": holds no slide file (" + std::to_string(slide_extensions.size()) +
+                             " extensions known: .svs, .tif, .ndpi, .mrxs, ...)");
   return out;
 }
 
@@ -147,9 +152,14 @@ class WsiDataset : public kgain::Dataset {
   explicit WsiDataset(const kgain::Options& options) {
     read_settings(options);
     const std::string list = options.require_path("slides");
-    if (fs::is_directory(list)) entries_ = slides_from_folder(list);
-    else if (fs::is_regular_file(list)) entries_ = slides_from_csv(list);
-    else throw options.error("slides", "'" + list + "' is neither a slide list (CSV: slide,label,patient,split,mpp) nor a folder of slides");
+    if (fs::is_directory(list))
+      entries_ = slides_from_folder(list);
+    else if (fs::is_regular_file(list))
+      entries_ = slides_from_csv(list);
+    else
+      throw options.error(
+          "slides",
+          "'" + list + "' is neither a slide list (CSV: slide,label,patient,split,mpp) nor a folder of slides");
     source_ = list;
     const kgain::GroupPattern pattern(options);
     if (settings_.labels == "tiles") read_tile_manifest();
@@ -159,21 +169,23 @@ class WsiDataset : public kgain::Dataset {
       try {
         add_tiles(s, pattern);
       } catch (const std::exception& e) {
-        if (!settings_.skip_bad) throw std::runtime_error(std::string(e.what()) + " (on_bad_slide = \"skip\" leaves such slides out)");
+        if (!settings_.skip_bad)
+          throw std::runtime_error(std::string(e.what()) + " (on_bad_slide = \"skip\" leaves such slides out)");
         slides_[s]->skipped = e.what();
         warnings_.push_back("skipped " + slides_[s]->entry.name + ": " + e.what());
       }
     }
     if (samples_.empty())
-      throw std::runtime_error("wsi: no tile in any of the " + std::to_string(slides_.size()) + " slides of '" + source_ +
-                               "' (every slide skipped or without tissue/labels; `kgain data` lists why)");
+      throw std::runtime_error("wsi: no tile in any of the " + std::to_string(slides_.size()) + " slides of '" +
+                               source_ + "' (every slide skipped or without tissue/labels; `kgain data` lists why)");
   }
 
   std::vector<std::string> class_names() const override { return classes_; }
   std::vector<kgain::Sample> samples() const override { return samples_; }
   std::string description() const override {
     std::ostringstream d;
-    d << "whole slides " << source_ << " (" << slides_.size() << " slides, tiles of " << settings_.tile_size << " px at " << settings_.target_mpp << " um/px)";
+    d << "whole slides " << source_ << " (" << slides_.size() << " slides, tiles of " << settings_.tile_size
+      << " px at " << settings_.target_mpp << " um/px)";
     return d.str();
   }
 
@@ -188,19 +200,26 @@ class WsiDataset : public kgain::Dataset {
     out.pixels.resize(static_cast<std::size_t>(size) * size * 3);
     const cv::Mat source(static_cast<int>(g.read_height), static_cast<int>(g.read_width), CV_8UC3, region.data());
     cv::Mat target(size, size, CV_8UC3, out.pixels.data());
-    if (g.read_width == size && g.read_height == size) source.copyTo(target);
-    else cv::resize(source, target, target.size(), 0, 0, g.read_width > size ? cv::INTER_AREA : cv::INTER_LINEAR);
+    if (g.read_width == size && g.read_height == size)
+      source.copyTo(target);
+    else
+      cv::resize(source, target, target.size(), 0, 0, g.read_width > size ? cv::INTER_AREA : cv::INTER_LINEAR);
     return true;
   }
 
   bool content_identity(const kgain::Sample& sample, std::uint64_t& identity) const override {
     const Tile& tile = tile_of(sample);
     const SlideState& state = *slides_[tile.slide];
-    std::call_once(state.hashed, [&] { state.content = settings_.content_identity ? hash_slide_content(state.entry.path) : state.quick_identity; });
+    std::call_once(state.hashed, [&] {
+      state.content = settings_.content_identity ? hash_slide_content(state.entry.path) : state.quick_identity;
+    });
     const TileGeometry& g = state.geometry;
     kgain::Hash64 h(0x74696c65);
-    h.update("wsi tile v1: area below, linear above").update_u64(state.content).update_u64(static_cast<std::uint64_t>(g.level));
-    for (std::int64_t v : {tile.position.x, tile.position.y, g.read_width, g.read_height, static_cast<std::int64_t>(settings_.tile_size)})
+    h.update("wsi tile v1: area below, linear above")
+        .update_u64(state.content)
+        .update_u64(static_cast<std::uint64_t>(g.level));
+    for (std::int64_t v : {tile.position.x, tile.position.y, g.read_width, g.read_height,
+                           static_cast<std::int64_t>(settings_.tile_size)})
       h.update_u64(static_cast<std::uint64_t>(v));
     identity = h.digest();
     return true;
@@ -242,8 +261,9 @@ class WsiDataset : public kgain::Dataset {
   std::string source_;
   std::vector<SlideEntry> entries_;
   std::vector<std::unique_ptr<SlideState>> slides_;
-  std::map<std::string, std::vector<std::pair<TilePosition, std::string>>> manifest_tiles_;  // slide name -> tiles, labels
-  std::map<std::string, Annotations> annotations_;                                          // slide name -> regions
+  std::map<std::string, std::vector<std::pair<TilePosition, std::string>>>
+      manifest_tiles_;                              // slide name -> tiles, labels
+  std::map<std::string, Annotations> annotations_;  // slide name -> regions
   std::vector<std::string> classes_, warnings_;
   std::vector<Tile> tiles_;
   std::vector<kgain::Sample> samples_;
@@ -256,31 +276,39 @@ void WsiDataset::read_settings(const kgain::Options& o) {
   Settings& s = settings_;
   s.labels = o.get_string("labels", "slide");
   if (s.labels != "slide" && s.labels != "annotations" && s.labels != "tiles")
-    throw o.error("labels", "must be \"slide\" (a label per slide), \"annotations\" (GeoJSON regions) or \"tiles\" (a tile manifest)");
+    throw o.error(
+        "labels",
+        "must be \"slide\" (a label per slide), \"annotations\" (GeoJSON regions) or \"tiles\" (a tile manifest)");
   s.tile_size = static_cast<int>(o.get_int("tile_size", 224));
   if (s.tile_size < 8 || s.tile_size > 4096) throw o.error("tile_size", "must be between 8 and 4096 pixels");
   if (o.has("target_mpp") == o.has("magnification"))
     throw o.error(o.has("target_mpp") ? "magnification" : "target_mpp",
-                  "give the tiles' resolution once: target_mpp (microns per pixel, e.g. 0.5) or magnification (e.g. 20, read as 10 / magnification um/px)");
+                  "give the tiles' resolution once: target_mpp (microns per pixel, e.g. 0.5) or magnification (e.g. "
+                  "20, read as 10 / magnification um/px)");
   s.target_mpp = o.has("target_mpp") ? o.get_double("target_mpp", 0) : 10.0 / o.get_double("magnification", 0);
   if (!(s.target_mpp >= 0.02 && s.target_mpp <= 100))
-    throw o.error(o.has("target_mpp") ? "target_mpp" : "magnification", "gives " + std::to_string(s.target_mpp) + " um/px; use 0.02 to 100 um/px");
+    throw o.error(o.has("target_mpp") ? "target_mpp" : "magnification",
+                  "gives " + std::to_string(s.target_mpp) + " um/px; use 0.02 to 100 um/px");
   if (o.has("stride") && o.has("overlap")) throw o.error("overlap", "give either stride or overlap, not both");
-  s.stride = static_cast<int>(o.has("overlap") ? s.tile_size - o.get_int("overlap", 0) : o.get_int("stride", s.tile_size));
-  if (s.stride < 1 || s.stride > 16 * s.tile_size) throw o.error(o.has("overlap") ? "overlap" : "stride", "must leave a stride of 1 to 16 x tile_size pixels");
+  s.stride =
+      static_cast<int>(o.has("overlap") ? s.tile_size - o.get_int("overlap", 0) : o.get_int("stride", s.tile_size));
+  if (s.stride < 1 || s.stride > 16 * s.tile_size)
+    throw o.error(o.has("overlap") ? "overlap" : "stride", "must leave a stride of 1 to 16 x tile_size pixels");
   s.tissue = o.get_bool("tissue", s.labels != "tiles");
   s.min_tissue = o.get_double("min_tissue", 0.5);
   if (!(s.min_tissue >= 0 && s.min_tissue <= 1)) throw o.error("min_tissue", "is a share of the tile: 0 to 1");
   if (o.has("tissue_threshold") && std::holds_alternative<std::int64_t>(o.values().at("tissue_threshold"))) {
     s.fixed_threshold = static_cast<int>(o.get_int("tissue_threshold", 0));
-    if (s.fixed_threshold < 0 || s.fixed_threshold > 255) throw o.error("tissue_threshold", "is \"otsu\" or a saturation from 0 to 255");
+    if (s.fixed_threshold < 0 || s.fixed_threshold > 255)
+      throw o.error("tissue_threshold", "is \"otsu\" or a saturation from 0 to 255");
   } else if (o.get_string("tissue_threshold", "otsu") != "otsu") {
     throw o.error("tissue_threshold", "is \"otsu\" (per slide) or a saturation from 0 to 255 (CLAM's default: 8)");
   }
   s.min_saturation = static_cast<int>(o.get_int("min_saturation", 15));
   if (s.min_saturation < 0 || s.min_saturation > 255) throw o.error("min_saturation", "is a saturation from 0 to 255");
   s.annotation_share = o.get_double("annotation_share", 0);
-  if (!(s.annotation_share >= 0 && s.annotation_share <= 1)) throw o.error("annotation_share", "is a share of the tile: 0 (the centre decides) to 1");
+  if (!(s.annotation_share >= 0 && s.annotation_share <= 1))
+    throw o.error("annotation_share", "is a share of the tile: 0 (the centre decides) to 1");
   s.max_tiles = o.get_int("max_tiles_per_slide", 0);
   if (s.max_tiles < 0) throw o.error("max_tiles_per_slide", "must be 0 (every tile) or more");
   s.seed = static_cast<std::uint64_t>(o.get_int("seed", 0));
@@ -288,31 +316,39 @@ void WsiDataset::read_settings(const kgain::Options& o) {
   if (bad != "error" && bad != "skip") throw o.error("on_bad_slide", "must be \"error\" or \"skip\"");
   s.skip_bad = bad == "skip";
   const std::string identity = o.get_string("slide_identity", "content");
-  if (identity != "content" && identity != "quick") throw o.error("slide_identity", "must be \"content\" (hash every byte) or \"quick\"");
+  if (identity != "content" && identity != "quick")
+    throw o.error("slide_identity", "must be \"content\" (hash every byte) or \"quick\"");
   s.content_identity = identity == "content";
   s.classes = o.get_string_list("classes", {});
   s.ignore_classes = o.get_string_list("ignore_classes", {});
-  if (s.labels == "annotations") s.annotation_dir = o.get_path("annotations", "");
-  else if (o.has("annotations")) throw o.error("annotations", "is read with labels = \"annotations\" only");
-  if (s.labels == "tiles") s.tile_manifest = o.require_path("tiles");
-  else if (o.has("tiles")) throw o.error("tiles", "is read with labels = \"tiles\" only");
+  if (s.labels == "annotations")
+    s.annotation_dir = o.get_path("annotations", "");
+  else if (o.has("annotations"))
+    throw o.error("annotations", "is read with labels = \"annotations\" only");
+  if (s.labels == "tiles")
+    s.tile_manifest = o.require_path("tiles");
+  else if (o.has("tiles"))
+    throw o.error("tiles", "is read with labels = \"tiles\" only");
 }
 
 void WsiDataset::read_tile_manifest() {
   std::set<std::string> seen;
   for (const auto& row : read_csv(settings_.tile_manifest, {"slide", "x", "y", "label"}, {})) {
     const std::string where = settings_.tile_manifest + ":" + std::to_string(row.line);
-    const TilePosition p{parse_int(row.fields.at("x"), 0, 1LL << 40, where + ": x"), parse_int(row.fields.at("y"), 0, 1LL << 40, where + ": y")};
+    const TilePosition p{parse_int(row.fields.at("x"), 0, 1LL << 40, where + ": x"),
+                         parse_int(row.fields.at("y"), 0, 1LL << 40, where + ": y")};
     if (row.fields.at("label").empty()) throw std::runtime_error(where + ": empty label");
     if (!seen.insert(row.fields.at("slide") + "@" + std::to_string(p.x) + "," + std::to_string(p.y)).second)
-      throw std::runtime_error(where + ": the tile at (" + std::to_string(p.x) + ", " + std::to_string(p.y) + ") of '" + row.fields.at("slide") +
-                               "' is listed twice");
+      throw std::runtime_error(where + ": the tile at (" + std::to_string(p.x) + ", " + std::to_string(p.y) + ") of '" +
+                               row.fields.at("slide") + "' is listed twice");
     manifest_tiles_[row.fields.at("slide")].emplace_back(p, row.fields.at("label"));
   }
   std::set<std::string> listed;
   for (const auto& e : entries_) listed.insert(e.name);
   for (const auto& [name, tiles] : manifest_tiles_)
-    if (!listed.count(name)) throw std::runtime_error(settings_.tile_manifest + ": tiles of '" + name + "', which is not in the slide list " + source_);
+    if (!listed.count(name))
+      throw std::runtime_error(settings_.tile_manifest + ": tiles of '" + name + "', which is not in the slide list " +
+                               source_);
 }
 
 void WsiDataset::open_slides() {
@@ -322,7 +358,8 @@ void WsiDataset::open_slides() {
     try {
       open_slide(*state);
     } catch (const std::exception& e) {
-      if (!settings_.skip_bad) throw std::runtime_error(std::string(e.what()) + " (on_bad_slide = \"skip\" leaves such slides out)");
+      if (!settings_.skip_bad)
+        throw std::runtime_error(std::string(e.what()) + " (on_bad_slide = \"skip\" leaves such slides out)");
       state->skipped = e.what();
       warnings_.push_back("skipped " + entry.name + ": " + e.what());
     }
@@ -333,27 +370,37 @@ void WsiDataset::open_slides() {
 void WsiDataset::open_slide(SlideState& state) {
   const SlideEntry& e = state.entry;
   if (settings_.labels == "slide" && e.label.empty())
-    throw std::runtime_error(e.where + ": slide '" + e.name + "' has no label (labels = \"slide\" needs a label column, or a folder per class)");
+    throw std::runtime_error(e.where + ": slide '" + e.name +
+                             "' has no label (labels = \"slide\" needs a label column, or a folder per class)");
   const Slide slide(e.path);
   const auto metadata = slide.resolution();
-  if (e.mpp > 0) state.resolution = {e.mpp, e.mpp, "slide list"};
-  else if (metadata) state.resolution = *metadata;
+  if (e.mpp > 0)
+    state.resolution = {e.mpp, e.mpp, "slide list"};
+  else if (metadata)
+    state.resolution = *metadata;
   else
-    throw std::runtime_error(e.path + ": the slide's metadata gives no resolution (no openslide.mpp-x, no tiff.XResolution in a length unit); "
-                             "kgain does not guess one: give it in microns per pixel in an `mpp` column of the slide list");
+    throw std::runtime_error(
+        e.path +
+        ": the slide's metadata gives no resolution (no openslide.mpp-x, no tiff.XResolution in a length unit); "
+        "kgain does not guess one: give it in microns per pixel in an `mpp` column of the slide list");
   const Resolution& r = state.resolution;
   if (!(r.mpp_x >= 0.02 && r.mpp_x <= 50 && r.mpp_y >= 0.02 && r.mpp_y <= 50))
-    throw std::runtime_error(e.path + ": a resolution of " + std::to_string(r.mpp_x) + " x " + std::to_string(r.mpp_y) + " um/px (from " + r.source +
-                             ") is no scan's (a writer's default?); give the true one in an `mpp` column of the slide list");
+    throw std::runtime_error(
+        e.path + ": a resolution of " + std::to_string(r.mpp_x) + " x " + std::to_string(r.mpp_y) + " um/px (from " +
+        r.source + ") is no scan's (a writer's default?); give the true one in an `mpp` column of the slide list");
   state.geometry = tile_geometry(slide, r, settings_.tile_size, settings_.target_mpp, settings_.stride);
   kgain::Hash64 quick(0x71756963);
   quick.update(fs::absolute(e.path).string()).update_u64(fs::file_size(e.path));
-  quick.update_u64(static_cast<std::uint64_t>(fs::last_write_time(e.path).time_since_epoch().count())).update(slide.property("openslide.quickhash-1"));
+  quick.update_u64(static_cast<std::uint64_t>(fs::last_write_time(e.path).time_since_epoch().count()))
+      .update(slide.property("openslide.quickhash-1"));
   state.quick_identity = quick.digest();
   if (settings_.labels == "annotations") {
-    const fs::path dir = settings_.annotation_dir.empty() ? fs::path(e.path).parent_path() : fs::path(settings_.annotation_dir);
+    const fs::path dir =
+        settings_.annotation_dir.empty() ? fs::path(e.path).parent_path() : fs::path(settings_.annotation_dir);
     const fs::path file = dir / (fs::path(e.name).stem().string() + ".geojson");
-    if (!fs::exists(file)) throw std::runtime_error(e.path + ": no annotation file " + file.string() + " (labels = \"annotations\": one <slide>.geojson per slide)");
+    if (!fs::exists(file))
+      throw std::runtime_error(e.path + ": no annotation file " + file.string() +
+                               " (labels = \"annotations\": one <slide>.geojson per slide)");
     annotations_[e.name] = read_annotations(file.string());
   }
 }
@@ -401,8 +448,10 @@ std::vector<std::string> WsiDataset::labels_of(const SlideState& state, const st
     for (const auto& c : settings_.ignore_classes) votes.erase(c);
     int best = 0, ties = 0;
     for (const auto& [c, v] : votes) {
-      if (v > best) best = v, ties = 0, labels[i] = c;
-      else if (v == best) ++ties;
+      if (v > best)
+        best = v, ties = 0, labels[i] = c;
+      else if (v == best)
+        ++ties;
     }
     // Two classes at the centre, or tied over the tile: no label rather than a guess.
     if (ties > 0 || best < std::max(1.0, settings_.annotation_share * n * n - 1e-9)) labels[i].clear();
@@ -417,10 +466,12 @@ void WsiDataset::add_tiles(std::size_t index, const kgain::GroupPattern& pattern
   std::vector<TilePosition> grid;
   if (settings_.labels == "tiles") {
     for (const auto& [p, label] : manifest_tiles_[state.entry.name]) {
-      if (p.x + state.geometry.extent_x > slide.width(0) + 1e-6 || p.y + state.geometry.extent_y > slide.height(0) + 1e-6)
-        throw std::runtime_error(settings_.tile_manifest + ": the tile at (" + std::to_string(p.x) + ", " + std::to_string(p.y) + ") of '" +
-                                 state.entry.name + "' reaches past the slide's " + std::to_string(slide.width(0)) + " x " +
-                                 std::to_string(slide.height(0)) + " pixels (x, y: level-0 top-left corner)");
+      if (p.x + state.geometry.extent_x > slide.width(0) + 1e-6 ||
+          p.y + state.geometry.extent_y > slide.height(0) + 1e-6)
+        throw std::runtime_error(settings_.tile_manifest + ": the tile at (" + std::to_string(p.x) + ", " +
+                                 std::to_string(p.y) + ") of '" + state.entry.name + "' reaches past the slide's " +
+                                 std::to_string(slide.width(0)) + " x " + std::to_string(slide.height(0)) +
+                                 " pixels (x, y: level-0 top-left corner)");
       grid.push_back(p);
     }
   } else {
@@ -432,16 +483,19 @@ void WsiDataset::add_tiles(std::size_t index, const kgain::GroupPattern& pattern
     const int level = mask_level(slide, state.geometry);
     std::vector<std::uint8_t> rgb;
     slide.read_rgb(0, 0, level, slide.width(level), slide.height(level), rgb);
-    mask = std::make_unique<TissueMask>(tissue_mask(rgb, slide.width(level), slide.height(level), static_cast<double>(slide.width(0)) / slide.width(level),
-                                                    static_cast<double>(slide.height(0)) / slide.height(level), settings_.min_saturation,
-                                                    settings_.fixed_threshold));
+    mask = std::make_unique<TissueMask>(tissue_mask(rgb, slide.width(level), slide.height(level),
+                                                    static_cast<double>(slide.width(0)) / slide.width(level),
+                                                    static_cast<double>(slide.height(0)) / slide.height(level),
+                                                    settings_.min_saturation, settings_.fixed_threshold));
     state.tissue_share = mask->share(), state.mask_threshold = mask->threshold;
   }
   std::vector<std::size_t> kept;
   for (std::size_t i = 0; i < grid.size(); ++i) {
     const auto c = std::find(classes_.begin(), classes_.end(), labels[i]);
     if (labels[i].empty() || c == classes_.end()) continue;
-    if (mask && mask->share(grid[i].x, grid[i].y, state.geometry.extent_x, state.geometry.extent_y) < settings_.min_tissue) continue;
+    if (mask &&
+        mask->share(grid[i].x, grid[i].y, state.geometry.extent_x, state.geometry.extent_y) < settings_.min_tissue)
+      continue;
     kept.push_back(i);
   }
   kgain::Hash64 slide_seed(settings_.seed);
@@ -451,49 +505,62 @@ void WsiDataset::add_tiles(std::size_t index, const kgain::GroupPattern& pattern
     std::string group = state.entry.patient;
     if (group.empty() && pattern.enabled()) group = pattern.group_of(state.entry.name).value_or("");
     if (group.empty()) group = state.entry.name;
-    kgain::Sample sample{state.entry.path + "@" + std::to_string(grid[i].x) + "," + std::to_string(grid[i].y), label, group, state.entry.split};
+    kgain::Sample sample{state.entry.path + "@" + std::to_string(grid[i].x) + "," + std::to_string(grid[i].y), label,
+                         group, state.entry.split};
     tile_index_.emplace(sample.path, tiles_.size());
     tiles_.push_back({index, grid[i]});
     samples_.push_back(std::move(sample));
     ++state.tiles_per_class[labels[i]];
   }
   if (state.tiles_per_class.empty()) {
-    state.skipped = grid.empty() ? "smaller than one tile" : mask && state.tissue_share <= 0 ? "no tissue found" : "no tile with a label and enough tissue";
+    state.skipped = grid.empty()                      ? "smaller than one tile"
+                    : mask && state.tissue_share <= 0 ? "no tissue found"
+                                                      : "no tile with a label and enough tissue";
     warnings_.push_back(state.entry.name + " gives no tile: " + state.skipped);
   }
 }
 
 std::string WsiDataset::data_report() const {
   std::ostringstream r;
-  r << "slides: " << slides_.size() << ", tiles of " << settings_.tile_size << " px at " << settings_.target_mpp << " um/px, stride " << settings_.stride
-    << " px; labels from " << settings_.labels << "; tissue: "
-    << (settings_.tissue ? (settings_.fixed_threshold >= 0 ? "saturation >= " + std::to_string(settings_.fixed_threshold)
-                                                           : "Otsu on saturation (floor " + std::to_string(settings_.min_saturation) + ")") +
-                               ", at least " +
-                               std::to_string(static_cast<int>(std::lround(settings_.min_tissue * 100))) + " % of a tile"
-                         : std::string("not checked"))
+  r << "slides: " << slides_.size() << ", tiles of " << settings_.tile_size << " px at " << settings_.target_mpp
+    << " um/px, stride " << settings_.stride << " px; labels from " << settings_.labels << "; tissue: "
+    << (settings_.tissue
+            ? (settings_.fixed_threshold >= 0
+                   ? "saturation >= " + std::to_string(settings_.fixed_threshold)
+                   : "Otsu on saturation (floor " + std::to_string(settings_.min_saturation) + ")") +
+                  ", at least " + std::to_string(static_cast<int>(std::lround(settings_.min_tissue * 100))) +
+                  " % of a tile"
+            : std::string("not checked"))
     << "\n";
   char line[512];
-  std::snprintf(line, sizeof line, "  %-24s %-13s %-40s %5s %9s %8s %6s  %s\n", "slide", "um/px", "resolution from", "level", "threshold", "tissue", "tiles", "per class");
+  std::snprintf(line, sizeof line, "  %-24s %-13s %-40s %5s %9s %8s %6s  %s\n", "slide", "um/px", "resolution from",
+                "level", "threshold", "tissue", "tiles", "per class");
   r << line;
   for (const auto& s : slides_) {
     std::string per_class;
     int total = 0;
-    for (const auto& [c, n] : s->tiles_per_class) per_class += (per_class.empty() ? "" : ", ") + c + " " + std::to_string(n), total += n;
+    for (const auto& [c, n] : s->tiles_per_class)
+      per_class += (per_class.empty() ? "" : ", ") + c + " " + std::to_string(n), total += n;
     if (!s->skipped.empty()) per_class = "none: " + s->skipped;
     char mpp[32] = "-", tissue[32] = "-";
-    if (s->resolution.mpp_x > 0) std::snprintf(mpp, sizeof mpp, "%.4g x %.4g", s->resolution.mpp_x, s->resolution.mpp_y);
+    if (s->resolution.mpp_x > 0)
+      std::snprintf(mpp, sizeof mpp, "%.4g x %.4g", s->resolution.mpp_x, s->resolution.mpp_y);
     if (s->tissue_share >= 0) std::snprintf(tissue, sizeof tissue, "%.1f %%", 100 * s->tissue_share);
-    std::snprintf(line, sizeof line, "  %-24s %-13s %-40s %5d %9d %8s %6d  %s\n", s->entry.name.c_str(), mpp, s->resolution.source.c_str(),
-                  s->resolution.mpp_x > 0 ? s->geometry.level : -1, s->mask_threshold, tissue, total, per_class.c_str());
+    std::snprintf(line, sizeof line, "  %-24s %-13s %-40s %5d %9d %8s %6d  %s\n", s->entry.name.c_str(), mpp,
+                  s->resolution.source.c_str(), s->resolution.mpp_x > 0 ? s->geometry.level : -1, s->mask_threshold,
+                  tissue, total, per_class.c_str());
     r << line;
   }
   for (const auto& [name, a] : annotations_)
     if (a.unclassified || a.not_polygons)
-      r << "  " << name << ": " << a.unclassified << " unclassified annotation(s) and " << a.not_polygons << " point/line annotation(s) ignored\n";
+      r << "  " << name << ": " << a.unclassified << " unclassified annotation(s) and " << a.not_polygons
+        << " point/line annotation(s) ignored\n";
   return r.str();
 }
 
 }  // namespace
 
-KGAIN_LIBRARY("wsi", kgain::make_plugin<WsiDataset>("wsi", "1.0.0", "whole-slide images through OpenSlide: tiles at a resolution, tissue mask, slide/GeoJSON/tile labels"))
+KGAIN_LIBRARY(
+    "wsi", kgain::make_plugin<WsiDataset>(
+               "wsi", "1.0.0",
+               "whole-slide images through OpenSlide: tiles at a resolution, tissue mask, slide/GeoJSON/tile labels"))

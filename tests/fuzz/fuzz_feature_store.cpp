@@ -20,7 +20,8 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   kgain::core::FeatureSpace space(dir, "seed", kgain::core::StoragePrecision::float32);
   space.store({11, 22, 33}, {at::arange(6, at::kFloat).reshape({3, 2}), at::ones({3, 4})});
   for (const auto& e : std::filesystem::directory_iterator(space.directory()))
-    if (e.path().extension() == ".kgseg") std::filesystem::copy_file(e.path(), out, std::filesystem::copy_options::overwrite_existing);
+    if (e.path().extension() == ".kgseg")
+      std::filesystem::copy_file(e.path(), out, std::filesystem::copy_options::overwrite_existing);
   std::exit(0);
 }
 

@@ -11,10 +11,10 @@
 
 #include "plugin_entry.hpp"
 
-
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   static const std::string file = "/tmp/kgain-fuzz-manifest-" + std::to_string(::getpid()) + ".csv";
-  std::ofstream(file, std::ios::binary | std::ios::trunc).write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
+  std::ofstream(file, std::ios::binary | std::ios::trunc)
+      .write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
   kgain::Options options("dataset", "/tmp");
   options.set("file", std::string(file), "fuzz");
   try {

@@ -27,7 +27,8 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
       for (const auto& images : p.test_images) {
         kgain::Predictions x;
         x.num_classes = 3;
-        for (std::size_t i = 0; i < images.size(); ++i) x.labels.push_back(static_cast<std::int64_t>(i)), x.scores.insert(x.scores.end(), {0.2, 0.3, 0.5});
+        for (std::size_t i = 0; i < images.size(); ++i)
+          x.labels.push_back(static_cast<std::int64_t>(i)), x.scores.insert(x.scores.end(), {0.2, 0.3, 0.5});
         per_fold.push_back(x);
       }
   const std::string file = std::string(dir) + "/predictions.kgpred";

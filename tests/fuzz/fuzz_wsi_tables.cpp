@@ -21,11 +21,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       }
       (void)kgain::wsi::classes_at(a, 10, 10);
     } else {
-      const auto rows = kgain::wsi::parse_csv(text, "fuzz.csv", {"slide"}, {"label", "patient", "split", "mpp", "x", "y"});
+      const auto rows =
+          kgain::wsi::parse_csv(text, "fuzz.csv", {"slide"}, {"label", "patient", "split", "mpp", "x", "y"});
       for (const auto& row : rows) {
         if (!row.fields.count("slide")) __builtin_trap();
-        if (row.fields.count("x") && !row.fields.at("x").empty()) (void)kgain::wsi::parse_int(row.fields.at("x"), 0, 1LL << 40, "x");
-        if (row.fields.count("mpp") && !row.fields.at("mpp").empty()) (void)kgain::wsi::parse_double(row.fields.at("mpp"), 0.02, 50, "mpp");
+        if (row.fields.count("x") && !row.fields.at("x").empty())
+          (void)kgain::wsi::parse_int(row.fields.at("x"), 0, 1LL << 40, "x");
+        if (row.fields.count("mpp") && !row.fields.at("mpp").empty())
+          (void)kgain::wsi::parse_double(row.fields.at("mpp"), 0.02, 50, "mpp");
       }
     }
   } catch (const std::runtime_error&) {

@@ -19,9 +19,10 @@
 
 #include <cstdint>
 
-#define KGAIN_ABI_VERSION 4u  // 2: batch-norm calibration, random-only backbones, Dataset::read_pixels;
-                              // 3: Dataset::content_identity, data_report, warnings;
-                              // 4: token poolings (Pooling::cls, mean, cls_mean), TapInfo::form
+#define KGAIN_ABI_VERSION \
+  4u  // 2: batch-norm calibration, random-only backbones, Dataset::read_pixels;
+      // 3: Dataset::content_identity, data_report, warnings;
+      // 4: token poolings (Pooling::cls, mean, cls_mean), TapInfo::form
 
 namespace kgain {
 inline constexpr std::uint32_t abi_version = KGAIN_ABI_VERSION;

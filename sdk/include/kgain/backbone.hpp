@@ -50,13 +50,13 @@ inline bool pooling_fits(Pooling pooling, TapForm form) {
 inline int pooled_parts(Pooling pooling) { return pooling == Pooling::avgmax || pooling == Pooling::cls_mean ? 2 : 1; }
 
 struct TapInfo {
-  std::string name;                  // module path, e.g. "features.3"
-  std::vector<std::int64_t> shape;   // activation shape for one image, e.g. {24, 56, 56}
-  std::int64_t feature_dim = 0;      // channels (maps) or token width: the length of one pooled part
+  std::string name;                 // module path, e.g. "features.3"
+  std::vector<std::int64_t> shape;  // activation shape for one image, e.g. {24, 56, 56}
+  std::int64_t feature_dim = 0;     // channels (maps) or token width: the length of one pooled part
   TapForm form = TapForm::feature_map;
-  std::int64_t parameters = 0;       // parameters of the network up to and including this tap
-  std::int64_t macs = -1;            // multiply-accumulates per image up to this tap (convolutions,
-                                     // linear layers, attention's matrix products); -1 when unknown
+  std::int64_t parameters = 0;  // parameters of the network up to and including this tap
+  std::int64_t macs = -1;       // multiply-accumulates per image up to this tap (convolutions,
+                                // linear layers, attention's matrix products); -1 when unknown
 };
 
 class BOOST_SYMBOL_VISIBLE Network {

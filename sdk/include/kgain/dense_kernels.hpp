@@ -14,7 +14,8 @@
 namespace kgain {
 
 // sum_j x[j] * w[j]
-__attribute__((target_clones("avx2", "default"))) static inline double dot(const float* x, const double* w, std::size_t n) {
+__attribute__((target_clones("avx2", "default"))) static inline double dot(const float* x, const double* w,
+                                                                           std::size_t n) {
   double lanes[16] = {0};  // four AVX2 registers: four independent chains of additions
   std::size_t j = 0;
   for (; j + 16 <= n; j += 16)
@@ -26,7 +27,8 @@ __attribute__((target_clones("avx2", "default"))) static inline double dot(const
 }
 
 // g[j] += a * x[j]
-__attribute__((target_clones("avx2", "default"))) static inline void axpy(double a, const float* x, double* g, std::size_t n) {
+__attribute__((target_clones("avx2", "default"))) static inline void axpy(double a, const float* x, double* g,
+                                                                          std::size_t n) {
   for (std::size_t j = 0; j < n; ++j) g[j] += a * static_cast<double>(x[j]);
 }
 

@@ -58,7 +58,9 @@ class Hash64 {
   std::uint64_t length_ = 0;
 };
 
-inline std::uint64_t hash64(const void* data, std::size_t size, std::uint64_t seed = 0) { return Hash64(seed).update(data, size).digest(); }
+inline std::uint64_t hash64(const void* data, std::size_t size, std::uint64_t seed = 0) {
+  return Hash64(seed).update(data, size).digest();
+}
 
 // Adds the bytes of the file at `path` to `h`; false when it cannot be opened.
 inline bool hash_file(Hash64& h, const std::string& path) {

@@ -16,7 +16,8 @@ namespace kgain {
 class GroupPattern {
  public:
   // Reads `key` from the options; an invalid expression is an OptionError naming its place.
-  explicit GroupPattern(const Options& options, const std::string& key = "group_pattern") : text_(options.get_string(key, "")) {
+  explicit GroupPattern(const Options& options, const std::string& key = "group_pattern")
+      : text_(options.get_string(key, "")) {
     if (text_.empty()) return;
     try {
       regex_ = std::regex(text_);

@@ -32,7 +32,7 @@ namespace kgain {
 struct LbfgsSettings {
   double gradient_tolerance = 1e-4;  // scikit-learn's default tol
   std::int64_t max_iterations = 100;
-  std::int64_t max_evaluations = 15000;  // scipy's maxfun
+  std::int64_t max_evaluations = 15000;                                     // scipy's maxfun
   double relative_decrease = 1e7 * std::numeric_limits<double>::epsilon();  // scipy's factr * eps
   int history = 10;
 };
@@ -99,15 +99,16 @@ inline Point strong_wolfe(const LbfgsObjective& objective, const Vector& x, cons
   int steps = 1;
   bool bracketed = false;
   while (steps < max_steps) {
-    const bool too_high =
-        !(current.value <= start.value + c1 * current.step * start.slope) || (steps > 1 && current.value >= previous.value);
+    const bool too_high = !(current.value <= start.value + c1 * current.step * start.slope) ||
+                          (steps > 1 && current.value >= previous.value);
     if (!too_high && std::abs(current.slope) <= -c2 * start.slope) return current;  // x_new holds it
     if (too_high || current.slope >= 0) {
       bracket[0] = std::move(previous), bracket[1] = std::move(current), bracketed = true;
       break;
     }
     const double lo = current.step + 0.01 * (current.step - previous.step), hi = current.step * 10;
-    const double next = cubic_minimum(previous.step, previous.value, previous.slope, current.step, current.value, current.slope, lo, hi);
+    const double next = cubic_minimum(previous.step, previous.value, previous.slope, current.step, current.value,
+                                      current.slope, lo, hi);
     previous = std::move(current);
     current = evaluate(next);
     ++steps;
@@ -119,7 +120,8 @@ inline Point strong_wolfe(const LbfgsObjective& objective, const Vector& x, cons
   while (!done && steps < max_steps) {
     if (std::abs(bracket[1].step - bracket[0].step) * direction_max < tolerance_change) break;
     const double a = std::min(bracket[0].step, bracket[1].step), b = std::max(bracket[0].step, bracket[1].step);
-    double t = cubic_minimum(bracket[0].step, bracket[0].value, bracket[0].slope, bracket[1].step, bracket[1].value, bracket[1].slope, a, b);
+    double t = cubic_minimum(bracket[0].step, bracket[0].value, bracket[0].slope, bracket[1].step, bracket[1].value,
+                             bracket[1].slope, a, b);
     const double eps = 0.1 * (b - a);
     if (std::min(b - t, t - a) < eps) {  // too close to an end: move inwards, at the second time of asking
       if (insufficient_progress || t >= b || t <= a) {
@@ -137,8 +139,10 @@ inline Point strong_wolfe(const LbfgsObjective& objective, const Vector& x, cons
     if (!(p.value <= start.value + c1 * p.step * start.slope) || p.value >= bracket[low].value) {
       bracket[high] = std::move(p);
     } else {
-      if (std::abs(p.slope) <= -c2 * start.slope) done = true;
-      else if (p.slope * (bracket[high].step - bracket[low].step) >= 0) bracket[high] = bracket[low];
+      if (std::abs(p.slope) <= -c2 * start.slope)
+        done = true;
+      else if (p.slope * (bracket[high].step - bracket[low].step) >= 0)
+        bracket[high] = bracket[low];
       bracket[low] = std::move(p);
     }
     low = bracket[0].value <= bracket[1].value ? 0 : 1;
@@ -151,7 +155,8 @@ inline Point strong_wolfe(const LbfgsObjective& objective, const Vector& x, cons
 }  // namespace lbfgs_detail
 
 // Minimises `objective` from `x` (left holding the minimiser found).
-inline LbfgsResult minimize_lbfgs(const LbfgsObjective& objective, std::vector<double>& x, const LbfgsSettings& settings = {}) {
+inline LbfgsResult minimize_lbfgs(const LbfgsObjective& objective, std::vector<double>& x,
+                                  const LbfgsSettings& settings = {}) {
   using lbfgs_detail::dot;
   using lbfgs_detail::Point;
   using lbfgs_detail::Vector;
@@ -197,7 +202,8 @@ inline LbfgsResult minimize_lbfgs(const LbfgsObjective& objective, std::vector<d
     for (std::size_t i = 0; i < n; ++i) s[i] = x_new[i] - x[i], y[i] = next.gradient[i] - here.gradient[i];
     const double ys = dot(y, s);
     if (ys > 1e-10) {
-      if (static_cast<int>(steps.size()) == settings.history) steps.pop_front(), gradient_changes.pop_front(), inverse_curvature.pop_front();
+      if (static_cast<int>(steps.size()) == settings.history)
+        steps.pop_front(), gradient_changes.pop_front(), inverse_curvature.pop_front();
       scale = ys / dot(y, y);
       steps.push_back(std::move(s)), gradient_changes.push_back(std::move(y)), inverse_curvature.push_back(1.0 / ys);
     }

@@ -43,8 +43,10 @@ __attribute__((visibility("hidden"))) inline LogSink& library_log_sink() {
 }  // namespace detail
 
 inline void log(LogLevel level, const std::string& source, const std::string& message) {
-  if (LogSink sink = detail::library_log_sink()) sink(level, source.c_str(), message.c_str());
-  else std::fprintf(stderr, "kgain %s: %s: %s\n", source.c_str(), to_string(level), message.c_str());
+  if (LogSink sink = detail::library_log_sink())
+    sink(level, source.c_str(), message.c_str());
+  else
+    std::fprintf(stderr, "kgain %s: %s: %s\n", source.c_str(), to_string(level), message.c_str());
 }
 
 }  // namespace kgain

@@ -116,9 +116,12 @@ class Options {
     if (!list) throw type_error(key, "an array of numbers");
     std::vector<double> out;
     for (const auto& item : *list) {
-      if (const auto* d = std::get_if<double>(&item)) out.push_back(*d);
-      else if (const auto* i = std::get_if<std::int64_t>(&item)) out.push_back(static_cast<double>(*i));
-      else throw type_error(key, "an array of numbers");
+      if (const auto* d = std::get_if<double>(&item))
+        out.push_back(*d);
+      else if (const auto* i = std::get_if<std::int64_t>(&item))
+        out.push_back(static_cast<double>(*i));
+      else
+        throw type_error(key, "an array of numbers");
     }
     return out;
   }

@@ -62,7 +62,7 @@ struct PluginInfo {
 };
 
 struct LibraryManifest {
-  std::uint32_t abi_version;  // never moves: KGAIN_ABI_VERSION at build time
+  std::uint32_t abi_version;    // never moves: KGAIN_ABI_VERSION at build time
   std::uint32_t manifest_size;  // never moves: sizeof(LibraryManifest) at build time
   const char* library_name;
   const char* torch_version;  // TORCH_VERSION at build time, e.g. "1.13.1"
@@ -89,11 +89,16 @@ using interface_of = std::conditional_t<
 
 template <class Interface>
 constexpr PluginKind kind_of() {
-  if constexpr (std::is_same_v<Interface, Backbone>) return PluginKind::backbone;
-  else if constexpr (std::is_same_v<Interface, Dataset>) return PluginKind::dataset;
-  else if constexpr (std::is_same_v<Interface, Probe>) return PluginKind::probe;
-  else if constexpr (std::is_same_v<Interface, Metric>) return PluginKind::metric;
-  else return PluginKind::feature_metric;
+  if constexpr (std::is_same_v<Interface, Backbone>)
+    return PluginKind::backbone;
+  else if constexpr (std::is_same_v<Interface, Dataset>)
+    return PluginKind::dataset;
+  else if constexpr (std::is_same_v<Interface, Probe>)
+    return PluginKind::probe;
+  else if constexpr (std::is_same_v<Interface, Metric>)
+    return PluginKind::metric;
+  else
+    return PluginKind::feature_metric;
 }
 // The factory converts through the interface type, so that the core can static_cast the
 // Plugin* back to that interface.
@@ -108,7 +113,8 @@ Plugin* create(const Options& options) {
 template <class T>
 constexpr PluginInfo make_plugin(const char* name, const char* version, const char* summary) {
   using Interface = detail::interface_of<T>;
-  static_assert(std::is_base_of_v<Interface, T>, "a plugin derives from Backbone, Dataset, Probe, Metric or FeatureMetric");
+  static_assert(std::is_base_of_v<Interface, T>,
+                "a plugin derives from Backbone, Dataset, Probe, Metric or FeatureMetric");
   return PluginInfo{detail::kind_of<Interface>(), name, version, summary, &detail::create<Interface, T>};
 }
 
@@ -117,18 +123,22 @@ constexpr PluginInfo make_plugin(const char* name, const char* version, const ch
 // Defines and exports the library's entry point, and `kgain_set_log_sink`, through which the
 // core routes the library's kgain::log messages (log.hpp). The arguments after the library name
 // are PluginInfo values (use kgain::make_plugin). Use once per library.
-#define KGAIN_LIBRARY(library_name_literal, ...)                                                   \
-  namespace {                                                                                     \
-  const ::kgain::PluginInfo kgain_plugins_[] = {__VA_ARGS__};                                     \
-  const ::kgain::LibraryManifest kgain_manifest_ = {                                              \
-      KGAIN_ABI_VERSION, sizeof(::kgain::LibraryManifest), library_name_literal, TORCH_VERSION, \
-      ::kgain::cxx11_abi, kgain_plugins_, sizeof(kgain_plugins_) / sizeof(kgain_plugins_[0])};   \
-  }                                                                                               \
-  namespace kgain_entry {                                                                         \
-  const ::kgain::LibraryManifest* library_manifest() { return &kgain_manifest_; }                 \
-  }                                                                                               \
-  BOOST_DLL_ALIAS(kgain_entry::library_manifest, kgain_library)                                  \
-  namespace kgain_entry {                                                                         \
-  void set_log_sink(::kgain::LogSink sink) { ::kgain::detail::library_log_sink() = sink; }        \
-  }                                                                                               \
+#define KGAIN_LIBRARY(library_name_literal, ...)                                                         \
+  namespace {                                                                                            \
+  const ::kgain::PluginInfo kgain_plugins_[] = {__VA_ARGS__};                                            \
+  const ::kgain::LibraryManifest kgain_manifest_ = {KGAIN_ABI_VERSION,                                   \
+                                                    sizeof(::kgain::LibraryManifest),                    \
+                                                    library_name_literal,                                \
+                                                    TORCH_VERSION,                                       \
+                                                    ::kgain::cxx11_abi,                                  \
+                                                    kgain_plugins_,                                      \
+                                                    sizeof(kgain_plugins_) / sizeof(kgain_plugins_[0])}; \
+  }                                                                                                      \
+  namespace kgain_entry {                                                                                \
+  const ::kgain::LibraryManifest* library_manifest() { return &kgain_manifest_; }                        \
+  }                                                                                                      \
+  BOOST_DLL_ALIAS(kgain_entry::library_manifest, kgain_library)                                          \
+  namespace kgain_entry {                                                                                \
+  void set_log_sink(::kgain::LogSink sink) { ::kgain::detail::library_log_sink() = sink; }               \
+  }                                                                                                      \
   BOOST_DLL_ALIAS(kgain_entry::set_log_sink, kgain_set_log_sink)

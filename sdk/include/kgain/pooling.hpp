@@ -26,7 +26,8 @@ inline at::Tensor pool_activation(const at::Tensor& activation, TapForm form, Po
     return x.to(at::kFloat).contiguous();
   }
   if (x.dim() != (form == TapForm::tokens ? 3 : 4))
-    throw std::invalid_argument(form == TapForm::tokens ? "a token tap must be [n, tokens, d]" : "a feature-map tap must be [n, c, h, w]");
+    throw std::invalid_argument(form == TapForm::tokens ? "a token tap must be [n, tokens, d]"
+                                                        : "a feature-map tap must be [n, c, h, w]");
   at::Tensor out;
   switch (pooling) {
     case Pooling::avg: out = x.mean({2, 3}); break;

@@ -20,8 +20,8 @@
 namespace kgain::core {
 
 struct GainInterval {
-  double gain = 0;                  // on the full test folds
-  double low = 0, high = 0;         // percentile interval of the gain
+  double gain = 0;           // on the full test folds
+  double low = 0, high = 0;  // percentile interval of the gain
   double p_value = 1;
   double pretrained_low = 0, pretrained_high = 0;  // percentile interval of the pretrained score
 };
@@ -39,7 +39,8 @@ ReplicateSummary summarize_replicates(const std::vector<double>& replicates, dou
 
 // pretrained[f]: the pretrained variant's predictions on fold f; random[s][f]: seed s's.
 // `replicates` 0 gives the point estimates with empty (NaN) intervals.
-GainInterval bootstrap_gain(const std::vector<Predictions>& pretrained, const std::vector<std::vector<Predictions>>& random,
-                            const Metric& metric, int replicates, double confidence, std::uint64_t seed);
+GainInterval bootstrap_gain(const std::vector<Predictions>& pretrained,
+                            const std::vector<std::vector<Predictions>>& random, const Metric& metric, int replicates,
+                            double confidence, std::uint64_t seed);
 
 }  // namespace kgain::core

@@ -25,22 +25,22 @@ class ConfigError : public std::runtime_error {
 
 // A table that names a plugin.
 struct PluginSection {
-  std::string plugin;   // the plugin's name, as in `kgain list`
-  std::string name;     // how results name it (defaults to the plugin name)
-  std::string where;    // file:line:column of the table
-  Options options;      // the table's other keys
+  std::string plugin;  // the plugin's name, as in `kgain list`
+  std::string name;    // how results name it (defaults to the plugin name)
+  std::string where;   // file:line:column of the table
+  Options options;     // the table's other keys
 };
 
 // The settings of a study. Their defaults are written once, in the loader (config.cpp), which
 // records them in `key_defaults`; docs/config.md lists them, checked by a test.
 struct Config {
-  std::string file;        // the config file (as given)
-  std::string base_dir;    // relative paths in the config are relative to this directory
-  std::string name;        // [run] name, default: the file's stem
+  std::string file;      // the config file (as given)
+  std::string base_dir;  // relative paths in the config are relative to this directory
+  std::string name;      // [run] name, default: the file's stem
 
   // [run]
-  int threads{};                          // 0: every core
-  int decode_threads{};                 // image decoding workers; 0: a quarter of the cores, at least 1
+  int threads{};         // 0: every core
+  int decode_threads{};  // image decoding workers; 0: a quarter of the cores, at least 1
   std::int64_t batch_size{};
   std::vector<std::string> plugin_paths;  // searched before the default plugin directories
   // The feature store (feature_store.hpp); empty: $KGAIN_FEATURE_STORE, else RUN_DIR/cache.
@@ -49,18 +49,18 @@ struct Config {
   // [dataset]
   PluginSection dataset;
   std::int64_t limit_per_class{};  // 0: every image; else at most this many per class and split
-  bool skip_bad_images{};      // on_bad_image = "skip": leave undecodable images out, listed
+  bool skip_bad_images{};          // on_bad_image = "skip": leave undecodable images out, listed
 
   // [backbone]
   PluginSection backbone;
 
   // [features]
-  std::int64_t input_size{};        // 0: the backbone's native size
-  std::string resize;                 // shorter_side_crop | stretch | pad
+  std::int64_t input_size{};  // 0: the backbone's native size
+  std::string resize;         // shorter_side_crop | stretch | pad
   Pooling pooling = Pooling::avg;
-  std::string stain_normalization;           // none | reinhard | macenko
-  std::string stain_reference;               // the reference image (resolved path)
-  std::string storage;                       // how stored features are kept: float32 | float16
+  std::string stain_normalization;  // none | reinhard | macenko
+  std::string stain_reference;      // the reference image (resolved path)
+  std::string storage;              // how stored features are kept: float32 | float16
 
   // [variants]
   std::vector<std::uint64_t> random_seeds;

@@ -83,7 +83,7 @@ void evaluate_taps(const EvaluationSetup& setup, const std::vector<std::size_t>&
 // Scores `predictions` (probe p, variant v, fold f, tap) with every metric and keeps both in
 // evaluations[p]: what evaluate_taps does after each fit, and what root does with the
 // predictions other ranks send it (cluster.hpp).
-void record_predictions(const EvaluationSetup& setup, std::size_t p, std::size_t v, std::size_t f, std::size_t tap, Predictions predictions,
-                        Evaluation& evaluation);
+void record_predictions(const EvaluationSetup& setup, std::size_t p, std::size_t v, std::size_t f, std::size_t tap,
+                        Predictions predictions, Evaluation& evaluation);
 
 }  // namespace kgain::core

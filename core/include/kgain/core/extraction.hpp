@@ -61,13 +61,14 @@ struct ExtractionInput {
 };
 
 // Makes spaces[v] hold every decodable image's features for variant v (stats say what it took).
-void extract_features(Backbone& backbone, const std::vector<Variant>& variants, Pooling pooling, const ExtractionInput& input,
-                      std::vector<FeatureSpace>& spaces, ExtractionStats& stats);
+void extract_features(Backbone& backbone, const std::vector<Variant>& variants, Pooling pooling,
+                      const ExtractionInput& input, std::vector<FeatureSpace>& spaces, ExtractionStats& stats);
 
 // Tap `tap` of every image from `space`, float32 [images, dim]; rows of the images `left_out`
 // (stats.bad_images) are zeros and must not be used. Checked for finite values.
 at::Tensor load_tap(const FeatureSpace& space, std::size_t tap, const std::vector<std::uint64_t>& identities,
-                    const std::vector<std::pair<std::int64_t, std::string>>& left_out, const std::vector<Sample>& samples);
+                    const std::vector<std::pair<std::int64_t, std::string>>& left_out,
+                    const std::vector<Sample>& samples);
 
 // The images at `indices`, decoded into one normalized batch [n, 3, size, size]: the images a
 // random variant re-estimates its batch-norm statistics on. An undecodable image is an error,
@@ -80,11 +81,13 @@ at::Tensor decode_calibration_images(const std::vector<Sample>& samples, const s
 // when the backbone has no head. Rows of the images `left_out` hold zeros and must be left out
 // by the caller. `pooling` is the study's (the network is instantiated with it; it must fit the
 // taps, though the head does not use them).
-at::Tensor extract_source_predictions(Backbone& backbone, Pooling pooling, const ExtractionInput& input, FeatureSpace& space,
+at::Tensor extract_source_predictions(Backbone& backbone, Pooling pooling, const ExtractionInput& input,
+                                      FeatureSpace& space,
                                       const std::vector<std::pair<std::int64_t, std::string>>& left_out);
 
 // Throws when `features` (rows = images [begin, begin + rows)) holds a NaN or an infinity,
 // naming what produced it, the tap and the first such image.
-void check_finite(const at::Tensor& features, const std::string& what, const std::vector<Sample>& samples, std::int64_t begin);
+void check_finite(const at::Tensor& features, const std::string& what, const std::vector<Sample>& samples,
+                  std::int64_t begin);
 
 }  // namespace kgain::core

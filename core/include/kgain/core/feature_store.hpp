@@ -91,10 +91,12 @@ struct SegmentHeader {
   std::uint64_t images = 0, precision = 4, header_bytes = 0;
   std::vector<std::uint64_t> dims, identities, block_offsets;
 };
-SegmentHeader parse_segment_header(const std::string& bytes, std::uint64_t file_size, const std::string& name, std::uint64_t& needed);
+SegmentHeader parse_segment_header(const std::string& bytes, std::uint64_t file_size, const std::string& name,
+                                   std::uint64_t& needed);
 // Checks one tap block (values and the checksum after them) of a segment; the fuzz target and
 // verify() call it. Throws std::runtime_error with the reason.
-void check_segment_block(const SegmentHeader& header, std::size_t tap, const std::string& block, const std::string& name);
+void check_segment_block(const SegmentHeader& header, std::size_t tap, const std::string& block,
+                         const std::string& name);
 
 // 64-bit hash of a text, as 16 hex digits (names feature-space folders).
 std::string hash_hex(const std::string& text);

@@ -45,7 +45,7 @@ struct GainRow {
 };
 
 struct GainSettings {
-  int bootstrap = 1000;       // replicates; 0: no intervals
+  int bootstrap = 1000;  // replicates; 0: no intervals
   double confidence = 0.95;
   std::uint64_t seed = 0;
   double sweet_spot_epsilon = 0;  // > 0: use "within epsilon of the best score" instead of the interval
@@ -53,7 +53,8 @@ struct GainSettings {
 };
 
 // variants[v] as in the evaluation; metrics in config order.
-std::vector<GainRow> compute_gain(const Evaluation& evaluation, const std::vector<Variant>& variants, const std::vector<TapInfo>& taps,
-                                  const std::vector<NamedMetric>& metrics, std::int64_t feature_multiplier, const GainSettings& settings);
+std::vector<GainRow> compute_gain(const Evaluation& evaluation, const std::vector<Variant>& variants,
+                                  const std::vector<TapInfo>& taps, const std::vector<NamedMetric>& metrics,
+                                  std::int64_t feature_multiplier, const GainSettings& settings);
 
 }  // namespace kgain::core

@@ -19,6 +19,7 @@
 
 namespace kgain::core {
 
-std::vector<std::uint64_t> image_identities(const std::vector<Sample>& samples, const Dataset* pixel_source, int threads);
+std::vector<std::uint64_t> image_identities(const std::vector<Sample>& samples, const Dataset* pixel_source,
+                                            int threads);
 
 }  // namespace kgain::core

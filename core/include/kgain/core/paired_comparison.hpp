@@ -30,7 +30,8 @@ struct PairedRow {
   std::string tap;
   std::size_t run_a = 0, run_b = 0;  // indices into PairedComparison::runs
   double score_a = 0, score_b = 0, score_difference = 0, score_low = 0, score_high = 0, score_p = 1;
-  double gain_a = 0, gain_b = 0, gain_difference = 0, gain_low = 0, gain_high = 0, gain_p = 1;  // NaN without random variants
+  double gain_a = 0, gain_b = 0, gain_difference = 0, gain_low = 0, gain_high = 0,
+         gain_p = 1;  // NaN without random variants
   // Benjamini-Hochberg adjusted p-values over the taps of one (probe, metric, pair): a study
   // tests every tap, so about 1 in 20 taps shows p < 0.05 by chance alone; q < 0.05 keeps the
   // expected share of false discoveries among the taps called different under 5%.
@@ -60,8 +61,8 @@ struct PairedComparison {
 };
 
 struct PairedSettings {
-  int replicates = -1;      // -1: the first run's [analysis] bootstrap
-  double confidence = -1;   // -1: the first run's [analysis] confidence
+  int replicates = -1;     // -1: the first run's [analysis] bootstrap
+  double confidence = -1;  // -1: the first run's [analysis] confidence
   std::uint64_t seed = 0;
   int threads = 1;
   std::vector<std::string> plugin_paths;  // searched besides each run's [run] plugin_paths

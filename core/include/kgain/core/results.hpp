@@ -24,13 +24,14 @@ struct StudyLabels {
 void write_results_csv(const std::string& path, const StudyLabels& labels, const std::vector<ScoreRow>& rows);
 void write_gain_csv(const std::string& path, const StudyLabels& labels, const std::vector<GainRow>& rows);
 // gain.json: the rows of gain.csv plus, per metric, the sweet-spot and maximum-gain taps.
-void write_gain_json(const std::string& path, const StudyLabels& labels, const std::vector<GainRow>& rows, double confidence,
-                     const std::vector<TransferabilityRow>& transferability,
+void write_gain_json(const std::string& path, const StudyLabels& labels, const std::vector<GainRow>& rows,
+                     double confidence, const std::vector<TransferabilityRow>& transferability,
                      const std::vector<std::pair<std::string, double>>& rank_agreement, const std::string& probe_metric,
                      const std::vector<std::pair<std::string, double>>& source_transferability = {});
-void write_transferability_csv(const std::string& path, const StudyLabels& labels, const std::vector<TransferabilityRow>& rows);
-void write_splits_csv(const std::string& path, const std::vector<Sample>& samples, const std::vector<std::string>& classes,
-                      const SplitPlan& plan);
+void write_transferability_csv(const std::string& path, const StudyLabels& labels,
+                               const std::vector<TransferabilityRow>& rows);
+void write_splits_csv(const std::string& path, const std::vector<Sample>& samples,
+                      const std::vector<std::string>& classes, const SplitPlan& plan);
 void write_taps_csv(const std::string& path, const std::vector<TapInfo>& taps);
 
 std::string csv_field(const std::string& s);

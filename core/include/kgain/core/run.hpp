@@ -3,8 +3,8 @@
 // The run directory holds config.resolved.toml (the config with every default), kgain.log,
 // splits.csv (which image went where), taps.csv, results.csv (one row per probe x variant x tap
 // x fold x metric), gain.csv and gain.json (one row per probe x tap x metric),
-// transferability.csv, run.json, report.html and cache/. Rerunning the same config into the same directory reuses the cache; a directory that holds a run of a
-// different config is refused rather than mixed.
+// transferability.csv, run.json, report.html and cache/. Rerunning the same config into the same directory reuses the
+// cache; a directory that holds a run of a different config is refused rather than mixed.
 #pragma once
 
 #include <cstdint>
@@ -19,8 +19,8 @@
 namespace kgain::core {
 
 struct RunOptions {
-  std::string out_dir;          // empty: runs/<config name> under the current directory
-  bool replace_other = false;   // allow a run directory that holds another config's run
+  std::string out_dir;         // empty: runs/<config name> under the current directory
+  bool replace_other = false;  // allow a run directory that holds another config's run
 };
 
 struct RunSummary {

@@ -37,8 +37,8 @@ SplitPlan make_splits(const std::vector<Sample>& samples, int num_classes, const
 // Repeated k-fold: the folds of `repeats` assignments, with seeds seed, seed + 1, ...,
 // one after another (fold r * folds + f is fold f of repeat r). The dataset's own split is
 // one split and is not repeated.
-SplitPlan make_repeated_splits(const std::vector<Sample>& samples, int num_classes, const std::string& strategy, int folds,
-                               std::uint64_t seed, int repeats);
+SplitPlan make_repeated_splits(const std::vector<Sample>& samples, int num_classes, const std::string& strategy,
+                               int folds, std::uint64_t seed, int repeats);
 
 // Groups that have images on both sides of a fold (empty when the fold is sound).
 std::vector<std::string> leaking_groups(const std::vector<Sample>& samples, const Fold& fold);

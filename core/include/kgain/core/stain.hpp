@@ -19,10 +19,10 @@ struct StainVectors {
 };
 
 struct StainReference {
-  std::string method;                // "reinhard" or "macenko"
-  std::string image;                 // the reference image's path
+  std::string method;                           // "reinhard" or "macenko"
+  std::string image;                            // the reference image's path
   std::array<double, 3> lab_mean{}, lab_std{};  // Reinhard
-  StainVectors stains;               // Macenko
+  StainVectors stains;                          // Macenko
   std::array<double, 2> max_concentration{};    // Macenko: 99th percentiles of H and E
 };
 

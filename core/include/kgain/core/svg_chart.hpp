@@ -10,9 +10,9 @@ namespace kgain::core {
 
 struct ChartSeries {
   std::string name;
-  std::string color;             // CSS colour
-  std::vector<double> x, y;      // NaN y values leave a gap
-  std::vector<double> low, high; // optional band, same length as x
+  std::string color;              // CSS colour
+  std::vector<double> x, y;       // NaN y values leave a gap
+  std::vector<double> low, high;  // optional band, same length as x
   bool dashed = false;
 };
 
@@ -24,7 +24,8 @@ struct ChartMark {
 
 class SvgChart {
  public:
-  SvgChart(std::string title, std::string x_label, std::string y_label) : title_(std::move(title)), x_label_(std::move(x_label)), y_label_(std::move(y_label)) {}
+  SvgChart(std::string title, std::string x_label, std::string y_label)
+      : title_(std::move(title)), x_label_(std::move(x_label)), y_label_(std::move(y_label)) {}
   void add(ChartSeries series) { series_.push_back(std::move(series)); }
   void mark(ChartMark mark) { marks_.push_back(std::move(mark)); }
   void log_x(bool on) { log_x_ = on; }
