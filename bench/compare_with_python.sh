@@ -10,6 +10,7 @@
 #
 # DATASET is a folder of ../shared/data with a manifest.csv, MODEL a file of ../shared/models.
 # --memory also runs kgain on 4x the images and prints both peak resident sizes.
+# KGAIN_BENCH_MODES="onepass" leaves the naive form out (hours at study size on 2 cores).
 # Needs an otherwise idle machine (two LibTorch processes at once slow each other down), and
 # Debian's python3-torch, python3-sklearn and python3-pil (apt-get install; never a kgain dependency).
 set -euo pipefail
@@ -54,14 +55,17 @@ rss_mb() { grep "Maximum resident" "$1" | awk '{printf "%.0f", $NF/1024}'; }
 write_config "$work/study.toml" "$limit"
 echo "work directory: $work"
 /usr/bin/time -v "$root/build/kgain" run "$work/study.toml" --out "$work/run" --quiet 2> "$work/kgain.time" > /dev/null
-for mode in onepass naive; do
+modes=${KGAIN_BENCH_MODES:-onepass naive}
+for mode in $modes; do
   /usr/bin/time -v $py "$root/bench/python_reference.py" --splits "$work/run/splits.csv" --model "$shared/models/$model" \
     --size "$size" --mode $mode --out "$work/python-$mode.csv" 2> "$work/python-$mode.time" | tee "$work/python-$mode.log"
 done
 "$root/build/bench/kgain_bench_backbones" --model "$shared/models/$model" --size "$size" > "$work/raw.txt"
 
-$py - "$work" "$(seconds "$work/kgain.time")" "$(seconds "$work/python-onepass.time")" "$(seconds "$work/python-naive.time")" <<'EOF'
-import csv, json, re, sys
+naive_seconds=nan
+if [ -f "$work/python-naive.time" ]; then naive_seconds=$(seconds "$work/python-naive.time"); fi
+$py - "$work" "$(seconds "$work/kgain.time")" "$(seconds "$work/python-onepass.time")" "$naive_seconds" <<'EOF'
+import csv, json, os, re, sys
 work, t_kgain, t_one, t_naive = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
 run = json.load(open(work + "/run/run.json"))
 images = run["dataset"]["images"]
@@ -72,6 +76,9 @@ print("\nimages %d, 4 variants; wall seconds: kgain %.1f, python onepass %.1f, p
 print("speed-up of kgain: %.1fx over naive, %.1fx over onepass" % (t_naive / t_kgain, t_one / t_kgain))
 print("kgain extraction: %.1f s = %.1f images/s over all variants; raw forward limit %.1f images/s: %.0f%%" % (extraction, rate, raw, 100 * rate / raw))
 for mode in ["onepass", "naive"]:
+    if not os.path.exists(work + "/python-%s.log" % mode):
+        print("python %s: not run" % mode)
+        continue
     m = re.search(r"extraction ([0-9.]+) s, probes ([0-9.]+) s", open(work + "/python-%s.log" % mode).read())
     print("python %s: extraction %s s, probes %s s" % (mode, m.group(1), m.group(2)))
 print("kgain probes (run time after extraction): %.1f s" % (run["seconds"] - extraction))

@@ -8,6 +8,10 @@
 
 #include <kgain/core/config.hpp>
 #include <kgain/core/image.hpp>
+#include <kgain/core/image_decode.hpp>
+
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
 #include <kgain/core/run.hpp>
 
 using namespace kgain::core;
@@ -118,4 +122,27 @@ TEST_CASE("Resize policies: crop, stretch and pad keep what they promise", "[ima
   // The three policies differ.
   CHECK(crop != stretch);
   CHECK(stretch != pad);
+}
+
+// A CMYK JPEG (Photoshop's and Pillow's kind) went straight to OpenCV, whose reader lets a cut
+// file through with grey rows; now it is decoded with the same checks as any JPEG.
+TEST_CASE("A CMYK JPEG decodes as OpenCV decodes it, and a cut one is refused like any JPEG", "[images]") {
+  const fs::path dir = fs::temp_directory_path() / ("kgain-cmyk-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const std::string source = (*fs::directory_iterator(kgain::test::data_dir() + "/pcam-mini/1_tumor")).path().string();
+  const std::string jpg = (dir / "cmyk.jpg").string();
+  const std::string make = "/usr/bin/python3 -c \"from PIL import Image; Image.open('" + source +
+                           "').convert('CMYK').save('" + jpg + "', quality=95); assert Image.open('" + jpg +
+                           "').mode == 'CMYK'\"";
+  REQUIRE(std::system(make.c_str()) == 0);
+  const std::string bytes = kgain::test::slurp(jpg);
+  const cv::Mat ours = decode_image_bytes(jpg, bytes);
+  const cv::Mat opencv = cv::imread(jpg, cv::IMREAD_COLOR | cv::IMREAD_IGNORE_ORIENTATION);
+  REQUIRE(ours.type() == CV_8UC3);
+  REQUIRE(ours.size() == opencv.size());
+  CHECK(cv::norm(ours, opencv, cv::NORM_INF) == 0);
+  CHECK(cv::mean(ours)[2] > cv::mean(ours)[1]);  // H&E: more red than green
+  const std::string cut = bytes.substr(0, bytes.size() * 6 / 10) + "\xFF\xD9";
+  REQUIRE_THROWS_WITH(decode_image_bytes(jpg, cut), Contains("cmyk.jpg: the JPEG is cut short or damaged"));
+  fs::remove_all(dir);
 }

@@ -59,6 +59,23 @@ void jpeg_message(j_common_ptr info, int level) {
   }
 }
 
+// CMYK to BGR as OpenCV's JPEG reader converts it (Adobe's inverted CMYK, which is what
+// libjpeg returns for the CMYK JPEGs that Photoshop and Pillow write).
+cv::Mat cmyk_to_bgr(const cv::Mat& cmyk) {
+  cv::Mat bgr(cmyk.rows, cmyk.cols, CV_8UC3);
+  for (int r = 0; r < cmyk.rows; ++r) {
+    const unsigned char* in = cmyk.ptr<unsigned char>(r);
+    unsigned char* out = bgr.ptr<unsigned char>(r);
+    for (int x = 0; x < cmyk.cols; ++x, in += 4, out += 3) {
+      const int c = in[0], m = in[1], y = in[2], k = in[3];
+      out[2] = static_cast<unsigned char>(k - ((255 - c) * k >> 8));
+      out[1] = static_cast<unsigned char>(k - ((255 - m) * k >> 8));
+      out[0] = static_cast<unsigned char>(k - ((255 - y) * k >> 8));
+    }
+  }
+  return bgr;
+}
+
 cv::Mat decode_jpeg(const std::string& path, const std::string& bytes) {
   jpeg_decompress_struct info{};
   JpegErrors errors;
@@ -78,17 +95,17 @@ cv::Mat decode_jpeg(const std::string& path, const std::string& bytes) {
     jpeg_destroy_decompress(&info);
     check_dimensions(path, w, h);  // throws, naming the size
   }
-  if (info.num_components == 4) {  // CMYK: libjpeg-turbo has no BGR conversion for it; OpenCV does it
-    jpeg_destroy_decompress(&info);
-    return {};
-  }
-  info.out_color_space = JCS_EXT_BGR;
+  // CMYK (four components): libjpeg-turbo has no BGR conversion for it, so rows are read as
+  // CMYK and converted as OpenCV's reader does; either way the decoder's warnings are checked.
+  const bool cmyk = info.num_components == 4;
+  info.out_color_space = cmyk ? JCS_CMYK : JCS_EXT_BGR;
   jpeg_start_decompress(&info);
-  bgr.create(static_cast<int>(info.output_height), static_cast<int>(info.output_width), CV_8UC3);
+  bgr.create(static_cast<int>(info.output_height), static_cast<int>(info.output_width), cmyk ? CV_8UC4 : CV_8UC3);
   while (info.output_scanline < info.output_height) {
     JSAMPROW row = bgr.ptr<unsigned char>(static_cast<int>(info.output_scanline));
     jpeg_read_scanlines(&info, &row, 1);
   }
+  if (cmyk) bgr = cmyk_to_bgr(bgr);
   jpeg_finish_decompress(&info);
   jpeg_destroy_decompress(&info);
   if (!errors.problem.empty())
@@ -178,8 +195,7 @@ cv::Mat decode_image_bytes(const std::string& path, const std::string& bytes) {
   };
   cv::Mat bgr;
   if (starts("\xFF\xD8\xFF", 3)) {
-    bgr = decode_jpeg(path, bytes);
-    if (!bgr.empty()) return bgr;
+    return decode_jpeg(path, bytes);
   } else if (starts("\x89PNG\r\n\x1A\n", 8)) {
     check_png(path, bytes);
   } else if (starts("II*\0", 4) || starts("MM\0*", 4)) {

@@ -851,22 +851,27 @@ void check_visible(const std::string& dir, const std::string& what) {
 }  // namespace
 
 // The study as the architecture page draws it: plan, extract, evaluate, analyse, write.
-RunSummary run_study(const Config& config, const RunOptions& options) {
-  const auto start = std::chrono::steady_clock::now();
-  const Cluster& cluster = Cluster::get();  // under mpirun: one of several ranks (cluster.hpp)
-  RunSummary summary;
-  summary.root = cluster.root();
-  summary.run_dir = run_dir_of(config, options);
+namespace {
+
+// The run directory, locked for this run (root only) and checked against the config, with its
+// log open: both last as long as the run.
+struct OpenRunDir {
   std::unique_ptr<RunDirLock> lock;
+  std::unique_ptr<RunLog> log;
+};
+
+OpenRunDir open_run_dir(const Config& config, const RunOptions& options, const RunSummary& summary) {
+  const Cluster& cluster = Cluster::get();
+  OpenRunDir dir;
   cluster.together([&] {
     if (!cluster.root()) return;
     fs::create_directories(summary.run_dir);
-    lock = std::make_unique<RunDirLock>(summary.run_dir);
+    dir.lock = std::make_unique<RunDirLock>(summary.run_dir);
     check_run_dir(summary.run_dir, config, options);
   });
   check_visible(summary.run_dir, "run directory");
-  RunLog log(summary.run_dir +
-             (cluster.root() ? "/kgain.log" : "/kgain.rank-" + std::to_string(cluster.rank()) + ".log"));
+  dir.log = std::make_unique<RunLog>(
+      summary.run_dir + (cluster.root() ? "/kgain.log" : "/kgain.rank-" + std::to_string(cluster.rank()) + ".log"));
   if (cluster.distributed()) {
     spdlog::default_logger()->set_pattern("[%Y-%m-%d %H:%M:%S.%e] [rank " + std::to_string(cluster.rank()) +
                                           "] [%l] %v");
@@ -877,19 +882,24 @@ RunSummary run_study(const Config& config, const RunOptions& options) {
       spdlog::info("removed {} temporary file(s) that an interrupted run left behind", stale);
   spdlog::info("kgain {} run '{}' from {} into {}", KGAIN_VERSION, config.name, config.file, summary.run_dir);
   if (cluster.distributed()) spdlog::info("MPI job of {} ranks: this is rank {}", cluster.size(), cluster.rank());
-  set_threads(config.threads);
-  spdlog::info("LibTorch {} with {} threads", TORCH_VERSION, at::get_num_threads());
+  return dir;
+}
 
-  Study study;
-  cluster.together([&] {
+// Plugins, images and folds, taps, image identities and batch-norm calibration, on every rank.
+void plan_stage(const Config& config, Study& study, RunSummary& summary) {
+  Cluster::get().together([&] {
     load_plugins(config, study);
     plan_images(config, study, summary);
     plan_network(config, study);
     study.identities = image_identities(study.samples, study.prep.pixel_source, std::max(2, decode_threads(config)));
     if (config.recalibrate_batch_norm) calibrate_batch_norm(config, study);
   });
-  // Everything was accepted: the directory is now this run's (a config that fails before
-  // this point leaves nothing behind, so the corrected config is not refused).
+}
+
+// Everything was accepted: the directory is now this run's (a config that fails before this
+// point leaves nothing behind, so the corrected config is not refused). Returns the store.
+std::string claim_run_dir(const Config& config, const Study& study, const RunSummary& summary) {
+  const Cluster& cluster = Cluster::get();
   const std::string store = feature_store_dir(config, summary.run_dir);
   cluster.together([&] {
     if (!cluster.root()) return;
@@ -899,6 +909,25 @@ RunSummary run_study(const Config& config, const RunOptions& options) {
     fs::create_directories(store);
   });
   check_visible(store, "feature store");
+  return store;
+}
+
+}  // namespace
+
+// The study: plan, extract, evaluate, analyse, write (docs/architecture.md).
+RunSummary run_study(const Config& config, const RunOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  const Cluster& cluster = Cluster::get();  // under mpirun: one of several ranks (cluster.hpp)
+  RunSummary summary;
+  summary.root = cluster.root();
+  summary.run_dir = run_dir_of(config, options);
+  const OpenRunDir dir = open_run_dir(config, options, summary);
+  set_threads(config.threads);
+  spdlog::info("LibTorch {} with {} threads", TORCH_VERSION, at::get_num_threads());
+
+  Study study;
+  plan_stage(config, study, summary);
+  const std::string store = claim_run_dir(config, study, summary);
   std::vector<FeatureSpace> spaces;
   cluster.together([&] { spaces = open_feature_spaces(config, study, store); });
   extract_stage(config, study, spaces, store, summary);
