@@ -6,6 +6,7 @@
 #include <thread>
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>  // at::set_num_threads (not reached through ATen.h without the precompiled header)
 
 #include "kgain/core/blas_threads.hpp"
 
