@@ -233,7 +233,7 @@ at::Tensor load_tap(const FeatureSpace& space, std::size_t tap, const std::vecto
                     const std::vector<Sample>& samples) {
   std::vector<std::uint64_t> ids = identities;
   for (const auto& [index, reason] : left_out) ids[static_cast<std::size_t>(index)] = 0;
-  const at::Tensor x = space.load_tap(tap, ids);
+  at::Tensor x = space.load_tap(tap, ids);
   check_finite(x, "the stored features of tap " + std::to_string(tap) + " (" + space.directory() + ")", samples, 0);
   return x;
 }

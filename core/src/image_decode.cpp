@@ -190,6 +190,8 @@ std::string read_bytes(const std::string& path) {
 }  // namespace
 
 cv::Mat decode_image_bytes(const std::string& path, const std::string& bytes) {
+  // TIFF's magic numbers hold a NUL byte: arrays, compared with their length.
+  static constexpr char tiff_little_endian[] = {'I', 'I', '*', '\0'}, tiff_big_endian[] = {'M', 'M', '\0', '*'};
   const auto starts = [&](const char* magic, std::size_t n) {
     return bytes.size() >= n && std::memcmp(bytes.data(), magic, n) == 0;
   };
@@ -198,7 +200,7 @@ cv::Mat decode_image_bytes(const std::string& path, const std::string& bytes) {
     return decode_jpeg(path, bytes);
   } else if (starts("\x89PNG\r\n\x1A\n", 8)) {
     check_png(path, bytes);
-  } else if (starts("II*\0", 4) || starts("MM\0*", 4)) {
+  } else if (starts(tiff_little_endian, 4) || starts(tiff_big_endian, 4)) {
     check_tiff(path, bytes);
   } else if (starts("BM", 2)) {
     check_bmp(path, bytes);

@@ -263,7 +263,7 @@ std::string write_report(const std::string& run_dir) {
          << "</td><td class=\"l\">" << html_escape(p.value("version", "")) << "</td><td class=\"l\">"
          << html_escape(p.value("library", "")) << "</td></tr>\n";
   html << "</table>\n</body></html>\n";
-  const std::string path = run_dir + "/report.html";
+  std::string path = run_dir + "/report.html";
   write_file_atomically(path, html.str());
   return path;
 }

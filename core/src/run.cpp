@@ -900,7 +900,7 @@ void plan_stage(const Config& config, Study& study, RunSummary& summary) {
 // point leaves nothing behind, so the corrected config is not refused). Returns the store.
 std::string claim_run_dir(const Config& config, const Study& study, const RunSummary& summary) {
   const Cluster& cluster = Cluster::get();
-  const std::string store = feature_store_dir(config, summary.run_dir);
+  std::string store = feature_store_dir(config, summary.run_dir);  // not const: returned by move
   cluster.together([&] {
     if (!cluster.root()) return;
     write_file_atomically(summary.run_dir + "/config.resolved.toml", config.resolved_toml);
