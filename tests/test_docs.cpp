@@ -127,6 +127,7 @@ TEST_CASE("No source file of the core names a bundled plugin", "[docs][plugins]"
     for (const auto& name : names) {
       INFO(entry.path().string() << " names the bundled plugin \"" << name << "\" (move it to plugins/defaults.toml)");
       CHECK(text.find("\"" + name + "\"") == std::string::npos);
+      CHECK(text.find("\\\"" + name + "\\\"") == std::string::npos);  // inside a message: \"name\"
     }
   }
   CHECK(files > 40);

@@ -390,9 +390,9 @@ void read_run(const ConfigSource& in, Config& c, ConfigRecord& record) {
 void read_dataset(const ConfigSource& in, Config& c, ConfigRecord& record) {
   const toml::table* t = in.table("dataset");
   if (!t)
-    throw ConfigError(in.file +
-                      ": the config has no [dataset] table: add one naming a dataset plugin, e.g.\n[dataset]\nplugin = "
-                      "\"manifest\"\nroot = \"../shared/data/pcam-mini\"");
+    throw ConfigError(
+        in.file + ": the config has no [dataset] table: add one naming a dataset plugin, e.g.\n[dataset]\nplugin = \"" +
+        bundled_default("data", "with_manifest") + "\"\nroot = \"../shared/data/pcam-mini\"");
   c.dataset = core_plugin_table(t, "dataset", in.file, c.base_dir, "", record);
   c.limit_per_class = core_option(c.dataset, "limit_per_class", 0, record);
   const std::string on_bad = core_option(c.dataset, "on_bad_image", "fail", record);
@@ -410,9 +410,10 @@ void read_dataset(const ConfigSource& in, Config& c, ConfigRecord& record) {
 void read_backbone(const ConfigSource& in, Config& c, ConfigRecord& record) {
   const toml::table* t = in.table("backbone");
   if (!t)
-    throw ConfigError(in.file +
-                      ": the config has no [backbone] table: add one naming a backbone plugin, "
-                      "e.g.\n[backbone]\nplugin = \"torchscript\"\nfile = \"model.ts.pt\"");
+    throw ConfigError(
+        in.file +
+        ": the config has no [backbone] table: add one naming a backbone plugin, e.g.\n[backbone]\nplugin = \"" +
+        bundled_default("inspect", "file") + "\"\nfile = \"model.ts.pt\"");
   c.backbone = core_plugin_table(t, "backbone", in.file, c.base_dir, "", record);
   record.set_section("backbone", options_table(c.backbone));
 }
@@ -522,9 +523,11 @@ void read_metrics(const ConfigSource& in, Config& c, ConfigRecord& record) {
   const toml::table* t = in.table("metrics");
   SectionReader r(t, "metrics", in.file, record);
   c.metrics = read_plugin_list(in, t, r, "metrics", "metric", c.base_dir, record);
-  if (c.metrics.empty())
-    throw ConfigError(where(in.file, r.source("names")) +
-                      ": [metrics] names: list at least one metric, e.g. [\"accuracy\"]");
+  if (c.metrics.empty()) {
+    const auto bundled = bundled_default_list("metrics", "names");
+    throw ConfigError(where(in.file, r.source("names")) + ": [metrics] names: list at least one metric" +
+                      (bundled.empty() ? std::string(" (see 'kgain list')") : ", e.g. [\"" + bundled.front() + "\"]"));
+  }
   r.check_unknown();
 }
 

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <thread>
 
 #include "kgain/core/bootstrap.hpp"
@@ -11,16 +12,14 @@ namespace kgain::core {
 
 namespace {
 
-// Which variant is the pretrained one (variants.size() when none) and which are random.
+// Which variant is the pretrained one (none in a random-only study) and which are random.
 struct VariantRoles {
-  std::size_t pretrained;
+  std::optional<std::size_t> pretrained;
   std::vector<std::size_t> random;
-  bool has_pretrained() const { return pretrained != npos; }
-  std::size_t npos;
 };
 
 VariantRoles roles_of(const std::vector<Variant>& variants) {
-  VariantRoles r{variants.size(), {}, variants.size()};
+  VariantRoles r;
   for (std::size_t v = 0; v < variants.size(); ++v) {
     if (variants[v].kind == Variant::Kind::pretrained)
       r.pretrained = v;
@@ -40,7 +39,7 @@ void fill_row(GainRow& g, std::size_t task, std::size_t t, const NamedMetric& na
   const Metric& metric = *named.metric;
   const double sign = metric.higher_is_better() ? 1.0 : -1.0;
   static const std::vector<Predictions> none;
-  const auto& pre = roles.has_pretrained() ? evaluation.predictions[roles.pretrained][t] : none;
+  const auto& pre = roles.pretrained ? evaluation.predictions[*roles.pretrained][t] : none;
   std::vector<std::vector<Predictions>> rnd;
   std::vector<double> random_scores;
   for (auto v : roles.random) {
@@ -57,7 +56,7 @@ void fill_row(GainRow& g, std::size_t task, std::size_t t, const NamedMetric& na
   g.macs = tap.macs;
   g.feature_dim = tap.feature_dim * feature_multiplier;
   for (const auto& p : pre) g.pretrained += metric.score(p) / static_cast<double>(pre.size());
-  if (!roles.has_pretrained()) g.pretrained = nan;
+  if (!roles.pretrained) g.pretrained = nan;
   for (double s : random_scores) g.random_mean += s / static_cast<double>(random_scores.size());
   double ss = 0;
   for (double s : random_scores) ss += (s - g.random_mean) * (s - g.random_mean);
@@ -66,7 +65,7 @@ void fill_row(GainRow& g, std::size_t task, std::size_t t, const NamedMetric& na
   g.gain = sign * (g.pretrained - g.random_mean);
   const double headroom = metric.higher_is_better() ? 1.0 - g.random_mean : g.random_mean;
   g.relative_gain = headroom > 1e-12 ? g.gain / headroom : nan;
-  if (!roles.has_pretrained()) {
+  if (!roles.pretrained) {
     g.gain = g.relative_gain = g.gain_low = g.gain_high = g.p_value = g.pretrained_low = g.pretrained_high = nan;
     return;
   }
@@ -123,7 +122,7 @@ std::vector<GainRow> compute_gain(const Evaluation& evaluation, const std::vecto
   for (int i = 1; i < std::max(1, settings.threads); ++i) pool.emplace_back(work);
   work();
   for (auto& th : pool) th.join();
-  if (roles.has_pretrained()) flag_taps(rows, taps.size(), metrics, settings.sweet_spot_epsilon);
+  if (roles.pretrained) flag_taps(rows, taps.size(), metrics, settings.sweet_spot_epsilon);
   return rows;
 }
 
