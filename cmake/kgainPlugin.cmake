@@ -1,7 +1,8 @@
 # kgain_add_plugin(NAME [TORCH] [SOURCES] source...): one plugin library, built the way the core
 # expects. The same function builds the bundled plugins (included by the top-level
 # CMakeLists.txt) and plugins out of tree (installed beside kgainConfig.cmake, so
-# find_package(kgain) brings it): a bundled plugin's CMakeLists.txt works unchanged outside.
+# find_package(kgain) brings it): the CMakeLists.txt of a bundled plugin that needs only the SDK
+# works unchanged outside.
 #   - a MODULE library kgain_NAME.so (target kgain_plugin_NAME) that links kgain::sdk: the SDK
 #     headers with LibTorch's headers and flags (the C++ library ABI must match the core's);
 #   - TORCH: also links LibTorch's libraries (kgain::torch), for plugins that run tensor code;
