@@ -39,12 +39,12 @@ std::shared_ptr<Backbone> torchscript(const std::string& file, const std::string
 // Made by tests/fixtures/backbones/make_torchvision_fixtures.py with python3-torchvision, once
 // per build tree.
 std::string torchvision_fixture(const std::string& file) {
-  const std::string dir = std::string(KGAIN_TEST_OUTPUT_DIR) + "/torchvision-fixtures";
-  if (!std::filesystem::exists(dir + "/shapes.json")) {
-    const std::string command =
-        "/usr/bin/python3 " + test::fixtures_dir() + "/backbones/make_torchvision_fixtures.py " + dir + " 2>/dev/null";
-    REQUIRE(std::system(command.c_str()) == 0);  // needs Debian's python3-torchvision (tools/deps.sh installs it)
-  }
+  static const std::string d = std::string(KGAIN_TEST_OUTPUT_DIR) + "/torchvision-fixtures";
+  static const std::string dir =  // needs Debian's python3-torchvision (tools/deps.sh installs it)
+      test::generated_once(d, "shapes.json", [](const std::string& out) {
+        return "/usr/bin/python3 " + test::fixtures_dir() + "/backbones/make_torchvision_fixtures.py " + out +
+               " 2>/dev/null";
+      });
   return dir + "/" + file;
 }
 

@@ -6,6 +6,8 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
+#include <unistd.h>
 #include <memory>
 #include <string>
 #include <utility>
@@ -50,18 +52,35 @@ inline void write_zeros_state_dict(const std::string& file, const nlohmann::json
   std::ofstream(file, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
-// `dir`, made by `command` (a fixture generator) unless `marker` (the last file it writes) is there.
-inline std::string generated_once(const std::string& dir, const std::string& marker, const std::string& command) {
-  if (!std::filesystem::exists(dir + "/" + marker)) REQUIRE(std::system(command.c_str()) == 0);
+// `dir`, made by `command(out)` (a fixture generator writing into `out`) unless `marker` (the last
+// file it writes) is there. ctest runs test cases as parallel processes, and two of them may both
+// find the fixtures missing: each generates into its own temporary folder, which is renamed into
+// place, so no test ever reads a file another process is still writing (CI once read a slide
+// while a second generator rewrote it).
+inline std::string generated_once(const std::string& dir, const std::string& marker,
+                                  const std::function<std::string(const std::string&)>& command) {
+  namespace fs = std::filesystem;
+  if (fs::exists(dir + "/" + marker)) return dir;
+  const std::string scratch = dir + ".tmp-" + std::to_string(::getpid());
+  fs::remove_all(scratch);
+  REQUIRE(std::system(command(scratch).c_str()) == 0);
+  REQUIRE(fs::exists(scratch + "/" + marker));
+  std::error_code error;
+  fs::rename(scratch, dir, error);
+  if (error && !fs::exists(dir + "/" + marker)) {  // a folder left by an older, interrupted build
+    fs::remove_all(dir);
+    fs::rename(scratch, dir);
+  }
+  fs::remove_all(scratch);  // another process won the race; its copy is the same
   return dir;
 }
 
 // Needs libvips-tools and python3-tifffile (tools/test.sh installs them).
 inline std::string generated_slides() {
   static const std::string d = std::string(KGAIN_TEST_OUTPUT_DIR) + "/slides";
-  static const std::string dir = generated_once(
-      d, "no_resolution.tif",
-      "/usr/bin/python3 " + std::string(KGAIN_SOURCE_DIR) + "/tools/make_slides.py " + d + " " + shared_dir());
+  static const std::string dir = generated_once(d, "no_resolution.tif", [](const std::string& out) {
+    return "/usr/bin/python3 " + std::string(KGAIN_SOURCE_DIR) + "/tools/make_slides.py " + out + " " + shared_dir();
+  });
   return dir;
 }
 
@@ -69,10 +88,10 @@ inline std::string generated_slides() {
 // made once per build tree by tests/fixtures/backbones/make_safetensors.py (needs python3-torch).
 inline std::string safetensors_fixtures() {
   static const std::string d = std::string(KGAIN_TEST_OUTPUT_DIR) + "/safetensors-fixtures";
-  static const std::string dir =
-      generated_once(d, "dtypes.safetensors",
-                     "/usr/bin/python3 " + fixtures_dir() + "/backbones/make_safetensors.py " + models_dir() +
-                         "/mobilenet_v1_0.25_128_quant.state_dict.pt " + d);
+  static const std::string dir = generated_once(d, "dtypes.safetensors", [](const std::string& out) {
+    return "/usr/bin/python3 " + fixtures_dir() + "/backbones/make_safetensors.py " + models_dir() +
+           "/mobilenet_v1_0.25_128_quant.state_dict.pt " + out;
+  });
   return dir;
 }
 
