@@ -8,7 +8,13 @@
 
 #include <kgain/core/registry.hpp>
 #include <kgain/core/transferability.hpp>
+#include <kgain/lbfgs.hpp>
 #include <kgain/probe.hpp>
+#include <kgain/standardize.hpp>
+
+// The logistic probe's solvers, tested below on their own (a plugin's private headers).
+#include "../plugins/logistic/logistic_objective.hpp"
+#include "../plugins/logistic/newton.hpp"
 
 using namespace kgain;
 using namespace kgain::core;
@@ -237,4 +243,76 @@ TEST_CASE("The logistic probe reaches scikit-learn's optimum on real features", 
     CHECK(max_diff < 5e-4);
   }
   CHECK(rows == 4);
+}
+
+TEST_CASE("The logistic probe's Newton and L-BFGS solvers land on the same model, and auto takes Newton on narrow taps",
+          "[probe]") {
+  // Same objective, same stopping rule: at tol = 1e-10 both solvers must give the same class
+  // probabilities on the real features (within 2.5e-4: L-BFGS stops there by scipy's relative-
+  // decrease rule before its gradient reaches 1e-10, 1e-4 from Newton's optimum at most; a wrong
+  // penalty scale moves them by 0.10 to 0.99, see the test above) (64 of them: narrow enough that "auto" takes Newton,
+  // which must then be bit for bit what solver = "newton" gives).
+  Registry registry;
+  registry.add_directory(test::plugin_dir());
+  for (const std::string set_name : {"pcam", "lc25000"}) {
+    const FeatureSet set = read_features(set_name);
+    for (double C : {0.01, 1.0}) {
+      const auto fitted = [&](const std::string& solver, double tol) {
+        Options options("probe", "");
+        options.set("C", C);
+        options.set("tol", tol);
+        options.set("max_iter", static_cast<std::int64_t>(10000));
+        options.set("solver", solver);
+        auto probe = registry.create<Probe>("logistic", options);
+        probe->fit(set.train_x, set.train_y, set.classes, 0);
+        return probe->predict_proba(set.test_x);
+      };
+      CAPTURE(set_name, C);
+      const at::Tensor newton = fitted("newton", 1e-10), lbfgs = fitted("lbfgs", 1e-10);
+      CHECK((newton - lbfgs).abs().max().item<double>() < 2.5e-4);
+      CHECK(torch::equal(fitted("auto", 1e-10), newton));
+      // At scikit-learn's default tol both stop within tol of the optimum: the same predictions.
+      const at::Tensor loose_newton = fitted("newton", 1e-4), loose_lbfgs = fitted("lbfgs", 1e-4);
+      CHECK((loose_newton - newton).abs().max().item<double>() < 1e-3);
+      CHECK((loose_lbfgs - newton).abs().max().item<double>() < 1e-3);
+    }
+  }
+  Options bad("probe", "");
+  bad.set("solver", std::string("sag"), "study.toml:5:1");
+  REQUIRE_THROWS_WITH(registry.create<Probe>("logistic", bad),
+                      Catch::Matchers::Contains("study.toml:5:1") && Catch::Matchers::Contains("\"lbfgs\""));
+}
+
+TEST_CASE("Newton's method meets the gradient rule in a few iterations, with two classes and with three", "[probe]") {
+  // On its own, without the probe's fallback to L-BFGS (which would hide a Newton step that does
+  // not descend): a Hessian laid out or scaled wrongly gives steps that stall or need many
+  // more iterations, and the outcome says so.
+  for (const std::string set_name : {"pcam", "lc25000"}) {
+    const FeatureSet set = read_features(set_name);
+    Standardizer scaler;
+    scaler.fit(set.train_x);
+    const LinearProblem problem(scaler.apply(set.train_x), set.train_y, set.classes);
+    const kgain_logistic::LogisticObjective objective(problem, 1.0);
+    const auto size = static_cast<std::size_t>(problem.parameters());
+    std::vector<double> newton(size, 0.0), lbfgs(size, 0.0), gradient(size);
+    const auto outcome = kgain_logistic::minimize_newton(problem, 1.0, objective, newton, 1e-8, 100);
+    CAPTURE(set_name, outcome.iterations, outcome.hessians);
+    CHECK(outcome.converged);
+    CHECK(outcome.iterations <= 25);
+    CHECK(outcome.hessians <= outcome.iterations);
+    const double value = objective(newton.data(), gradient.data());
+    double largest = 0;
+    for (double g : gradient) largest = std::max(largest, std::abs(g));
+    CHECK(largest <= 1e-8);
+    LbfgsSettings settings;
+    settings.gradient_tolerance = 1e-8;
+    settings.max_iterations = 10000;
+    minimize_lbfgs([&](const double* x, double* g) { return objective(x, g); }, lbfgs, settings);
+    CHECK(value <= objective(lbfgs.data(), gradient.data()) + 1e-12);
+  }
+  // The choice "auto" makes: Newton on narrow taps, L-BFGS on MobileNetV2's widest (1,280
+  // features, where Newton measured 0.93 s a fit against 0.73 s; docs/performance.md).
+  CHECK(kgain_logistic::newton_is_cheaper(3000, 320, 1));
+  CHECK(kgain_logistic::newton_is_cheaper(1440, 64, 3));
+  CHECK_FALSE(kgain_logistic::newton_is_cheaper(3000, 1280, 1));
 }

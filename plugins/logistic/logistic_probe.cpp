@@ -18,6 +18,11 @@
 // weights. Along the grid, each inner fold's fit starts from its solution for the previous C
 // (warm start; the grid is visited from the smallest C up).
 //
+// Solver: Newton's method (newton.hpp) where its cost model says it is cheaper (narrow taps: a
+// few hundred features or fewer), L-BFGS otherwise; both stop by the same rule on the same
+// gradient. A Newton phase that cannot go on (a step that does not lower the objective, a
+// Hessian that does not factor) is finished by L-BFGS from where it stopped.
+//
 // Options:
 //   C         (number, default 1.0)   inverse L2 strength, > 0 (ignored when C_grid is given)
 //   C_grid    (array of numbers)      candidate Cs for inner cross-validation
@@ -25,6 +30,8 @@
 //   max_iter  (integer, default 1000) L-BFGS iterations, > 0
 //   tol       (number, default 1e-4)  scikit-learn's tol: stop when the largest entry of the
 //                                     objective's gradient (in the scale above) is at most tol
+//   solver    (string, default "auto") "auto", "newton" or "lbfgs" (the first two still finish
+//                                     with L-BFGS when a Newton step fails)
 #include <algorithm>
 #include <random>
 
@@ -37,11 +44,22 @@
 #include <kgain/probe.hpp>
 #include <kgain/standardize.hpp>
 
+#include "logistic_objective.hpp"
+#include "newton.hpp"
+
 namespace {
 
 struct LinearModel {
   at::Tensor weights, bias;  // [d, columns], [columns]; columns = 1 for two classes
 };
+
+using kgain_logistic::LogisticObjective;
+
+// The fitted model as the [d, columns] weights and [columns] bias that logits() takes.
+LinearModel model_of(const LogisticObjective& objective, const std::vector<double>& theta) {
+  auto [weights, bias] = objective.problem().weights_and_bias(theta);
+  return {weights, bias};
+}
 
 at::Tensor logits(const at::Tensor& xs, const LinearModel& m) {
   at::Tensor z = torch::addmm(m.bias, xs, m.weights);
@@ -65,63 +83,6 @@ std::vector<std::int64_t> inner_folds(const at::Tensor& labels, std::int64_t num
   return fold;
 }
 
-// sum_i log_loss_i + ||W||^2 / (2 C) and its gradient over the parameters of a LinearProblem
-// (kgain/linear_problem.hpp). One pass over the rows per evaluation: each row's logits and its
-// share of the gradient are computed while the row is in cache; every sum is float64 and runs
-// over the rows in order, so the result does not depend on threads.
-class LogisticObjective {
- public:
-  // `problem` must outlive the objective (one problem serves every C of a grid).
-  LogisticObjective(const kgain::LinearProblem& problem, double C) : problem_(problem), C_(C) {}
-  std::int64_t parameters() const { return problem_.parameters(); }
-
-  // The fitted model as the [d, columns] weights and [columns] bias that logits() takes.
-  LinearModel model(const std::vector<double>& theta) const {
-    auto [weights, bias] = problem_.weights_and_bias(theta);
-    return {weights, bias};
-  }
-
-  double operator()(const double* theta, double* gradient) const {
-    const auto d = static_cast<std::size_t>(problem_.d), k = static_cast<std::size_t>(problem_.columns);
-    const double* bias = theta + d * k;
-    std::fill(gradient, gradient + (d + 1) * k, 0.0);
-    std::vector<double> z(k);
-    double loss = 0;
-    const float* x = problem_.rows.data_ptr<float>();
-    const std::int64_t* y = problem_.labels.data_ptr<std::int64_t>();
-    for (std::int64_t i = 0; i < problem_.n; ++i, x += d) {
-      for (std::size_t c = 0; c < k; ++c) z[c] = bias[c] + kgain::dot(x, theta + c * d, d);
-      loss += residuals(z, y[i]);  // z now holds d loss_i / d z
-      for (std::size_t c = 0; c < k; ++c) {
-        kgain::axpy(z[c], x, gradient + c * d, d);
-        gradient[d * k + c] += z[c];
-      }
-    }
-    double squared_norm = 0;
-    for (std::size_t j = 0; j < d * k; ++j) squared_norm += theta[j] * theta[j], gradient[j] += theta[j] / C_;
-    return loss + squared_norm / (2 * C_);
-  }
-
- private:
-  // Row i's loss, and its derivatives with respect to its logits written over them.
-  double residuals(std::vector<double>& z, std::int64_t label) const {
-    if (problem_.columns == 1) {  // log(1 + e^z) - y z and sigmoid(z) - y, without overflow
-      const double v = z[0], y = label == 1 ? 1.0 : 0.0, e = std::exp(-std::abs(v));
-      z[0] = (v >= 0 ? 1 / (1 + e) : e / (1 + e)) - y;
-      return std::max(v, 0.0) + std::log1p(e) - y * v;
-    }
-    const double top = *std::max_element(z.begin(), z.end());
-    double sum = 0;
-    for (double v : z) sum += std::exp(v - top);
-    const double lse = top + std::log(sum), loss = lse - z[static_cast<std::size_t>(label)];
-    for (std::size_t c = 0; c < z.size(); ++c)
-      z[c] = std::exp(z[c] - lse) - (static_cast<std::int64_t>(c) == label ? 1.0 : 0.0);
-    return loss;
-  }
-  const kgain::LinearProblem& problem_;
-  double C_;
-};
-
 class LogisticProbe : public kgain::Probe {
  public:
   explicit LogisticProbe(const kgain::Options& options)
@@ -129,7 +90,10 @@ class LogisticProbe : public kgain::Probe {
         C_grid_(options.get_double_list("C_grid", {})),
         inner_folds_(options.get_int("inner_folds", 3)),
         max_iter_(options.get_int("max_iter", 1000)),
-        tol_(options.get_double("tol", 1e-4)) {
+        tol_(options.get_double("tol", 1e-4)),
+        solver_(options.get_string("solver", "auto")) {
+    if (solver_ != "auto" && solver_ != "newton" && solver_ != "lbfgs")
+      throw options.error("solver", "must be \"auto\", \"newton\" or \"lbfgs\" (received \"" + solver_ + "\")");
     if (!(C_ > 0)) throw options.error("C", "must be positive (received " + std::to_string(C_) + ")");
     for (double c : C_grid_)
       if (!(c > 0)) throw options.error("C_grid", "every C must be positive (received " + std::to_string(c) + ")");
@@ -189,7 +153,7 @@ class LogisticProbe : public kgain::Probe {
         const LogisticObjective objective(f.train, C);
         if (f.theta.empty()) f.theta.assign(static_cast<std::size_t>(objective.parameters()), 0.0);
         minimize(objective, f.theta);  // warm start: from this fold's solution for the previous C
-        const at::Tensor predicted = logits(f.test_x, objective.model(f.theta)).argmax(1);
+        const at::Tensor predicted = logits(f.test_x, model_of(objective, f.theta)).argmax(1);
         accuracy += predicted.eq(f.test_y).to(torch::kDouble).mean().item<double>() / static_cast<double>(inner_folds_);
       }
       if (accuracy > best_accuracy + 1e-12) best_accuracy = accuracy, best_C = C;
@@ -202,13 +166,20 @@ class LogisticProbe : public kgain::Probe {
     const LogisticObjective objective(problem, C);
     std::vector<double> theta(static_cast<std::size_t>(objective.parameters()), 0.0);
     minimize(objective, theta);
-    return objective.model(theta);
+    return model_of(objective, theta);
   }
 
   void minimize(const LogisticObjective& objective, std::vector<double>& theta) const {
+    const kgain::LinearProblem& p = objective.problem();
+    std::int64_t newton_iterations = 0;
+    if (solver_ == "newton" || (solver_ == "auto" && kgain_logistic::newton_is_cheaper(p.n, p.d, p.columns))) {
+      const auto outcome = kgain_logistic::minimize_newton(p, objective.C(), objective, theta, tol_, max_iter_);
+      if (outcome.converged || outcome.iterations >= max_iter_) return;
+      newton_iterations = outcome.iterations;
+    }
     kgain::LbfgsSettings settings;
     settings.gradient_tolerance = tol_;
-    settings.max_iterations = max_iter_;
+    settings.max_iterations = max_iter_ - newton_iterations;
     kgain::minimize_lbfgs([&](const double* x, double* g) { return objective(x, g); }, theta, settings);
   }
 
@@ -217,6 +188,7 @@ class LogisticProbe : public kgain::Probe {
   std::int64_t inner_folds_;
   std::int64_t max_iter_;
   double tol_;
+  std::string solver_;
   double chosen_C_ = 0;
   kgain::Standardizer scaler_;
   LinearModel model_;

@@ -1,0 +1,147 @@
+// Newton's method for the logistic probe's objective, for problems whose Hessian is cheap.
+//
+// Why: scikit-learn's stopping rule (largest gradient entry of the un-normalised sum at most
+// tol = 1e-4) costs L-BFGS 100 to 600 iterations on CNN features, each a pass over the rows with
+// an exp and a log per row. On the narrow taps of a CNN (d of 16 to a few hundred) that per-row
+// work, not the arithmetic on features, is the time. Newton's method reaches the same rule in 7
+// to 20 iterations. A Hessian (BLAS matrix products, then a Cholesky factor) is formed when the
+// largest gradient entry fell by less than half in the last step, and otherwise reused: about 5
+// per fit. Same objective, same rule on the same gradient: the model found is within tol of the
+// optimum, as L-BFGS's is (closer to it, as Newton converges quadratically).
+//
+// The Hessian of sum_i log_loss + ||W||^2 / (2 C) in the layout of the augmented rows a_i = [x_i, 1]:
+//   block (a, b) = sum_i a_i a_i^T p_ia (delta_ab - p_ib)   (multinomial, k columns)
+//   H            = sum_i a_i a_i^T p_i (1 - p_i)            (two classes, one column)
+// plus 1/C on every weight's diagonal. The intercepts are not penalised: softmax's intercepts
+// may all move by the same amount without changing the loss, a flat direction that the float32
+// products turn slightly negative; H gets curvature along that direction only (the gradient has
+// no component along it, so the step is the same), which keeps it positive definite.
+// A step that does not lower the objective enough (Armijo backtracking fails), or a Hessian that
+// does not factor, ends the Newton phase early; the caller then finishes with L-BFGS from there.
+// Threads: no shared state.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include <ATen/ATen.h>
+
+#include <kgain/linear_problem.hpp>
+
+namespace kgain_logistic {
+
+// Whether Newton's method is expected to be cheaper than L-BFGS for this problem (n rows, d
+// features, k weight columns), in multiply-adds at the rate of L-BFGS's row passes (2 n d k, plus
+// an exp and a log per row and column, about 20 k more). Measured on pcam-mini's 3,000 training
+// rows at MobileNetV2's 19 taps (bench/probe_speed.sh, docs/performance.md): L-BFGS spends about
+// 140 + 0.37 d evaluations; Newton about 15 passes and 6 Hessians, each n (d+1)^2 k(k+1)/2
+// multiply-adds in BLAS products (about 5x the row passes' rate) and a Cholesky factor of
+// (k (d+1))^3 / 3 (about 2x). So Newton wins on narrow taps (d up to a few hundred) and loses
+// on wide ones (1,280 features: 0.73 s per fit for L-BFGS, 0.93 s for Newton).
+inline bool newton_is_cheaper(std::int64_t n, std::int64_t d, std::int64_t k) {
+  const double rows = static_cast<double>(n), a = static_cast<double>(d + 1), columns = static_cast<double>(k);
+  const double pass = rows * (2 * static_cast<double>(d) * columns + 20 * columns);
+  const double hessian = rows * a * a * columns * (columns + 1) / 2 / 5 + std::pow(columns * a, 3) / 3 / 2;
+  return 6 * hessian + 15 * pass < (140 + 0.37 * static_cast<double>(d)) * pass;
+}
+
+// The Cholesky factor of the objective's Hessian at `weights` ([d+1, k], augmented layout), or
+// an undefined tensor when it does not factor. The products run in float32 (BLAS's fastest; the
+// Hessian only shapes the step, the gradient that decides convergence stays float64), the
+// factorisation in float64.
+inline at::Tensor factored_hessian(const at::Tensor& augmented, const at::Tensor& weights, double C) {
+  const std::int64_t width = augmented.size(1), d = width - 1, k = weights.size(1), size = k * width;
+  const at::Tensor z = augmented.mm(weights);  // [n, k] logits (k = 1: class 1's)
+  const at::Tensor rows = augmented.to(at::kFloat);
+  at::Tensor hessian = at::empty({size, size}, at::kDouble);
+  if (k == 1) {
+    const at::Tensor p = at::sigmoid(z);
+    hessian.copy_(rows.t().mm(rows * (p * (1 - p)).to(at::kFloat)));
+  } else {
+    const at::Tensor p = at::softmax(z, 1);
+    for (std::int64_t a = 0; a < k; ++a)
+      for (std::int64_t b = a; b < k; ++b) {
+        const at::Tensor w = p.select(1, a) * ((a == b ? 1.0 : 0.0) - p.select(1, b));
+        const at::Tensor block = rows.t().mm(rows * w.to(at::kFloat).unsqueeze(1)).to(at::kDouble);
+        hessian.slice(0, a * width, (a + 1) * width).slice(1, b * width, (b + 1) * width).copy_(block);
+        if (b != a) hessian.slice(0, b * width, (b + 1) * width).slice(1, a * width, (a + 1) * width).copy_(block.t());
+      }
+  }
+  const at::Tensor diagonal = hessian.diagonal();
+  const double largest = diagonal.max().item<double>();
+  for (std::int64_t c = 0; c < k; ++c) diagonal.slice(0, c * width, c * width + d).add_(1.0 / C);
+  if (k == 1) {
+    diagonal[d].add_(1e-10 * (1 + largest));  // the intercept's curvature vanishes on separable classes
+  } else {  // the intercepts' common shift, the one flat direction, gets curvature; no step goes along it
+    for (std::int64_t a = 0; a < k; ++a)
+      for (std::int64_t b = 0; b < k; ++b) hessian[a * width + d][b * width + d].add_((1 + largest) / k);
+  }
+  const auto [factor, info] = at::linalg_cholesky_ex(hessian);
+  return info.item<std::int64_t>() == 0 ? factor : at::Tensor();
+}
+
+struct NewtonOutcome {
+  std::int64_t iterations = 0, hessians = 0;
+  bool converged = false;  // the gradient rule holds at theta
+};
+
+// Minimises objective(theta, gradient) -> value (the logistic objective over `problem` with
+// penalty 1/C) from theta by damped Newton steps, for at most max_iterations iterations.
+template <class Objective>
+NewtonOutcome minimize_newton(const kgain::LinearProblem& problem, double C, const Objective& objective,
+                              std::vector<double>& theta, double tol, std::int64_t max_iterations) {
+  const std::int64_t n = problem.n, d = problem.d, k = problem.columns, width = d + 1, size = k * width;
+  const auto P = static_cast<std::size_t>(size);
+  const at::Tensor augmented = at::cat({problem.rows.to(at::kDouble), at::ones({n, 1}, at::kDouble)}, 1);
+  // theta's layout [w_0 .. w_{k-1}, b] against the augmented one [w_0, b_0, w_1, b_1, ...].
+  std::vector<std::int64_t> order(P);
+  for (std::int64_t c = 0; c < k; ++c)
+    for (std::int64_t j = 0; j <= d; ++j)
+      order[static_cast<std::size_t>(c * width + j)] = j < d ? c * d + j : d * k + c;
+  const at::Tensor to_theta = at::tensor(order, at::kLong);
+  const auto as_augmented = [&](const std::vector<double>& v) {
+    return at::tensor(v, at::kDouble).index_select(0, to_theta).view({k, width}).t();  // [d+1, k]
+  };
+  std::vector<double> gradient(P), trial(P), trial_gradient(P);
+  double value = objective(theta.data(), gradient.data());
+  NewtonOutcome outcome;
+  at::Tensor factor;
+  double previous_largest = 0;
+  for (;;) {
+    double largest = 0;
+    for (double g : gradient) largest = std::max(largest, std::abs(g));
+    if (largest <= tol) return outcome.converged = true, outcome;
+    if (outcome.iterations >= max_iterations) return outcome;
+    ++outcome.iterations;
+    const bool fresh = !factor.defined() || largest > 0.5 * previous_largest;  // slow progress: a new Hessian
+    if (fresh) {
+      factor = factored_hessian(augmented, as_augmented(theta), C);
+      ++outcome.hessians;
+      if (!factor.defined()) return outcome;
+    }
+    previous_largest = largest;
+    const at::Tensor g = at::tensor(gradient, at::kDouble).index_select(0, to_theta).unsqueeze(1);
+    const at::Tensor step_augmented = at::cholesky_solve(-g, factor).squeeze(1).contiguous();
+    std::vector<double> step(P);
+    const double* s = step_augmented.data_ptr<double>();
+    for (std::size_t i = 0; i < P; ++i) step[static_cast<std::size_t>(order[i])] = s[i];
+    double slope = 0;
+    for (std::size_t i = 0; i < P; ++i) slope += gradient[i] * step[i];
+    double t = 1, trial_value = 0;
+    bool lowered = false;
+    for (int halvings = 0; slope < 0 && halvings < 30 && !lowered; ++halvings, t /= 2) {  // Armijo, c1 = 1e-4
+      for (std::size_t i = 0; i < P; ++i) trial[i] = theta[i] + t * step[i];
+      trial_value = objective(trial.data(), trial_gradient.data());
+      lowered = trial_value <= value + 1e-4 * t * slope;
+    }
+    if (!lowered) {
+      if (fresh) return outcome;
+      factor = at::Tensor();  // the old Hessian's step failed: try again with a new one
+      continue;
+    }
+    theta.swap(trial), gradient.swap(trial_gradient), value = trial_value;
+  }
+}
+
+}  // namespace kgain_logistic
