@@ -13,7 +13,8 @@
 # (Run those two configs first, or pass splits files: PCAM_SPLITS=... LC25000_SPLITS=...)
 # For each probe: kgain_bench_probes with 2 threads (as a study runs fits: side by side, one BLAS
 # thread each) and with 1; scikit-learn (bench/probe_reference.py) with numpy's BLAS on 2
-# threads and on 1. Then the largest per-tap accuracy difference between the two.
+# threads and on 1. Then the largest per-tap accuracy difference between the two. The logistic
+# probe also runs held to L-BFGS (2 threads).
 # Needs Debian's python3-torch, python3-sklearn, python3-pil (never a kgain dependency).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -54,6 +55,10 @@ EOF
 }
 for set in pcam lc25000; do
   compare $set logistic "--probe logistic" "--probe logistic --max-iter 1000"
+  # The logistic probe held to L-BFGS, as before Newton's method (auto picks per tap; Newton
+  # everywhere would take minutes on LC25000's widest tap: 3,843 parameters).
+  echo "    kgain solver = lbfgs: $("$root/build/bench/kgain_bench_probes" "$work/$set" --probe logistic \
+    --set solver=lbfgs --threads 2 --out "$work/$set-logistic-lbfgs-kgain.csv")"
   compare $set knn "--probe knn" "--probe knn"
   compare $set ridge "--probe ridge" "--probe ridge"
 done

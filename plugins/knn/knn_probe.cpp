@@ -60,20 +60,28 @@ class KnnProbe : public kgain::Probe {
 
  private:
   // Each row of distances d [b, n] gives its k nearest training images' votes (counts) to `out` [b,
-  // classes]: the k smallest (distance, training index) pairs, found by selection (linear in n,
-  // no sort), so that among equal distances the training image listed first is nearer.
+  // classes]: the k smallest (distance, training index) pairs, so that among equal distances the
+  // training image listed first is nearer. One scan per row keeps the k best so far in order: a
+  // later image enters only when strictly nearer than the k-th (an equal distance has a larger
+  // index), so almost every image costs one comparison (std::nth_element moved every pair).
   void vote(const at::Tensor& distances, std::int64_t k, at::Tensor out) const {
     const at::Tensor d = distances.contiguous();
     const std::int64_t n = d.size(1);
     const double* row = d.data_ptr<double>();
     double* votes = out.data_ptr<double>();
     const std::int64_t* labels = labels_.data_ptr<std::int64_t>();
-    std::vector<std::pair<double, std::int64_t>> pairs(static_cast<std::size_t>(n));
+    const auto kk = static_cast<std::size_t>(k);
+    std::vector<std::pair<double, std::int64_t>> best(kk);
     for (std::int64_t i = 0; i < d.size(0); ++i, row += n) {
-      for (std::int64_t j = 0; j < n; ++j) pairs[static_cast<std::size_t>(j)] = {row[j], j};
-      std::nth_element(pairs.begin(), pairs.begin() + (k - 1), pairs.end());
-      for (std::int64_t j = 0; j < k; ++j)
-        votes[i * num_classes_ + labels[pairs[static_cast<std::size_t>(j)].second]] += 1;
+      for (std::size_t j = 0; j < kk; ++j) best[j] = {row[j], static_cast<std::int64_t>(j)};
+      std::sort(best.begin(), best.end());
+      for (std::int64_t j = k; j < n; ++j) {
+        if (!(row[j] < best[kk - 1].first)) continue;
+        std::size_t at = kk - 1;
+        for (; at > 0 && best[at - 1].first > row[j]; --at) best[at] = best[at - 1];
+        best[at] = {row[j], j};
+      }
+      for (const auto& [distance, index] : best) votes[i * num_classes_ + labels[index]] += 1;
     }
   }
 

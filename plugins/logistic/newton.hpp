@@ -32,18 +32,20 @@
 namespace kgain_logistic {
 
 // Whether Newton's method is expected to be cheaper than L-BFGS for this problem (n rows, d
-// features, k weight columns), in multiply-adds at the rate of L-BFGS's row passes (2 n d k, plus
-// an exp and a log per row and column, about 20 k more). Measured on pcam-mini's 3,000 training
-// rows at MobileNetV2's 19 taps (bench/probe_speed.sh, docs/performance.md): L-BFGS spends about
-// 140 + 0.37 d evaluations; Newton about 15 passes and 6 Hessians, each n (d+1)^2 k(k+1)/2
-// multiply-adds in BLAS products (about 5x the row passes' rate) and a Cholesky factor of
-// (k (d+1))^3 / 3 (about 2x). So Newton wins on narrow taps (d up to a few hundred) and loses
-// on wide ones (1,280 features: 0.73 s per fit for L-BFGS, 0.93 s for Newton).
+// features, k weight columns), counted in multiply-adds at the rate of L-BFGS's row passes. A
+// pass costs 2 n d k for the features plus the exps and logs of each row, about 150 (k + 1)
+// multiply-adds' worth. Measured with bench/probe_speed.sh's features (pcam-mini, 3,000 training
+// rows, two classes; LC25000, 1,440, three; MobileNetV2's 19 taps; docs/performance.md): L-BFGS
+// spends about 160 + 0.4 d evaluations; Newton about 15 passes and 6 Hessians, each
+// n (d+1)^2 k(k+1)/2 multiply-adds in BLAS products (about 5x the passes' rate) and a Cholesky
+// factor of (k (d+1))^3 / 3 (about 2x). So Newton wins on narrow taps and loses on wide ones
+// (1,280 features and two classes: about 0.9 s a fit for Newton, 0.7 s for L-BFGS; three
+// classes: 24 s against 0.9 s).
 inline bool newton_is_cheaper(std::int64_t n, std::int64_t d, std::int64_t k) {
   const double rows = static_cast<double>(n), a = static_cast<double>(d + 1), columns = static_cast<double>(k);
-  const double pass = rows * (2 * static_cast<double>(d) * columns + 20 * columns);
+  const double pass = rows * (2 * static_cast<double>(d) * columns + 150 * (columns + 1));
   const double hessian = rows * a * a * columns * (columns + 1) / 2 / 5 + std::pow(columns * a, 3) / 3 / 2;
-  return 6 * hessian + 15 * pass < (140 + 0.37 * static_cast<double>(d)) * pass;
+  return 6 * hessian + 15 * pass < (160 + 0.4 * static_cast<double>(d)) * pass;
 }
 
 // The Cholesky factor of the objective's Hessian at `weights` ([d+1, k], augmented layout), or
