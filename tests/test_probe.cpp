@@ -247,11 +247,11 @@ TEST_CASE("The logistic probe reaches scikit-learn's optimum on real features", 
 
 TEST_CASE("The logistic probe's Newton and L-BFGS solvers land on the same model, and auto takes Newton on narrow taps",
           "[probe]") {
-  // Same objective, same stopping rule: at tol = 1e-10 both solvers must give the same class
-  // probabilities on the real features (within 2.5e-4: L-BFGS stops there by scipy's relative-
-  // decrease rule before its gradient reaches 1e-10, 1e-4 from Newton's optimum at most; a wrong
-  // penalty scale moves them by 0.10 to 0.99, see the test above) (64 of them: narrow enough that "auto" takes Newton,
-  // which must then be bit for bit what solver = "newton" gives).
+  // Same objective, same stopping rule: at tol = 1e-8 both solvers must give the same class
+  // probabilities on the real features, within 2.5e-4 (L-BFGS may stop first by scipy's
+  // relative-decrease rule; a wrong penalty scale moves them by 0.10 to 0.99, see the test above).
+  // The fixtures have 64 features, narrow enough that "auto" takes Newton: bit for bit what
+  // solver = "newton" gives.
   Registry registry;
   registry.add_directory(test::plugin_dir());
   for (const std::string set_name : {"pcam", "lc25000"}) {
@@ -268,11 +268,11 @@ TEST_CASE("The logistic probe's Newton and L-BFGS solvers land on the same model
         return probe->predict_proba(set.test_x);
       };
       CAPTURE(set_name, C);
-      const at::Tensor newton = fitted("newton", 1e-10), lbfgs = fitted("lbfgs", 1e-10);
+      const at::Tensor newton = fitted("newton", 1e-8), lbfgs = fitted("lbfgs", 1e-8);
       CHECK((newton - lbfgs).abs().max().item<double>() < 2.5e-4);
-      CHECK(torch::equal(fitted("auto", 1e-10), newton));
       // At scikit-learn's default tol both stop within tol of the optimum: the same predictions.
       const at::Tensor loose_newton = fitted("newton", 1e-4), loose_lbfgs = fitted("lbfgs", 1e-4);
+      CHECK(torch::equal(fitted("auto", 1e-4), loose_newton));
       CHECK((loose_newton - newton).abs().max().item<double>() < 1e-3);
       CHECK((loose_lbfgs - newton).abs().max().item<double>() < 1e-3);
     }

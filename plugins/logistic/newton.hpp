@@ -7,7 +7,7 @@
 // to 20 iterations. A Hessian (BLAS matrix products, then a Cholesky factor) is formed when the
 // largest gradient entry fell by less than half in the last step, and otherwise reused: about 5
 // per fit. Same objective, same rule on the same gradient: the model found is within tol of the
-// optimum, as L-BFGS's is (closer to it, as Newton converges quadratically).
+// optimum, as L-BFGS's is (usually closer: Newton's last steps shrink the gradient fast).
 //
 // The Hessian of sum_i log_loss + ||W||^2 / (2 C) in the layout of the augmented rows a_i = [x_i, 1]:
 //   block (a, b) = sum_i a_i a_i^T p_ia (delta_ab - p_ib)   (multinomial, k columns)
