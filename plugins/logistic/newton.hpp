@@ -21,6 +21,7 @@
 // Threads: no shared state.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -49,8 +50,8 @@ inline bool newton_is_cheaper(std::int64_t n, std::int64_t d, std::int64_t k) {
 }
 
 // The Cholesky factor of the objective's Hessian at `weights` ([d+1, k], augmented layout), or
-// an undefined tensor when it does not factor. The products run in float32 (BLAS's fastest; the
-// Hessian only shapes the step, the gradient that decides convergence stays float64), the
+// an undefined tensor when it does not factor. The products run in float32 (BLAS's fastest;
+// the Hessian only shapes the step, the gradient that decides convergence stays float64), the
 // factorisation in float64.
 inline at::Tensor factored_hessian(const at::Tensor& augmented, const at::Tensor& weights, double C) {
   const std::int64_t width = augmented.size(1), d = width - 1, k = weights.size(1), size = k * width;
@@ -83,6 +84,12 @@ inline at::Tensor factored_hessian(const at::Tensor& augmented, const at::Tensor
   return info.item<std::int64_t>() == 0 ? factor : at::Tensor();
 }
 
+inline double max_abs(const std::vector<double>& v) {
+  double m = 0;
+  for (double x : v) m = std::max(m, std::abs(x));
+  return m;
+}
+
 struct NewtonOutcome {
   std::int64_t iterations = 0, hessians = 0;
   bool converged = false;  // the gradient rule holds at theta
@@ -111,8 +118,7 @@ NewtonOutcome minimize_newton(const kgain::LinearProblem& problem, double C, con
   at::Tensor factor;
   double previous_largest = 0;
   for (;;) {
-    double largest = 0;
-    for (double g : gradient) largest = std::max(largest, std::abs(g));
+    const double largest = max_abs(gradient);
     if (largest <= tol) return outcome.converged = true, outcome;
     if (outcome.iterations >= max_iterations) return outcome;
     ++outcome.iterations;
@@ -135,7 +141,10 @@ NewtonOutcome minimize_newton(const kgain::LinearProblem& problem, double C, con
     for (int halvings = 0; slope < 0 && halvings < 30 && !lowered; ++halvings, t /= 2) {  // Armijo, c1 = 1e-4
       for (std::size_t i = 0; i < P; ++i) trial[i] = theta[i] + t * step[i];
       trial_value = objective(trial.data(), trial_gradient.data());
-      lowered = trial_value <= value + 1e-4 * t * slope;
+      // Near the optimum the decrease Armijo asks for is below the value's float64 rounding:
+      // there a step that lowers the largest gradient entry is taken.
+      const bool within_rounding = std::abs(trial_value - value) <= 1e-12 * std::max(1.0, std::abs(value));
+      lowered = trial_value <= value + 1e-4 * t * slope || (within_rounding && max_abs(trial_gradient) < largest);
     }
     if (!lowered) {
       if (fresh) return outcome;
