@@ -214,6 +214,38 @@ TEST_CASE("kNN breaks ties in distance by training order, whatever the block of 
   CHECK(proba.slice(0, 3).sub(proba[0]).abs().max().item<double>() == 0);
 }
 
+TEST_CASE("kNN votes are a stable sort's k nearest, for small k (one scan) and large k (selection)", "[probe]") {
+  // 200 training images on a coarse grid of one feature (many equal distances) with 4 classes;
+  // the votes for every k from 1 to 60 must be those of the first k after a stable sort by
+  // distance, which puts the first-listed of equal distances first.
+  Registry registry;
+  registry.add_directory(test::plugin_dir());
+  torch::manual_seed(3);
+  const at::Tensor train = torch::randint(0, 12, {200, 1}).to(torch::kDouble);
+  const at::Tensor labels = torch::randint(0, 4, {200}, torch::kLong);
+  const at::Tensor test_points = torch::tensor({0.0, 3.5, 5.0, 11.0, 20.0}).unsqueeze(1);
+  for (std::int64_t k = 1; k <= 60; ++k) {
+    Options options("probe", "");
+    options.set("k", k);
+    options.set("standardize", false);
+    auto probe = registry.create<Probe>("knn", options);
+    probe->fit(train, labels, 4, 0);
+    const at::Tensor proba = probe->predict_proba(test_points);
+    for (std::int64_t t = 0; t < test_points.size(0); ++t) {
+      std::vector<std::int64_t> order(200);
+      std::iota(order.begin(), order.end(), 0);
+      const double point = test_points[t][0].item<double>();
+      std::stable_sort(order.begin(), order.end(), [&](std::int64_t a, std::int64_t b) {
+        return std::abs(train[a][0].item<double>() - point) < std::abs(train[b][0].item<double>() - point);
+      });
+      std::vector<double> expected(4, 0.0);
+      for (std::int64_t j = 0; j < k; ++j) expected[labels[order[j]].item<std::int64_t>()] += 1.0 / k;
+      CAPTURE(k, t);
+      for (std::int64_t c = 0; c < 4; ++c) CHECK(proba[t][c].item<double>() == Approx(expected[c]).margin(1e-12));
+    }
+  }
+}
+
 TEST_CASE("The logistic probe reaches scikit-learn's optimum on real features", "[probe]") {
   // reference.csv's logistic rows were fitted by scikit-learn with tol = 1e-10 (make_reference.py),
   // on the features before they were rounded into the CSV. With the same tol, kgain's L-BFGS must

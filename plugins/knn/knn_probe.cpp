@@ -63,7 +63,11 @@ class KnnProbe : public kgain::Probe {
   // classes]: the k smallest (distance, training index) pairs, so that among equal distances the
   // training image listed first is nearer. One scan per row keeps the k best so far in order: a
   // later image enters only when strictly nearer than the k-th (an equal distance has a larger
-  // index), so almost every image costs one comparison (std::nth_element moved every pair).
+  // index), so almost every image costs one comparison (std::nth_element moves every pair, and
+  // is kept for large k, where the scan's insertions would grow with k).
+  // Up to this k the scan's insertions (k moves at most) stay cheaper than selection.
+  static constexpr std::int64_t kScanUpTo = 32;
+
   void vote(const at::Tensor& distances, std::int64_t k, at::Tensor out) const {
     const at::Tensor d = distances.contiguous();
     const std::int64_t n = d.size(1);
@@ -71,15 +75,22 @@ class KnnProbe : public kgain::Probe {
     double* votes = out.data_ptr<double>();
     const std::int64_t* labels = labels_.data_ptr<std::int64_t>();
     const auto kk = static_cast<std::size_t>(k);
-    std::vector<std::pair<double, std::int64_t>> best(kk);
+    std::vector<std::pair<double, std::int64_t>> best(kk), all;
     for (std::int64_t i = 0; i < d.size(0); ++i, row += n) {
-      for (std::size_t j = 0; j < kk; ++j) best[j] = {row[j], static_cast<std::int64_t>(j)};
-      std::sort(best.begin(), best.end());
-      for (std::int64_t j = k; j < n; ++j) {
-        if (!(row[j] < best[kk - 1].first)) continue;
-        std::size_t at = kk - 1;
-        for (; at > 0 && best[at - 1].first > row[j]; --at) best[at] = best[at - 1];
-        best[at] = {row[j], j};
+      if (k <= kScanUpTo) {
+        for (std::size_t j = 0; j < kk; ++j) best[j] = {row[j], static_cast<std::int64_t>(j)};
+        std::sort(best.begin(), best.end());
+        for (std::int64_t j = k; j < n; ++j) {
+          if (!(row[j] < best[kk - 1].first)) continue;
+          std::size_t at = kk - 1;
+          for (; at > 0 && best[at - 1].first > row[j]; --at) best[at] = best[at - 1];
+          best[at] = {row[j], j};
+        }
+      } else {  // a large k: selection over every pair, linear in n whatever k is
+        all.resize(static_cast<std::size_t>(n));
+        for (std::int64_t j = 0; j < n; ++j) all[static_cast<std::size_t>(j)] = {row[j], j};
+        std::nth_element(all.begin(), all.begin() + (k - 1), all.end());
+        std::copy(all.begin(), all.begin() + k, best.begin());
       }
       for (const auto& [distance, index] : best) votes[i * num_classes_ + labels[index]] += 1;
     }

@@ -27,7 +27,7 @@
 //   C         (number, default 1.0)   inverse L2 strength, > 0 (ignored when C_grid is given)
 //   C_grid    (array of numbers)      candidate Cs for inner cross-validation
 //   inner_folds (integer, default 3)  folds of the inner cross-validation, >= 2
-//   max_iter  (integer, default 1000) L-BFGS iterations, > 0
+//   max_iter  (integer, default 1000) solver iterations (Newton's and L-BFGS's together), > 0
 //   tol       (number, default 1e-4)  scikit-learn's tol: stop when the largest entry of the
 //                                     objective's gradient (in the scale above) is at most tol
 //   solver    (string, default "auto") "auto", "newton" or "lbfgs" (the first two still finish
