@@ -50,13 +50,14 @@ inline bool newton_is_cheaper(std::int64_t n, std::int64_t d, std::int64_t k) {
 }
 
 // The Cholesky factor of the objective's Hessian at `weights` ([d+1, k], augmented layout), or
-// an undefined tensor when it does not factor. The products run in float32 (BLAS's fastest;
+// an undefined tensor when it does not factor. `augmented` holds the rows [x_i, 1] in float64
+// (for the logits), `rows` the same values in float32 (for the products). The products run in float32 (BLAS's fastest;
 // the Hessian only shapes the step, the gradient that decides convergence stays float64), the
 // factorisation in float64.
-inline at::Tensor factored_hessian(const at::Tensor& augmented, const at::Tensor& weights, double C) {
+inline at::Tensor factored_hessian(const at::Tensor& augmented, const at::Tensor& rows, const at::Tensor& weights,
+                                   double C) {
   const std::int64_t width = augmented.size(1), d = width - 1, k = weights.size(1), size = k * width;
   const at::Tensor z = augmented.mm(weights);  // [n, k] logits (k = 1: class 1's)
-  const at::Tensor rows = augmented.to(at::kFloat);
   at::Tensor hessian = at::empty({size, size}, at::kDouble);
   if (k == 1) {
     const at::Tensor p = at::sigmoid(z);
@@ -102,7 +103,7 @@ NewtonOutcome minimize_newton(const kgain::LinearProblem& problem, double C, con
                               std::vector<double>& theta, double tol, std::int64_t max_iterations) {
   const std::int64_t n = problem.n, d = problem.d, k = problem.columns, width = d + 1, size = k * width;
   const auto P = static_cast<std::size_t>(size);
-  const at::Tensor augmented = at::cat({problem.rows.to(at::kDouble), at::ones({n, 1}, at::kDouble)}, 1);
+  const at::Tensor rows = at::cat({problem.rows, at::ones({n, 1}, at::kFloat)}, 1), augmented = rows.to(at::kDouble);
   // theta's layout [w_0 .. w_{k-1}, b] against the augmented one [w_0, b_0, w_1, b_1, ...].
   std::vector<std::int64_t> order(P);
   for (std::int64_t c = 0; c < k; ++c)
@@ -124,7 +125,7 @@ NewtonOutcome minimize_newton(const kgain::LinearProblem& problem, double C, con
     ++outcome.iterations;
     const bool fresh = !factor.defined() || largest > 0.5 * previous_largest;  // slow progress: a new Hessian
     if (fresh) {
-      factor = factored_hessian(augmented, as_augmented(theta), C);
+      factor = factored_hessian(augmented, rows, as_augmented(theta), C);
       ++outcome.hessians;
       if (!factor.defined()) return outcome;
     }
