@@ -3,11 +3,13 @@
 // Why: scikit-learn's stopping rule (largest gradient entry of the un-normalised sum at most
 // tol = 1e-4) costs L-BFGS 100 to 600 iterations on CNN features, each a pass over the rows with
 // an exp and a log per row. On the narrow taps of a CNN (d of 16 to a few hundred) that per-row
-// work, not the arithmetic on features, is the time. Newton's method reaches the same rule in 7
-// to 20 iterations. A Hessian (BLAS matrix products, then a Cholesky factor) is formed when the
-// largest gradient entry fell by less than half in the last step, and otherwise reused: about 5
-// per fit. Same objective, same rule on the same gradient: the model found is within tol of the
-// optimum, as L-BFGS's is (usually closer: Newton's last steps shrink the gradient fast).
+// work, not the arithmetic on features, is the time. Newton's method reaches the same rule in 9
+// to 22 iterations. A Hessian (BLAS matrix products, then a Cholesky factor) is formed when the
+// largest gradient entry fell by less than half in the last step, and otherwise reused: 2 to 8
+// per fit (mean 2.2 with two classes, 5.9 with three; counted on bench/probe_speed.sh's 412
+// Newton fits, every one of which met the rule without L-BFGS). Same objective, same rule on
+// the same gradient: the model found is within tol of the optimum, as L-BFGS's is (usually
+// closer: Newton's last steps shrink the gradient fast).
 //
 // The Hessian of sum_i log_loss + ||W||^2 / (2 C) in the layout of the augmented rows a_i = [x_i, 1]:
 //   block (a, b) = sum_i a_i a_i^T p_ia (delta_ab - p_ib)   (multinomial, k columns)
@@ -37,7 +39,7 @@ namespace kgain_logistic {
 // pass costs 2 n d k for the features plus the exps and logs of each row, about 150 (k + 1)
 // multiply-adds' worth. Measured with bench/probe_speed.sh's features (pcam-mini, 3,000 training
 // rows, two classes; LC25000, 1,440, three; MobileNetV2's 19 taps; docs/performance.md): L-BFGS
-// spends about 160 + 0.4 d evaluations; Newton about 15 passes and 6 Hessians, each
+// spends about 160 + 0.4 d evaluations; Newton at most about 15 passes and 6 Hessians, each
 // n (d+1)^2 k(k+1)/2 multiply-adds in BLAS products (about 5x the passes' rate) and a Cholesky
 // factor of (k (d+1))^3 / 3 (about 2x). So Newton wins on narrow taps and loses on wide ones
 // (1,280 features and two classes: about 0.9 s a fit for Newton, 0.7 s for L-BFGS; three
