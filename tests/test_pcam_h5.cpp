@@ -7,6 +7,7 @@
 #include <map>
 
 #include <hdf5.h>
+#include <zlib.h>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
@@ -155,5 +156,103 @@ TEST_CASE("pcam_h5 reads PatchCamelyon's HDF5 layout: counts, labels, slides and
   std::ofstream(dir / "camelyonpatch_level_2_split_test_y.h5") << "not hdf5";
   REQUIRE_THROWS_WITH(pcam_h5(dir.string()),
                       Contains("camelyonpatch_level_2_split_test_y.h5: cannot open as an HDF5 file"));
+  fs::remove_all(dir);
+}
+
+namespace {
+
+// A one-dataset file "x" of uint8 `dims`, chunked as `chunk` (unlimited maximum dimensions, so
+// that chunks may be wider than the data) with `filters` ("gzip", "fletcher32"), whose chunks are
+// written as given: offset -> stored bytes (already compressed where gzip applies; bit i of
+// `skipped` says that filter i was not applied).
+void write_chunks(const std::string& path, const std::vector<hsize_t>& dims, const std::vector<hsize_t>& chunk,
+                  const std::vector<std::string>& filters,
+                  const std::vector<std::pair<std::vector<hsize_t>, std::vector<std::uint8_t>>>& chunks,
+                  std::uint32_t skipped = 0) {
+  const hid_t file = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  const std::vector<hsize_t> unlimited(dims.size(), H5S_UNLIMITED);
+  const hid_t space = H5Screate_simple(static_cast<int>(dims.size()), dims.data(), unlimited.data());
+  const hid_t properties = H5Pcreate(H5P_DATASET_CREATE);
+  H5Pset_chunk(properties, static_cast<int>(chunk.size()), chunk.data());
+  for (const auto& f : filters) f == "gzip" ? H5Pset_deflate(properties, 4) : H5Pset_fletcher32(properties);
+  const hid_t dataset = H5Dcreate2(file, "x", H5T_STD_U8LE, space, H5P_DEFAULT, properties, H5P_DEFAULT);
+  for (const auto& [offset, bytes] : chunks)
+    REQUIRE(H5Dwrite_chunk(dataset, H5P_DEFAULT, skipped, offset.data(), bytes.size(), bytes.data()) >= 0);
+  H5Dclose(dataset);
+  H5Pclose(properties);
+  H5Sclose(space);
+  H5Fclose(file);
+}
+
+std::vector<std::uint8_t> gzip(const std::vector<std::uint8_t>& data) {
+  uLongf size = compressBound(static_cast<uLong>(data.size()));
+  std::vector<std::uint8_t> out(size);
+  REQUIRE(compress(out.data(), &size, data.data(), static_cast<uLong>(data.size())) == Z_OK);
+  out.resize(size);
+  return out;
+}
+
+// Bytes 0, 1, 2, ... (mod 251) from `start`: every pixel of a patch tells where it came from.
+std::vector<std::uint8_t> counting(std::size_t n, std::size_t start) {
+  std::vector<std::uint8_t> v(n);
+  for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<std::uint8_t>((start + i) % 251);
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("pcam_h5 reads chunks itself: a short, missing or foreign-filtered chunk is an error, never other pixels",
+          "[datasets][pcam_h5][trust]") {
+  const fs::path dir = fs::temp_directory_path() / ("kgain-pcam-h5-chunks-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const std::string x = (dir / "camelyonpatch_level_2_split_test_x.h5").string();
+  write_u8((dir / "camelyonpatch_level_2_split_test_y.h5").string(), "y", {3, 1, 1, 1}, {0, 1, 0}, false);
+  const auto read = [&](std::int64_t index) {
+    auto dataset = pcam_h5(dir.string());
+    RgbImage image;
+    dataset->read_pixels(dataset->samples().at(static_cast<std::size_t>(index)), image);
+    return image.pixels;
+  };
+  constexpr std::size_t patch = 8 * 8 * 3;
+
+  // Chunks wider than the data (legal when dimensions may grow; the fuzzer's input declared
+  // them on a fixed-size dataset): the data part of each chunk, nothing beyond it.
+  const std::size_t wide = 8 * 20 * 3;  // a chunk [1, 8, 20, 3] for patches [8, 8, 3]
+  std::vector<std::uint8_t> row0 = counting(wide, 0), row1 = counting(wide, 7), row2 = counting(wide, 99);
+  write_chunks(x, {3, 8, 8, 3}, {1, 8, 20, 3}, {"gzip"},
+               {{{0, 0, 0, 0}, gzip(row0)}, {{1, 0, 0, 0}, gzip(row1)}, {{2, 0, 0, 0}, gzip(row2)}});
+  const auto pixels = read(1);
+  REQUIRE(pixels.size() == patch);
+  for (std::size_t y = 0; y < 8; ++y)
+    for (std::size_t b = 0; b < 8 * 3; ++b) CHECK(pixels[y * 24 + b] == row1[y * 60 + b]);
+
+  // A gzip stream that inflates to fewer bytes than a chunk (libhdf5's H5Dread copied the rest
+  // from past its own buffer: other memory as pixels, exit status 0).
+  write_chunks(x, {3, 8, 8, 3}, {1, 8, 8, 3}, {"gzip"},
+               {{{0, 0, 0, 0}, gzip(counting(patch, 0))},
+                {{1, 0, 0, 0}, gzip(counting(100, 0))},
+                {{2, 0, 0, 0}, gzip(counting(patch, 5))}});
+  CHECK(read(0) == counting(patch, 0));
+  CHECK(read(2) == counting(patch, 5));
+  CHECK_THROWS_WITH(read(1), Contains(x + ": the chunk at row 1 is not a gzip stream of exactly 192 bytes"));
+
+  // A chunk that was never written (H5Dread gave the fill value: a black patch).
+  write_chunks(x, {3, 8, 8, 3}, {1, 8, 8, 3}, {},
+               {{{0, 0, 0, 0}, counting(patch, 0)}, {{1, 0, 0, 0}, counting(patch, 1)}});
+  CHECK(read(1) == counting(patch, 1));
+  CHECK_THROWS_WITH(read(2), Contains(x + ": the chunk at row 2 is not stored"));
+
+  // A chunk stored without its gzip filter (allowed per chunk) must hold exactly a chunk's bytes.
+  write_chunks(
+      x, {3, 8, 8, 3}, {1, 8, 8, 3}, {"gzip"},
+      {{{0, 0, 0, 0}, counting(patch, 0)}, {{1, 0, 0, 0}, counting(patch - 1, 0)}, {{2, 0, 0, 0}, counting(patch, 2)}},
+      /*skipped=*/1);
+  CHECK(read(2) == counting(patch, 2));
+  CHECK_THROWS_WITH(read(1), Contains("holds 191 bytes, not 192"));
+
+  // Filters other than gzip and shuffle are refused when the file is opened, with the fix.
+  write_chunks(x, {3, 8, 8, 3}, {1, 8, 8, 3}, {"fletcher32"}, {});
+  CHECK_THROWS_WITH(pcam_h5(dir.string()),
+                    Contains(x + ": dataset 'x' is stored with HDF5 filter 3") && Contains("compression=\"gzip\""));
   fs::remove_all(dir);
 }

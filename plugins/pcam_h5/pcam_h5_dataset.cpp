@@ -4,13 +4,24 @@
 // and, when present, camelyonpatch_level_2_split_<split>_meta.csv (column `wsi`: the source slide,
 // used as the group). Download: github.com/basveeling/pcam (gunzip the .h5.gz files).
 //
-// The labels are read at start; pixels are read one patch at a time (an HDF5 hyperslab) when
-// the core decodes, so memory does not grow with the 262,144 training patches. A sample's path
-// is "<file>:<index>", which names the patch in splits.csv and in error messages.
+// The labels are read at start; pixels are read one patch at a time when the core decodes, so
+// memory does not grow with the 262,144 training patches. A sample's path is "<file>:<index>",
+// which names the patch in splits.csv and in error messages.
+//
+// Chunked datasets (PatchCamelyon's are chunked and gzip-compressed) are read chunk by chunk
+// by this plugin, not by H5Dread: libhdf5 1.10 (Debian 12's) trusts a chunk's filter output to
+// fill the chunk, so a gzip stream that inflates to fewer bytes, or a chunk declared wider than
+// the dataset, makes H5Dread copy from past the end of its own buffer: pixels from unrelated
+// memory, with no error (found by fuzz_pcam_h5, docs/trust.md). H5Dread_chunk gives the stored
+// bytes without running any filter; zlib inflates them here, and a chunk must come out at
+// exactly its size. Filters other than gzip and shuffle (a no-op on bytes) are refused, and so
+// are virtual datasets and external storage (data in other files the HDF5 file names).
 //
 // Options:
 //   root    (string, required) the folder with the files
 //   splits  (array of strings, default: every split whose two files exist) train, valid, test
+#include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -18,6 +29,7 @@
 #include <sstream>
 
 #include <hdf5.h>
+#include <zlib.h>
 
 #include <kgain/dataset.hpp>
 #include <kgain/plugin.hpp>
@@ -54,13 +66,73 @@ class Handle {
 constexpr hsize_t max_row_bytes = 64ULL << 20, max_chunk_bytes = 64ULL << 20;
 
 struct Array {
+  std::string path;
   Handle file{-1, H5Fclose};
   Handle dataset{-1, H5Dclose};
   std::vector<hsize_t> dims;
+  std::vector<hsize_t> chunk;  // chunk dimensions; empty when the data is not chunked
+  hsize_t chunk_bytes = 0;
+  int deflate = -1;  // the gzip filter's place in the pipeline, or -1
 };
+
+// The last chunk read, inflated (patches are read in order, and a chunk may hold several).
+struct ChunkCache {
+  hid_t dataset = -1;
+  std::vector<hsize_t> offset;
+  std::vector<std::uint8_t> data;
+};
+
+// The place of the gzip filter in a chunked dataset's pipeline (-1: none); any filter but gzip
+// and shuffle (which leaves single bytes as they are) is refused.
+int gzip_filter(hid_t plist, const std::string& path, const char* name) {
+  int deflate = -1;
+  const int filters = H5Pget_nfilters(plist);
+  for (int i = 0; i < filters; ++i) {
+    unsigned flags = 0, config = 0;
+    std::size_t values = 0;
+    char filter_name[64] = {0};
+    const H5Z_filter_t filter = H5Pget_filter2(plist, static_cast<unsigned>(i), &flags, &values, nullptr,
+                                               sizeof filter_name, filter_name, &config);
+    if (filter == H5Z_FILTER_DEFLATE)
+      deflate = i;
+    else if (filter != H5Z_FILTER_SHUFFLE)
+      throw std::runtime_error(path + ": dataset '" + name + "' is stored with HDF5 filter " + std::to_string(filter) +
+                               "; kgain reads uncompressed or gzip-compressed PatchCamelyon files (rewrite it "
+                               "with h5py's compression=\"gzip\")");
+  }
+  return deflate;
+}
+
+// Where the data lives: plain, compact or chunked storage in this file, nothing else; chunks
+// are bounded before anything is read.
+void check_storage(Array& a, const std::string& path, const char* name) {
+  Handle plist(H5Dget_create_plist(a.dataset.get()), H5Pclose);
+  const H5D_layout_t layout = H5Pget_layout(plist.get());
+  if (layout != H5D_CONTIGUOUS && layout != H5D_COMPACT && layout != H5D_CHUNKED)
+    throw std::runtime_error(path + ": dataset '" + name +
+                             "' is virtual or of an unknown storage layout; PatchCamelyon's are plain datasets");
+  if (H5Pget_external_count(plist.get()) != 0)
+    throw std::runtime_error(path + ": dataset '" + name +
+                             "' keeps its data in external files; PatchCamelyon's are stored in the file itself");
+  if (layout != H5D_CHUNKED) return;
+  std::vector<hsize_t> chunk(a.dims.size());
+  if (H5Pget_chunk(plist.get(), static_cast<int>(chunk.size()), chunk.data()) != static_cast<int>(chunk.size()))
+    throw std::runtime_error(path + ": dataset '" + name +
+                             "' has chunks of another rank than its own (a damaged file)");
+  hsize_t bytes = 1;
+  for (auto c : chunk)  // bytes stays at most max + 1, so that no product wraps
+    bytes = c == 0 || c > max_chunk_bytes ? max_chunk_bytes + 1 : std::min(bytes * c, max_chunk_bytes + 1);
+  if (bytes > max_chunk_bytes)
+    throw std::runtime_error(path + ": dataset '" + name + "' is stored in chunks of " + std::to_string(bytes) +
+                             " bytes; kgain reads chunks of 1 byte to 64 MB (a damaged or forged file)");
+  a.chunk = chunk;
+  a.chunk_bytes = bytes;
+  a.deflate = gzip_filter(plist.get(), path, name);
+}
 
 Array open_array(const std::string& path, const char* name, std::size_t rank) {
   Array a;
+  a.path = path;
   a.file = Handle(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
   if (!a.file.valid())
     throw std::runtime_error(path + ": cannot open as an HDF5 file (corrupt, or still gzipped?); " + download_hint);
@@ -80,22 +152,105 @@ Array open_array(const std::string& path, const char* name, std::size_t rank) {
   // A forged file may declare huge rows or chunks; reading one row would then inflate
   // gigabytes. Rows and chunks are bounded before anything is read.
   hsize_t row = 1;
-  for (std::size_t d = 1; d < rank; ++d) row = a.dims[d] > max_row_bytes ? max_row_bytes + 1 : row * a.dims[d];
+  for (std::size_t d = 1; d < rank; ++d)  // row stays at most max + 1, so that no product wraps
+    row = a.dims[d] > max_row_bytes ? max_row_bytes + 1 : std::min(row * a.dims[d], max_row_bytes + 1);
   if (row > max_row_bytes || a.dims[0] > (1ULL << 32))
     throw std::runtime_error(path + ": dataset '" + name + "' declares rows of " + std::to_string(row) + " bytes or " +
                              std::to_string(a.dims[0]) +
                              " rows; PatchCamelyon's are 96 x 96 x 3 (a damaged or forged file)");
-  Handle plist(H5Dget_create_plist(a.dataset.get()), H5Pclose);
-  if (H5Pget_layout(plist.get()) == H5D_CHUNKED) {
-    std::vector<hsize_t> chunk(rank);
-    H5Pget_chunk(plist.get(), static_cast<int>(rank), chunk.data());
-    hsize_t bytes = 1;
-    for (auto c : chunk) bytes = c > max_chunk_bytes ? max_chunk_bytes + 1 : bytes * c;
-    if (bytes > max_chunk_bytes)
-      throw std::runtime_error(path + ": dataset '" + name + "' is stored in chunks of " + std::to_string(bytes) +
-                               " bytes; kgain reads chunks of at most 64 MB (a damaged or forged file)");
-  }
+  check_storage(a, path, name);
   return a;
+}
+
+// The chunk of `a` whose first element is at `offset`, inflated and checked (the last one is
+// kept in `cache`).
+const std::vector<std::uint8_t>& chunk_at(const Array& a, const std::vector<hsize_t>& offset, ChunkCache& cache) {
+  if (cache.dataset == a.dataset.get() && cache.offset == offset) return cache.data;
+  cache.dataset = -1;
+  const std::string where = a.path + ": the chunk at row " + std::to_string(offset[0]);
+  hsize_t stored = 0;
+  if (H5Dget_chunk_storage_size(a.dataset.get(), offset.data(), &stored) < 0 || stored == 0)
+    throw std::runtime_error(where + " is not stored (an incomplete or damaged file)");
+  const bool may_inflate = a.deflate >= 0;
+  if (stored > (may_inflate ? a.chunk_bytes + a.chunk_bytes / 8 + 1024 : a.chunk_bytes))
+    throw std::runtime_error(where + " takes " + std::to_string(stored) + " bytes for " +
+                             std::to_string(a.chunk_bytes) + " bytes of data (a damaged or forged file)");
+  std::vector<std::uint8_t> raw(stored);
+  std::uint32_t skipped = 0;  // bit i: filter i of the pipeline was not applied to this chunk
+  if (H5Dread_chunk(a.dataset.get(), H5P_DEFAULT, offset.data(), &skipped, raw.data()) < 0)
+    throw std::runtime_error(where + " cannot be read (a damaged file)");
+  if (may_inflate && !((skipped >> a.deflate) & 1u)) {
+    cache.data.resize(a.chunk_bytes);
+    uLongf size = static_cast<uLongf>(a.chunk_bytes);
+    if (uncompress(cache.data.data(), &size, raw.data(), static_cast<uLong>(stored)) != Z_OK || size != a.chunk_bytes)
+      throw std::runtime_error(where + " is not a gzip stream of exactly " + std::to_string(a.chunk_bytes) +
+                               " bytes (a damaged or forged file)");
+  } else {
+    if (stored != a.chunk_bytes)
+      throw std::runtime_error(where + " holds " + std::to_string(stored) + " bytes, not " +
+                               std::to_string(a.chunk_bytes) + " (a damaged or forged file)");
+    cache.data = std::move(raw);
+  }
+  cache.dataset = a.dataset.get();
+  cache.offset = offset;
+  return cache.data;
+}
+
+// Copies the part of one chunk (first element at `offset`) that lies in rows [first, last) and
+// inside the dataset into `out` (rows [first, last), row-major), one line of the last dimension at
+// a time.
+void copy_chunk(const Array& a, const std::vector<hsize_t>& offset, const std::vector<std::uint8_t>& data,
+                hsize_t first, hsize_t last, std::uint8_t* out) {
+  const std::size_t rank = a.dims.size(), inner = rank - 1;
+  const hsize_t width = std::min(a.chunk[inner], a.dims[inner] - offset[inner]);
+  std::vector<hsize_t> local(rank, 0);  // the line's first element within the chunk
+  for (hsize_t source = 0;; source += a.chunk[inner]) {
+    const hsize_t row = offset[0] + local[0];
+    bool inside = row >= first && row < last;
+    for (std::size_t d = 1; d < inner && inside; ++d) inside = offset[d] + local[d] < a.dims[d];
+    if (inside) {
+      hsize_t target = row - first;
+      for (std::size_t d = 1; d < rank; ++d) target = target * a.dims[d] + offset[d] + local[d];
+      std::memcpy(out + target, data.data() + source, width);
+    }
+    for (std::size_t d = inner;;) {  // the next line: an odometer over local[0 .. inner-1]
+      if (d == 0) return;
+      --d;
+      if (++local[d] < a.chunk[d]) break;
+      local[d] = 0;
+    }
+  }
+}
+
+// Rows [first, first + count) of `a` into `out` (count x row bytes).
+void read_rows(const Array& a, hsize_t first, hsize_t count, std::uint8_t* out, ChunkCache& cache) {
+  const std::size_t rank = a.dims.size();
+  if (a.chunk.empty()) {
+    Handle file_space(H5Dget_space(a.dataset.get()), H5Sclose);
+    std::vector<hsize_t> start(rank, 0), extent = a.dims;
+    start[0] = first, extent[0] = count;
+    H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start.data(), nullptr, extent.data(), nullptr);
+    Handle memory_space(H5Screate_simple(static_cast<int>(rank), extent.data(), nullptr), H5Sclose);
+    if (H5Dread(a.dataset.get(), H5T_NATIVE_UINT8, memory_space.get(), file_space.get(), H5P_DEFAULT, out) < 0)
+      throw std::runtime_error(a.path + ": HDF5 could not read rows " + std::to_string(first) + " to " +
+                               std::to_string(first + count - 1) + " (a damaged file?)");
+    return;
+  }
+  std::vector<hsize_t> offset(rank, 0);
+  for (offset[0] = first / a.chunk[0] * a.chunk[0]; offset[0] < first + count; offset[0] += a.chunk[0]) {
+    std::fill(offset.begin() + 1, offset.end(), 0);
+    for (bool more = true; more;) {
+      copy_chunk(a, offset, chunk_at(a, offset, cache), first, first + count, out);
+      more = false;
+      for (std::size_t d = rank - 1; d >= 1 && !more; --d) {  // the next chunk along dimensions 1 .. rank-1
+        offset[d] += a.chunk[d];
+        if (offset[d] < a.dims[d])
+          more = true;
+        else
+          offset[d] = 0;
+      }
+    }
+  }
 }
 
 std::vector<std::string> split_csv(const std::string& line) {
@@ -152,13 +307,7 @@ class PcamH5Dataset : public kgain::Dataset {
     out.width = w;
     out.pixels.resize(static_cast<std::size_t>(h) * w * 3);
     std::lock_guard<std::mutex> lock(mutex_);  // Debian's serial HDF5 is not thread-safe
-    Handle file_space(H5Dget_space(x.dataset.get()), H5Sclose);
-    const hsize_t start[4] = {index, 0, 0, 0}, count[4] = {1, x.dims[1], x.dims[2], x.dims[3]};
-    H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start, nullptr, count, nullptr);
-    Handle memory_space(H5Screate_simple(4, count, nullptr), H5Sclose);
-    if (H5Dread(x.dataset.get(), H5T_NATIVE_UINT8, memory_space.get(), file_space.get(), H5P_DEFAULT,
-                out.pixels.data()) < 0)
-      throw std::runtime_error("HDF5 could not read the patch (a damaged file?)");
+    read_rows(x, index, 1, out.pixels.data(), cache_);
     return true;
   }
 
@@ -178,8 +327,8 @@ class PcamH5Dataset : public kgain::Dataset {
                                std::to_string(y.dims[2]) + " x " + std::to_string(y.dims[3]) +
                                "; PatchCamelyon's are 1 x 1 x 1");
     std::vector<std::uint8_t> labels(y.dims[0]);
-    if (H5Dread(y.dataset.get(), H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, labels.data()) < 0)
-      throw std::runtime_error(y_path + ": cannot read the labels");
+    ChunkCache cache;
+    read_rows(y, 0, y.dims[0], labels.data(), cache);
     const std::size_t per_label = labels.size() / y.dims[0];
     const std::vector<std::string> groups = read_groups(stem + "_meta.csv", x.dims[0]);
     for (hsize_t i = 0; i < x.dims[0]; ++i) {
@@ -221,6 +370,7 @@ class PcamH5Dataset : public kgain::Dataset {
   std::map<std::string, Array> parts_;  // x file path -> open array
   std::vector<kgain::Sample> samples_;
   mutable std::mutex mutex_;
+  mutable ChunkCache cache_;  // guarded by mutex_
 };
 
 }  // namespace
