@@ -250,9 +250,35 @@ TEST_CASE("pcam_h5 reads chunks itself: a short, missing or foreign-filtered chu
   CHECK(read(2) == counting(patch, 2));
   CHECK_THROWS_WITH(read(1), Contains("holds 191 bytes, not 192"));
 
+  // An empty dimension (the fuzzer's dims [2, 576460752303423496, 0, 3] made a row of 0 bytes
+  // pass the size bound, and walking its chunks never ended).
+  write_chunks(x, {3, 1ULL << 59, 0, 3}, {1, 8, 8, 3}, {"gzip"}, {});
+  CHECK_THROWS_WITH(pcam_h5(dir.string()), Contains(x + ": dataset 'x' declares rows with an empty dimension"));
+
   // Filters other than gzip and shuffle are refused when the file is opened, with the fix.
   write_chunks(x, {3, 8, 8, 3}, {1, 8, 8, 3}, {"fletcher32"}, {});
   CHECK_THROWS_WITH(pcam_h5(dir.string()),
                     Contains(x + ": dataset 'x' is stored with HDF5 filter 3") && Contains("compression=\"gzip\""));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("pcam_h5: a file that crashes libhdf5 is an error naming it, not a crash of kgain",
+          "[datasets][pcam_h5][trust]") {
+  // tests/fixtures/hdf5/forged_name_heap.h5 (7,408 bytes, found by fuzz_pcam_h5): libhdf5 1.10.8
+  // writes through a null pointer in H5Dopen2 while looking the dataset's name up; `kgain data`
+  // on it died of SIGSEGV (exit status 139) before the files were opened in a child process.
+  const fs::path dir = fs::temp_directory_path() / ("kgain-pcam-h5-forged-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  for (const char* part : {"x", "y"})
+    fs::copy_file(test::fixtures_dir() + "/hdf5/forged_name_heap.h5",
+                  dir / ("camelyonpatch_level_2_split_test_" + std::string(part) + ".h5"));
+  CHECK_THROWS_WITH(pcam_h5(dir.string()),
+                    Contains((dir / "camelyonpatch_level_2_split_test").string() + "_{x,y}.h5: libhdf5 crashed") &&
+                        Contains("kgain did not open"));
+  // The same folder with genuine files opens (the child's check passes them through).
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  write_split(dir.string(), "test", 2);
+  CHECK(pcam_h5(dir.string())->samples().size() == 4);
   fs::remove_all(dir);
 }

@@ -17,18 +17,31 @@
 // exactly its size. Filters other than gzip and shuffle (a no-op on bytes) are refused, and so
 // are virtual datasets and external storage (data in other files the HDF5 file names).
 //
+// The file's structure (object headers, name heaps, chunk indexes) is still parsed by libhdf5,
+// which a forged file can crash (fuzz_pcam_h5: a write through a null pointer in H5Dopen2). So
+// each split is first opened, its labels read and every chunk of x located in a child process;
+// a crash there is an error naming the files, and this process opens only files the child got
+// through.
+//
 // Options:
 //   root    (string, required) the folder with the files
 //   splits  (array of strings, default: every split whose two files exist) train, valid, test
 #include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <mutex>
 #include <sstream>
+#include <thread>
 
 #include <hdf5.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <kgain/dataset.hpp>
@@ -154,6 +167,9 @@ Array open_array(const std::string& path, const char* name, std::size_t rank) {
   hsize_t row = 1;
   for (std::size_t d = 1; d < rank; ++d)  // row stays at most max + 1, so that no product wraps
     row = a.dims[d] > max_row_bytes ? max_row_bytes + 1 : std::min(row * a.dims[d], max_row_bytes + 1);
+  if (std::find(a.dims.begin() + 1, a.dims.end(), hsize_t{0}) != a.dims.end())  // else a row's size says nothing
+    throw std::runtime_error(path + ": dataset '" + name +
+                             "' declares rows with an empty dimension (a damaged or forged file)");
   if (row > max_row_bytes || a.dims[0] > (1ULL << 32))
     throw std::runtime_error(path + ": dataset '" + name + "' declares rows of " + std::to_string(row) + " bytes or " +
                              std::to_string(a.dims[0]) +
@@ -253,6 +269,68 @@ void read_rows(const Array& a, hsize_t first, hsize_t count, std::uint8_t* out, 
   }
 }
 
+// Asks libhdf5 where every chunk of `a` is (walks its whole chunk index), up to the first that
+// is not stored (reading its patch is an error anyway).
+void locate_every_chunk(const Array& a) {
+  if (a.chunk.empty()) return;
+  std::vector<hsize_t> offset(a.dims.size(), 0);
+  for (; offset[0] < a.dims[0]; offset[0] += a.chunk[0]) {
+    std::fill(offset.begin() + 1, offset.end(), 0);
+    for (bool more = true; more;) {
+      hsize_t stored = 0;
+      if (H5Dget_chunk_storage_size(a.dataset.get(), offset.data(), &stored) < 0 || stored == 0) return;
+      more = false;
+      for (std::size_t d = offset.size() - 1; d >= 1 && !more; --d) {
+        offset[d] += a.chunk[d];
+        if (offset[d] < a.dims[d])
+          more = true;
+        else
+          offset[d] = 0;
+      }
+    }
+  }
+}
+
+// Runs `open` in a child process first; throws if the child dies (libhdf5 crashed on the
+// files) or takes more than ten minutes. Errors that `open` throws are left to the caller,
+// which then runs it itself and gets them.
+template <class Open>
+void survive_in_child(const std::string& files, const Open& open) {
+  std::fflush(nullptr);
+  const pid_t child = ::fork();
+  if (child < 0) return;  // no process to spare: the files are opened in this one only
+  if (child == 0) {
+    // The host's crash handlers (a test framework's, a sanitizer's) would report the crash as
+    // theirs: the child dies quietly and the parent reports it.
+    for (int signal : {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT}) std::signal(signal, SIG_DFL);
+    try {
+      open();
+    } catch (...) {
+    }
+    ::_exit(0);
+  }
+  int status = 0;
+  for (int waited_ms = 0;; waited_ms += 10) {
+    const pid_t done = ::waitpid(child, &status, WNOHANG);
+    if (done == child) break;
+    if (done < 0 && errno != EINTR) return;
+    if (waited_ms >= 600'000) {
+      ::kill(child, SIGKILL);
+      ::waitpid(child, &status, 0);
+      throw std::runtime_error(files +
+                               ": libhdf5 did not finish reading the files' structure in 10 minutes (a "
+                               "damaged or forged HDF5 file?); kgain did not open them");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return;
+  const std::string how = WIFSIGNALED(status) ? "signal " + std::to_string(WTERMSIG(status))
+                                              : "exit status " + std::to_string(WEXITSTATUS(status));
+  throw std::runtime_error(files + ": libhdf5 crashed reading the files' structure (" + how +
+                           ", in a child process): a damaged or forged HDF5 file, which kgain did not open; " +
+                           download_hint);
+}
+
 std::vector<std::string> split_csv(const std::string& line) {
   std::vector<std::string> out(1);
   for (char c : line) {
@@ -284,6 +362,10 @@ class PcamH5Dataset : public kgain::Dataset {
                               "'" + stem + "_x.h5' and '" + stem + "_y.h5' are both needed; " + download_hint);
         continue;
       }
+      survive_in_child(stem + "_{x,y}.h5", [&] {
+        load_split(split, stem);
+        locate_every_chunk(parts_.at(stem + "_x.h5"));
+      });
       load_split(split, stem);
     }
     if (parts_.empty())
