@@ -15,9 +15,7 @@ if [ "${1:-}" = "-j" ]; then jobs=$2; shift 2; fi
 seconds=${1:-60}
 shift || true
 targets=("$@")
-# fuzz_pcam_h5 is not in the default list: it finds a crash inside Debian's libhdf5 parsing a forged file's
-# metadata (docs/trust.md, open); name it to run it.
-[ ${#targets[@]} -gt 0 ] || targets=(fuzz_config fuzz_image fuzz_manifest fuzz_state_dict fuzz_feature_store fuzz_wsi_tables fuzz_safetensors fuzz_run_files)
+[ ${#targets[@]} -gt 0 ] || targets=(fuzz_config fuzz_image fuzz_manifest fuzz_state_dict fuzz_feature_store fuzz_pcam_h5 fuzz_wsi_tables fuzz_safetensors fuzz_run_files)
 shared=$(cd .. && pwd)/shared
 
 CC=clang-14 CXX=clang++-14 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKGAIN_BUILD_FUZZERS=ON \

@@ -18,10 +18,10 @@
 // are virtual datasets and external storage (data in other files the HDF5 file names).
 //
 // The file's structure (object headers, name heaps, chunk indexes) is still parsed by libhdf5,
-// which a forged file can crash (fuzz_pcam_h5: a write through a null pointer in H5Dopen2). So
-// each split is first opened, its labels read and every chunk of x located in a child process;
-// a crash there is an error naming the files, and this process opens only files the child got
-// through.
+// which a forged file can crash (fuzz_pcam_h5: a copy from a null pointer in H5Dopen2). So each
+// split is first opened, its labels read, every chunk of x located and its first patch read in
+// a child process; a crash there is an error naming the files, and this process opens only
+// files the child got through.
 //
 // Options:
 //   root    (string, required) the folder with the files
@@ -364,7 +364,10 @@ class PcamH5Dataset : public kgain::Dataset {
       }
       survive_in_child(stem + "_{x,y}.h5", [&] {
         load_split(split, stem);
-        locate_every_chunk(parts_.at(stem + "_x.h5"));
+        const Array& x = parts_.at(stem + "_x.h5");
+        locate_every_chunk(x);
+        std::vector<std::uint8_t> patch(static_cast<std::size_t>(x.dims[1] * x.dims[2] * x.dims[3]));
+        read_rows(x, 0, 1, patch.data(), cache_);  // the path every patch takes, once
       });
       load_split(split, stem);
     }
