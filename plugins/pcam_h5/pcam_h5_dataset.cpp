@@ -238,6 +238,17 @@ void copy_chunk(const Array& a, const std::vector<hsize_t>& offset, const std::v
   }
 }
 
+// Moves `offset` to the next chunk of the same rows (along dimensions 1 .. rank-1); false, with
+// those coordinates back at 0, after the last.
+bool next_chunk_in_rows(const Array& a, std::vector<hsize_t>& offset) {
+  for (std::size_t d = offset.size() - 1; d >= 1; --d) {
+    offset[d] += a.chunk[d];
+    if (offset[d] < a.dims[d]) return true;
+    offset[d] = 0;
+  }
+  return false;
+}
+
 // Rows [first, first + count) of `a` into `out` (count x row bytes).
 void read_rows(const Array& a, hsize_t first, hsize_t count, std::uint8_t* out, ChunkCache& cache) {
   const std::size_t rank = a.dims.size();
@@ -255,17 +266,8 @@ void read_rows(const Array& a, hsize_t first, hsize_t count, std::uint8_t* out, 
   std::vector<hsize_t> offset(rank, 0);
   for (offset[0] = first / a.chunk[0] * a.chunk[0]; offset[0] < first + count; offset[0] += a.chunk[0]) {
     std::fill(offset.begin() + 1, offset.end(), 0);
-    for (bool more = true; more;) {
-      copy_chunk(a, offset, chunk_at(a, offset, cache), first, first + count, out);
-      more = false;
-      for (std::size_t d = rank - 1; d >= 1 && !more; --d) {  // the next chunk along dimensions 1 .. rank-1
-        offset[d] += a.chunk[d];
-        if (offset[d] < a.dims[d])
-          more = true;
-        else
-          offset[d] = 0;
-      }
-    }
+    do copy_chunk(a, offset, chunk_at(a, offset, cache), first, first + count, out);
+    while (next_chunk_in_rows(a, offset));
   }
 }
 
@@ -276,18 +278,10 @@ void locate_every_chunk(const Array& a) {
   std::vector<hsize_t> offset(a.dims.size(), 0);
   for (; offset[0] < a.dims[0]; offset[0] += a.chunk[0]) {
     std::fill(offset.begin() + 1, offset.end(), 0);
-    for (bool more = true; more;) {
+    do {
       hsize_t stored = 0;
       if (H5Dget_chunk_storage_size(a.dataset.get(), offset.data(), &stored) < 0 || stored == 0) return;
-      more = false;
-      for (std::size_t d = offset.size() - 1; d >= 1 && !more; --d) {
-        offset[d] += a.chunk[d];
-        if (offset[d] < a.dims[d])
-          more = true;
-        else
-          offset[d] = 0;
-      }
-    }
+    } while (next_chunk_in_rows(a, offset));
   }
 }
 
