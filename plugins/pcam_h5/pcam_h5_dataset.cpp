@@ -100,6 +100,9 @@ struct ChunkCache {
 int gzip_filter(hid_t plist, const std::string& path, const char* name) {
   int deflate = -1;
   const int filters = H5Pget_nfilters(plist);
+  if (filters > 32)  // a chunk's record of skipped filters has 32 bits
+    throw std::runtime_error(path + ": dataset '" + name + "' declares " + std::to_string(filters) +
+                             " filters; HDF5 allows 32 (a damaged or forged file)");
   for (int i = 0; i < filters; ++i) {
     unsigned flags = 0, config = 0;
     std::size_t values = 0;
