@@ -216,21 +216,25 @@ const std::vector<std::uint8_t>& chunk_at(const Array& a, const std::vector<hsiz
 }
 
 // Copies the part of one chunk (first element at `offset`) that lies in rows [first, last) and
-// inside the dataset into `out` (rows [first, last), row-major), one line of the last dimension at
-// a time.
+// inside the dataset into `out` (rows [first, last), row-major), one line at a time. A line is
+// the chunk's extent along dimension `inner` together with the trailing dimensions the chunk
+// spans whole: PatchCamelyon's chunks of one patch copy as one line, not one per pixel.
 void copy_chunk(const Array& a, const std::vector<hsize_t>& offset, const std::vector<std::uint8_t>& data,
                 hsize_t first, hsize_t last, std::uint8_t* out) {
-  const std::size_t rank = a.dims.size(), inner = rank - 1;
-  const hsize_t width = std::min(a.chunk[inner], a.dims[inner] - offset[inner]);
+  const std::size_t rank = a.dims.size();
+  std::size_t inner = rank - 1;
+  hsize_t tail = 1;  // elements in one step of dimension `inner`
+  while (inner > 1 && a.chunk[inner] == a.dims[inner]) tail *= a.dims[inner--];
+  const hsize_t width = std::min(a.chunk[inner], a.dims[inner] - offset[inner]) * tail;
   std::vector<hsize_t> local(rank, 0);  // the line's first element within the chunk
-  for (hsize_t source = 0;; source += a.chunk[inner]) {
+  for (hsize_t source = 0;; source += a.chunk[inner] * tail) {
     const hsize_t row = offset[0] + local[0];
     bool inside = row >= first && row < last;
     for (std::size_t d = 1; d < inner && inside; ++d) inside = offset[d] + local[d] < a.dims[d];
     if (inside) {
       hsize_t target = row - first;
-      for (std::size_t d = 1; d < rank; ++d) target = target * a.dims[d] + offset[d] + local[d];
-      std::memcpy(out + target, data.data() + source, width);
+      for (std::size_t d = 1; d <= inner; ++d) target = target * a.dims[d] + offset[d] + local[d];
+      std::memcpy(out + target * tail, data.data() + source, width);
     }
     for (std::size_t d = inner;;) {  // the next line: an odometer over local[0 .. inner-1]
       if (d == 0) return;
