@@ -368,7 +368,8 @@ class PcamH5Dataset : public kgain::Dataset {
         const Array& x = parts_.at(stem + "_x.h5");
         locate_every_chunk(x);
         std::vector<std::uint8_t> patch(static_cast<std::size_t>(x.dims[1] * x.dims[2] * x.dims[3]));
-        read_rows(x, 0, 1, patch.data(), cache_);  // the path every patch takes, once
+        ChunkCache cache;
+        read_rows(x, 0, 1, patch.data(), cache);  // the path every patch takes, once
       });
       load_split(split, stem);
     }
