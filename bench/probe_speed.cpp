@@ -1,7 +1,7 @@
 // Probe speed: kgain's probes on saved features, the kgain side of bench/probe_speed.sh.
 //
 //   ./build/bench/kgain_bench_probes DIR --probe logistic [--threads 2] [--set C=1 --set tol=1e-4 ...]
-//                                    [--out accuracy.csv]
+//                                    [--out accuracy.csv] [--per-tap]
 //
 // DIR is what `bench/python_reference.py --save-features DIR` wrote (V_T.npy float32 [n, d],
 // labels.npy int64, roles.npy int8 [folds, n], variants.txt), so that kgain and scikit-learn
@@ -9,7 +9,10 @@
 // run as a study runs them: `--threads` workers side by side, one BLAS thread each
 // (core/blas_threads.hpp), with kgain's allocator setting (core/allocator.hpp). Timed: fit and
 // predict_proba of every problem, not loading. Prints
-// fits, seconds and fits/s; writes variant,tap_index,accuracy (mean over folds).
+// fits, seconds and fits/s; writes variant,tap_index,accuracy (mean over folds). --per-tap also
+// prints, for each tap, its width and the mean milliseconds of its fits (each fit timed alone,
+// fit and predict_proba, on whichever worker ran it).
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -125,7 +128,7 @@ int main(int argc, char** argv) try {
   for (std::size_t v = 0; v < variants.size(); ++v)
     for (std::size_t t = 0; t < taps; ++t)
       for (std::size_t f = 0; f < folds; ++f) problems.push_back({v, t, f});
-  std::vector<double> accuracy(problems.size());
+  std::vector<double> accuracy(problems.size()), fit_seconds(problems.size());
   std::vector<std::shared_ptr<Probe>> probes;
   for (std::size_t i = 0; i < problems.size(); ++i) probes.push_back(registry.create<Probe>(probe_name, options));
 
@@ -139,8 +142,10 @@ int main(int argc, char** argv) try {
       for (std::size_t i; (i = next++) < problems.size();) {
         const Problem& p = problems[i];
         const at::Tensor& x = features[p.variant][p.tap];
+        const auto fit_start = std::chrono::steady_clock::now();
         probes[i]->fit(x.index_select(0, train[p.fold]), labels.index_select(0, train[p.fold]), classes, 0);
         const at::Tensor proba = probes[i]->predict_proba(x.index_select(0, test[p.fold]));
+        fit_seconds[i] = std::chrono::duration<double>(std::chrono::steady_clock::now() - fit_start).count();
         accuracy[i] = proba.argmax(1).eq(labels.index_select(0, test[p.fold])).to(at::kDouble).mean().item<double>();
       }
     });
@@ -148,6 +153,13 @@ int main(int argc, char** argv) try {
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf("kgain %s: %zu fits in %.2f s, %.2f fits/s (%d threads)\n", probe_name.c_str(), problems.size(), seconds,
               static_cast<double>(problems.size()) / seconds, threads);
+  if (std::find(argv + 1, argv + argc, std::string("--per-tap")) != argv + argc) {
+    std::vector<double> per_tap(taps, 0.0);
+    for (std::size_t i = 0; i < problems.size(); ++i) per_tap[problems[i].tap] += fit_seconds[i];
+    for (std::size_t t = 0; t < taps; ++t)
+      std::printf("  tap %2zu  width %5lld  %8.1f ms per fit\n", t, static_cast<long long>(features[0][t].size(1)),
+                  1000 * per_tap[t] / static_cast<double>(variants.size() * folds));
+  }
   if (!out_arg.empty()) {
     std::ofstream out(out_arg.front());
     out << "variant,tap_index,accuracy\n";
