@@ -246,6 +246,49 @@ TEST_CASE("kNN votes are a stable sort's k nearest, for small k (one scan) and l
   }
 }
 
+TEST_CASE("kNN's float32 screening never changes the float64 neighbours", "[probe]") {
+  // Training rows close together around a point of norm 800: in float32 (a coordinate's
+  // spacing near 100 is 7.6e-6) their distances to the test rows are rounding noise, in float64
+  // they are distinct (euclidean: rows a millionth apart, direct sums of squared differences;
+  // cosine: directions 1e-5 apart, 1 - cos about 1e-10 against float64's 1e-16 near 1). The
+  // votes must be those of the k nearest by float64 distance, ties to the first-listed image,
+  // for several k. (A float32 ranking fails this; so does float64 through |x|^2 + |y|^2 - 2 x.y,
+  // whose rounding at |x|^2 = 6.4e5 is 1e-10 against squared distances of 1e-10.)
+  Registry registry;
+  registry.add_directory(test::plugin_dir());
+  torch::manual_seed(5);
+  const at::Tensor base = torch::randn({64}, torch::kDouble) * 100;
+  const at::Tensor spread = torch::arange(300, torch::kDouble).remainder(7).add(1).unsqueeze(1);
+  const at::Tensor labels = torch::randint(0, 4, {300}, torch::kLong);
+  for (const std::string distance : {"euclidean", "cosine"}) {
+    const double apart = distance == "cosine" ? 1e-3 : 1e-6;
+    const at::Tensor train = base + torch::randn({300, 64}, torch::kDouble) * apart * spread;
+    const at::Tensor test_points = base + torch::randn({5, 64}, torch::kDouble) * apart;
+    for (std::int64_t k : {1, 3, 7, 40}) {
+      Options options("probe", "");
+      options.set("k", k);
+      options.set("standardize", false);
+      options.set("distance", distance);
+      auto probe = registry.create<Probe>("knn", options);
+      probe->fit(train, labels, 4, 0);
+      const at::Tensor proba = probe->predict_proba(test_points);
+      for (std::int64_t t = 0; t < test_points.size(0); ++t) {
+        const at::Tensor x = test_points[t];
+        const at::Tensor d =
+            distance == "cosine" ? 1 - (train / train.norm(2, 1, true)).mv(x / x.norm()) : (train - x).pow(2).sum(1);
+        std::vector<std::int64_t> order(300);
+        std::iota(order.begin(), order.end(), 0);
+        std::stable_sort(order.begin(), order.end(),
+                         [&](std::int64_t a, std::int64_t b) { return d[a].item<double>() < d[b].item<double>(); });
+        std::vector<double> expected(4, 0.0);
+        for (std::int64_t j = 0; j < k; ++j) expected[labels[order[j]].item<std::int64_t>()] += 1.0 / k;
+        CAPTURE(distance, k, t);
+        for (std::int64_t c = 0; c < 4; ++c) CHECK(proba[t][c].item<double>() == Approx(expected[c]).margin(1e-12));
+      }
+    }
+  }
+}
+
 TEST_CASE("The logistic probe reaches scikit-learn's optimum on real features", "[probe]") {
   // reference.csv's logistic rows were fitted by scikit-learn with tol = 1e-10 (make_reference.py),
   // on the features before they were rounded into the CSV. With the same tol, kgain's L-BFGS must
