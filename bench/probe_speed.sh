@@ -14,7 +14,7 @@
 # For each probe: kgain_bench_probes with 2 threads (as a study runs fits: side by side, one BLAS
 # thread each) and with 1; scikit-learn (bench/probe_reference.py) with numpy's BLAS on 2
 # threads and on 1. Then the largest per-tap accuracy difference between the two. The logistic
-# probe also runs held to L-BFGS (2 threads).
+# probe also runs without its preconditioner, and held to plain L-BFGS (2 threads).
 # Needs Debian's python3-torch, python3-sklearn, python3-pil (never a kgain dependency).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -55,10 +55,12 @@ EOF
 }
 for set in pcam lc25000; do
   compare $set logistic "--probe logistic" "--probe logistic --max-iter 1000"
-  # The logistic probe held to L-BFGS, as before Newton's method (auto picks per tap; Newton
-  # everywhere would take minutes on LC25000's widest tap: 3,843 parameters).
-  echo "    kgain solver = lbfgs: $("$root/build/bench/kgain_bench_probes" "$work/$set" --probe logistic \
-    --set solver=lbfgs --threads 2 --out "$work/$set-logistic-lbfgs-kgain.csv")"
+  # The logistic probe as before its curvature preconditioner (Newton's method on narrow taps,
+  # plain L-BFGS on the others), and held to plain L-BFGS everywhere (as before Newton's method).
+  echo "    kgain preconditioner = none: $("$root/build/bench/kgain_bench_probes" "$work/$set" --probe logistic \
+    --set preconditioner=none --threads 2 --out "$work/$set-logistic-plain-kgain.csv")"
+  echo "    kgain solver = lbfgs, preconditioner = none: $("$root/build/bench/kgain_bench_probes" "$work/$set" \
+    --probe logistic --set solver=lbfgs --set preconditioner=none --threads 2)"
   compare $set knn "--probe knn" "--probe knn"
   compare $set ridge "--probe ridge" "--probe ridge"
 done

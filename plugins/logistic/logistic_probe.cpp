@@ -1,4 +1,4 @@
-// Probe `logistic`: multinomial logistic regression with an L2 penalty, fitted by L-BFGS.
+// Probe `logistic`: multinomial logistic regression with an L2 penalty, fitted by L-BFGS or Newton.
 //
 // It minimises scikit-learn's objective for LogisticRegression(penalty="l2", C=C) in
 // scikit-learn's own scale, and stops by scikit-learn's rule (scipy's L-BFGS-B: largest gradient
@@ -18,10 +18,12 @@
 // weights. Along the grid, each inner fold's fit starts from its solution for the previous C
 // (warm start; the grid is visited from the smallest C up).
 //
-// Solver: Newton's method (newton.hpp) where its cost model says it is cheaper (narrow taps: a
-// few hundred features or fewer), L-BFGS otherwise; both stop by the same rule on the same
-// gradient. A Newton phase that cannot go on (a step that does not lower the objective, a
-// Hessian that does not factor) is finished by L-BFGS from where it stopped.
+// Solver: Newton's method (newton.hpp) where its cost model says it is cheaper (narrow taps with
+// three or more classes), L-BFGS otherwise, started from the inverse of the objective's
+// curvature as one Gram matrix (curvature_preconditioner.hpp: the Hessian itself for two
+// classes; formed again as the fit moves); both stop by the same rule on the same gradient. A
+// Newton phase that cannot go on (a step that does not lower the objective, a Hessian that does
+// not factor) is finished by L-BFGS from where it stopped.
 //
 // Options:
 //   C         (number, default 1.0)   inverse L2 strength, > 0 (ignored when C_grid is given)
@@ -32,7 +34,10 @@
 //                                     objective's gradient (in the scale above) is at most tol
 //   solver    (string, default "auto") "auto", "newton" or "lbfgs" (the first two still finish
 //                                     with L-BFGS when a Newton step fails)
+//   preconditioner (string, default "curvature") "curvature" or "none" (L-BFGS from a multiple
+//                                     of the identity, as scikit-learn's)
 #include <algorithm>
+#include <optional>
 #include <random>
 
 #include <torch/torch.h>
@@ -44,6 +49,7 @@
 #include <kgain/probe.hpp>
 #include <kgain/standardize.hpp>
 
+#include "curvature_preconditioner.hpp"
 #include "logistic_objective.hpp"
 #include "newton.hpp"
 
@@ -91,7 +97,10 @@ class LogisticProbe : public kgain::Probe {
         inner_folds_(options.get_int("inner_folds", 3)),
         max_iter_(options.get_int("max_iter", 1000)),
         tol_(options.get_double("tol", 1e-4)),
-        solver_(options.get_string("solver", "auto")) {
+        solver_(options.get_string("solver", "auto")),
+        preconditioner_(options.get_string("preconditioner", "curvature")) {
+    if (preconditioner_ != "curvature" && preconditioner_ != "none")
+      throw options.error("preconditioner", "must be \"curvature\" or \"none\" (received \"" + preconditioner_ + "\")");
     if (solver_ != "auto" && solver_ != "newton" && solver_ != "lbfgs")
       throw options.error("solver", "must be \"auto\", \"newton\" or \"lbfgs\" (received \"" + solver_ + "\")");
     if (!(C_ > 0)) throw options.error("C", "must be positive (received " + std::to_string(C_) + ")");
@@ -172,7 +181,8 @@ class LogisticProbe : public kgain::Probe {
   void minimize(const LogisticObjective& objective, std::vector<double>& theta) const {
     const kgain::LinearProblem& p = objective.problem();
     std::int64_t newton_iterations = 0;
-    if (solver_ == "newton" || (solver_ == "auto" && kgain_logistic::newton_is_cheaper(p.n, p.d, p.columns))) {
+    if (solver_ == "newton" ||
+        (solver_ == "auto" && kgain_logistic::newton_is_cheaper(p.n, p.d, p.columns, preconditioner_ == "curvature"))) {
       const auto outcome = kgain_logistic::minimize_newton(p, objective.C(), objective, theta, tol_, max_iter_);
       if (outcome.converged || outcome.iterations >= max_iter_) return;
       newton_iterations = outcome.iterations;
@@ -180,6 +190,8 @@ class LogisticProbe : public kgain::Probe {
     kgain::LbfgsSettings settings;
     settings.gradient_tolerance = tol_;
     settings.max_iterations = max_iter_ - newton_iterations;
+    std::optional<kgain_logistic::CurvaturePreconditioner> curvature;
+    if (preconditioner_ == "curvature") curvature.emplace(p, objective.C()).attach(theta.data(), settings);
     kgain::minimize_lbfgs([&](const double* x, double* g) { return objective(x, g); }, theta, settings);
   }
 
@@ -189,6 +201,7 @@ class LogisticProbe : public kgain::Probe {
   std::int64_t max_iter_;
   double tol_;
   std::string solver_;
+  std::string preconditioner_;
   double chosen_C_ = 0;
   kgain::Standardizer scaler_;
   LinearModel model_;
@@ -196,6 +209,6 @@ class LogisticProbe : public kgain::Probe {
 
 }  // namespace
 
-KGAIN_LIBRARY("logistic",
-              kgain::make_plugin<LogisticProbe>(
-                  "logistic", "2.0.0", "multinomial L2 logistic regression (L-BFGS), scikit-learn's objective"))
+KGAIN_LIBRARY("logistic", kgain::make_plugin<LogisticProbe>(
+                              "logistic", "2.1.0",
+                              "multinomial L2 logistic regression (L-BFGS or Newton), scikit-learn's objective"))

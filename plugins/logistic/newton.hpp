@@ -38,17 +38,23 @@ namespace kgain_logistic {
 // features, k weight columns), counted in multiply-adds at the rate of L-BFGS's row passes. A
 // pass costs 2 n d k for the features plus the exps and logs of each row, about 150 (k + 1)
 // multiply-adds' worth. Measured with bench/probe_speed.sh's features (pcam-mini, 3,000 training
-// rows, two classes; LC25000, 1,440, three; MobileNetV2's 19 taps; docs/performance.md): L-BFGS
-// spends about 160 + 0.4 d evaluations; Newton at most about 15 passes and 6 Hessians, each
-// n (d+1)^2 k(k+1)/2 multiply-adds in BLAS products (about 5x the passes' rate) and a Cholesky
-// factor of (k (d+1))^3 / 3 (about 2x). So Newton wins on narrow taps and loses on wide ones
-// (1,280 features and two classes: about 0.9 s a fit for Newton, 0.7 s for L-BFGS; three
-// classes: 24 s against 0.9 s).
-inline bool newton_is_cheaper(std::int64_t n, std::int64_t d, std::int64_t k) {
+// rows, two classes; LC25000, 1,440, three; MobileNetV2's 19 taps; docs/performance.md): Newton
+// takes at most about 15 passes and 6 Hessians, each n (d+1)^2 k(k+1)/2 multiply-adds in BLAS
+// products (about 5x the passes' rate) and a Cholesky factor of (k (d+1))^3 / 3 (about 2x).
+// Plain L-BFGS (`preconditioned` false) spends about 160 + 0.4 d passes. L-BFGS with the
+// curvature preconditioner (curvature_preconditioner.hpp) forms about two Gram matrices of
+// (d+1)^2 (one block whatever k) and spends about 15 passes with two classes (its B is then the
+// Hessian itself: 9 to 48 iterations on pcam's widest tap) and 90 with more (B approximates the
+// classes' coupling: 65 to 90 on LC25000's). So Newton wins on narrow taps with three or more
+// classes (up to about 100 features on LC25000), and nowhere with two once preconditioned.
+inline bool newton_is_cheaper(std::int64_t n, std::int64_t d, std::int64_t k, bool preconditioned) {
   const double rows = static_cast<double>(n), a = static_cast<double>(d + 1), columns = static_cast<double>(k);
   const double pass = rows * (2 * static_cast<double>(d) * columns + 150 * (columns + 1));
   const double hessian = rows * a * a * columns * (columns + 1) / 2 / 5 + std::pow(columns * a, 3) / 3 / 2;
-  return 6 * hessian + 15 * pass < (160 + 0.4 * static_cast<double>(d)) * pass;
+  const double newton = 6 * hessian + 15 * pass;
+  if (!preconditioned) return newton < (160 + 0.4 * static_cast<double>(d)) * pass;
+  const double gram = rows * a * a / 5 + std::pow(a, 3) / 3 / 2;
+  return newton < 2 * gram + (k == 1 ? 15 : 90) * pass;
 }
 
 // The Cholesky factor of the objective's Hessian at `weights` ([d+1, k], augmented layout), or

@@ -16,6 +16,12 @@
 // The direction is the two-loop recursion over the last 10 steps (scipy's maxcor); the step
 // meets the strong Wolfe conditions (c1 = 1e-4, c2 = 0.9), found by bracketing and cubic
 // interpolation as in minFunc and PyTorch's LBFGS. The first step has length 1 / ||g||.
+// A caller that knows a matrix B close to the objective's Hessian (an upper bound, say) may set
+// `preconditioner` to apply B^-1: the recursion then starts from B^-1 instead of a multiple of
+// the identity (preconditioned L-BFGS; B^-1 as it is, not rescaled by the last step, since B
+// already carries the curvature's size), the first step has length 1, and the stopping rule is
+// unchanged (it reads the objective's own gradient). `after_iteration` lets the caller form B
+// again as the fit moves.
 // Threads: no shared state; run as many minimisations at once as there are threads.
 #pragma once
 
@@ -35,6 +41,11 @@ struct LbfgsSettings {
   std::int64_t max_evaluations = 15000;                                     // scipy's maxfun
   double relative_decrease = 1e7 * std::numeric_limits<double>::epsilon();  // scipy's factr * eps
   int history = 10;
+  // Optional: v <- B^-1 v for a symmetric positive definite B (see above).
+  std::function<void(double* v)> preconditioner;
+  // Optional: called after every iteration with the new point and its gradient; the caller may
+  // change B here (L-BFGS's stored steps stay valid with any B).
+  std::function<void(const double* x, const double* gradient)> after_iteration;
 };
 
 struct LbfgsResult {
@@ -183,7 +194,10 @@ inline LbfgsResult minimize_lbfgs(const LbfgsObjective& objective, std::vector<d
       alpha[m] = inverse_curvature[m] * dot(steps[m], direction);
       for (std::size_t i = 0; i < n; ++i) direction[i] -= alpha[m] * gradient_changes[m][i];
     }
-    for (double& v : direction) v *= scale;
+    if (settings.preconditioner)
+      settings.preconditioner(direction.data());
+    else
+      for (double& v : direction) v *= scale;
     for (std::size_t m = 0; m < steps.size(); ++m) {
       const double beta = inverse_curvature[m] * dot(gradient_changes[m], direction);
       for (std::size_t i = 0; i < n; ++i) direction[i] += (alpha[m] - beta) * steps[m][i];
@@ -194,7 +208,8 @@ inline LbfgsResult minimize_lbfgs(const LbfgsObjective& objective, std::vector<d
       steps.clear(), gradient_changes.clear(), inverse_curvature.clear(), scale = 1;
       continue;
     }
-    const double first_step = result.iterations == 0 ? 1.0 / std::sqrt(dot(here.gradient, here.gradient)) : 1.0;
+    const double first_step =
+        result.iterations == 0 && !settings.preconditioner ? 1.0 / std::sqrt(dot(here.gradient, here.gradient)) : 1.0;
     Point next = lbfgs_detail::strong_wolfe(objective, x, direction, here, first_step, x_new, result.evaluations);
     ++result.iterations;
     if (next.step == 0) break;  // no step lowered the value: stop here, not converged
@@ -204,13 +219,14 @@ inline LbfgsResult minimize_lbfgs(const LbfgsObjective& objective, std::vector<d
     if (ys > 1e-10) {
       if (static_cast<int>(steps.size()) == settings.history)
         steps.pop_front(), gradient_changes.pop_front(), inverse_curvature.pop_front();
-      scale = ys / dot(y, y);
+      if (!settings.preconditioner) scale = ys / dot(y, y);
       steps.push_back(std::move(s)), gradient_changes.push_back(std::move(y)), inverse_curvature.push_back(1.0 / ys);
     }
     const double before = here.value;
     x.swap(x_new);
     here.value = next.value;
     here.gradient.swap(next.gradient);
+    if (settings.after_iteration) settings.after_iteration(x.data(), here.gradient.data());
     if (before - here.value <= settings.relative_decrease * std::max({std::abs(before), std::abs(here.value), 1.0})) {
       result.converged = true;
       break;
