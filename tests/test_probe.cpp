@@ -8,6 +8,7 @@
 
 #include <kgain/core/registry.hpp>
 #include <kgain/core/transferability.hpp>
+#include <kgain/dense_kernels.hpp>
 #include <kgain/gram.hpp>
 #include <kgain/margin_scores.hpp>
 #include <kgain/lbfgs.hpp>
@@ -507,5 +508,23 @@ TEST_CASE("ridge's float32 Gram matrix, refined in float64, gives the float64 so
     CAPTURE(name, float64_spread, difference);
     CHECK(difference < 1e-9 + 10 * float64_spread);
     if (std::string(name) == "near collinear") CHECK((float32_only - expected).abs().max().item<double>() > 1e-3);
+  }
+}
+
+TEST_CASE("dots() gives dot()'s bits for every column, in blocks of four columns and a tail of elements", "[probe]") {
+  // The multinomial objective takes its k logits from dots(): the same sums in the same order as
+  // k calls of dot(), so that its fits do not move by a bit.
+  torch::manual_seed(23);
+  for (std::size_t n : {std::size_t{5}, std::size_t{37}, std::size_t{1280}}) {
+    const at::Tensor x = torch::randn({static_cast<std::int64_t>(n)}) * 100;
+    const at::Tensor w = torch::randn({6, static_cast<std::int64_t>(n)}, torch::kDouble);
+    for (std::size_t k = 1; k <= 6; ++k) {
+      std::vector<double> out(k);
+      kgain::dots(x.data_ptr<float>(), w.data_ptr<double>(), n, k, n, out.data());
+      for (std::size_t c = 0; c < k; ++c) {
+        CAPTURE(n, k, c);
+        CHECK(out[c] == kgain::dot(x.data_ptr<float>(), w.data_ptr<double>() + c * n, n));
+      }
+    }
   }
 }

@@ -13,21 +13,22 @@
 // L-BFGS started from B^-1 instead of a multiple of the identity (kgain/lbfgs.hpp,
 // `preconditioner`) is left only the gap between the two to learn. B is formed at the starting
 // point and formed again at the current point when the largest gradient entry has not halved in
-// 20 iterations (the rows' curvatures have moved: on separable classes most p_i go to 0 or 1). The stopping rule reads the objective's own
-// gradient: where a fit stops does not depend on B.
+// 20 iterations (the rows' curvatures have moved: on separable classes most p_i go to 0 or 1). The stopping rule reads
+// the objective's own gradient: where a fit stops does not depend on B.
 //
 // In an orthonormal basis of class space whose first vector is the common shift 1 / sqrt(k), B is
 // one factored block G_w + P/C per other direction and just the penalty along the shift (where
 // the loss is flat; the intercepts' shift, flat for the whole objective, gets the curvature
 // sum_i w_i: the gradient has no part along it, so its value does not matter).
-// Cost per formation: one float32 BLAS product of n (d+1)^2 multiply-adds and a Cholesky factor of
-// d+1 (float64, kept in float32 for the solves: B only shapes the steps).
+// Cost per formation: one float32 BLAS product of n (d+1)^2 / 2 multiply-adds (kgain/gram.hpp) and
+// a Cholesky factor of d+1 (float32: B only shapes the steps).
 // Threads: one per fit; not shared.
 #pragma once
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <tuple>
 #include <vector>
 
 #include <ATen/ATen.h>
@@ -71,7 +72,10 @@ class CurvaturePreconditioner {
     shift_intercept_ = w.sum().item<double>() + 1e-12;
     b[d][d] = shift_intercept_;
     b.diagonal().slice(0, 0, d).add_(1.0 / C_);
-    const auto [factor, info] = at::linalg_cholesky_ex(b);
+    // Factored in float32 (twice float64's rate; B only shapes the steps), in float64 when float32
+    // cannot (a B too ill-conditioned for float32's precision).
+    auto [factor, info] = at::linalg_cholesky_ex(b.to(at::kFloat));
+    if (info.item<std::int64_t>() != 0) std::tie(factor, info) = at::linalg_cholesky_ex(b);
     if (info.item<std::int64_t>() != 0) return false;
     factor_ = factor.to(at::kFloat);
     return true;
@@ -126,8 +130,8 @@ class CurvaturePreconditioner {
   const kgain::LinearProblem& problem_;
   double C_, shift_intercept_ = 1;
   std::vector<double> recent_;  // largest gradient entry after each iteration since B was formed
-  at::Tensor factor_;   // float32 [d+1, d+1], lower Cholesky factor of G_w + P / C
-  at::Tensor classes_;  // float32 [k, k], orthonormal, first column 1 / sqrt(k)
+  at::Tensor factor_;           // float32 [d+1, d+1], lower Cholesky factor of G_w + P / C
+  at::Tensor classes_;          // float32 [k, k], orthonormal, first column 1 / sqrt(k)
 };
 
 }  // namespace kgain_logistic

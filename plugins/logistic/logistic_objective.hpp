@@ -38,7 +38,8 @@ class LogisticObjective {
     const float* x = problem_.rows.data_ptr<float>();
     const std::int64_t* y = problem_.labels.data_ptr<std::int64_t>();
     for (std::int64_t i = 0; i < problem_.n; ++i, x += d) {
-      for (std::size_t c = 0; c < k; ++c) z[c] = bias[c] + kgain::dot(x, theta + c * d, d);
+      kgain::dots(x, theta, d, k, d, z.data());
+      for (std::size_t c = 0; c < k; ++c) z[c] += bias[c];
       loss += residuals(z, y[i]);  // z now holds d loss_i / d z
       for (std::size_t c = 0; c < k; ++c) {
         kgain::axpy(z[c], x, gradient + c * d, d);

@@ -32,4 +32,33 @@ __attribute__((target_clones("avx2", "default"))) static inline void axpy(double
   for (std::size_t j = 0; j < n; ++j) g[j] += a * static_cast<double>(x[j]);
 }
 
+// out[c] = dot(x, w + c * stride, n) for c < k, bit for bit, with each element of x read and
+// converted once for all k (a multinomial objective's k logits of one row).
+__attribute__((target_clones("avx2", "default"))) static inline void dots(const float* x, const double* w,
+                                                                          std::size_t stride, std::size_t k,
+                                                                          std::size_t n, double* out) {
+  constexpr std::size_t kColumns = 4;  // accumulators of four columns: 16 AVX2 registers
+  for (std::size_t c0 = 0; c0 < k; c0 += kColumns) {
+    const std::size_t columns = k - c0 < kColumns ? k - c0 : kColumns;
+    double lanes[kColumns][16] = {};
+    std::size_t j = 0;
+    for (; j + 16 <= n; j += 16) {
+      double row[16];
+      for (std::size_t l = 0; l < 16; ++l) row[l] = static_cast<double>(x[j + l]);
+      for (std::size_t c = 0; c < columns; ++c) {
+        const double* wc = w + (c0 + c) * stride + j;
+        for (std::size_t l = 0; l < 16; ++l) lanes[c][l] += row[l] * wc[l];
+      }
+    }
+    for (std::size_t c = 0; c < columns; ++c) {
+      const double* wc = w + (c0 + c) * stride;
+      double tail = 0;
+      for (std::size_t t = j; t < n; ++t) tail += static_cast<double>(x[t]) * wc[t];
+      double* lc = lanes[c];
+      for (std::size_t l = 0; l < 8; ++l) lc[l] += lc[l + 8];
+      out[c0 + c] = (((lc[0] + lc[4]) + (lc[1] + lc[5])) + ((lc[2] + lc[6]) + (lc[3] + lc[7]))) + tail;
+    }
+  }
+}
+
 }  // namespace kgain
