@@ -454,6 +454,9 @@ TEST_CASE("gram() is X^T X with both triangles, through the process's BLAS syrk"
   CHECK(g.scalar_type() == torch::kFloat);
   CHECK((g.to(torch::kDouble) - expected).abs().max().item<double>() < 1e-3);
   CHECK(torch::equal(g, g.t()));
+  // Rows that are a view (every other row) give the Gram matrix of what they show.
+  const at::Tensor every_other = rows.slice(0, 0, 517, 2);
+  CHECK(torch::allclose(kgain::gram(every_other), every_other.t().mm(every_other), 1e-4, 1e-3));
   // LibTorch's BLAS here is Debian's OpenBLAS, which exports CBLAS: the half-cost path is taken.
   CHECK(kgain::gram_detail::ssyrk() != nullptr);
 }

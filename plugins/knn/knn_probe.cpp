@@ -100,9 +100,9 @@ class KnnProbe : public kgain::Probe {
     std::vector<Neighbour> candidates;
   };
 
-  // The k nearest training images of one test row, in float64 (see the header comment). `row`
-  // is the float64 test row, `norm` its float32 copy's norm, `products` its float32 dot
-  // products with every training row.
+  // The k nearest training images of one test row, in float64 (see the header comment). `x` is
+  // the float64 test row, `norm` its float32 copy's norm, `products` its float32 dot products
+  // with every training row.
   const std::vector<Neighbour>& k_nearest(const double* x, double norm, const float* products, std::int64_t k,
                                           Scratch& s) const {
     const std::int64_t n = train_.size(0), d = train_.size(1);

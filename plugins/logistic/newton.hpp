@@ -44,9 +44,11 @@ namespace kgain_logistic {
 // Plain L-BFGS (`preconditioned` false) spends about 160 + 0.4 d passes. L-BFGS with the
 // curvature preconditioner (curvature_preconditioner.hpp) forms about two Gram matrices of
 // (d+1)^2 (one block whatever k) and spends about 15 passes with two classes (its B is then the
-// Hessian itself: 9 to 48 iterations on pcam's widest tap) and 90 with more (B approximates the
-// classes' coupling: 65 to 90 on LC25000's). So Newton wins on narrow taps with three or more
-// classes (up to about 100 features on LC25000), and nowhere with two once preconditioned.
+// Hessian itself: 9 to 27 iterations, mean 10 to 16, on pcam's taps of up to 320 features) and
+// 120 with more (B approximates the classes' coupling: 84 to 197, mean 106 to 138, on LC25000's
+// taps of 160 features and more; counted with a temporary print). So Newton wins on narrow taps
+// with three or more classes (up to about 100 features on LC25000), and nowhere with two once
+// preconditioned.
 inline bool newton_is_cheaper(std::int64_t n, std::int64_t d, std::int64_t k, bool preconditioned) {
   const double rows = static_cast<double>(n), a = static_cast<double>(d + 1), columns = static_cast<double>(k);
   const double pass = rows * (2 * static_cast<double>(d) * columns + 150 * (columns + 1));
@@ -54,7 +56,7 @@ inline bool newton_is_cheaper(std::int64_t n, std::int64_t d, std::int64_t k, bo
   const double newton = 6 * hessian + 15 * pass;
   if (!preconditioned) return newton < (160 + 0.4 * static_cast<double>(d)) * pass;
   const double gram = rows * a * a / 5 + std::pow(a, 3) / 3 / 2;
-  return newton < 2 * gram + (k == 1 ? 15 : 90) * pass;
+  return newton < 2 * gram + (k == 1 ? 15 : 120) * pass;
 }
 
 // The Cholesky factor of the objective's Hessian at `weights` ([d+1, k], augmented layout), or

@@ -23,8 +23,11 @@ inline Ssyrk ssyrk() {
 }
 }  // namespace gram_detail
 
-// rows: float32 [n, d], contiguous. Returns X^T X, float32 [d, d], both triangles filled.
-inline at::Tensor gram(const at::Tensor& rows) {
+// rows: float32 [n, d] (made contiguous here if they are not). Returns X^T X, float32 [d, d],
+// both triangles filled.
+inline at::Tensor gram(const at::Tensor& rows_in) {
+  TORCH_CHECK(rows_in.dim() == 2 && rows_in.scalar_type() == at::kFloat, "kgain::gram: float32 [n, d] rows expected");
+  const at::Tensor rows = rows_in.contiguous();
   const auto syrk = gram_detail::ssyrk();
   const std::int64_t n = rows.size(0), d = rows.size(1);
   if (!syrk || n == 0 || n > (1ll << 30) || d > (1ll << 30)) return rows.t().mm(rows);
