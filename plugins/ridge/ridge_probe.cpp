@@ -67,7 +67,8 @@ class RidgeProbe : public kgain::Probe {
 
  private:
   // W with (xc^T xc + alpha I) W = rhs, in float64 (see the header comment). The refinement
-  // stops as LAPACK's dsposv does (the same scheme): when the float64 residual is at most
+  // stops by LAPACK dsposv's test (dsposv refines a float32 factor the same way; here the factor
+  // is float64, of the float32 Gram matrix): when the float64 residual is at most
   // |W| |A| eps sqrt(d), as small as a float64 factorization's own; it gives up after 30 rounds
   // or a round that does not lower the residual.
   at::Tensor solve_refined(const at::Tensor& xc, const at::Tensor& rhs) const {

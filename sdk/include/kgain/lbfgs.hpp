@@ -16,7 +16,7 @@
 // The direction is the two-loop recursion over the last 10 steps (scipy's maxcor); the step
 // meets the strong Wolfe conditions (c1 = 1e-4, c2 = 0.9), found by bracketing and cubic
 // interpolation as in minFunc and PyTorch's LBFGS. The first step has length 1 / ||g||.
-// A caller that knows a matrix B close to the objective's Hessian (an upper bound, say) may set
+// A caller that knows a matrix B close to the objective's Hessian may set
 // `preconditioner` to apply B^-1: the recursion then starts from B^-1 instead of a multiple of
 // the identity (preconditioned L-BFGS; B^-1 as it is, not rescaled by the last step, since B
 // already carries the curvature's size), the first step has length 1, and the stopping rule is
