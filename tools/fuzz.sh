@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (tests/fuzz/) with clang-14 into build-fuzz/ and runs each one
 # for SECONDS (default 60) from a seed corpus made of the real files in ../shared.
-#   tools/fuzz.sh [-j JOBS] [SECONDS] [TARGET...]
+#   tools/fuzz.sh [-j JOBS] [--cpu] [SECONDS] [TARGET...]
+# With --cpu, SECONDS is CPU time, not wall time: each target runs until it (with the child
+# processes it waited for) has used that much CPU, then is asked to stop (SIGUSR1: libFuzzer
+# finishes the input at hand and prints its final statistics). That is the measure that means
+# the same on a busy machine and an idle one; run it niced beside other work.
 # JOBS targets run at a time (default 1; each libFuzzer run uses one core). A crash leaves its
 # input in build-fuzz/findings/TARGET/ and makes the script fail. An input running longer than
 # KGAIN_FUZZ_TIMEOUT seconds (default 20) is a finding too; raise it when the fuzzers share a
@@ -12,6 +16,8 @@ source tools/deps.sh
 kgain_install_missing clang-14 libfuzzer-14-dev libclang-rt-14-dev python3-h5py
 jobs=1
 if [ "${1:-}" = "-j" ]; then jobs=$2; shift 2; fi
+cpu_budget=0
+if [ "${1:-}" = "--cpu" ]; then cpu_budget=1; shift; fi
 seconds=${1:-60}
 shift || true
 targets=("$@")
@@ -82,13 +88,31 @@ fi
 export ASAN_OPTIONS=detect_leaks=0:detect_container_overflow=0:allocator_may_return_null=1
 # Each target runs in its own folder, so that its failing inputs are its own (and another
 # fuzz.sh running other targets at the same time keeps its own).
+# CPU-seconds of process $1 and of the children it waited for (utime, stime, cutime, cstime).
+cpu_of() { awk -v tick="$(getconf CLK_TCK)" '{sub(/^.*\) /, ""); print int(($12 + $13 + $14 + $15) / tick)}' "/proc/$1/stat"; }
+# Asks fuzzer $1 to stop once it has used $2 CPU-seconds; writes what it used to $3.
+watch_cpu() {
+  local used=0
+  while kill -0 "$1" 2>/dev/null; do
+    used=$(cpu_of "$1" 2>/dev/null) || break
+    echo "$used" >"$3"
+    if [ "$used" -ge "$2" ]; then kill -USR1 "$1" 2>/dev/null; break; fi
+    sleep 5
+  done
+}
 fuzz_one() {
   local t=$1 dir=build-fuzz/runs/$1
   rm -rf "$dir" "build-fuzz/findings/$t"
   mkdir -p "build-fuzz/corpus/$t" "$dir"
-  echo "== $t: ${seconds} s" >&2
-  (cd "$dir" && ../../fuzz/"$t" -max_total_time="$seconds" -max_len=4194304 -timeout="${KGAIN_FUZZ_TIMEOUT:-20}" -rss_limit_mb=4096 \
-      -print_final_stats=1 "../../corpus/$t" "../../seeds/$t" >log.txt 2>&1) || true
+  echo "== $t: ${seconds} s$([ $cpu_budget = 0 ] || echo " of CPU")" >&2
+  local wall=$seconds
+  [ $cpu_budget = 0 ] || wall=$((seconds * 100))  # the CPU budget ends it (watch_cpu)
+  (cd "$dir" && exec ../../fuzz/"$t" -max_total_time="$wall" -max_len=4194304 -timeout="${KGAIN_FUZZ_TIMEOUT:-20}" -rss_limit_mb=4096 \
+      -print_final_stats=1 "../../corpus/$t" "../../seeds/$t" >log.txt 2>&1) &
+  local pid=$!
+  [ $cpu_budget = 0 ] || watch_cpu "$pid" "$seconds" "$dir/cpu_seconds.txt" &
+  wait "$pid" || true
+  [ ! -f "$dir/cpu_seconds.txt" ] || echo "$t: $(cat "$dir/cpu_seconds.txt") CPU-seconds" >&2
   grep -E "^(#[0-9]+ +DONE|stat::number_of_executed_units|stat::peak_rss_mb|==[0-9]+==ERROR|SUMMARY|.*crash-)" "$dir/log.txt" |
     sed "s/^/$t: /" >&2 || true
 }
