@@ -24,6 +24,10 @@
 #include <utility>
 #include <vector>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include <torch/torch.h>
 
 #include <kgain/plugin.hpp>
@@ -51,6 +55,62 @@ __attribute__((target_clones("avx2", "default"))) bool screen(const float* produ
   return bad == 0;
 }
 
+// The first j in [from, n) with lower[j] <= t, or n. Blocks of eight are tested at once (four
+// SSE2 comparisons, one branch): past the first few hundred images nearly every block is passed
+// over whole, since few lower bounds are within the k-th smallest upper bound so far. (Written
+// with intrinsics: compilers do not vectorize a loop that stops at the first match.)
+std::size_t first_at_most(const double* lower, std::size_t from, std::size_t n, double t) {
+  std::size_t j = from;
+#if defined(__SSE2__)
+  const __m128d limit = _mm_set1_pd(t);
+  for (; j + 8 <= n; j += 8) {
+    const __m128d a =
+        _mm_or_pd(_mm_cmple_pd(_mm_loadu_pd(lower + j), limit), _mm_cmple_pd(_mm_loadu_pd(lower + j + 2), limit));
+    const __m128d b =
+        _mm_or_pd(_mm_cmple_pd(_mm_loadu_pd(lower + j + 4), limit), _mm_cmple_pd(_mm_loadu_pd(lower + j + 6), limit));
+    if (_mm_movemask_pd(_mm_or_pd(a, b)) != 0) break;
+  }
+#endif
+  for (; j < n; ++j)
+    if (lower[j] <= t) return j;
+  return n;
+}
+
+// sum_l (x_l - y_l)^2, or sum_l x_l y_l when `products`, in float64: eight running sums (one
+// chain of dependent additions would take four cycles an element), added in a fixed order.
+__attribute__((target_clones("avx2", "default"))) double exact_sum(const double* x, const double* y, std::size_t d,
+                                                                   bool products) {
+  double lanes[8] = {0};
+  std::size_t l = 0;
+  if (products)
+    for (; l + 8 <= d; l += 8)
+      for (std::size_t q = 0; q < 8; ++q) lanes[q] += x[l + q] * y[l + q];
+  else
+    for (; l + 8 <= d; l += 8)
+      for (std::size_t q = 0; q < 8; ++q) lanes[q] += (x[l + q] - y[l + q]) * (x[l + q] - y[l + q]);
+  double tail = 0;
+  for (; l < d; ++l) tail += products ? x[l] * y[l] : (x[l] - y[l]) * (x[l] - y[l]);
+  return (((lanes[0] + lanes[4]) + (lanes[1] + lanes[5])) + ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7]))) + tail;
+}
+
+// A row's float32 copy (`out`) and that copy's norm in float64.
+__attribute__((target_clones("avx2", "default"))) double to_float32(const double* x, std::size_t d, float* out) {
+  double lanes[8] = {0};
+  std::size_t l = 0;
+  for (; l + 8 <= d; l += 8)
+    for (std::size_t q = 0; q < 8; ++q) {
+      out[l + q] = static_cast<float>(x[l + q]);
+      lanes[q] += static_cast<double>(out[l + q]) * static_cast<double>(out[l + q]);
+    }
+  double tail = 0;
+  for (; l < d; ++l) {
+    out[l] = static_cast<float>(x[l]);
+    tail += static_cast<double>(out[l]) * static_cast<double>(out[l]);
+  }
+  return std::sqrt((((lanes[0] + lanes[4]) + (lanes[1] + lanes[5])) + ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7]))) +
+                   tail);
+}
+
 class KnnProbe : public kgain::Probe {
  public:
   explicit KnnProbe(const kgain::Options& options)
@@ -65,25 +125,27 @@ class KnnProbe : public kgain::Probe {
   void fit(const at::Tensor& features, const at::Tensor& labels, std::int64_t num_classes, std::uint64_t) override {
     if (standardize_) scaler_.fit(features);
     train_ = prepare(features);
-    train32_ = train_.to(torch::kFloat);
-    train_norms_ = row_norms(train32_);
     labels_ = labels.to(torch::kLong).contiguous();
     num_classes_ = num_classes;
   }
 
   at::Tensor predict_proba(const at::Tensor& features) const override {
-    TORCH_CHECK(train_.defined(), "knn: predict_proba() before fit()");
+    TORCH_CHECK(train_.x.defined(), "knn: predict_proba() before fit()");
     torch::NoGradGuard no_grad;
-    const at::Tensor x = prepare(features), x32 = x.to(torch::kFloat), x_norms = row_norms(x32);
-    const std::int64_t k = std::min<std::int64_t>(k_, train_.size(0));
-    at::Tensor proba = torch::zeros({x.size(0), num_classes_}, torch::kFloat64);
+    const Rows x = prepare(features);
+    const std::int64_t k = std::min<std::int64_t>(k_, train_.x.size(0));
+    const std::int64_t m = x.x.size(0), d = x.x.size(1);
+    at::Tensor proba = torch::zeros({m, num_classes_}, torch::kFloat64);
     Scratch scratch;
-    // In blocks of rows, so that the screening products stay small (256 x n float32).
-    for (std::int64_t start = 0; start < x.size(0); start += 256) {
-      const std::int64_t end = std::min(x.size(0), start + 256);
-      const at::Tensor products = x32.slice(0, start, end).mm(train32_.t()).contiguous();
+    // In blocks of rows, so that the screening products stay small (16 MB of float32 at most),
+    // but no smaller than that: each product packs all training rows for BLAS again.
+    const std::int64_t block =
+        std::max<std::int64_t>(64, (std::int64_t{4} << 20) / std::max<std::int64_t>(1, train_.x.size(0)));
+    for (std::int64_t start = 0; start < m; start += block) {
+      const std::int64_t end = std::min(m, start + block);
+      const at::Tensor products = x.x32.slice(0, start, end).mm(train_.x32.t()).contiguous();
       for (std::int64_t i = start; i < end; ++i) {
-        const auto& nearest = k_nearest(x.data_ptr<double>() + i * x.size(1), x_norms.data_ptr<double>()[i],
+        const auto& nearest = k_nearest(x.x.data_ptr<double>() + i * d, x.norms.data_ptr<double>()[i],
                                         products.data_ptr<float>() + (i - start) * products.size(1), k, scratch);
         double* votes = proba.data_ptr<double>() + i * num_classes_;
         for (const auto& [distance, index] : nearest) votes[labels_.data_ptr<std::int64_t>()[index]] += 1;
@@ -94,8 +156,11 @@ class KnnProbe : public kgain::Probe {
 
  private:
   using Neighbour = std::pair<double, std::int64_t>;  // (float64 distance, training index)
+  struct Rows {
+    at::Tensor x, x32, norms;  // float64 [n, d] as the distances use them, its float32 copy, the copy's norms [n]
+  };
   struct Scratch {
-    std::vector<double> lower, upper, kth;  // bounds on each float64 distance
+    std::vector<double> lower, upper, kth;  // bounds on each float64 distance; scratch for k > kScanUpTo
     std::vector<std::size_t> pending;       // images that may be among the k nearest
     std::vector<Neighbour> candidates;
   };
@@ -105,13 +170,13 @@ class KnnProbe : public kgain::Probe {
   // with every training row.
   const std::vector<Neighbour>& k_nearest(const double* x, double norm, const float* products, std::int64_t k,
                                           Scratch& s) const {
-    const std::int64_t n = train_.size(0), d = train_.size(1);
+    const std::int64_t n = train_.x.size(0), d = train_.x.size(1);
     // Rounding of the float32 product (at most (d + 1) u |x| |y| for any order of summation) and
     // of the rows into float32 (2 u (|x| + |y|)^2 at most, on a squared distance), with room.
     const double u = std::ldexp(1.0, -24), slack = 1.01 * static_cast<double>(d + 3) * u;
     const auto N = static_cast<std::size_t>(n), K = static_cast<std::size_t>(k);
     s.lower.resize(N), s.upper.resize(N);
-    const bool finite = screen(products, train_norms_.data_ptr<double>(), N, norm, distance_ == "cosine", slack,
+    const bool finite = screen(products, train_.norms.data_ptr<double>(), N, norm, distance_ == "cosine", slack,
                                s.lower.data(), s.upper.data());
     // The k-th smallest upper bound: no float64 distance beyond it can be among the k nearest.
     // (A float32 product that overflowed screens nothing: every image gets its float64 distance.)
@@ -144,46 +209,48 @@ class KnnProbe : public kgain::Probe {
       std::nth_element(s.kth.begin(), s.kth.begin() + static_cast<std::ptrdiff_t>(k - 1), s.kth.end());
       return s.kth[k - 1];
     }
-    s.kth.assign(k, std::numeric_limits<double>::infinity());
-    for (std::size_t j = 0; j < n; ++j) {
-      if (s.lower[j] <= s.kth[k - 1]) s.pending.push_back(j);
+    double kth[kScanUpTo];  // the k smallest upper bounds so far, in order
+    std::fill(kth, kth + k, std::numeric_limits<double>::infinity());
+    const double* lower = s.lower.data();
+    // An image whose lower bound is above the k-th smallest upper bound so far has its upper
+    // bound above it too (lower <= upper): it is passed over whole.
+    for (std::size_t j = first_at_most(lower, 0, n, kth[k - 1]); j < n;
+         j = first_at_most(lower, j + 1, n, kth[k - 1])) {
+      s.pending.push_back(j);
       const double upper = s.upper[j];
-      if (!(upper < s.kth[k - 1])) continue;
+      if (!(upper < kth[k - 1])) continue;
       std::size_t at = k - 1;
-      for (; at > 0 && s.kth[at - 1] > upper; --at) s.kth[at] = s.kth[at - 1];
-      s.kth[at] = upper;
+      for (; at > 0 && kth[at - 1] > upper; --at) kth[at] = kth[at - 1];
+      kth[at] = upper;
     }
-    return s.kth[k - 1];
+    return kth[k - 1];
   }
 
   double exact_distance(const double* x, std::int64_t j) const {
-    const std::int64_t d = train_.size(1);
-    const double* y = train_.data_ptr<double>() + j * d;
-    double sum = 0;
-    if (distance_ == "cosine") {
-      for (std::int64_t l = 0; l < d; ++l) sum += x[l] * y[l];
-      return 1 - sum;
-    }
-    for (std::int64_t l = 0; l < d; ++l) sum += (x[l] - y[l]) * (x[l] - y[l]);
-    return sum;
+    const auto d = static_cast<std::size_t>(train_.x.size(1));
+    const double* y = train_.x.data_ptr<double>() + static_cast<std::size_t>(j) * d;
+    return distance_ == "cosine" ? 1 - exact_sum(x, y, d, true) : exact_sum(x, y, d, false);
   }
 
-  // Each row's norm, in float64, of float32 rows [n, d].
-  static at::Tensor row_norms(const at::Tensor& rows32) {
-    return rows32.to(torch::kFloat64).pow(2).sum(1).sqrt().contiguous();
-  }
-
-  at::Tensor prepare(const at::Tensor& features) const {
+  // The rows as distances use them (standardized, then of unit length for cosine), in float64,
+  // with their float32 copies and those copies' norms made in the same pass over each row.
+  Rows prepare(const at::Tensor& features) const {
     at::Tensor x = standardize_ ? scaler_.apply(features) : features.to(torch::kFloat64);
     if (distance_ == "cosine") x = x / x.norm(2, 1, true).clamp_min(1e-12);
-    return x.contiguous();
+    Rows rows{x.contiguous(), torch::empty(x.sizes(), torch::kFloat), torch::empty({x.size(0)}, torch::kFloat64)};
+    const auto n = static_cast<std::size_t>(x.size(0)), d = static_cast<std::size_t>(x.size(1));
+    for (std::size_t i = 0; i < n; ++i)
+      rows.norms.data_ptr<double>()[i] =
+          to_float32(rows.x.data_ptr<double>() + i * d, d, rows.x32.data_ptr<float>() + i * d);
+    return rows;
   }
 
   std::int64_t k_;
   std::string distance_;
   bool standardize_;
   kgain::Standardizer scaler_;
-  at::Tensor train_, train32_, train_norms_, labels_;  // [n, d] float64 and float32, [n], [n]
+  Rows train_;
+  at::Tensor labels_;  // [n]
   std::int64_t num_classes_ = 0;
 };
 
