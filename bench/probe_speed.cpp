@@ -1,17 +1,19 @@
 // Probe speed: kgain's probes on saved features, the kgain side of bench/probe_speed.sh.
 //
 //   ./build/bench/kgain_bench_probes DIR --probe logistic [--threads 2] [--set C=1 --set tol=1e-4 ...]
-//                                    [--out accuracy.csv] [--per-tap]
+//                                    [--out accuracy.csv] [--per-tap] [--fold-by-fold]
 //
 // DIR is what `bench/python_reference.py --save-features DIR` wrote (V_T.npy float32 [n, d],
 // labels.npy int64, roles.npy int8 [folds, n], variants.txt), so that kgain and scikit-learn
 // (bench/probe_reference.py) fit the very same features. Every (variant, tap, fold) is one fit,
-// run as a study runs them: `--threads` workers side by side, one BLAS thread each
-// (core/blas_threads.hpp), with kgain's allocator setting (core/allocator.hpp). Timed: fit and
-// predict_proba of every problem, not loading. Prints
+// or every (variant, tap) one fit_folds() for a probe that fits its folds together, run as a
+// study runs them (core/evaluation.cpp): widest taps first, `--threads` workers side by side, one
+// BLAS thread each (core/blas_threads.hpp), with kgain's allocator setting (core/allocator.hpp).
+// Timed: fit and predict_proba (or fit_folds) of every problem, not loading. Prints
 // fits, seconds and fits/s; writes variant,tap_index,accuracy (mean over folds). --per-tap also
 // prints, for each tap, its width and the mean milliseconds of its fits (each fit timed alone,
-// fit and predict_proba, on whichever worker ran it).
+// fit and predict_proba, on whichever worker ran it; a fit_folds() counts as its folds' fits).
+// --fold-by-fold fits a probe that could fit its folds together one fold at a time instead.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -88,6 +90,7 @@ Options probe_options(const std::vector<std::string>& settings) {
 
 struct Problem {
   std::size_t variant, tap, fold;
+  bool all_folds;
 };
 
 }  // namespace
@@ -124,11 +127,19 @@ int main(int argc, char** argv) try {
 
   core::Registry registry;
   registry.add_directory(KGAIN_PLUGIN_DIR);
+  const bool together = registry.create<Probe>(probe_name, options)->fits_folds_together() &&
+                        std::find(argv + 1, argv + argc, std::string("--fold-by-fold")) == argv + argc;
+  std::vector<FoldRows> fold_rows;
+  for (std::size_t f = 0; f < folds; ++f) fold_rows.push_back({train[f], labels.index_select(0, train[f]), test[f]});
   std::vector<Problem> problems;
   for (std::size_t v = 0; v < variants.size(); ++v)
     for (std::size_t t = 0; t < taps; ++t)
-      for (std::size_t f = 0; f < folds; ++f) problems.push_back({v, t, f});
-  std::vector<double> accuracy(problems.size()), fit_seconds(problems.size());
+      for (std::size_t f = 0; f < (together ? 1 : folds); ++f) problems.push_back({v, t, f, together});
+  std::stable_sort(problems.begin(), problems.end(), [&](const Problem& a, const Problem& b) {
+    return features[a.variant][a.tap].size(1) > features[b.variant][b.tap].size(1);
+  });
+  std::vector<std::vector<double>> accuracy(variants.size(), std::vector<double>(taps * folds));
+  std::vector<double> fit_seconds(problems.size());
   std::vector<std::shared_ptr<Probe>> probes;
   for (std::size_t i = 0; i < problems.size(); ++i) probes.push_back(registry.create<Probe>(probe_name, options));
 
@@ -143,16 +154,26 @@ int main(int argc, char** argv) try {
         const Problem& p = problems[i];
         const at::Tensor& x = features[p.variant][p.tap];
         const auto fit_start = std::chrono::steady_clock::now();
-        probes[i]->fit(x.index_select(0, train[p.fold]), labels.index_select(0, train[p.fold]), classes, 0);
-        const at::Tensor proba = probes[i]->predict_proba(x.index_select(0, test[p.fold]));
+        std::vector<at::Tensor> probas;
+        if (p.all_folds) {
+          probas = probes[i]->fit_folds(x, fold_rows, classes, 0);
+        } else {
+          probes[i]->fit(x.index_select(0, train[p.fold]), fold_rows[p.fold].labels, classes, 0);
+          probas.push_back(probes[i]->predict_proba(x.index_select(0, test[p.fold])));
+        }
         fit_seconds[i] = std::chrono::duration<double>(std::chrono::steady_clock::now() - fit_start).count();
-        accuracy[i] = proba.argmax(1).eq(labels.index_select(0, test[p.fold])).to(at::kDouble).mean().item<double>();
+        for (std::size_t j = 0; j < probas.size(); ++j) {
+          const std::size_t f = p.all_folds ? j : p.fold;
+          accuracy[p.variant][p.tap * folds + f] =
+              probas[j].argmax(1).eq(labels.index_select(0, test[f])).to(at::kDouble).mean().item<double>();
+        }
       }
     });
   for (auto& w : workers) w.join();
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::printf("kgain %s: %zu fits in %.2f s, %.2f fits/s (%d threads)\n", probe_name.c_str(), problems.size(), seconds,
-              static_cast<double>(problems.size()) / seconds, threads);
+  const std::size_t fits = variants.size() * taps * folds;
+  std::printf("kgain %s: %zu fits in %.2f s, %.2f fits/s (%d threads%s)\n", probe_name.c_str(), fits, seconds,
+              static_cast<double>(fits) / seconds, threads, together ? ", folds together" : "");
   if (std::find(argv + 1, argv + argc, std::string("--per-tap")) != argv + argc) {
     std::vector<double> per_tap(taps, 0.0);
     for (std::size_t i = 0; i < problems.size(); ++i) per_tap[problems[i].tap] += fit_seconds[i];
@@ -163,13 +184,14 @@ int main(int argc, char** argv) try {
   if (!out_arg.empty()) {
     std::ofstream out(out_arg.front());
     out << "variant,tap_index,accuracy\n";
-    for (std::size_t i = 0; i < problems.size(); i += folds) {
-      double mean = 0;
-      for (std::size_t f = 0; f < folds; ++f) mean += accuracy[i + f] / static_cast<double>(folds);
-      char line[128];
-      std::snprintf(line, sizeof line, "%s,%zu,%.6f\n", variants[problems[i].variant].c_str(), problems[i].tap, mean);
-      out << line;
-    }
+    for (std::size_t v = 0; v < variants.size(); ++v)
+      for (std::size_t t = 0; t < taps; ++t) {
+        double mean = 0;
+        for (std::size_t f = 0; f < folds; ++f) mean += accuracy[v][t * folds + f] / static_cast<double>(folds);
+        char line[128];
+        std::snprintf(line, sizeof line, "%s,%zu,%.6f\n", variants[v].c_str(), t, mean);
+        out << line;
+      }
   }
   return 0;
 } catch (const std::exception& e) {

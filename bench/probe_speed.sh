@@ -14,7 +14,8 @@
 # For each probe: kgain_bench_probes with 2 threads (as a study runs fits: side by side, one BLAS
 # thread each) and with 1; scikit-learn (bench/probe_reference.py) with numpy's BLAS on 2
 # threads and on 1. Then the largest per-tap accuracy difference between the two. The logistic
-# probe also runs without its preconditioner, and held to plain L-BFGS (2 threads).
+# probe also runs without its preconditioner, and held to plain L-BFGS (2 threads); ridge also
+# one fold at a time (2 threads).
 # Needs Debian's python3-torch, python3-sklearn, python3-pil (never a kgain dependency).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -63,4 +64,7 @@ for set in pcam lc25000; do
     --probe logistic --set solver=lbfgs --set preconditioner=none --threads 2)"
   compare $set knn "--probe knn" "--probe knn"
   compare $set ridge "--probe ridge" "--probe ridge"
+  # Ridge fits a tap's folds together (kgain/fold_grams.hpp); held to one fold at a time:
+  echo "    kgain ridge fold by fold: $("$root/build/bench/kgain_bench_probes" "$work/$set" --probe ridge \
+    --fold-by-fold --threads 2)"
 done

@@ -4,11 +4,14 @@
 #include <fstream>
 #include <map>
 #include <numeric>
+#include <random>
 #include <sstream>
 
+#include <kgain/core/evaluation.hpp>
 #include <kgain/core/registry.hpp>
 #include <kgain/core/transferability.hpp>
 #include <kgain/dense_kernels.hpp>
+#include <kgain/fold_grams.hpp>
 #include <kgain/gram.hpp>
 #include <kgain/margin_scores.hpp>
 #include <kgain/lbfgs.hpp>
@@ -534,4 +537,187 @@ TEST_CASE("dots() gives dot()'s bits for every column, in blocks of four columns
       }
     }
   }
+}
+
+namespace {
+
+// A fixture's training and test images as one tap of `n` rows, with fold layouts over them.
+struct FoldedSet {
+  at::Tensor x, y;  // float32 [n, d], int64 [n]
+  std::int64_t classes = 0;
+};
+
+FoldedSet all_rows(const std::string& name) {
+  const FeatureSet set = read_features(name);
+  return {torch::cat({set.train_x, set.test_x}), torch::cat({set.train_y, set.test_y}), set.classes};
+}
+
+// Fold rows from lists of training and test indices.
+std::vector<FoldRows> fold_rows(
+    const FoldedSet& s, const std::vector<std::pair<std::vector<std::int64_t>, std::vector<std::int64_t>>>& layout) {
+  std::vector<FoldRows> folds;
+  for (const auto& [train, test] : layout) {
+    const at::Tensor t = torch::tensor(train, torch::kLong);
+    folds.push_back({t, s.y.index_select(0, t), torch::tensor(test, torch::kLong)});
+  }
+  return folds;
+}
+
+// Layouts over n rows: k-fold (row i tests in fold i % k) with the last 7 rows in no fold;
+// two nested folds (the second trains on half of the first's training rows: blocks that are
+// not complements of test folds); three overlapping random splits (seven blocks, every pattern
+// but "trains in none": more than two per fold, so ridge fits them fold by fold); and a single
+// split.
+std::map<std::string, std::vector<std::pair<std::vector<std::int64_t>, std::vector<std::int64_t>>>> layouts(
+    std::int64_t n) {
+  std::map<std::string, std::vector<std::pair<std::vector<std::int64_t>, std::vector<std::int64_t>>>> out;
+  for (std::int64_t f = 0; f < 5; ++f) {
+    std::vector<std::int64_t> train, test;
+    for (std::int64_t i = 0; i < n - 7; ++i) (i % 5 == f ? test : train).push_back(i);
+    out["5-fold"].push_back({train, test});
+  }
+  std::vector<std::int64_t> first, second, rest;
+  for (std::int64_t i = 0; i < n; ++i) (i % 4 == 3 ? rest : first).push_back(i);
+  for (std::int64_t i : first)
+    if (i % 2 == 0) second.push_back(i);
+  out["nested"] = {{first, rest}, {second, rest}};
+  std::mt19937_64 rng(11);
+  for (int f = 0; f < 3; ++f) {
+    std::vector<std::int64_t> train, test;
+    for (std::int64_t i = 0; i < n; ++i) (rng() % 10 < 7 ? train : test).push_back(i);
+    out["overlapping"].push_back({train, test});
+  }
+  out["single"] = {out["5-fold"].front()};
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("FoldGrams: each fold's matrix from row blocks is the Gram matrix of its own standardized rows", "[probe]") {
+  // Against the fold's own rows standardized and centred in float64: equal within float32
+  // rounding (relative 1e-5 of the largest entry). Leaving out the centring term (the fold's
+  // mean is not the common shift) is off by more than that (checked below).
+  const FoldedSet s = all_rows("lc25000");
+  for (const auto& [name, layout] : layouts(s.x.size(0))) {
+    const auto folds = fold_rows(s, layout);
+    const auto blocks = row_blocks(s.x.size(0), folds);
+    CAPTURE(name);
+    if (name == "5-fold") {
+      REQUIRE(blocks.size() == 5);  // one per test fold; the 7 rows in no fold are in no block
+      for (std::size_t b = 0; b < 5; ++b)
+        for (std::size_t f = 0; f < 5; ++f) CHECK(blocks[b].trains_in[f] == (b != f));
+    }
+    if (name == "overlapping") CHECK(blocks.size() == 7);
+    const FoldGrams grams(s.x, blocks);
+    for (std::size_t f = 0; f < folds.size(); ++f) {
+      Standardizer scaler;
+      const at::Tensor rows = s.x.index_select(0, folds[f].train);
+      scaler.fit(rows);
+      const at::Tensor z = scaler.apply(rows), zc = z - z.mean(0, true);
+      const at::Tensor expected = zc.t().mm(zc);
+      const at::Tensor assembled = grams.standardized(f, scaler.std, 0.0);
+      const double scale = expected.abs().max().item<double>();
+      CAPTURE(f);
+      CHECK((assembled - expected).abs().max().item<double>() <= 1e-5 * scale);
+      CHECK((grams.standardized(f, scaler.std, 2.5) - assembled - 2.5 * torch::eye(s.x.size(1), torch::kDouble))
+                .abs()
+                .max()
+                .item<double>() == 0);
+      std::vector<std::int64_t> trained;
+      for (const auto& b : blocks) trained.insert(trained.end(), b.rows.begin(), b.rows.end());
+      const at::Tensor shift = s.x.index_select(0, torch::tensor(trained)).to(torch::kDouble).mean(0);
+      const at::Tensor shifted = (rows.to(torch::kDouble) - shift) / scaler.std;
+      if (folds[f].train.numel() < static_cast<std::int64_t>(trained.size()))  // else the shift is the mean
+        CHECK((shifted.t().mm(shifted) - expected).abs().max().item<double>() > 1e-5 * scale);
+    }
+  }
+}
+
+TEST_CASE("ridge fits its folds together to the numbers a fresh fit per fold gives", "[probe]") {
+  // Every layout (k-fold, nested, overlapping, single) and two strengths, on real features of
+  // both fixtures: each fold's class probabilities from fit_folds() equal those of a fresh
+  // probe's fit() and predict_proba() on that fold's rows (both are refined float64 solutions).
+  for (const std::string set_name : {"lc25000", "pcam"}) {
+    const FoldedSet s = all_rows(set_name);
+    for (const auto& [name, layout] : layouts(s.x.size(0)))
+      for (const std::string alpha : {"1.0", "100.0"}) {
+        const auto folds = fold_rows(s, layout);
+        auto together = make_probe("ridge", "alpha", alpha);
+        REQUIRE(together->fits_folds_together());
+        const auto probas = together->fit_folds(s.x, folds, s.classes, 0);
+        REQUIRE(probas.size() == folds.size());
+        for (std::size_t f = 0; f < folds.size(); ++f) {
+          auto alone = make_probe("ridge", "alpha", alpha);
+          alone->fit(s.x.index_select(0, folds[f].train), folds[f].labels, s.classes, 0);
+          const at::Tensor expected = alone->predict_proba(s.x.index_select(0, folds[f].test));
+          CAPTURE(set_name, name, alpha, f);
+          REQUIRE(probas[f].sizes() == expected.sizes());
+          CHECK((probas[f] - expected).abs().max().item<double>() < 1e-9);
+        }
+      }
+  }
+}
+
+namespace {
+
+// Breaks fit_folds()'s contract: class probabilities for one fold fewer than asked.
+class OneFoldShort : public Probe {
+ public:
+  void fit(const at::Tensor&, const at::Tensor&, std::int64_t, std::uint64_t) override {}
+  at::Tensor predict_proba(const at::Tensor& x) const override {
+    return torch::full({x.size(0), 3}, 1.0 / 3, torch::kDouble);
+  }
+  bool fits_folds_together() const override { return true; }
+  std::vector<at::Tensor> fit_folds(const at::Tensor&, const std::vector<FoldRows>& folds, std::int64_t,
+                                    std::uint64_t) override {
+    std::vector<at::Tensor> out;
+    for (std::size_t f = 1; f < folds.size(); ++f) out.push_back(predict_proba(folds[f].test));
+    return out;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("The core fits a probe's folds together when it asks, to the same predictions, and checks the count",
+          "[probe]") {
+  // The ridge probe twice in one study of one tap and five folds: once as it asks (one task,
+  // fit_folds), once held to one fit per fold. Every fold's recorded predictions agree, labels in
+  // the fold's test order, on two threads.
+  const FoldedSet s = all_rows("lc25000");
+  SplitPlan plan;
+  plan.strategy = "5-fold";
+  const auto all_layouts = layouts(s.x.size(0));
+  for (const auto& [train, test] : all_layouts.at("5-fold")) plan.folds.push_back({train, test});
+  const std::vector<Variant> variants(1);
+  const std::vector<std::string> taps{"tap"};
+  const std::vector<std::int64_t> labels(s.y.data_ptr<std::int64_t>(), s.y.data_ptr<std::int64_t>() + s.y.numel());
+  const auto ridge = [] { return make_probe("ridge", "alpha", "1.0"); };
+  std::vector<ProbeSpec> probes{{"together", ridge, 0, true}, {"fold-by-fold", ridge, 0, false}};
+  const std::vector<NamedMetric> metrics;
+  const EvaluationSetup setup{variants, taps, labels, s.classes, plan, probes, metrics, 2};
+  CHECK(tasks_per_tap(setup) == 1 + 5);
+  auto evaluations = start_evaluation(setup);
+  Progress::enable(false);
+  Progress progress("probes", "fits", 10);
+  evaluate_taps(setup, {0}, 0, {s.x}, evaluations, progress);
+  for (std::size_t f = 0; f < plan.folds.size(); ++f) {
+    const Predictions& a = evaluations[0].predictions[0][0][f];
+    const Predictions& b = evaluations[1].predictions[0][0][f];
+    CAPTURE(f);
+    REQUIRE(a.scores.size() == plan.folds[f].test.size() * static_cast<std::size_t>(s.classes));
+    REQUIRE(a.scores.size() == b.scores.size());
+    CHECK(a.labels == b.labels);
+    CHECK(a.labels.front() == labels[static_cast<std::size_t>(plan.folds[f].test.front())]);
+    double worst = 0;
+    for (std::size_t i = 0; i < a.scores.size(); ++i) worst = std::max(worst, std::abs(a.scores[i] - b.scores[i]));
+    CHECK(worst < 1e-9);
+  }
+  // A probe that returns too few folds is an error naming it, and no score is made from it.
+  std::vector<ProbeSpec> short_probe{{"short", [] { return std::make_shared<OneFoldShort>(); }, 0, true}};
+  const EvaluationSetup broken{variants, taps, labels, s.classes, plan, short_probe, metrics, 2};
+  auto none = start_evaluation(broken);
+  CHECK_THROWS_WITH(
+      evaluate_taps(broken, {0}, 0, {s.x}, none, progress),
+      Catch::Contains("probe 'short' returned class probabilities for 4 folds from fit_folds(), expected 5"));
+  Progress::enable(true);
 }

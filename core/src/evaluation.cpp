@@ -1,5 +1,6 @@
 #include "kgain/core/evaluation.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <exception>
 #include <mutex>
@@ -17,6 +18,12 @@ void Evaluation::finish() {
   task_rows.clear();
 }
 
+std::size_t tasks_per_tap(const EvaluationSetup& s) {
+  std::size_t tasks = 0;
+  for (const auto& p : s.probes) tasks += p.folds_together ? 1 : s.splits.folds.size();
+  return std::max<std::size_t>(1, tasks);
+}
+
 std::vector<Evaluation> start_evaluation(const EvaluationSetup& s) {
   std::vector<Evaluation> out(s.probes.size());
   for (auto& e : out) {
@@ -29,20 +36,15 @@ std::vector<Evaluation> start_evaluation(const EvaluationSetup& s) {
 
 namespace {
 
-// One fit: probe p, variant v, fold f at tap `tap` (features x); its predictions and score rows.
-void fit_one(const EvaluationSetup& s, std::size_t p, std::size_t v, std::size_t f, std::size_t tap,
-             const at::Tensor& x, const std::shared_ptr<Probe>& probe, Evaluation& out) {
+// Probe p's class probabilities for fold f (variant v, tap `tap`), checked, scored and kept.
+void record_probabilities(const EvaluationSetup& s, std::size_t p, std::size_t v, std::size_t f, std::size_t tap,
+                          const at::Tensor& returned, Evaluation& out) {
   const auto& fold = s.splits.folds[f];
-  const at::Tensor train = at::tensor(fold.train, at::kLong), test = at::tensor(fold.test, at::kLong);
-  std::vector<std::int64_t> y_train(fold.train.size());
-  for (std::size_t i = 0; i < fold.train.size(); ++i) y_train[i] = s.labels[static_cast<std::size_t>(fold.train[i])];
-  const std::string& name = s.probes[p].name;
-  probe->fit(x.index_select(0, train), at::tensor(y_train, at::kLong), s.num_classes, s.probes[p].seed);
-  const at::Tensor proba = probe->predict_proba(x.index_select(0, test)).to(at::kDouble).contiguous();
-  if (proba.dim() != 2 || proba.size(0) != static_cast<std::int64_t>(fold.test.size()) ||
+  const at::Tensor proba = returned.defined() ? returned.to(at::kDouble).contiguous() : returned;
+  if (!proba.defined() || proba.dim() != 2 || proba.size(0) != static_cast<std::int64_t>(fold.test.size()) ||
       proba.size(1) != s.num_classes || !at::isfinite(proba).all().item<bool>())
-    throw std::runtime_error("probe '" + name + "' returned " +
-                             (proba.dim() == 2 ? "non-finite or mis-shaped" : "mis-shaped") +
+    throw std::runtime_error("probe '" + s.probes[p].name + "' returned " +
+                             (proba.defined() && proba.dim() == 2 ? "non-finite or mis-shaped" : "mis-shaped") +
                              " class probabilities for variant " + s.variants[v].name() + ", tap " + s.taps[tap] +
                              ", fold " + std::to_string(f) + " (expected " + std::to_string(fold.test.size()) + " x " +
                              std::to_string(s.num_classes) + " finite values); no score is computed from them");
@@ -53,6 +55,59 @@ void fit_one(const EvaluationSetup& s, std::size_t p, std::size_t v, std::size_t
     predictions.labels[i] = s.labels[static_cast<std::size_t>(fold.test[i])];
   predictions.scores.assign(proba.data_ptr<double>(), proba.data_ptr<double>() + proba.numel());
   record_predictions(s, p, v, f, tap, std::move(predictions), out);
+}
+
+// Fold f's rows: its training rows with their labels, and its test rows.
+FoldRows fold_rows(const EvaluationSetup& s, std::size_t f) {
+  const auto& fold = s.splits.folds[f];
+  std::vector<std::int64_t> y_train(fold.train.size());
+  for (std::size_t i = 0; i < fold.train.size(); ++i) y_train[i] = s.labels[static_cast<std::size_t>(fold.train[i])];
+  return {at::tensor(fold.train, at::kLong), at::tensor(y_train, at::kLong), at::tensor(fold.test, at::kLong)};
+}
+
+// One fit: probe p, variant v, fold f at tap `tap` (features x).
+void fit_one(const EvaluationSetup& s, std::size_t p, std::size_t v, std::size_t f, std::size_t tap,
+             const at::Tensor& x, Probe& probe, Evaluation& out) {
+  const FoldRows rows = fold_rows(s, f);
+  probe.fit(x.index_select(0, rows.train), rows.labels, s.num_classes, s.probes[p].seed);
+  record_probabilities(s, p, v, f, tap, probe.predict_proba(x.index_select(0, rows.test)), out);
+}
+
+// Every fold of probe p at once (Probe::fit_folds), variant v at tap `tap` (features x).
+void fit_folds(const EvaluationSetup& s, std::size_t p, std::size_t v, std::size_t tap, const at::Tensor& x,
+               Probe& probe, Evaluation& out) {
+  std::vector<FoldRows> folds;
+  for (std::size_t f = 0; f < s.splits.folds.size(); ++f) folds.push_back(fold_rows(s, f));
+  const std::vector<at::Tensor> probas = probe.fit_folds(x, folds, s.num_classes, s.probes[p].seed);
+  if (probas.size() != folds.size())
+    throw std::runtime_error("probe '" + s.probes[p].name + "' returned class probabilities for " +
+                             std::to_string(probas.size()) + " folds from fit_folds(), expected " +
+                             std::to_string(folds.size()) + " (variant " + s.variants[v].name() + ", tap " +
+                             s.taps[tap] + "); no score is computed from them");
+  for (std::size_t f = 0; f < folds.size(); ++f) record_probabilities(s, p, v, f, tap, probas[f], out);
+}
+
+// A unit of work for one worker: probe p at taps[k], fold f, or every fold.
+struct FitTask {
+  std::size_t k, p, f;
+  bool all_folds;
+};
+
+// Every fit of the taps in flight, widest tap first: the longest fits start first, so that the
+// last ones to finish are short (results do not depend on the order).
+std::vector<FitTask> fit_tasks(const EvaluationSetup& s, const std::vector<at::Tensor>& features) {
+  std::vector<FitTask> tasks;
+  for (std::size_t k = 0; k < features.size(); ++k)
+    for (std::size_t p = 0; p < s.probes.size(); ++p) {
+      if (s.probes[p].folds_together) {
+        tasks.push_back({k, p, 0, true});
+        continue;
+      }
+      for (std::size_t f = 0; f < s.splits.folds.size(); ++f) tasks.push_back({k, p, f, false});
+    }
+  std::stable_sort(tasks.begin(), tasks.end(),
+                   [&](const FitTask& a, const FitTask& b) { return features[a.k].size(1) > features[b.k].size(1); });
+  return tasks;
 }
 
 }  // namespace
@@ -82,23 +137,25 @@ void record_predictions(const EvaluationSetup& s, std::size_t p, std::size_t v, 
 
 void evaluate_taps(const EvaluationSetup& s, const std::vector<std::size_t>& tap_indices, std::size_t v,
                    const std::vector<at::Tensor>& features, std::vector<Evaluation>& evaluations, Progress& progress) {
-  const std::size_t folds = s.splits.folds.size(), probes = s.probes.size();
-  const std::size_t total = tap_indices.size() * probes * folds;
+  const std::vector<FitTask> tasks = fit_tasks(s, features);
+  const std::size_t total = tasks.size();
   std::atomic<std::size_t> next{0};
   std::mutex progress_mutex, factory_mutex;
-  const auto fit_tasks = [&](bool worker) {
+  const auto run_tasks = [&](bool worker) {
     if (worker) at::set_num_threads(1);  // this thread only (OpenMP's thread count is per thread)
-    for (std::size_t task = next++; task < total; task = next++) {
-      // task = (k * probes + p) * folds + f
-      const std::size_t f = task % folds, p = task / folds % probes, k = task / (folds * probes);
+    for (std::size_t i = next++; i < total; i = next++) {
+      const FitTask& t = tasks[i];
       std::shared_ptr<Probe> probe;
       {
         std::lock_guard<std::mutex> lock(factory_mutex);  // the plugin's Options record which keys were read
-        probe = s.probes[p].make();
+        probe = s.probes[t.p].make();
       }
-      fit_one(s, p, v, f, tap_indices[k], features[k], probe, evaluations[p]);
+      if (t.all_folds)
+        fit_folds(s, t.p, v, tap_indices[t.k], features[t.k], *probe, evaluations[t.p]);
+      else
+        fit_one(s, t.p, v, t.f, tap_indices[t.k], features[t.k], *probe, evaluations[t.p]);
       std::lock_guard<std::mutex> lock(progress_mutex);
-      progress.advance(1);
+      progress.advance(t.all_folds ? static_cast<std::int64_t>(s.splits.folds.size()) : 1);
     }
   };
   // A plugin that throws in a worker stops every worker; the first error is rethrown here
@@ -107,7 +164,7 @@ void evaluate_taps(const EvaluationSetup& s, const std::vector<std::size_t>& tap
   std::mutex error_mutex;
   const auto work = [&](bool worker) {
     try {
-      fit_tasks(worker);
+      run_tasks(worker);
     } catch (...) {
       std::lock_guard<std::mutex> lock(error_mutex);
       if (!first_error) first_error = std::current_exception();

@@ -287,10 +287,10 @@ void load_plugins(const Config& config, Study& study) {
                              "backbone can) or remove the key");
   for (std::size_t p = 0; p < config.probes.size(); ++p) {
     const PluginSection& section = config.probes[p];
-    registry.create<Probe>(section);  // validates the options now, not after extraction
+    const auto checked = registry.create<Probe>(section);  // validates the options now, not after extraction
     study.probes.push_back({section.name,
                             [&registry, &section] { return registry.create<Probe>(section.plugin, section.options); },
-                            config.probe_seeds[p]});
+                            config.probe_seeds[p], checked->fits_folds_together()});
   }
   for (const auto& m : config.metrics) study.metrics.push_back({m.name, registry.create<Metric>(m)});
   for (const auto& m : config.feature_metrics)
@@ -645,8 +645,8 @@ void evaluate_stage(const Config& config, const Study& study, const std::vector<
       study.splits,   study.probes,    study.metrics, threads};
   evaluations = start_evaluation(setup);
   const std::size_t fits_per_tap = study.probes.size() * study.splits.folds.size();  // of one variant
-  const std::size_t group =
-      std::max<std::size_t>(1, (static_cast<std::size_t>(threads) + fits_per_tap - 1) / fits_per_tap);
+  const std::size_t tasks = tasks_per_tap(setup);  // fewer when a probe fits its folds together
+  const std::size_t group = std::max<std::size_t>(1, (static_cast<std::size_t>(threads) + tasks - 1) / tasks);
   const bool estimators = study.backbone->has_pretrained_weights() && (!study.feature_metrics.empty() || config.cka);
   const std::vector<std::int64_t> rows = usable_rows(study, summary);
   const at::Tensor usable = at::tensor(rows, at::kLong);

@@ -10,19 +10,30 @@
 // Why the Gram matrix is formed in float32: Xc^T Xc (n d^2 multiply-adds) is nearly all of a
 // fit's time, and BLAS forms it twice as fast in float32. Its rounding is then taken out by
 // iterative refinement: the residual of the float64 system, Xc^T Yc - (Xc^T Xc + alpha I) W,
-// is computed in float64 from the float64 rows (two thin products) and solved again with the
+// is computed in float64 from the float64 rows (one pass over them) and solved again with the
 // same factor, until the residual is as small as a float64 solve's. That converges when the
 // system's condition number times float32's rounding (6e-8) is below one; when it does not,
 // the Gram matrix is formed again in float64 and solved as before. Either way W is a float64
 // solution. Scores: the softmax of the decision values (sigmoid for two classes); rankings
 // and the top class are the decision values', log-loss on them is not calibrated.
 //
+// Folds together (Probe::fit_folds): in k-fold cross-validation every image trains in k - 1
+// folds. The factor's Gram matrices of all folds come from products of row blocks formed once
+// (kgain/fold_grams.hpp: a fold's is the sum over the blocks it trains on, centred and scaled
+// as its own rows are), for a (k - 1)-th of the product work; the refinement above then takes
+// out their float32 rounding against each fold's own float64 rows, so a fold's answer is the one
+// fit() gives (tested). Layouts with more than two blocks per fold (repeated random splits), and
+// single splits, are fitted fold by fold.
+//
 // Options: alpha (number, default 1.0, >= 0).
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include <torch/torch.h>
 
+#include <kgain/fold_grams.hpp>
 #include <kgain/gram.hpp>
 #include <kgain/margin_scores.hpp>
 #include <kgain/plugin.hpp>
@@ -30,6 +41,31 @@
 #include <kgain/standardize.hpp>
 
 namespace {
+
+// One fold's training rows as the solve uses them, in float64: standardized on the fold, then
+// centred (x_mean: the standardized rows' mean, zero up to rounding), and the centred
+// one-vs-rest targets (+1 / -1).
+struct TrainingSystem {
+  kgain::Standardizer scaler;
+  at::Tensor xc, x_mean, yc, y_mean;
+};
+
+TrainingSystem training_system(const at::Tensor& features, const at::Tensor& labels, std::int64_t num_classes) {
+  TrainingSystem t;
+  // One float64 copy of the training features, standardized and then centred in place: at
+  // 24,000 x 1,280 each copy is 245 MB (docs/performance.md, "Scale").
+  at::Tensor x = features.to(torch::kFloat64).contiguous();
+  t.scaler.fit(x);
+  t.scaler.apply_in_place(x);
+  const at::Tensor y = labels.to(torch::kLong);
+  at::Tensor targets =
+      num_classes == 2 ? (y == 1).to(torch::kFloat64).unsqueeze(1) : torch::one_hot(y, num_classes).to(torch::kFloat64);
+  targets = targets * 2 - 1;
+  t.x_mean = x.mean(0, true), t.y_mean = targets.mean(0, true);
+  t.xc = x.sub_(t.x_mean);
+  t.yc = targets - t.y_mean;
+  return t;
+}
 
 class RidgeProbe : public kgain::Probe {
  public:
@@ -40,23 +76,11 @@ class RidgeProbe : public kgain::Probe {
 
   void fit(const at::Tensor& features, const at::Tensor& labels, std::int64_t num_classes, std::uint64_t) override {
     torch::NoGradGuard no_grad;
-    // One float64 copy of the training features, standardized and then centred in place: at
-    // 24,000 x 1,280 each copy is 245 MB (docs/performance.md, "Scale").
-    at::Tensor x = features.to(torch::kFloat64);
-    scaler_.fit(x);
-    scaler_.apply_in_place(x);
-    const at::Tensor y = labels.to(torch::kLong);
-    at::Tensor targets = num_classes == 2 ? (y == 1).to(torch::kFloat64).unsqueeze(1)
-                                          : torch::one_hot(y, num_classes).to(torch::kFloat64);
-    targets = targets * 2 - 1;
-    const at::Tensor x_mean = x.mean(0, true), y_mean = targets.mean(0, true);
-    const at::Tensor& xc = x.sub_(x_mean);
-    const at::Tensor yc = targets - y_mean;
-    if (alpha_ > 0)
-      weights_ = solve_refined(xc, xc.t().mm(yc));
-    else  // least squares: no positive definite system to factor
-      weights_ = std::get<0>(torch::linalg_lstsq(xc, yc));
-    bias_ = (y_mean - x_mean.mm(weights_)).squeeze(0);
+    TrainingSystem t = training_system(features, labels, num_classes);
+    if (alpha_ == 0) return solve(t, at::Tensor());
+    at::Tensor system = kgain::gram(t.xc.to(torch::kFloat)).to(torch::kFloat64);
+    system.diagonal().add_(alpha_);
+    solve(t, system);
   }
 
   at::Tensor predict_proba(const at::Tensor& features) const override {
@@ -65,32 +89,125 @@ class RidgeProbe : public kgain::Probe {
     return kgain::scores_from_margins(torch::addmm(bias_, scaler_.apply(features), weights_));
   }
 
+  bool fits_folds_together() const override { return true; }
+
+  std::vector<at::Tensor> fit_folds(const at::Tensor& features, const std::vector<kgain::FoldRows>& folds,
+                                    std::int64_t num_classes, std::uint64_t seed) override {
+    torch::NoGradGuard no_grad;
+    const std::vector<kgain::RowBlock> blocks = kgain::row_blocks(features.size(0), folds);
+    std::vector<at::Tensor> out;
+    if (folds.size() < 2 || alpha_ == 0 || blocks.size() > 2 * folds.size()) {
+      for (const auto& f : folds) {
+        fit(features.index_select(0, f.train), f.labels, num_classes, seed);
+        out.push_back(predict_proba(features.index_select(0, f.test)));
+      }
+      return out;
+    }
+    const kgain::FoldGrams grams(features, blocks);
+    for (std::size_t f = 0; f < folds.size(); ++f) {
+      TrainingSystem t = training_system(features.index_select(0, folds[f].train), folds[f].labels, num_classes);
+      solve(t, grams.standardized(f, t.scaler.std, alpha_));
+      out.push_back(predict_proba(features.index_select(0, folds[f].test)));
+    }
+    return out;
+  }
+
  private:
+  // The weights and bias for training system t, with `system` (float64 [d, d]; undefined for
+  // least squares) standing for xc^T xc + alpha I in the factor.
+  void solve(const TrainingSystem& t, const at::Tensor& system) {
+    if (alpha_ > 0)
+      weights_ = solve_refined(t.xc, t.xc.t().mm(t.yc), system);
+    else  // least squares: no positive definite system to factor
+      weights_ = std::get<0>(torch::linalg_lstsq(t.xc, t.yc));
+    bias_ = (t.y_mean - t.x_mean.mm(weights_)).squeeze(0);
+    scaler_ = t.scaler;
+  }
+
   // W with (xc^T xc + alpha I) W = rhs, in float64 (see the header comment). The refinement
   // stops by LAPACK dsposv's test (dsposv refines a float32 factor the same way; here the factor
   // is float64, of the float32 Gram matrix): when the float64 residual is at most
   // |W| |A| eps sqrt(d), as small as a float64 factorization's own; it gives up after 30 rounds
   // or a round that does not lower the residual.
-  at::Tensor solve_refined(const at::Tensor& xc, const at::Tensor& rhs) const {
-    const at::Tensor identity = alpha_ * torch::eye(xc.size(1), torch::kFloat64);
-    const at::Tensor x32 = xc.to(torch::kFloat);
-    const at::Tensor system = kgain::gram(x32).to(torch::kFloat64) + identity;
-    const double tolerance = system.abs().sum(1).max().item<double>() * std::numeric_limits<double>::epsilon() *
-                             std::sqrt(static_cast<double>(xc.size(1)));
-    const auto [factor, info] = torch::linalg_cholesky_ex(system);
+  at::Tensor solve_refined(const at::Tensor& xc, const at::Tensor& rhs, const at::Tensor& system) const {
+    const double tolerance =
+        largest_row_sum(system) * std::numeric_limits<double>::epsilon() * std::sqrt(static_cast<double>(xc.size(1)));
+    const auto [lower, info] = torch::linalg_cholesky_ex(system);
     if (info.item<std::int64_t>() == 0) {
-      at::Tensor w = torch::cholesky_solve(rhs, factor);
+      const at::Tensor factor = lower.contiguous();
+      at::Tensor w = substitute(factor, rhs);
       double last = std::numeric_limits<double>::infinity();
       for (int round = 0; round < 30; ++round) {
-        const at::Tensor residual = rhs - xc.t().mm(xc.mm(w)) - alpha_ * w;
-        const double size = residual.abs().max().item<double>();
+        const at::Tensor r = residual(xc, rhs, w);
+        const double size = r.abs().max().item<double>();
         if (size <= tolerance * w.abs().max().item<double>()) return w;
         if (!(size < last)) break;  // not converging: float32's rounding matters here
         last = size;
-        w += torch::cholesky_solve(residual, factor);
+        w += substitute(factor, r);
       }
     }
-    return torch::cholesky_solve(rhs, torch::linalg_cholesky(xc.t().mm(xc) + identity));
+    at::Tensor exact = xc.t().mm(xc);
+    exact.diagonal().add_(alpha_);
+    return torch::cholesky_solve(rhs, torch::linalg_cholesky(exact));
+  }
+
+  // x with L L^T x = b, for the row-major lower factor L [d, d] and b [d, k]: forward, then
+  // backward substitution, each along rows of L (LibTorch's cholesky_solve copied the factor
+  // each call, which cost more than the refinement's pass over the rows).
+  static at::Tensor substitute(const at::Tensor& factor, const at::Tensor& b) {
+    const std::int64_t d = factor.size(0), k = b.size(1);
+    const double* L = factor.data_ptr<double>();
+    at::Tensor xt = b.t().clone(at::MemoryFormat::Contiguous);  // [k, d], never a view of b (k = 1)
+    for (std::int64_t c = 0; c < k; ++c) {
+      double* y = xt.data_ptr<double>() + c * d;
+      for (std::int64_t i = 0; i < d; ++i) y[i] = (y[i] - dot64(L + i * d, y, i)) / L[i * d + i];
+      for (std::int64_t i = d - 1; i >= 0; --i) {
+        y[i] /= L[i * d + i];
+        const double* row = L + i * d;
+        for (std::int64_t j = 0; j < i; ++j) y[j] -= row[j] * y[i];
+      }
+    }
+    return xt.t().contiguous();
+  }
+
+  // max_i sum_j |a_ij|
+  static double largest_row_sum(const at::Tensor& a) {
+    const std::int64_t d = a.size(0);
+    const double* p = a.data_ptr<double>();
+    double largest = 0;
+    for (std::int64_t i = 0; i < d; ++i) {
+      double row = 0;
+      for (std::int64_t j = 0; j < d; ++j) row += std::abs(p[i * d + j]);
+      largest = std::max(largest, row);
+    }
+    return largest;
+  }
+
+  // rhs - xc^T (xc w) - alpha w in float64, in one pass over the rows of xc (float64 [n, d]; w
+  // and rhs [d, k]): each row's k products with w, then its share of xc^T, while it is in cache.
+  at::Tensor residual(const at::Tensor& xc, const at::Tensor& rhs, const at::Tensor& w) const {
+    const std::int64_t n = xc.size(0), d = xc.size(1), k = w.size(1);
+    const at::Tensor wt = w.t().contiguous();
+    at::Tensor out = (rhs - alpha_ * w).t().contiguous();  // [k, d]
+    const double* x = xc.data_ptr<double>();
+    for (std::int64_t i = 0; i < n; ++i)
+      for (std::int64_t c = 0; c < k; ++c) {
+        const double t = dot64(x + i * d, wt.data_ptr<double>() + c * d, d);
+        double* o = out.data_ptr<double>() + c * d;
+        for (std::int64_t l = 0; l < d; ++l) o[l] -= t * x[i * d + l];
+      }
+    return out.t().contiguous();
+  }
+
+  // sum_l a_l b_l in eight running sums (so that it vectorizes), added in a fixed order.
+  static double dot64(const double* a, const double* b, std::int64_t d) {
+    double lanes[8] = {0};
+    std::int64_t l = 0;
+    for (; l + 8 <= d; l += 8)
+      for (std::int64_t q = 0; q < 8; ++q) lanes[q] += a[l + q] * b[l + q];
+    double tail = 0;
+    for (; l < d; ++l) tail += a[l] * b[l];
+    return (((lanes[0] + lanes[4]) + (lanes[1] + lanes[5])) + ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7]))) + tail;
   }
 
   double alpha_;
@@ -101,4 +218,4 @@ class RidgeProbe : public kgain::Probe {
 }  // namespace
 
 KGAIN_LIBRARY("ridge",
-              kgain::make_plugin<RidgeProbe>("ridge", "1.1.0", "ridge regression on one-vs-rest targets, closed form"))
+              kgain::make_plugin<RidgeProbe>("ridge", "1.2.0", "ridge regression on one-vs-rest targets, closed form"))

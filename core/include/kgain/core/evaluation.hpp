@@ -1,8 +1,9 @@
-// Evaluation: a fresh probe per (probe, variant, tap, fold), scored by every metric, run tap by
-// tap so that memory holds the features of the taps in flight, never those of every tap.
+// Evaluation: a fresh probe per (probe, variant, tap, fold), or per (probe, variant, tap) for a
+// probe that fits its folds together (Probe::fit_folds), scored by every metric, run tap by tap
+// so that memory holds the features of the taps in flight, never those of every tap.
 //
 // The study calls evaluate_taps once per variant and group of taps it has loaded (usually one
-// tap; more when one tap offers fewer fits than there are threads), then finish() puts the rows in their
+// tap; more when one tap offers fewer tasks than there are threads), then finish() puts the rows in their
 // fixed order: probe, fold, variant, tap. Every fit uses the probe's own seed and sees exactly
 // the same data whatever the grouping or the number of threads, so results do not depend on them.
 // Threads: evaluate_taps runs `threads` fits side by side (each with one LibTorch thread);
@@ -48,6 +49,7 @@ struct ProbeSpec {
   std::string name;
   std::function<std::shared_ptr<Probe>()> make;
   std::uint64_t seed = 0;
+  bool folds_together = false;  // the probe's fits_folds_together(): one fit_folds() per tap
 };
 
 // One probe's results over the whole study.
@@ -70,6 +72,10 @@ struct EvaluationSetup {
   const std::vector<NamedMetric>& metrics;
   int threads = 1;
 };
+
+// The tasks evaluate_taps runs side by side for one tap of one variant: a fit per probe and fold,
+// or one per probe for a probe that fits its folds together.
+std::size_t tasks_per_tap(const EvaluationSetup& setup);
 
 // One Evaluation per probe, sized for the study.
 std::vector<Evaluation> start_evaluation(const EvaluationSetup& setup);
