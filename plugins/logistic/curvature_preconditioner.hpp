@@ -77,7 +77,7 @@ class CurvaturePreconditioner {
     auto [factor, info] = at::linalg_cholesky_ex(b.to(at::kFloat));
     if (info.item<std::int64_t>() != 0) std::tie(factor, info) = at::linalg_cholesky_ex(b);
     if (info.item<std::int64_t>() != 0) return false;
-    factor_ = factor.to(at::kFloat);
+    factor_ = factor.to(at::kFloat).contiguous();
     return true;
   }
 
@@ -111,12 +111,12 @@ class CurvaturePreconditioner {
     }
     at::Tensor solved;
     if (k == 1) {
-      solved = at::cholesky_solve(columns, factor_);
+      solved = substitute(columns);
     } else {
       const at::Tensor rotated = columns.mm(classes_);
       at::Tensor shift = rotated.slice(1, 0, 1) * static_cast<float>(C_);
       shift[d].fill_(rotated[d][0] / static_cast<float>(shift_intercept_));
-      solved = at::cat({shift, at::cholesky_solve(rotated.slice(1, 1, k).contiguous(), factor_)}, 1).mm(classes_.t());
+      solved = at::cat({shift, substitute(rotated.slice(1, 1, k))}, 1).mm(classes_.t());
     }
     solved = solved.contiguous();
     const float* s = solved.data_ptr<float>();
@@ -127,6 +127,39 @@ class CurvaturePreconditioner {
   }
 
  private:
+  // B^-1 m for m [d+1, columns] (float32): forward, then backward substitution along the rows
+  // of the factor, every column in the same pass over it (LibTorch's cholesky_solve copied the
+  // 1,281 x 1,281 factor into LAPACK's layout on every call: more than the solve itself).
+  at::Tensor substitute(const at::Tensor& m) const {
+    const std::int64_t n = factor_.size(0), columns = m.size(1);
+    const float* L = factor_.data_ptr<float>();
+    at::Tensor yt = m.t().clone(at::MemoryFormat::Contiguous);  // [columns, n]
+    float* y = yt.data_ptr<float>();
+    for (std::int64_t i = 0; i < n; ++i)
+      for (std::int64_t c = 0; c < columns; ++c)
+        y[c * n + i] = (y[c * n + i] - dot(L + i * n, y + c * n, i)) / L[i * n + i];
+    for (std::int64_t i = n - 1; i >= 0; --i) {
+      const float* row = L + i * n;
+      for (std::int64_t c = 0; c < columns; ++c) {
+        float* yc = y + c * n;
+        const float yi = yc[i] /= row[i];  // held apart, so that the loop below vectorizes
+        for (std::int64_t j = 0; j < i; ++j) yc[j] -= row[j] * yi;
+      }
+    }
+    return yt.t();
+  }
+
+  // sum_j a_j b_j over j < n, in eight running sums (so that it vectorizes).
+  static float dot(const float* a, const float* b, std::int64_t n) {
+    float lanes[8] = {0};
+    std::int64_t j = 0;
+    for (; j + 8 <= n; j += 8)
+      for (std::int64_t q = 0; q < 8; ++q) lanes[q] += a[j + q] * b[j + q];
+    float tail = 0;
+    for (; j < n; ++j) tail += a[j] * b[j];
+    return (((lanes[0] + lanes[4]) + (lanes[1] + lanes[5])) + ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7]))) + tail;
+  }
+
   const kgain::LinearProblem& problem_;
   double C_, shift_intercept_ = 1;
   std::vector<double> recent_;  // largest gradient entry after each iteration since B was formed
