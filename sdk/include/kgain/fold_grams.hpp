@@ -85,7 +85,8 @@ class FoldGrams {
     double count = 0;
     for (std::size_t b = 0; b < blocks_.size(); ++b)
       if (blocks_[b].trains_in.at(f))
-        mine.push_back(gram_[b].data_ptr<float>()), sum += sum_[b], count += static_cast<double>(blocks_[b].rows.size());
+        mine.push_back(gram_[b].data_ptr<float>()), sum += sum_[b],
+            count += static_cast<double>(blocks_[b].rows.size());
     TORCH_CHECK(count > 0, "FoldGrams: fold ", f, " has no training rows");
     at::Tensor out = at::empty({d, d}, at::kDouble);
     double* o = out.data_ptr<double>();
