@@ -22,8 +22,9 @@
 // (kgain/fold_grams.hpp: a fold's is the sum over the blocks it trains on, centred and scaled
 // as its own rows are), for a (k - 1)-th of the product work; the refinement above then takes
 // out their float32 rounding against each fold's own float64 rows, so a fold's answer is the one
-// fit() gives (tested). Layouts with more than two blocks per fold (repeated random splits), and
-// single splits, are fitted fold by fold.
+// fit() gives (tested). Layouts with more than two blocks per fold (repeated random splits),
+// single splits, and blocks whose matrices would take more than 512 MB together are fitted fold
+// by fold.
 //
 // Options: alpha (number, default 1.0, >= 0).
 #include <algorithm>
@@ -96,7 +97,11 @@ class RidgeProbe : public kgain::Probe {
     torch::NoGradGuard no_grad;
     const std::vector<kgain::RowBlock> blocks = kgain::row_blocks(features.size(0), folds);
     std::vector<at::Tensor> out;
-    if (folds.size() < 2 || alpha_ == 0 || blocks.size() > 2 * folds.size()) {
+    // The blocks' float32 Gram matrices are held together: past 512 MB (ten folds of 3,600
+    // features), fold by fold, one matrix at a time, costs less memory than it saves time.
+    const double block_bytes = static_cast<double>(blocks.size()) * 4.0 * static_cast<double>(features.size(1)) *
+                               static_cast<double>(features.size(1));
+    if (folds.size() < 2 || alpha_ == 0 || blocks.size() > 2 * folds.size() || block_bytes > 512.0 * (1 << 20)) {
       for (const auto& f : folds) {
         fit(features.index_select(0, f.train), f.labels, num_classes, seed);
         out.push_back(predict_proba(features.index_select(0, f.test)));
