@@ -33,6 +33,7 @@
 
 #include <ATen/ATen.h>
 
+#include <kgain/dense_kernels.hpp>
 #include <kgain/gram.hpp>
 #include <kgain/lbfgs.hpp>
 #include <kgain/linear_problem.hpp>
@@ -137,7 +138,8 @@ class CurvaturePreconditioner {
     float* y = yt.data_ptr<float>();
     for (std::int64_t i = 0; i < n; ++i)
       for (std::int64_t c = 0; c < columns; ++c)
-        y[c * n + i] = (y[c * n + i] - dot(L + i * n, y + c * n, i)) / L[i * n + i];
+        y[c * n + i] =
+            (y[c * n + i] - kgain::dot_rows(L + i * n, y + c * n, static_cast<std::size_t>(i))) / L[i * n + i];
     for (std::int64_t i = n - 1; i >= 0; --i) {
       const float* row = L + i * n;
       for (std::int64_t c = 0; c < columns; ++c) {
@@ -147,17 +149,6 @@ class CurvaturePreconditioner {
       }
     }
     return yt.t();
-  }
-
-  // sum_j a_j b_j over j < n, in eight running sums (so that it vectorizes).
-  static float dot(const float* a, const float* b, std::int64_t n) {
-    float lanes[8] = {0};
-    std::int64_t j = 0;
-    for (; j + 8 <= n; j += 8)
-      for (std::int64_t q = 0; q < 8; ++q) lanes[q] += a[j + q] * b[j + q];
-    float tail = 0;
-    for (; j < n; ++j) tail += a[j] * b[j];
-    return (((lanes[0] + lanes[4]) + (lanes[1] + lanes[5])) + ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7]))) + tail;
   }
 
   const kgain::LinearProblem& problem_;

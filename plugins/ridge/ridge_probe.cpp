@@ -34,6 +34,7 @@
 
 #include <torch/torch.h>
 
+#include <kgain/dense_kernels.hpp>
 #include <kgain/fold_grams.hpp>
 #include <kgain/gram.hpp>
 #include <kgain/margin_scores.hpp>
@@ -165,7 +166,8 @@ class RidgeProbe : public kgain::Probe {
     at::Tensor xt = b.t().clone(at::MemoryFormat::Contiguous);  // [k, d], never a view of b (k = 1)
     for (std::int64_t c = 0; c < k; ++c) {
       double* y = xt.data_ptr<double>() + c * d;
-      for (std::int64_t i = 0; i < d; ++i) y[i] = (y[i] - dot64(L + i * d, y, i)) / L[i * d + i];
+      for (std::int64_t i = 0; i < d; ++i)
+        y[i] = (y[i] - kgain::dot_rows(L + i * d, y, static_cast<std::size_t>(i))) / L[i * d + i];
       for (std::int64_t i = d - 1; i >= 0; --i) {
         y[i] /= L[i * d + i];
         const double* row = L + i * d;
@@ -197,22 +199,11 @@ class RidgeProbe : public kgain::Probe {
     const double* x = xc.data_ptr<double>();
     for (std::int64_t i = 0; i < n; ++i)
       for (std::int64_t c = 0; c < k; ++c) {
-        const double t = dot64(x + i * d, wt.data_ptr<double>() + c * d, d);
+        const double t = kgain::dot_rows(x + i * d, wt.data_ptr<double>() + c * d, static_cast<std::size_t>(d));
         double* o = out.data_ptr<double>() + c * d;
         for (std::int64_t l = 0; l < d; ++l) o[l] -= t * x[i * d + l];
       }
     return out.t().contiguous();
-  }
-
-  // sum_l a_l b_l in eight running sums (so that it vectorizes), added in a fixed order.
-  static double dot64(const double* a, const double* b, std::int64_t d) {
-    double lanes[8] = {0};
-    std::int64_t l = 0;
-    for (; l + 8 <= d; l += 8)
-      for (std::int64_t q = 0; q < 8; ++q) lanes[q] += a[l + q] * b[l + q];
-    double tail = 0;
-    for (; l < d; ++l) tail += a[l] * b[l];
-    return (((lanes[0] + lanes[4]) + (lanes[1] + lanes[5])) + ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7]))) + tail;
   }
 
   double alpha_;

@@ -1,5 +1,6 @@
 // Row kernels for probes that pass over their features one row at a time: a float32 feature
-// row against float64 weights, every product and sum in float64.
+// row against float64 weights, every product and sum in float64 (and dot_rows, two rows of one
+// type).
 //
 // The logistic probe's objective reads each training row once per evaluation and computes both
 // its logits (dot) and its share of the gradient (axpy) while the row is in cache. The sums run
@@ -59,6 +60,20 @@ __attribute__((target_clones("avx2", "default"))) static inline void dots(const 
       out[c0 + c] = (((lc[0] + lc[4]) + (lc[1] + lc[5])) + ((lc[2] + lc[6]) + (lc[3] + lc[7]))) + tail;
     }
   }
+}
+
+// sum_j a[j] * b[j] for two rows of one type (float or double, summed in that type): eight
+// running sums (so that the loop vectorizes; one chain of dependent additions costs four cycles
+// an element), added in a fixed order. For triangular solves and residuals on rows in memory.
+template <typename T>
+static inline T dot_rows(const T* a, const T* b, std::size_t n) {
+  T lanes[8] = {0};
+  std::size_t j = 0;
+  for (; j + 8 <= n; j += 8)
+    for (std::size_t q = 0; q < 8; ++q) lanes[q] += a[j + q] * b[j + q];
+  T tail = 0;
+  for (; j < n; ++j) tail += a[j] * b[j];
+  return (((lanes[0] + lanes[4]) + (lanes[1] + lanes[5])) + ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7]))) + tail;
 }
 
 }  // namespace kgain
