@@ -169,9 +169,9 @@ class RidgeProbe : public kgain::Probe {
       for (std::int64_t i = 0; i < d; ++i)
         y[i] = (y[i] - kgain::dot_rows(L + i * d, y, static_cast<std::size_t>(i))) / L[i * d + i];
       for (std::int64_t i = d - 1; i >= 0; --i) {
-        y[i] /= L[i * d + i];
+        const double yi = y[i] /= L[i * d + i];  // held apart, so that the loop below vectorizes
         const double* row = L + i * d;
-        for (std::int64_t j = 0; j < i; ++j) y[j] -= row[j] * y[i];
+        for (std::int64_t j = 0; j < i; ++j) y[j] -= row[j] * yi;
       }
     }
     return xt.t().contiguous();
