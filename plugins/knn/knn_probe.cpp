@@ -30,6 +30,7 @@
 
 #include <torch/torch.h>
 
+#include <kgain/dense_kernels.hpp>
 #include <kgain/plugin.hpp>
 #include <kgain/probe.hpp>
 #include <kgain/standardize.hpp>
@@ -76,20 +77,16 @@ std::size_t first_at_most(const double* lower, std::size_t from, std::size_t n, 
   return n;
 }
 
-// sum_l (x_l - y_l)^2, or sum_l x_l y_l when `products`, in float64: eight running sums (one
-// chain of dependent additions would take four cycles an element), added in a fixed order.
-__attribute__((target_clones("avx2", "default"))) double exact_sum(const double* x, const double* y, std::size_t d,
-                                                                   bool products) {
+// sum_l (x_l - y_l)^2 in float64: eight running sums (one chain of dependent additions would
+// take four cycles an element), added in a fixed order, as kgain::dot_rows does for x.y.
+__attribute__((target_clones("avx2", "default"))) double squared_distance(const double* x, const double* y,
+                                                                          std::size_t d) {
   double lanes[8] = {0};
   std::size_t l = 0;
-  if (products)
-    for (; l + 8 <= d; l += 8)
-      for (std::size_t q = 0; q < 8; ++q) lanes[q] += x[l + q] * y[l + q];
-  else
-    for (; l + 8 <= d; l += 8)
-      for (std::size_t q = 0; q < 8; ++q) lanes[q] += (x[l + q] - y[l + q]) * (x[l + q] - y[l + q]);
+  for (; l + 8 <= d; l += 8)
+    for (std::size_t q = 0; q < 8; ++q) lanes[q] += (x[l + q] - y[l + q]) * (x[l + q] - y[l + q]);
   double tail = 0;
-  for (; l < d; ++l) tail += products ? x[l] * y[l] : (x[l] - y[l]) * (x[l] - y[l]);
+  for (; l < d; ++l) tail += (x[l] - y[l]) * (x[l] - y[l]);
   return (((lanes[0] + lanes[4]) + (lanes[1] + lanes[5])) + ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7]))) + tail;
 }
 
@@ -229,7 +226,7 @@ class KnnProbe : public kgain::Probe {
   double exact_distance(const double* x, std::int64_t j) const {
     const auto d = static_cast<std::size_t>(train_.x.size(1));
     const double* y = train_.x.data_ptr<double>() + static_cast<std::size_t>(j) * d;
-    return distance_ == "cosine" ? 1 - exact_sum(x, y, d, true) : exact_sum(x, y, d, false);
+    return distance_ == "cosine" ? 1 - kgain::dot_rows(x, y, d) : squared_distance(x, y, d);
   }
 
   // The rows as distances use them (standardized, then of unit length for cosine), in float64,
