@@ -20,34 +20,8 @@ shared=$(cd "$root/../shared" && pwd)
 work=$(mktemp -d /tmp/kgain-bench-XXXXXX)
 py=/usr/bin/python3
 
-write_config() {  # $1: file, $2: limit per class
-  cat > "$1" <<EOF
-[run]
-threads = 2
-batch_size = 32
-[dataset]
-plugin = "manifest"
-root = "$shared/data/$data"
-limit_per_class = $2
-[backbone]
-plugin = "torchscript"
-file = "$shared/models/$model"
-[features]
-input_size = $size
-[variants]
-random_seeds = [0, 1, 2]
-[probe]
-plugin = "logistic"
-C = 1.0
-[metrics]
-names = ["accuracy"]
-[transferability]
-names = []
-cka = false
-[analysis]
-bootstrap = 0
-EOF
-}
+source "$root/bench/study_config.sh"
+write_config() { kgain_bench_config "$1" "$data" "$model" "$2" "$size"; }
 
 seconds() { grep "Elapsed (wall clock)" "$1" | awk '{print $NF}' | awk -F: '{ if (NF == 3) print $1*3600+$2*60+$3; else print $1*60+$2 }'; }
 rss_mb() { grep "Maximum resident" "$1" | awk '{printf "%.0f", $NF/1024}'; }

@@ -112,6 +112,7 @@ fuzz_one() {
   local pid=$!
   [ $cpu_budget = 0 ] || watch_cpu "$pid" "$seconds" "$dir/cpu_seconds.txt" &
   wait "$pid" || true
+  rm -rf "/dev/shm/kgain-fuzz-$pid"  # its scratch folder (tests/fuzz/scratch.hpp): SIGUSR1's exit skips the target's own cleanup
   [ ! -f "$dir/cpu_seconds.txt" ] || echo "$t: $(cat "$dir/cpu_seconds.txt") CPU-seconds" >&2
   grep -E "^(#[0-9]+ +DONE|stat::number_of_executed_units|stat::peak_rss_mb|==[0-9]+==ERROR|SUMMARY|.*crash-)" "$dir/log.txt" |
     sed "s/^/$t: /" >&2 || true

@@ -2,20 +2,17 @@
 // in; its factory is called as the core would).
 #include <cstddef>
 #include <cstdint>
-#include <fstream>
 #include <string>
-#include <unistd.h>
 
 #include <kgain/dataset.hpp>
 #include <kgain/plugin.hpp>
 
 #include "plugin_entry.hpp"
+#include "scratch.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  static const std::string file = "/tmp/kgain-fuzz-manifest-" + std::to_string(::getpid()) + ".csv";
-  std::ofstream(file, std::ios::binary | std::ios::trunc)
-      .write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
-  kgain::Options options("dataset", "/tmp");
+  const std::string file = kgain::fuzz::write_scratch_file("manifest.csv", data, size);
+  kgain::Options options("dataset", kgain::fuzz::scratch_directory());
   options.set("file", std::string(file), "fuzz");
   try {
     auto plugin = kgain::fuzz::create_first_plugin(options);

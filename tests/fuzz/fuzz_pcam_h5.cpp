@@ -2,22 +2,18 @@
 // arrays, then reading a patch.
 #include <cstddef>
 #include <cstdint>
-#include <filesystem>
-#include <fstream>
 #include <string>
-#include <unistd.h>
 
 #include <kgain/dataset.hpp>
 #include <kgain/plugin.hpp>
 
 #include "plugin_entry.hpp"
+#include "scratch.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  static const std::string root = "/tmp/kgain-fuzz-pcam-" + std::to_string(::getpid());
-  std::filesystem::create_directories(root);
+  const std::string& root = kgain::fuzz::scratch_directory();
   for (const char* part : {"x", "y"})
-    std::ofstream(root + "/camelyonpatch_level_2_split_test_" + part + ".h5", std::ios::binary | std::ios::trunc)
-        .write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
+    kgain::fuzz::write_scratch_file(std::string("camelyonpatch_level_2_split_test_") + part + ".h5", data, size);
   kgain::Options options("dataset", root);
   options.set("root", root, "fuzz");
   try {

@@ -2,19 +2,16 @@
 // Face) applied to what it read, as the backbone does.
 #include <cstddef>
 #include <cstdint>
-#include <fstream>
 #include <string>
-#include <unistd.h>
 
 #include <c10/util/Exception.h>
 
 #include "key_maps.hpp"
 #include "safetensors.hpp"
+#include "scratch.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  static const std::string file = "/tmp/kgain-fuzz-safetensors-" + std::to_string(::getpid()) + ".safetensors";
-  std::ofstream(file, std::ios::binary | std::ios::trunc)
-      .write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
+  const std::string file = kgain::fuzz::write_scratch_file("weights.safetensors", data, size);
   try {
     (void)kgain::native::looks_like_safetensors(file);
     auto state = kgain::native::read_safetensors(file);
