@@ -9,9 +9,11 @@
 // idle machine: two LibTorch processes at once share the cores and both slow down.
 //
 //   ./build/bench/kgain_bench_backbones --model MODEL.ts.pt --size 96 [--threads 2] [--batch N]
+//                                       [--batches B]
 // instead measures the raw forward limit of a TorchScript file's extraction module (frozen,
 // optimized, every child of `features` tapped) on random tensors at batch sizes 16 to 256 (or
-// N alone), and prints the best: the ceiling for kgain's extraction throughput, which also decodes images.
+// N alone), B timed batches each (default: 1,024 images' worth), and prints the best: the ceiling for kgain's
+// extraction throughput, which also decodes images.
 //
 // Both run with the allocator setting and the TorchScript executor kgain itself uses
 // (core/allocator.hpp, core/torch_runtime.hpp); --malloc system measures with glibc's defaults
@@ -58,8 +60,9 @@ double images_per_second(Network& network, const at::Tensor& images, std::int64_
   return static_cast<double>(images.size(0) * batches) / seconds;
 }
 
+// `batches` timed batches per batch size; 0: 1,024 images' worth (at least 2).
 int raw_limit(core::Registry& registry, const std::string& model, std::int64_t size,
-              const std::vector<std::int64_t>& batch_sizes) {
+              const std::vector<std::int64_t>& batch_sizes, std::int64_t batches) {
   Options options("backbone", "");
   options.set("file", model);
   auto backbone = registry.create<Backbone>("torchscript", options);
@@ -68,7 +71,8 @@ int raw_limit(core::Registry& registry, const std::string& model, std::int64_t s
   std::int64_t best_batch = 0;
   for (std::int64_t batch : batch_sizes) {
     const at::Tensor images = at::randn({batch, 3, size, size}, at::detail::createCPUGenerator(0));
-    const double rate = images_per_second(*network, images, std::max<std::int64_t>(2, 1024 / batch));
+    const double rate =
+        images_per_second(*network, images, batches > 0 ? batches : std::max<std::int64_t>(2, 1024 / batch));
     std::printf("batch %lld: %.1f images/s\n", static_cast<long long>(batch), rate);
     if (rate > best) best = rate, best_batch = batch;
   }
@@ -90,7 +94,8 @@ int main(int argc, char** argv) {
   if (const std::string model = string_arg(argc, argv, "--model"); !model.empty())
     return raw_limit(registry, model, size,
                      string_arg(argc, argv, "--batch").empty() ? std::vector<std::int64_t>{16, 32, 64, 128, 256}
-                                                               : std::vector<std::int64_t>{batch});
+                                                               : std::vector<std::int64_t>{batch},
+                     string_arg(argc, argv, "--batches").empty() ? 0 : batches);
   std::printf("threads %d, input %lld px, batch %lld, %lld timed batches after 2 warm-up batches\n\n", threads,
               static_cast<long long>(size), static_cast<long long>(batch), static_cast<long long>(batches));
   std::printf("| backbone | module | images/s | speed-up |\n|---|---|---|---|\n");

@@ -15,22 +15,27 @@
 
 namespace kgain::fuzz {
 
+inline const std::string& scratch_directory();
+
+inline void remove_scratch_directory() {
+  std::error_code ignored;
+  std::filesystem::remove_all(scratch_directory(), ignored);
+}
+
 // This process's scratch folder, made on first use and removed when the process exits
 // normally (libFuzzer's end of run; a crash leaves it, with the input, for inspection).
 inline const std::string& scratch_directory() {
   static const std::string directory = [] {
     std::error_code error;
     const bool memory = std::filesystem::is_directory("/dev/shm", error);
-    const std::filesystem::path base = memory ? std::filesystem::path("/dev/shm") : std::filesystem::temp_directory_path();
+    const std::filesystem::path base =
+        memory ? std::filesystem::path("/dev/shm") : std::filesystem::temp_directory_path();
     const auto path = base / ("kgain-fuzz-" + std::to_string(::getpid()));
     std::filesystem::create_directories(path);
     return path.string();
   }();
   // Registered after `directory` is complete, so it runs before the string is destroyed.
-  static const bool removed_at_exit = std::atexit([] {
-    std::error_code ignored;
-    std::filesystem::remove_all(scratch_directory(), ignored);
-  }) == 0;
+  static const bool removed_at_exit = std::atexit(remove_scratch_directory) == 0;
   (void)removed_at_exit;
   return directory;
 }
