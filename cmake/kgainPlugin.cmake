@@ -19,6 +19,12 @@ function(kgain_add_plugin name)
       kgain_use_torch_pch(${target})
     endif()
   endif()
+  # Every symbol resolved at link time: a plugin that uses LibTorch without TORCH, or a function
+  # nobody defines, fails to build instead of being refused at load ("undefined symbol"). Not
+  # with a sanitizer asked for in CMAKE_CXX_FLAGS: clang links its runtime into the executable.
+  if(CMAKE_SYSTEM_NAME STREQUAL "Linux" AND NOT CMAKE_CXX_FLAGS MATCHES "-fsanitize")
+    target_link_options(${target} PRIVATE "LINKER:--no-undefined")
+  endif()
   set(build_dir "${KGAIN_PLUGIN_BUILD_DIR}")
   if(NOT build_dir)
     set(build_dir "${CMAKE_BINARY_DIR}/plugins")
