@@ -5,8 +5,8 @@
 # study's batch size over as many forward passes as the study makes (images x 4 variants;
 # `kgain_bench_backbones --model`, one network on one random tensor): this machine runs short
 # bursts faster than sustained work (16 batches of 64 at 96 px: 472-527 images/s; 250
-# batches: 458-460), so a limit measured on a few batches is not the limit of a study. Prints each pair, the median ratio, and the study's
-# user and system time from /usr/bin/time.
+# batches: 458-460), so a limit measured on a few batches is not the limit of a study.
+# Prints each pair, the median ratio, and the study's user and system time (/usr/bin/time).
 #
 #   bench/extraction_vs_raw.sh DATASET MODEL LIMIT_PER_CLASS INPUT_SIZE BATCH_SIZE [ROUNDS]
 #   e.g. bench/extraction_vs_raw.sh pcam-mini mobilenet_v2_tf1_quant.ts.pt 10000 96 64 5
@@ -39,6 +39,6 @@ print(j['dataset']['images'], j['extraction_seconds'])" "$work/run/run.json")
   awk -v r="$round" -v n="$images" -v e="$extraction" -v raw="$raw" -v u="$user" -v s="$system" \
     'BEGIN { printf "| %d | %.1f | %.1f | %.0f%% | %.1f | %.1f |\n", r, 4 * n / e, raw, 400 * n / e / raw, u, s }'
 done
-sort -t' ' -k1,1n "$work/rounds.txt" | awk '{ print 4 * $2 / $3 / $4 }' | sort -n |
+awk '{ print 4 * $2 / $3 / $4 }' "$work/rounds.txt" | sort -n |
   awk '{ v[NR] = $1 } END { m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2;
          printf "median ratio over %d rounds: %.0f%% (range %.0f%%-%.0f%%)\n", NR, 100 * m, 100 * v[1], 100 * v[NR] }'

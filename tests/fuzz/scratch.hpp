@@ -23,7 +23,8 @@ inline void remove_scratch_directory() {
 }
 
 // This process's scratch folder, made on first use and removed when the process exits
-// normally (libFuzzer's end of run; a crash leaves it, with the input, for inspection).
+// normally (libFuzzer saves a failing input itself; tools/fuzz.sh removes what a stop by
+// SIGUSR1, which skips exit handlers, leaves).
 inline const std::string& scratch_directory() {
   static const std::string directory = [] {
     std::error_code error;
