@@ -12,8 +12,8 @@
 //                                       [--batches B]
 // instead measures the raw forward limit of a TorchScript file's extraction module (frozen,
 // optimized, every child of `features` tapped) on random tensors at batch sizes 16 to 256 (or
-// N alone), B timed batches each (default: 1,024 images' worth), and prints the best: the ceiling for kgain's
-// extraction throughput, which also decodes images.
+// N alone), B timed batches each (default: 1,024 images' worth), and prints the best: the
+// ceiling for kgain's extraction throughput, which also decodes images.
 //
 // Both run with the allocator setting and the TorchScript executor kgain itself uses
 // (core/allocator.hpp, core/torch_runtime.hpp); --malloc system measures with glibc's defaults

@@ -4,8 +4,8 @@
 # from a feature store) and then the raw forward limit of the same extraction module at the
 # study's batch size over as many forward passes as the study makes (images x 4 variants;
 # `kgain_bench_backbones --model`, one network on one random tensor): this machine runs short
-# bursts faster than sustained work (16 batches of 64 at 96 px: 472-527 images/s; 250
-# batches: 458-460), so a limit measured on a few batches is not the limit of a study.
+# bursts faster than sustained work (16 batches of 64 at 96 px: 472-536 images/s in seven
+# runs; 250 batches: 458-460 in three), so a limit measured on a few batches is not the limit of a study.
 # Prints each pair, the median ratio, and the study's user and system time (/usr/bin/time).
 #
 #   bench/extraction_vs_raw.sh DATASET MODEL LIMIT_PER_CLASS INPUT_SIZE BATCH_SIZE [ROUNDS]
