@@ -12,7 +12,8 @@
 #
 # DATASET is a folder of ../shared/data with a manifest.csv, MODEL a file of ../shared/models.
 # --memory also runs kgain on 4x the images and prints both peak resident sizes.
-# KGAIN_BENCH_MODES="onepass" leaves the naive form out (hours at study size on 2 cores).
+# KGAIN_BENCH_MODES="onepass" leaves the naive form out (hours at study size on 2 cores);
+# bench/naive_lower_bound.sh then times a part of it on the same work directory, a lower bound.
 # Needs an otherwise idle machine (two LibTorch processes at once slow each other down), and
 # Debian's python3-torch, python3-sklearn and python3-pil (apt-get install; never a kgain dependency).
 set -euo pipefail

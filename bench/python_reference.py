@@ -81,7 +81,7 @@ def main():
     ap.add_argument("--model", required=True)
     ap.add_argument("--size", type=int, required=True)
     ap.add_argument("--mode", choices=["naive", "onepass"], required=True)
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2], help="random variants (none: pretrained only)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--C", type=float, default=1.0)
@@ -90,7 +90,13 @@ def main():
                     help="also write the features for bench/probe_speed.sh: V_T.npy (float32 [n, d] of variant V, "
                          "tap T), labels.npy (int64 [n]), roles.npy (int8 [folds, n]: 0 unused, 1 train, 2 test)")
     ap.add_argument("--skip-probes", action="store_true", help="extract (and save) only")
+    ap.add_argument("--naive-taps", type=int, nargs="+", metavar="T",
+                    help="naive mode: run the truncated network for these taps only, a part of the naive form's "
+                         "work whose time is a lower bound on the whole (bench/naive_lower_bound.sh); "
+                         "implies --skip-probes")
     args = ap.parse_args()
+    if args.naive_taps and args.mode != "naive":
+        ap.error("--naive-taps is for --mode naive")
     torch.set_num_threads(args.threads)
 
     # splits.csv: path,label,group,dataset_split,fold,role
@@ -129,7 +135,7 @@ def main():
                 for t in range(len(children)):
                     features[(name, t)] = torch.cat(out[t]).numpy()
             else:
-                for t in range(len(children)):
+                for t in args.naive_taps or range(len(children)):
                     out = []
                     for b in range(0, len(paths), args.batch):
                         x = torch.stack([load(p, args.size) for p in paths[b:b + args.batch]])
@@ -140,7 +146,7 @@ def main():
     extraction = time.time() - start
     if args.save_features:
         save_features(args.save_features, features, variants, len(children), y, roles, folds, paths)
-    if args.skip_probes:
+    if args.skip_probes or args.naive_taps:
         print("python %s: images %d, extraction %.1f s" % (args.mode, len(paths), extraction))
         return
 
