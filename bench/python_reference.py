@@ -95,8 +95,8 @@ def main():
                          "work whose time is a lower bound on the whole (bench/naive_lower_bound.sh); "
                          "implies --skip-probes")
     args = ap.parse_args()
-    if args.naive_taps and args.mode != "naive":
-        ap.error("--naive-taps is for --mode naive")
+    if args.naive_taps and (args.mode != "naive" or args.save_features):
+        ap.error("--naive-taps is for --mode naive, without --save-features (it extracts some taps only)")
     torch.set_num_threads(args.threads)
 
     # splits.csv: path,label,group,dataset_split,fold,role
@@ -124,6 +124,8 @@ def main():
             reinitialise(model, seed)
         model.eval()
         children = list(model.features.children())
+        if any(not 0 <= t < len(children) for t in args.naive_taps or []):
+            ap.error("--naive-taps: the model has taps 0 to %d" % (len(children) - 1))
         with torch.no_grad():
             if args.mode == "onepass":
                 out = [[] for _ in children]
