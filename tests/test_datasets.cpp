@@ -119,6 +119,37 @@ TEST_CASE("folder and manifest take groups from a regular expression on the path
   CHECK(mg == std::set<std::string>{"0", "1"});
 }
 
+TEST_CASE("A manifest with a group column refuses a row without a group, naming its line", "[datasets]") {
+  // LC25000's real manifest, one row's group blanked (then made of spaces): that image would be
+  // a group of its own, free to straddle a split with its source tile's other images.
+  const std::string root = test::data_dir() + "/lc25000-lung-mini";
+  std::vector<std::string> lines;
+  {
+    std::ifstream in(root + "/manifest.csv");
+    for (std::string line; std::getline(in, line);) lines.push_back(line.substr(0, line.find('\r')));  // CRLF file
+  }
+  REQUIRE(lines.size() > 3);
+  REQUIRE(lines[0] == "path,label,group");
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() / "kgain-test-empty-group";
+  std::filesystem::create_directories(dir);
+  for (const std::string blank : {"", "  "}) {
+    std::ofstream out(dir / "manifest.csv");
+    for (std::size_t i = 0; i < lines.size(); ++i)
+      out << (i == 3 ? lines[i].substr(0, lines[i].rfind(',') + 1) + blank : lines[i]) << "\n";
+    out.close();
+    Options options("dataset", "");
+    options.set("root", root);
+    options.set("file", (dir / "manifest.csv").string());
+    REQUIRE_THROWS_WITH(dataset("manifest", options),
+                        Contains("manifest.csv:4: the group column is empty") && Contains("id of its own"));
+  }
+  std::filesystem::remove_all(dir);
+  // The real file, every row grouped, loads.
+  Options options("dataset", "");
+  options.set("root", root);
+  CHECK(dataset("manifest", options)->samples().size() == lines.size() - 1);
+}
+
 TEST_CASE("pcam manifest and folder loaders count the files", "[datasets]") {
   const std::string root = test::data_dir() + "/pcam-mini";
   Options manifest("dataset", "");

@@ -4,7 +4,8 @@
 //   path  (required) image path, relative to the manifest's folder unless absolute
 //   label (required) class name
 //   split (optional) the set's own split: train, valid or test
-//   group (optional) patient, slide or source tile; splits never separate a group
+//   group (optional) patient, slide or source tile; splits never separate a group; when the
+//         column is there, no row may leave it empty
 // Options:
 //   root     (string)  the folder with manifest.csv; the file is <root>/manifest.csv
 //   file     (string)  the manifest itself, when it is not <root>/manifest.csv
@@ -96,7 +97,15 @@ class ManifestDataset : public kgain::Dataset {
           throw std::runtime_error(file_ + ":" + std::to_string(line_no) +
                                    ": split must be train, valid or test (found '" + s.split + "')");
       }
-      if (group_col >= 0) s.group = f[group_col];
+      if (group_col >= 0) {
+        // An empty cell would make the image a group of its own, free to land on the other side
+        // of a split from its patient's other images: with a group column, every row has one.
+        s.group = f[group_col];
+        if (s.group.find_first_not_of(" \t\r") == std::string::npos)
+          throw std::runtime_error(file_ + ":" + std::to_string(line_no) +
+                                   ": the group column is empty; a manifest with a group column needs a group on "
+                                   "every row (an image with no known patient or source: give it an id of its own)");
+      }
       if (group_pattern.enabled()) {
         const auto found = group_pattern.group_of(f[path_col]);
         if (!found)
