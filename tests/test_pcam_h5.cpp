@@ -201,6 +201,38 @@ std::vector<std::uint8_t> counting(std::size_t n, std::size_t start) {
 
 }  // namespace
 
+TEST_CASE("pcam_h5's meta file: CRLF and a byte-order mark are read, a patch without its slide is an error",
+          "[datasets][pcam_h5]") {
+  const fs::path dir = fs::temp_directory_path() / ("kgain-pcam-h5-meta-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  write_split(dir.string(), "train", 4);
+  write_split(dir.string(), "test", 4);
+  const std::string meta = (dir / "camelyonpatch_level_2_split_train_meta.csv").string();
+  // The meta file rewritten: `wsi` first or last, the third patch's slide `blank` or its own.
+  const auto rewrite = [&](const std::string& bom, const std::string& end, bool wsi_first, const std::string& blank) {
+    std::ofstream out(meta, std::ios::binary);
+    out << bom << (wsi_first ? "wsi,coord_y" : "coord_y,wsi") << end;
+    for (int i = 0; i < 8; ++i) {
+      const std::string slide = i == 2 ? blank : "slide_" + std::to_string(i % 3);
+      out << (wsi_first ? slide + ",0" : "0," + slide) << end;
+    }
+  };
+  for (bool wsi_first : {true, false}) {
+    CAPTURE(wsi_first);
+    rewrite("\xEF\xBB\xBF", "\r\n", wsi_first, "slide_2");  // as a spreadsheet saves it
+    const auto samples = pcam_h5(dir.string())->samples();
+    REQUIRE(samples.size() == 16);
+    CHECK(samples[0].group == "slide_0");  // neither the mark nor a '\r' left on the slide
+    CHECK(samples[2].group == "slide_2");
+    for (const std::string blank : {"", " "}) {
+      rewrite("", "\n", wsi_first, blank);
+      REQUIRE_THROWS_WITH(pcam_h5(dir.string()),
+                          Contains("_train_meta.csv:4: no slide in the 'wsi' field") && Contains("every patch needs"));
+    }
+  }
+  fs::remove_all(dir);
+}
+
 TEST_CASE("pcam_h5 reads chunks itself: a short, missing or foreign-filtered chunk is an error, never other pixels",
           "[datasets][pcam_h5][trust]") {
   const fs::path dir = fs::temp_directory_path() / ("kgain-pcam-h5-chunks-" + std::to_string(::getpid()));

@@ -428,23 +428,33 @@ class PcamH5Dataset : public kgain::Dataset {
     parts_.emplace(x_path, std::move(x));
   }
 
-  // The `wsi` column of the meta file (one row per patch), or nothing when there is none.
+  // The `wsi` column of the meta file (one row per patch), or nothing when there is none. Every
+  // row needs one: a patch without its slide would be a group of its own, free to straddle a
+  // split with the slide's other patches. Line ends may be CRLF, the header may carry a
+  // byte-order mark (a file saved by a spreadsheet).
   static std::vector<std::string> read_groups(const std::string& path, hsize_t n) {
     std::ifstream in(path);
     if (!in) return {};
     std::string line;
-    std::getline(in, line);
+    const auto next_line = [&] {
+      if (!std::getline(in, line)) return false;
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      return true;
+    };
+    next_line();
+    if (line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);
     const auto header = split_csv(line);
     std::size_t column = header.size();
     for (std::size_t i = 0; i < header.size(); ++i)
       if (header[i] == "wsi") column = i;
     if (column == header.size()) throw std::runtime_error(path + ": no 'wsi' column (the slide of each patch)");
     std::vector<std::string> groups;
-    while (std::getline(in, line)) {
+    for (std::size_t line_no = 2; next_line(); ++line_no) {
       if (line.empty()) continue;
       const auto fields = split_csv(line);
-      if (column >= fields.size())
-        throw std::runtime_error(path + ": row " + std::to_string(groups.size() + 2) + " has no 'wsi' field");
+      if (column >= fields.size() || fields[column].find_first_not_of(" \t") == std::string::npos)
+        throw std::runtime_error(path + ":" + std::to_string(line_no) +
+                                 ": no slide in the 'wsi' field; every patch needs the slide it was cut from");
       groups.push_back(fields[column]);
     }
     if (groups.size() != n)
