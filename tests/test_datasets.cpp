@@ -119,7 +119,7 @@ TEST_CASE("folder and manifest take groups from a regular expression on the path
   CHECK(mg == std::set<std::string>{"0", "1"});
 }
 
-TEST_CASE("A manifest with a group column refuses a row without a group, naming its line", "[datasets]") {
+TEST_CASE("A manifest or groups file refuses a row without a group, naming its line", "[datasets]") {
   // LC25000's real manifest, one row's group blanked (then made of spaces): that image would be
   // a group of its own, free to straddle a split with its source tile's other images.
   const std::string root = test::data_dir() + "/lc25000-lung-mini";
@@ -142,6 +142,12 @@ TEST_CASE("A manifest with a group column refuses a row without a group, naming 
     options.set("file", (dir / "manifest.csv").string());
     REQUIRE_THROWS_WITH(dataset("manifest", options),
                         Contains("manifest.csv:4: the group column is empty") && Contains("id of its own"));
+    // The lc25000 dataset reads the same file as its groups file.
+    Options lc("dataset", "");
+    lc.set("root", root);
+    lc.set("groups", (dir / "manifest.csv").string());
+    REQUIRE_THROWS_WITH(dataset("lc25000", lc),
+                        Contains("manifest.csv:4: the group column is empty") && Contains("source tile"));
   }
   std::filesystem::remove_all(dir);
   // The real file, every row grouped, loads.

@@ -14,7 +14,6 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <sstream>
 
 #include <kgain/dataset.hpp>
 #include <kgain/plugin.hpp>
@@ -23,12 +22,17 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::vector<std::string> split_line(const std::string& line) {
+// The comma-separated fields of a line (CRLF or LF), an empty last field included ("a,b," has
+// three): that is how a spreadsheet writes an empty last column.
+std::vector<std::string> split_line(std::string line) {
+  if (!line.empty() && line.back() == '\r') line.pop_back();
   std::vector<std::string> out;
-  std::stringstream ss(line);
-  std::string f;
-  while (std::getline(ss, f, ',')) out.push_back(f.empty() || f.back() != '\r' ? f : f.substr(0, f.size() - 1));
-  return out;
+  for (std::size_t start = 0;;) {
+    const std::size_t comma = line.find(',', start);
+    out.push_back(line.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+    if (comma == std::string::npos) return out;
+    start = comma + 1;
+  }
 }
 
 // path (relative to root) -> group, from a CSV with path and group columns.
@@ -45,9 +49,19 @@ std::map<std::string, std::string> read_groups(const std::string& file) {
   if (path_col < 0 || group_col < 0)
     throw std::runtime_error(file + ":1: the groups file needs 'path' and 'group' columns");
   std::map<std::string, std::string> groups;
-  while (std::getline(in, line)) {
+  for (std::size_t line_no = 2; std::getline(in, line); ++line_no) {
+    if (line.empty() || line == "\r") continue;
     const auto f = split_line(line);
-    if (static_cast<long>(f.size()) > std::max(path_col, group_col)) groups[f[path_col]] = f[group_col];
+    if (static_cast<long>(f.size()) <= std::max(path_col, group_col))
+      throw std::runtime_error(file + ":" + std::to_string(line_no) + ": " + std::to_string(f.size()) +
+                               " fields, too few for the header's 'path' and 'group' columns");
+    // An empty group would make the image a group of its own, and the warning about images
+    // without a group would not count it: refused, as the manifest dataset refuses it.
+    if (f[group_col].find_first_not_of(" \t") == std::string::npos)
+      throw std::runtime_error(file + ":" + std::to_string(line_no) +
+                               ": the group column is empty; every row of a groups file needs the image's source "
+                               "tile (or leave the image out of the file, and kgain warns)");
+    groups[f[path_col]] = f[group_col];
   }
   return groups;
 }
