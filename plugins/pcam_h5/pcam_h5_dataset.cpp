@@ -187,8 +187,15 @@ const std::vector<std::uint8_t>& chunk_at(const Array& a, const std::vector<hsiz
   if (cache.dataset == a.dataset.get() && cache.offset == offset) return cache.data;
   cache.dataset = -1;
   const std::string where = a.path + ": the chunk at row " + std::to_string(offset[0]);
+  // The length H5Dread_chunk will read is the one the chunk index records, which only
+  // H5Dget_chunk_info_by_coord reports: H5Dget_chunk_storage_size gives an unfiltered dataset's
+  // nominal chunk size instead, and a forged record then made pread run past `raw` (CI's
+  // fuzz_pcam_h5, 2026-12-01).
+  unsigned mask = 0;
+  haddr_t address = HADDR_UNDEF;
   hsize_t stored = 0;
-  if (H5Dget_chunk_storage_size(a.dataset.get(), offset.data(), &stored) < 0 || stored == 0)
+  if (H5Dget_chunk_info_by_coord(a.dataset.get(), offset.data(), &mask, &address, &stored) < 0 ||
+      address == HADDR_UNDEF || stored == 0)
     throw std::runtime_error(where + " is not stored (an incomplete or damaged file)");
   const bool may_inflate = a.deflate >= 0;
   if (stored > (may_inflate ? a.chunk_bytes + a.chunk_bytes / 8 + 1024 : a.chunk_bytes))
@@ -286,8 +293,12 @@ void locate_every_chunk(const Array& a) {
   for (; offset[0] < a.dims[0]; offset[0] += a.chunk[0]) {
     std::fill(offset.begin() + 1, offset.end(), 0);
     do {
+      unsigned mask = 0;  // the call chunk_at makes, so that its index walk is tried here first
+      haddr_t address = HADDR_UNDEF;
       hsize_t stored = 0;
-      if (H5Dget_chunk_storage_size(a.dataset.get(), offset.data(), &stored) < 0 || stored == 0) return;
+      if (H5Dget_chunk_info_by_coord(a.dataset.get(), offset.data(), &mask, &address, &stored) < 0 ||
+          address == HADDR_UNDEF || stored == 0)
+        return;
     } while (next_chunk_in_rows(a, offset));
   }
 }
