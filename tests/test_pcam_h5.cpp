@@ -304,6 +304,74 @@ TEST_CASE("pcam_h5 reads chunks itself: a short, missing or foreign-filtered chu
   fs::remove_all(dir);
 }
 
+namespace {
+
+// A one-dataset file "x" of uint8 `dims` in plain (H5D_CONTIGUOUS) or compact storage, written
+// unless `data` is empty.
+void write_unchunked(const std::string& path, H5D_layout_t layout, const std::vector<hsize_t>& dims,
+                     const std::vector<std::uint8_t>& data) {
+  const hid_t file = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  const hid_t space = H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr);
+  const hid_t properties = H5Pcreate(H5P_DATASET_CREATE);
+  H5Pset_layout(properties, layout);
+  const hid_t dataset = H5Dcreate2(file, "x", H5T_STD_U8LE, space, H5P_DEFAULT, properties, H5P_DEFAULT);
+  if (!data.empty()) REQUIRE(H5Dwrite(dataset, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, data.data()) >= 0);
+  H5Dclose(dataset);
+  H5Pclose(properties);
+  H5Sclose(space);
+  H5Fclose(file);
+}
+
+// Rewrites the data size that the file's one layout message (version 3) records: compact
+// storage is `3 0 size(2 bytes)`, plain storage `3 1 address(8) size(8)`; little-endian.
+void forge_layout_size(const std::string& path, H5D_layout_t layout, std::uint64_t size, std::uint64_t forged) {
+  std::string bytes = test::slurp(path);
+  const std::size_t width = layout == H5D_COMPACT ? 2 : 8, gap = layout == H5D_COMPACT ? 0 : 8;
+  const auto little_endian = [&](std::uint64_t v) {
+    std::string out;
+    for (std::size_t i = 0; i < width; ++i) out += static_cast<char>((v >> (8 * i)) & 0xff);
+    return out;
+  };
+  const char kind = layout == H5D_COMPACT ? 0 : 1;
+  std::vector<std::size_t> found;
+  for (std::size_t at = 0; at + 2 + gap + width <= bytes.size(); ++at)
+    if (bytes[at] == 3 && bytes[at + 1] == kind && bytes.compare(at + 2 + gap, width, little_endian(size)) == 0)
+      found.push_back(at + 2 + gap);
+  REQUIRE(found.size() == 1);
+  bytes.replace(found[0], width, little_endian(forged));
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+}
+
+}  // namespace
+
+TEST_CASE("pcam_h5: plain and compact datasets must store exactly their data, never other memory or black patches",
+          "[datasets][pcam_h5][trust]") {
+  const fs::path dir = fs::temp_directory_path() / ("kgain-pcam-h5-plain-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const std::string x = (dir / "camelyonpatch_level_2_split_test_x.h5").string();
+  write_u8((dir / "camelyonpatch_level_2_split_test_y.h5").string(), "y", {3, 1, 1, 1}, {0, 1, 0}, false);
+  constexpr std::size_t bytes = 3 * 8 * 8 * 3;
+  const auto data = counting(bytes, 0);
+  for (const H5D_layout_t layout : {H5D_COMPACT, H5D_CONTIGUOUS}) {
+    CAPTURE(layout);
+    write_unchunked(x, layout, {3, 8, 8, 3}, data);
+    {
+      auto dataset = pcam_h5(dir.string());
+      RgbImage image;
+      dataset->read_pixels(dataset->samples().at(2), image);
+      CHECK(image.pixels == std::vector<std::uint8_t>(data.begin() + 2 * bytes / 3, data.end()));
+    }
+    // A layout message that records fewer bytes than the dataset holds: libhdf5 read a compact
+    // dataset's third patch from past the end of its buffer (found by hand, 2026-12-01).
+    forge_layout_size(x, layout, bytes, 400);
+    CHECK_THROWS_WITH(pcam_h5(dir.string()), Contains(x + ": dataset 'x' stores 400 bytes for 576 bytes of data"));
+  }
+  // Plain data never written (libhdf5 gave the fill value: three black patches).
+  write_unchunked(x, H5D_CONTIGUOUS, {3, 8, 8, 3}, {});
+  CHECK_THROWS_WITH(pcam_h5(dir.string()), Contains(x + ": dataset 'x' stores 0 bytes for 576 bytes of data"));
+  fs::remove_all(dir);
+}
+
 TEST_CASE("pcam_h5: a file that crashes libhdf5 is an error naming it, not a crash of kgain",
           "[datasets][pcam_h5][trust]") {
   // tests/fixtures/hdf5/forged_name_heap.h5 (7,408 bytes, found by fuzz_pcam_h5): libhdf5 1.10.8

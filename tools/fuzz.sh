@@ -69,6 +69,14 @@ import h5py, numpy as np
 with h5py.File(f"{seeds}/fuzz_pcam_h5/pcam.h5", "w") as f:
     f.create_dataset("x", data=np.arange(2 * 8 * 8 * 3, dtype=np.uint8).reshape(2, 8, 8, 3), chunks=(1, 8, 8, 3), compression="gzip")
     f.create_dataset("y", data=np.array([0, 1], dtype=np.uint8).reshape(2, 1, 1, 1))
+with h5py.File(f"{seeds}/fuzz_pcam_h5/plain.h5", "w") as f:  # x stored plainly (contiguous), as h5py's default
+    f.create_dataset("x", data=np.arange(2 * 8 * 8 * 3, dtype=np.uint8).reshape(2, 8, 8, 3))
+    f.create_dataset("y", data=np.array([1, 0], dtype=np.uint8).reshape(2, 1, 1, 1))
+with h5py.File(f"{seeds}/fuzz_pcam_h5/compact.h5", "w") as f:  # x and y kept inside their object headers
+    for name, value in (("x", np.arange(2 * 8 * 8 * 3, dtype=np.uint8).reshape(2, 8, 8, 3)), ("y", np.array([0, 1], dtype=np.uint8).reshape(2, 1, 1, 1))):
+        dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        dcpl.set_layout(h5py.h5d.COMPACT)
+        h5py.h5d.create(f.id, name.encode(), h5py.h5t.STD_U8LE, h5py.h5s.create_simple(value.shape), dcpl).write(h5py.h5s.ALL, h5py.h5s.ALL, value)
 PY
 head -40 "$shared/data/pcam-mini/manifest.csv" > "$seeds/fuzz_manifest/pcam.csv"
 head -40 "$shared/data/lc25000-lung-mini/manifest.csv" > "$seeds/fuzz_manifest/lc25000.csv"

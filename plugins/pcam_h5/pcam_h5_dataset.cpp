@@ -120,8 +120,11 @@ int gzip_filter(hid_t plist, const std::string& path, const char* name) {
 }
 
 // Where the data lives: plain, compact or chunked storage in this file, nothing else; chunks
-// are bounded before anything is read.
-void check_storage(Array& a, const std::string& path, const char* name) {
+// are bounded before anything is read, and plain or compact storage must hold exactly the
+// dataset's `data_bytes`: libhdf5 1.10.8 reads a compact dataset's whole extent out of a buffer
+// of the size its layout message records (a smaller size: pixels from other memory, exit
+// status 0), and gives plain data never written as its fill value (black patches).
+void check_storage(Array& a, const std::string& path, const char* name, hsize_t data_bytes) {
   Handle plist(H5Dget_create_plist(a.dataset.get()), H5Pclose);
   const H5D_layout_t layout = H5Pget_layout(plist.get());
   if (layout != H5D_CONTIGUOUS && layout != H5D_COMPACT && layout != H5D_CHUNKED)
@@ -130,7 +133,13 @@ void check_storage(Array& a, const std::string& path, const char* name) {
   if (H5Pget_external_count(plist.get()) != 0)
     throw std::runtime_error(path + ": dataset '" + name +
                              "' keeps its data in external files; PatchCamelyon's are stored in the file itself");
-  if (layout != H5D_CHUNKED) return;
+  if (layout != H5D_CHUNKED) {
+    const hsize_t stored = H5Dget_storage_size(a.dataset.get());
+    if (stored != data_bytes)
+      throw std::runtime_error(path + ": dataset '" + name + "' stores " + std::to_string(stored) + " bytes for " +
+                               std::to_string(data_bytes) + " bytes of data (an incomplete, damaged or forged file)");
+    return;
+  }
   std::vector<hsize_t> chunk(a.dims.size());
   if (H5Pget_chunk(plist.get(), static_cast<int>(chunk.size()), chunk.data()) != static_cast<int>(chunk.size()))
     throw std::runtime_error(path + ": dataset '" + name +
@@ -177,7 +186,7 @@ Array open_array(const std::string& path, const char* name, std::size_t rank) {
     throw std::runtime_error(path + ": dataset '" + name + "' declares rows of " + std::to_string(row) + " bytes or " +
                              std::to_string(a.dims[0]) +
                              " rows; PatchCamelyon's are 96 x 96 x 3 (a damaged or forged file)");
-  check_storage(a, path, name);
+  check_storage(a, path, name, a.dims[0] * row);  // at most 2^32 rows of 64 MB: no wrap
   return a;
 }
 
