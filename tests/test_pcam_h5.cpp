@@ -344,8 +344,9 @@ void forge_layout_size(const std::string& path, H5D_layout_t layout, std::uint64
 
 }  // namespace
 
-TEST_CASE("pcam_h5: plain and compact datasets must store exactly their data, never other memory or black patches",
-          "[datasets][pcam_h5][trust]") {
+TEST_CASE(
+    "pcam_h5: plain and compact datasets must store exactly their data as uint8, never other memory or black patches",
+    "[datasets][pcam_h5][trust]") {
   const fs::path dir = fs::temp_directory_path() / ("kgain-pcam-h5-plain-" + std::to_string(::getpid()));
   fs::create_directories(dir);
   const std::string x = (dir / "camelyonpatch_level_2_split_test_x.h5").string();
@@ -369,6 +370,22 @@ TEST_CASE("pcam_h5: plain and compact datasets must store exactly their data, ne
   // Plain data never written (libhdf5 gave the fill value: three black patches).
   write_unchunked(x, H5D_CONTIGUOUS, {3, 8, 8, 3}, {});
   CHECK_THROWS_WITH(pcam_h5(dir.string()), Contains(x + ": dataset 'x' stores 0 bytes for 576 bytes of data"));
+
+  // Signed labels: H5Dread clipped a label of -1 to 0, a tumour-free patch (found by hand,
+  // 2026-12-01).
+  write_unchunked(x, H5D_CONTIGUOUS, {3, 8, 8, 3}, data);
+  const std::string y = (dir / "camelyonpatch_level_2_split_test_y.h5").string();
+  const hid_t file = H5Fcreate(y.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  const std::vector<hsize_t> label_dims{3, 1, 1, 1};
+  const hid_t space = H5Screate_simple(4, label_dims.data(), nullptr);
+  const hid_t labels = H5Dcreate2(file, "y", H5T_STD_I8LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  const std::int8_t values[3] = {-1, 1, 0};
+  REQUIRE(H5Dwrite(labels, H5T_NATIVE_INT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, values) >= 0);
+  H5Dclose(labels);
+  H5Sclose(space);
+  H5Fclose(file);
+  CHECK_THROWS_WITH(pcam_h5(dir.string()),
+                    Contains(y + ": dataset 'y' does not hold unsigned 8-bit integers") && Contains("dtype uint8"));
   fs::remove_all(dir);
 }
 

@@ -172,8 +172,13 @@ Array open_array(const std::string& path, const char* name, std::size_t rank) {
   a.dims.resize(rank);
   H5Sget_simple_extent_dims(space.get(), a.dims.data(), nullptr);
   Handle type(H5Dget_type(a.dataset.get()), H5Tclose);
-  if (H5Tget_class(type.get()) != H5T_INTEGER || H5Tget_size(type.get()) != 1)
-    throw std::runtime_error(path + ": dataset '" + name + "' does not hold 8-bit integers");
+  // Signed bytes are refused: H5Dread converts them to unsigned by clipping (a label of -1 read
+  // as 0, a tumour-free patch, with exit status 0), and chunks are read as stored bytes.
+  if (H5Tget_class(type.get()) != H5T_INTEGER || H5Tget_size(type.get()) != 1 ||
+      H5Tget_sign(type.get()) != H5T_SGN_NONE)
+    throw std::runtime_error(path + ": dataset '" + name +
+                             "' does not hold unsigned 8-bit integers (PatchCamelyon's are uint8; rewrite it with "
+                             "dtype uint8)");
   // A forged file may declare huge rows or chunks; reading one row would then inflate
   // gigabytes. Rows and chunks are bounded before anything is read.
   hsize_t row = 1;
