@@ -8,14 +8,17 @@
 // memory does not grow with the 262,144 training patches. A sample's path is "<file>:<index>",
 // which names the patch in splits.csv and in error messages.
 //
-// Chunked datasets (PatchCamelyon's are chunked and gzip-compressed) are read chunk by chunk
-// by this plugin, not by H5Dread: libhdf5 1.10 (Debian 12's) trusts a chunk's filter output to
+// Filtered chunked datasets (PatchCamelyon's are chunked and gzip-compressed) are read chunk by
+// chunk by this plugin, not by H5Dread: libhdf5 1.10 (Debian 12's) trusts a chunk's filter output to
 // fill the chunk, so a gzip stream that inflates to fewer bytes, or a chunk declared wider than
 // the dataset, makes H5Dread copy from past the end of its own buffer: pixels from unrelated
 // memory, with no error (found by fuzz_pcam_h5, docs/trust.md). H5Dread_chunk gives the stored
 // bytes without running any filter; zlib inflates them here, and a chunk must come out at
 // exactly its size. Filters other than gzip and shuffle (a no-op on bytes) are refused, and so
 // are virtual datasets and external storage (data in other files the HDF5 file names).
+// Unfiltered chunks are left to H5Dread once each is known to be stored: libhdf5 reads their
+// nominal size from the file, whereas H5Dread_chunk would read the length the chunk index
+// records, which no cheap call reports (H5Dget_chunk_info_by_coord walks the whole index).
 //
 // The file's structure (object headers, name heaps, chunk indexes) is still parsed by libhdf5,
 // which a forged file can crash (fuzz_pcam_h5: a copy from a null pointer in H5Dopen2). So each
@@ -85,7 +88,8 @@ struct Array {
   std::vector<hsize_t> dims;
   std::vector<hsize_t> chunk;  // chunk dimensions; empty when the data is not chunked
   hsize_t chunk_bytes = 0;
-  int deflate = -1;  // the gzip filter's place in the pipeline, or -1
+  bool filtered = false;  // chunks pass through a filter pipeline (gzip, shuffle)
+  int deflate = -1;       // the gzip filter's place in the pipeline, or -1
 };
 
 // The last chunk read, inflated (patches are read in order, and a chunk may hold several).
@@ -153,6 +157,7 @@ void check_storage(Array& a, const std::string& path, const char* name, hsize_t 
   a.chunk = chunk;
   a.chunk_bytes = bytes;
   a.deflate = gzip_filter(plist.get(), path, name);
+  a.filtered = H5Pget_nfilters(plist.get()) > 0;
 }
 
 Array open_array(const std::string& path, const char* name, std::size_t rank) {
@@ -201,15 +206,13 @@ const std::vector<std::uint8_t>& chunk_at(const Array& a, const std::vector<hsiz
   if (cache.dataset == a.dataset.get() && cache.offset == offset) return cache.data;
   cache.dataset = -1;
   const std::string where = a.path + ": the chunk at row " + std::to_string(offset[0]);
-  // The length H5Dread_chunk will read is the one the chunk index records, which only
-  // H5Dget_chunk_info_by_coord reports: H5Dget_chunk_storage_size gives an unfiltered dataset's
-  // nominal chunk size instead, and a forged record then made pread run past `raw` (CI's
-  // fuzz_pcam_h5, 2026-12-01).
-  unsigned mask = 0;
-  haddr_t address = HADDR_UNDEF;
+  // For a filtered dataset, H5Dget_chunk_storage_size reports the length the chunk index
+  // records, which is what H5Dread_chunk reads (the same lookup). For an unfiltered one it gives
+  // the nominal chunk size instead, and a forged record made pread run past `raw` (CI's
+  // fuzz_pcam_h5, 2026-12-01): those chunks are read by read_rows, never here.
   hsize_t stored = 0;
-  if (H5Dget_chunk_info_by_coord(a.dataset.get(), offset.data(), &mask, &address, &stored) < 0 ||
-      address == HADDR_UNDEF || stored == 0)
+  if (!a.filtered) throw std::logic_error("chunk_at: an unfiltered dataset's chunks are read by H5Dread");
+  if (H5Dget_chunk_storage_size(a.dataset.get(), offset.data(), &stored) < 0 || stored == 0)
     throw std::runtime_error(where + " is not stored (an incomplete or damaged file)");
   const bool may_inflate = a.deflate >= 0;
   if (stored > (may_inflate ? a.chunk_bytes + a.chunk_bytes / 8 + 1024 : a.chunk_bytes))
@@ -277,10 +280,28 @@ bool next_chunk_in_rows(const Array& a, std::vector<hsize_t>& offset) {
   return false;
 }
 
-// Rows [first, first + count) of `a` into `out` (count x row bytes).
+// Throws unless every chunk of rows [first, last) is stored (H5Dread gives a missing chunk as
+// the fill value: a black patch).
+void require_stored_chunks(const Array& a, hsize_t first, hsize_t last) {
+  std::vector<hsize_t> offset(a.dims.size(), 0);
+  for (offset[0] = first / a.chunk[0] * a.chunk[0]; offset[0] < last; offset[0] += a.chunk[0]) {
+    std::fill(offset.begin() + 1, offset.end(), 0);
+    do {
+      hsize_t stored = 0;
+      if (H5Dget_chunk_storage_size(a.dataset.get(), offset.data(), &stored) < 0 || stored == 0)
+        throw std::runtime_error(a.path + ": the chunk at row " + std::to_string(offset[0]) +
+                                 " is not stored (an incomplete or damaged file)");
+    } while (next_chunk_in_rows(a, offset));
+  }
+}
+
+// Rows [first, first + count) of `a` into `out` (count x row bytes). Plain, compact and
+// unfiltered chunked data are read by H5Dread (libhdf5 reads an unfiltered chunk's nominal size
+// from the file, whatever its index records); filtered chunks by chunk_at.
 void read_rows(const Array& a, hsize_t first, hsize_t count, std::uint8_t* out, ChunkCache& cache) {
   const std::size_t rank = a.dims.size();
-  if (a.chunk.empty()) {
+  if (a.chunk.empty() || !a.filtered) {
+    if (!a.chunk.empty()) require_stored_chunks(a, first, first + count);
     Handle file_space(H5Dget_space(a.dataset.get()), H5Sclose);
     std::vector<hsize_t> start(rank, 0), extent = a.dims;
     start[0] = first, extent[0] = count;
@@ -307,12 +328,8 @@ void locate_every_chunk(const Array& a) {
   for (; offset[0] < a.dims[0]; offset[0] += a.chunk[0]) {
     std::fill(offset.begin() + 1, offset.end(), 0);
     do {
-      unsigned mask = 0;  // the call chunk_at makes, so that its index walk is tried here first
-      haddr_t address = HADDR_UNDEF;
       hsize_t stored = 0;
-      if (H5Dget_chunk_info_by_coord(a.dataset.get(), offset.data(), &mask, &address, &stored) < 0 ||
-          address == HADDR_UNDEF || stored == 0)
-        return;
+      if (H5Dget_chunk_storage_size(a.dataset.get(), offset.data(), &stored) < 0 || stored == 0) return;
     } while (next_chunk_in_rows(a, offset));
   }
 }
