@@ -109,6 +109,9 @@ TEST_CASE("folder and manifest take groups from a regular expression on the path
   folder.set("group_pattern", std::string(R"(patient(\d+))"), "study.toml:4:1");
   REQUIRE_THROWS_WITH(dataset("folder", folder),
                       Contains("study.toml:4:1") && Contains("does not match 'benign/SOB_B_A-14-22549AB-40-001.png'"));
+  // An optional capture that takes nothing: every image its own group, silently, before.
+  folder.set("group_pattern", std::string(R"(SOB_[BM]_[A-Z]+-(X?))"), "study.toml:5:1");
+  REQUIRE_THROWS_WITH(dataset("folder", folder), Contains("study.toml:5:1") && Contains("finds an empty group"));
 
   Options manifest("dataset", "");
   manifest.set("root", test::data_dir() + "/pcam-mini");
@@ -117,6 +120,10 @@ TEST_CASE("folder and manifest take groups from a regular expression on the path
   std::set<std::string> mg;
   for (const auto& s : m->samples()) mg.insert(s.group);
   CHECK(mg == std::set<std::string>{"0", "1"});
+  manifest.set("group_pattern", std::string(R"(^(x?)\d_)"));
+  REQUIRE_THROWS_WITH(
+      dataset("manifest", manifest),
+      Contains("manifest.csv:2: group_pattern does not match the path") && Contains("finds an empty group"));
 }
 
 TEST_CASE("A manifest or groups file refuses a row without a group, naming its line", "[datasets]") {

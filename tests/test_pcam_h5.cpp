@@ -201,8 +201,10 @@ std::vector<std::uint8_t> counting(std::size_t n, std::size_t start) {
 
 }  // namespace
 
-TEST_CASE("pcam_h5's meta file: CRLF and a byte-order mark are read, a patch without its slide is an error",
-          "[datasets][pcam_h5]") {
+TEST_CASE(
+    "pcam_h5's meta file: CRLF and a byte-order mark are read, a patch without its slide or a reordered row is "
+    "an error",
+    "[datasets][pcam_h5]") {
   const fs::path dir = fs::temp_directory_path() / ("kgain-pcam-h5-meta-" + std::to_string(::getpid()));
   fs::create_directories(dir);
   write_split(dir.string(), "train", 4);
@@ -230,6 +232,21 @@ TEST_CASE("pcam_h5's meta file: CRLF and a byte-order mark are read, a patch wit
                           Contains("_train_meta.csv:4: no slide in the 'wsi' field") && Contains("every patch needs"));
     }
   }
+  // Rows reordered (a meta file sorted by slide in a spreadsheet): pandas' index column, which
+  // the official files begin with, no longer counts up, and patches would swap slides.
+  write_split(dir.string(), "train", 4);
+  std::string text = test::slurp(meta);
+  const auto row_of = [&](int i) {
+    const auto at = text.find("\n" + std::to_string(i) + ",") + 1;
+    return std::make_pair(at, text.find('\n', at) + 1 - at);
+  };
+  const auto [third, third_length] = row_of(2);
+  const std::string third_row = text.substr(third, third_length);
+  text.erase(third, third_length);
+  text.insert(row_of(3).first + row_of(3).second, third_row);  // rows 0, 1, 3, 2, 4, ...
+  std::ofstream(meta, std::ios::binary | std::ios::trunc) << text;
+  CHECK_THROWS_WITH(pcam_h5(dir.string()),
+                    Contains("_train_meta.csv:4: the row of patch '3' where patch 2's is expected"));
   fs::remove_all(dir);
 }
 

@@ -54,7 +54,8 @@ class FolderDataset : public kgain::Dataset {
           const std::string relative = fs::relative(p, root_).string();
           const auto found = group_pattern.group_of(relative);
           if (!found)
-            throw options.error("group_pattern", "does not match '" + relative + "': every image needs a group");
+            throw options.error("group_pattern", "does not match '" + relative +
+                                                     "', or finds an empty group in it: every image needs a group");
           group = *found;
         }
         samples_.push_back(kgain::Sample{std::move(p), static_cast<int>(label), group, ""});

@@ -110,7 +110,7 @@ class ManifestDataset : public kgain::Dataset {
         const auto found = group_pattern.group_of(f[path_col]);
         if (!found)
           throw std::runtime_error(file_ + ":" + std::to_string(line_no) + ": group_pattern does not match the path '" +
-                                   f[path_col] + "'");
+                                   f[path_col] + "', or finds an empty group in it: every image needs a group");
         s.group = *found;
       }
       labels.push_back(f[label_col]);

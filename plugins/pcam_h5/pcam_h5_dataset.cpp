@@ -490,6 +490,10 @@ class PcamH5Dataset : public kgain::Dataset {
     for (std::size_t i = 0; i < header.size(); ++i)
       if (header[i] == "wsi") column = i;
     if (column == header.size()) throw std::runtime_error(path + ": no 'wsi' column (the slide of each patch)");
+    // The official files begin with pandas' unnamed index column (0, 1, 2, ...): rows that no
+    // longer count up were reordered (sorted in a spreadsheet), and each patch would get
+    // another patch's slide.
+    const bool indexed = header.size() > 1 && header[0].empty();
     std::vector<std::string> groups;
     for (std::size_t line_no = 2; next_line(); ++line_no) {
       if (line.empty()) continue;
@@ -497,6 +501,11 @@ class PcamH5Dataset : public kgain::Dataset {
       if (column >= fields.size() || fields[column].find_first_not_of(" \t") == std::string::npos)
         throw std::runtime_error(path + ":" + std::to_string(line_no) +
                                  ": no slide in the 'wsi' field; every patch needs the slide it was cut from");
+      if (indexed && fields[0] != std::to_string(groups.size()))
+        throw std::runtime_error(path + ":" + std::to_string(line_no) + ": the row of patch '" + fields[0] +
+                                 "' where patch " + std::to_string(groups.size()) +
+                                 "'s is expected; the rows must stay in the order of the patches (the file's "
+                                 "first column counts them from 0)");
       groups.push_back(fields[column]);
     }
     if (groups.size() != n)

@@ -27,11 +27,15 @@ class GroupPattern {
   }
   bool enabled() const { return !text_.empty(); }
   const std::string& text() const { return text_; }
-  // The group found in `path`, or nothing when the expression does not match.
+  // The group found in `path`, or nothing when the expression does not match or its group is
+  // empty (an optional capture that took nothing: that image would silently be a group of its
+  // own, free to straddle a split).
   std::optional<std::string> group_of(const std::string& path) const {
     std::smatch m;
     if (!std::regex_search(path, m, regex_)) return std::nullopt;
-    return m.size() > 1 ? m[1].str() : m[0].str();
+    std::string group = m.size() > 1 ? m[1].str() : m[0].str();
+    if (group.empty()) return std::nullopt;
+    return group;
   }
 
  private:
