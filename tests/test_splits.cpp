@@ -50,6 +50,25 @@ TEST_CASE("Grouped 5-fold on LC25000: no source tile on both sides, classes with
   for (int t : tested) CHECK(t == 1);  // every image is tested exactly once
 }
 
+TEST_CASE("auto refuses a split given for some images only, naming the first without one", "[splits]") {
+  // pcam-mini's real manifest, the split of its 3rd and 500th images blanked: k-fold over all
+  // 4,500 images ignored the other 4,498 splits without a word before.
+  auto samples = manifest_samples("pcam-mini");
+  samples[2].split.clear();
+  samples[499].split.clear();
+  using Catch::Matchers::Contains;
+  REQUIRE_THROWS_WITH(make_splits(samples, 2, "auto", 5, 0),
+                      Contains("4498 of the dataset's 4500 images have a split") && Contains(samples[2].path) &&
+                          Contains("strategy = \"kfold\""));
+  CHECK(make_splits(samples, 2, "kfold", 5, 0).folds.size() == 5);  // the fix it names works
+  // Asked for by name, the dataset's split left such images out of both sides; and a value
+  // other than train, valid or test (from a plugin that does not check) was dropped the same way.
+  CHECK_THROWS_WITH(make_splits(samples, 2, "dataset", 5, 0), Contains(samples[2].path + "' has no split"));
+  samples[2].split = "Test";
+  samples[499].split = "test";
+  CHECK_THROWS_WITH(make_splits(samples, 2, "auto", 5, 0), Contains(samples[2].path + "' has the split 'Test'"));
+}
+
 TEST_CASE("The dataset's own split is kept for PCam", "[splits]") {
   const auto samples = manifest_samples("pcam-mini");
   const SplitPlan plan = make_splits(samples, 2, "auto", 5, 0);

@@ -27,6 +27,11 @@ SplitPlan dataset_split(const std::vector<Sample>& samples) {
       fold.train.push_back(static_cast<std::int64_t>(i));
     else if (samples[i].split == "test")
       fold.test.push_back(static_cast<std::int64_t>(i));
+    else if (samples[i].split != "valid")  // an image left out of both sides without a word
+      throw std::runtime_error("'" + samples[i].path + "' has " +
+                               (samples[i].split.empty() ? "no split" : "the split '" + samples[i].split + "'") +
+                               "; the dataset's own split is train, valid or test for every image (or set [splits] "
+                               "strategy = \"kfold\" or \"group_kfold\" to ignore it)");
   }
   if (fold.train.empty() || fold.test.empty())
     throw std::runtime_error("the dataset's own split needs images marked 'train' and 'test' (found " +
@@ -126,11 +131,20 @@ SplitPlan make_splits(const std::vector<Sample>& samples, int num_classes, const
   if (samples.empty()) throw std::runtime_error("the dataset has no images to split");
   std::string s = strategy;
   if (s == "auto") {
-    const bool all_split =
-        std::all_of(samples.begin(), samples.end(), [](const Sample& x) { return !x.split.empty(); });
+    const auto with_split =
+        std::count_if(samples.begin(), samples.end(), [](const Sample& x) { return !x.split.empty(); });
+    // A split given for some images only is a half-filled column, not a choice: k-fold over all
+    // of them would ignore it without a word.
+    if (with_split > 0 && with_split < static_cast<std::ptrdiff_t>(samples.size())) {
+      const auto first = std::find_if(samples.begin(), samples.end(), [](const Sample& x) { return x.split.empty(); });
+      throw std::runtime_error(std::to_string(with_split) + " of the dataset's " + std::to_string(samples.size()) +
+                               " images have a split (train, test, valid) and the others none, first '" + first->path +
+                               "'; give every image its split to use the dataset's own, or set [splits] strategy = "
+                               "\"kfold\" or \"group_kfold\" to ignore it");
+    }
     const bool any_group =
         std::any_of(samples.begin(), samples.end(), [](const Sample& x) { return !x.group.empty(); });
-    s = all_split ? "dataset" : any_group ? "group_kfold" : "kfold";
+    s = with_split > 0 ? "dataset" : any_group ? "group_kfold" : "kfold";
   }
   if (s == "dataset") return dataset_split(samples);
   if (s == "kfold") return stratified_kfold(samples, num_classes, folds, seed);
