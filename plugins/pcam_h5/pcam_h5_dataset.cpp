@@ -39,6 +39,7 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -280,19 +281,18 @@ bool next_chunk_in_rows(const Array& a, std::vector<hsize_t>& offset) {
   return false;
 }
 
-// Throws unless every chunk of rows [first, last) is stored (H5Dread gives a missing chunk as
-// the fill value: a black patch).
-void require_stored_chunks(const Array& a, hsize_t first, hsize_t last) {
+// The first row of the first chunk of rows [first, last) that is not stored, if any (H5Dread
+// gives a missing chunk as the fill value: a black patch). Asks libhdf5 for each chunk in turn.
+std::optional<hsize_t> missing_chunk(const Array& a, hsize_t first, hsize_t last) {
   std::vector<hsize_t> offset(a.dims.size(), 0);
   for (offset[0] = first / a.chunk[0] * a.chunk[0]; offset[0] < last; offset[0] += a.chunk[0]) {
     std::fill(offset.begin() + 1, offset.end(), 0);
     do {
       hsize_t stored = 0;
-      if (H5Dget_chunk_storage_size(a.dataset.get(), offset.data(), &stored) < 0 || stored == 0)
-        throw std::runtime_error(a.path + ": the chunk at row " + std::to_string(offset[0]) +
-                                 " is not stored (an incomplete or damaged file)");
+      if (H5Dget_chunk_storage_size(a.dataset.get(), offset.data(), &stored) < 0 || stored == 0) return offset[0];
     } while (next_chunk_in_rows(a, offset));
   }
+  return std::nullopt;
 }
 
 // Rows [first, first + count) of `a` into `out` (count x row bytes). Plain, compact and
@@ -301,7 +301,9 @@ void require_stored_chunks(const Array& a, hsize_t first, hsize_t last) {
 void read_rows(const Array& a, hsize_t first, hsize_t count, std::uint8_t* out, ChunkCache& cache) {
   const std::size_t rank = a.dims.size();
   if (a.chunk.empty() || !a.filtered) {
-    if (!a.chunk.empty()) require_stored_chunks(a, first, first + count);
+    if (const auto row = a.chunk.empty() ? std::nullopt : missing_chunk(a, first, first + count))
+      throw std::runtime_error(a.path + ": the chunk at row " + std::to_string(*row) +
+                               " is not stored (an incomplete or damaged file)");
     Handle file_space(H5Dget_space(a.dataset.get()), H5Sclose);
     std::vector<hsize_t> start(rank, 0), extent = a.dims;
     start[0] = first, extent[0] = count;
@@ -317,20 +319,6 @@ void read_rows(const Array& a, hsize_t first, hsize_t count, std::uint8_t* out, 
     std::fill(offset.begin() + 1, offset.end(), 0);
     do copy_chunk(a, offset, chunk_at(a, offset, cache), first, first + count, out);
     while (next_chunk_in_rows(a, offset));
-  }
-}
-
-// Asks libhdf5 where every chunk of `a` is (walks its whole chunk index), up to the first that
-// is not stored (reading its patch is an error anyway).
-void locate_every_chunk(const Array& a) {
-  if (a.chunk.empty()) return;
-  std::vector<hsize_t> offset(a.dims.size(), 0);
-  for (; offset[0] < a.dims[0]; offset[0] += a.chunk[0]) {
-    std::fill(offset.begin() + 1, offset.end(), 0);
-    do {
-      hsize_t stored = 0;
-      if (H5Dget_chunk_storage_size(a.dataset.get(), offset.data(), &stored) < 0 || stored == 0) return;
-    } while (next_chunk_in_rows(a, offset));
   }
 }
 
@@ -408,7 +396,8 @@ class PcamH5Dataset : public kgain::Dataset {
       survive_in_child(stem + "_{x,y}.h5", [&] {
         load_split(split, stem);
         const Array& x = parts_.at(stem + "_x.h5");
-        locate_every_chunk(x);
+        if (!x.chunk.empty())
+          missing_chunk(x, 0, x.dims[0]);  // walks the chunk index (a missing chunk: an error when its patch is read)
         std::vector<std::uint8_t> patch(static_cast<std::size_t>(x.dims[1] * x.dims[2] * x.dims[3]));
         ChunkCache cache;
         read_rows(x, 0, 1, patch.data(), cache);  // the path every patch takes, once
