@@ -131,20 +131,13 @@ SplitPlan make_splits(const std::vector<Sample>& samples, int num_classes, const
   if (samples.empty()) throw std::runtime_error("the dataset has no images to split");
   std::string s = strategy;
   if (s == "auto") {
-    const auto with_split =
-        std::count_if(samples.begin(), samples.end(), [](const Sample& x) { return !x.split.empty(); });
-    // A split given for some images only is a half-filled column, not a choice: k-fold over all
-    // of them would ignore it without a word.
-    if (with_split > 0 && with_split < static_cast<std::ptrdiff_t>(samples.size())) {
-      const auto first = std::find_if(samples.begin(), samples.end(), [](const Sample& x) { return x.split.empty(); });
-      throw std::runtime_error(std::to_string(with_split) + " of the dataset's " + std::to_string(samples.size()) +
-                               " images have a split (train, test, valid) and the others none, first '" + first->path +
-                               "'; give every image its split to use the dataset's own, or set [splits] strategy = "
-                               "\"kfold\" or \"group_kfold\" to ignore it");
-    }
+    // Any split at all means the dataset's own: dataset_split then refuses an image without one
+    // (a half-filled column, which k-fold over all images would ignore without a word).
+    const bool any_split =
+        std::any_of(samples.begin(), samples.end(), [](const Sample& x) { return !x.split.empty(); });
     const bool any_group =
         std::any_of(samples.begin(), samples.end(), [](const Sample& x) { return !x.group.empty(); });
-    s = with_split > 0 ? "dataset" : any_group ? "group_kfold" : "kfold";
+    s = any_split ? "dataset" : any_group ? "group_kfold" : "kfold";
   }
   if (s == "dataset") return dataset_split(samples);
   if (s == "kfold") return stratified_kfold(samples, num_classes, folds, seed);
