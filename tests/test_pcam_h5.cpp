@@ -291,16 +291,18 @@ TEST_CASE("pcam_h5 reads chunks itself: a short, missing or foreign-filtered chu
   CHECK(read(1) == counting(patch, 1));
   CHECK_THROWS_WITH(read(2), Contains(x + ": the chunk at row 2 is not stored"));
 
-  // An unfiltered chunk whose index record claims more bytes than a chunk holds (CI's
-  // fuzz_pcam_h5, 2026-12-01: H5Dget_chunk_storage_size gives an unfiltered dataset's nominal
-  // chunk size, H5Dread_chunk reads the recorded length: pread ran past the plugin's buffer and
-  // the test process aborted on a corrupted heap). Unfiltered chunks are now read by H5Dread,
-  // which reads a chunk's nominal size at its address: the file's own bytes.
-  const auto long_chunk = counting(patch + 4096, 1);
+  // An unfiltered chunk whose index record disagrees with a chunk's size. Longer (CI's
+  // fuzz_pcam_h5, 2026-12-01: H5Dread_chunk read the recorded length past the plugin's buffer,
+  // and the test process aborted on a corrupted heap) or shorter (CI's fuzz_pcam_h5, the same
+  // day: libhdf5's H5Dread allocated the recorded length and copied a whole chunk out of it, so
+  // a label came from other memory). Both are errors now.
   write_chunks(x, {3, 8, 8, 3}, {1, 8, 8, 3}, {},
-               {{{0, 0, 0, 0}, counting(patch, 0)}, {{1, 0, 0, 0}, long_chunk}, {{2, 0, 0, 0}, counting(patch, 2)}});
-  CHECK(read(2) == counting(patch, 2));
-  CHECK(read(1) == std::vector<std::uint8_t>(long_chunk.begin(), long_chunk.begin() + patch));
+               {{{0, 0, 0, 0}, counting(patch, 0)},
+                {{1, 0, 0, 0}, counting(patch + 4096, 1)},
+                {{2, 0, 0, 0}, counting(patch - 92, 2)}});
+  CHECK(read(0) == counting(patch, 0));
+  CHECK_THROWS_WITH(read(1), Contains(x + ": the chunk at row 1 takes 4288 bytes for 192 bytes of data"));
+  CHECK_THROWS_WITH(read(2), Contains(x + ": the chunk at row 2 holds 100 bytes, not 192"));
 
   // A chunk stored without its gzip filter (allowed per chunk) must hold exactly a chunk's bytes.
   write_chunks(
@@ -407,23 +409,107 @@ TEST_CASE(
   fs::remove_all(dir);
 }
 
-TEST_CASE("pcam_h5: a file that crashes libhdf5 is an error naming it, not a crash of kgain",
-          "[datasets][pcam_h5][trust]") {
-  // tests/fixtures/hdf5/forged_name_heap.h5 (7,408 bytes, found by fuzz_pcam_h5): libhdf5 1.10.8
-  // writes through a null pointer in H5Dopen2 while looking the dataset's name up; `kgain data`
-  // on it died of SIGSEGV (exit status 139) before the files were opened in a child process.
+namespace {
+
+// Offsets of every occurrence of `text` in `bytes`.
+std::vector<std::size_t> find_all(const std::string& bytes, const std::string& text) {
+  std::vector<std::size_t> out;
+  for (auto at = bytes.find(text); at != std::string::npos; at = bytes.find(text, at + 1)) out.push_back(at);
+  return out;
+}
+
+void put_u64(std::string& bytes, std::size_t at, std::uint64_t v) {
+  for (int i = 0; i < 8; ++i) bytes[at + i] = static_cast<char>((v >> (8 * i)) & 0xff);
+}
+
+}  // namespace
+
+TEST_CASE(
+    "pcam_h5 reads HDF5 itself: forged structures, truncated files and the newer format are errors naming the file",
+    "[datasets][pcam_h5][trust]") {
   const fs::path dir = fs::temp_directory_path() / ("kgain-pcam-h5-forged-" + std::to_string(::getpid()));
   fs::create_directories(dir);
-  for (const char* part : {"x", "y"})
-    fs::copy_file(test::fixtures_dir() + "/hdf5/forged_name_heap.h5",
-                  dir / ("camelyonpatch_level_2_split_test_" + std::string(part) + ".h5"));
-  CHECK_THROWS_WITH(pcam_h5(dir.string()),
-                    Contains((dir / "camelyonpatch_level_2_split_test").string() + "_{x,y}.h5: libhdf5 crashed") &&
-                        Contains("kgain did not open"));
-  // The same folder with genuine files opens (the child's check passes them through).
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+  const std::string x = (dir / "camelyonpatch_level_2_split_test_x.h5").string();
+  const std::string y = (dir / "camelyonpatch_level_2_split_test_y.h5").string();
+
+  // tests/fixtures/hdf5/forged_name_heap.h5 (7,408 bytes, found by fuzz_pcam_h5): its name heap
+  // is gone; libhdf5 1.10.8 wrote through a null pointer in H5Dopen2 (`kgain data`: SIGSEGV).
+  for (const auto& path : {x, y}) fs::copy_file(test::fixtures_dir() + "/hdf5/forged_name_heap.h5", path);
+  CHECK_THROWS_WITH(pcam_h5(dir.string()), Contains(x + ": the root group's name heap") &&
+                                               Contains("lies outside the file") && Contains("basveeling/pcam"));
+
+  // A genuine pair opens; the same x cut short (an interrupted download) is refused.
   write_split(dir.string(), "test", 2);
-  CHECK(pcam_h5(dir.string())->samples().size() == 4);
+  REQUIRE(pcam_h5(dir.string())->samples().size() == 4);
+  const std::string whole = test::slurp(x);
+  std::ofstream(x, std::ios::binary | std::ios::trunc) << whole.substr(0, whole.size() / 2);
+  CHECK_THROWS_WITH(pcam_h5(dir.string()),
+                    Contains(x + ": the file holds " + std::to_string(whole.size() / 2) +
+                             " bytes where its superblock says " + std::to_string(whole.size())) &&
+                        Contains("incomplete download"));
+
+  // Chunk records forged in the leaf of x's chunk index ([N, 96, 96, 3] in chunks of one patch:
+  // a node header of 24 bytes, then key 0, child 0, key 1, ...; a key is the stored size, the
+  // filter mask and five 8-byte offsets, the first of which is the row).
+  const auto forge_row_of_second_chunk = [&](std::uint64_t row) {
+    std::string bytes = whole;
+    const auto trees = find_all(bytes, std::string("TREE\x01\x00", 6));
+    REQUIRE(trees.size() == 1);
+    put_u64(bytes, trees[0] + 24 + 48 + 8 + 8, row);
+    std::ofstream(x, std::ios::binary | std::ios::trunc) << bytes;
+  };
+  forge_row_of_second_chunk(0);  // two records for the chunk of row 0
+  CHECK_THROWS_WITH(pcam_h5(dir.string()), Contains(x + ": dataset 'x' records one chunk twice"));
+  forge_row_of_second_chunk(9);  // a chunk past the 4 rows
+  CHECK_THROWS_WITH(pcam_h5(dir.string()),
+                    Contains("places a chunk at element 9 of dimension 0, off the dataset's grid"));
+  {  // the index's root made its own child: a loop
+    std::string bytes = whole;
+    const auto tree = find_all(bytes, std::string("TREE\x01\x00", 6)).at(0);
+    bytes[tree + 5] = 1;                       // level 1: its children are nodes
+    bytes[tree + 6] = 1, bytes[tree + 7] = 0;  // one child
+    put_u64(bytes, tree + 24 + 48, tree);      // child 0: itself
+    std::ofstream(x, std::ios::binary | std::ios::trunc) << bytes;
+    CHECK_THROWS_WITH(pcam_h5(dir.string()),
+                      Contains(x + ": the B-tree node at") && Contains("is reached twice (a forged file)"));
+  }
+
+  // A chunk index deeper than one node (libhdf5 keeps at most 64 chunks in a leaf): 200 patches
+  // in chunks of one, each read back exactly.
+  fs::remove(dir / "camelyonpatch_level_2_split_test_meta.csv");
+  constexpr std::size_t patch = 8 * 8 * 3;
+  std::vector<std::pair<std::vector<hsize_t>, std::vector<std::uint8_t>>> chunks;
+  for (hsize_t i = 0; i < 200; ++i) chunks.push_back({{i, 0, 0, 0}, gzip(counting(patch, i))});
+  write_chunks(x, {200, 8, 8, 3}, {1, 8, 8, 3}, {"gzip"}, chunks);
+  write_u8(y, "y", {200, 1, 1, 1}, std::vector<std::uint8_t>(200, 1), false);
+  REQUIRE(find_all(test::slurp(x), std::string("TREE\x01\x01", 6)).size() == 1);  // an inner node
+  {
+    auto dataset = pcam_h5(dir.string());
+    const auto samples = dataset->samples();
+    REQUIRE(samples.size() == 200);
+    for (std::size_t i : {0, 63, 64, 65, 150, 199}) {
+      RgbImage image;
+      dataset->read_pixels(samples[i], image);
+      CHECK(image.pixels == counting(patch, i));
+    }
+  }
+
+  // The format libver="latest" writes (superblock 3, object headers 2): refused with the fix.
+  {
+    const hid_t access = H5Pcreate(H5P_FILE_ACCESS);
+    H5Pset_libver_bounds(access, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
+    const hid_t file = H5Fcreate(x.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, access);
+    const std::vector<hsize_t> dims{4, 8, 8, 3};
+    const hid_t space = H5Screate_simple(4, dims.data(), nullptr);
+    const hid_t dataset = H5Dcreate2(file, "x", H5T_STD_U8LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    const auto data = counting(4 * 8 * 8 * 3, 0);
+    REQUIRE(H5Dwrite(dataset, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, data.data()) >= 0);
+    H5Dclose(dataset);
+    H5Sclose(space);
+    H5Fclose(file);
+    H5Pclose(access);
+  }
+  CHECK_THROWS_WITH(pcam_h5(dir.string()), Contains(x + ": HDF5 superblock version 3") &&
+                                               Contains("rewrite the file with h5py without libver"));
   fs::remove_all(dir);
 }

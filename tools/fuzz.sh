@@ -72,9 +72,12 @@ with h5py.File(f"{seeds}/fuzz_pcam_h5/pcam.h5", "w") as f:
 with h5py.File(f"{seeds}/fuzz_pcam_h5/plain.h5", "w") as f:  # x stored plainly (contiguous), as h5py's default
     f.create_dataset("x", data=np.arange(2 * 8 * 8 * 3, dtype=np.uint8).reshape(2, 8, 8, 3))
     f.create_dataset("y", data=np.array([1, 0], dtype=np.uint8).reshape(2, 1, 1, 1))
-with h5py.File(f"{seeds}/fuzz_pcam_h5/unfiltered.h5", "w") as f:  # chunked without a filter: read by H5Dread
+with h5py.File(f"{seeds}/fuzz_pcam_h5/unfiltered.h5", "w") as f:  # chunked without a filter
     f.create_dataset("x", data=np.arange(2 * 8 * 8 * 3, dtype=np.uint8).reshape(2, 8, 8, 3), chunks=(1, 8, 8, 3))
     f.create_dataset("y", data=np.array([1, 0], dtype=np.uint8).reshape(2, 1, 1, 1), chunks=(2, 1, 1, 1))
+with h5py.File(f"{seeds}/fuzz_pcam_h5/deep.h5", "w") as f:  # 200 chunks: a chunk index with inner B-tree nodes
+    f.create_dataset("x", data=np.arange(200 * 2 * 2 * 3, dtype=np.uint8).reshape(200, 2, 2, 3) % 251, chunks=(1, 2, 2, 3), compression="gzip")
+    f.create_dataset("y", data=(np.arange(200, dtype=np.uint8) % 2).reshape(200, 1, 1, 1))
 with h5py.File(f"{seeds}/fuzz_pcam_h5/compact.h5", "w") as f:  # x and y kept inside their object headers
     for name, value in (("x", np.arange(2 * 8 * 8 * 3, dtype=np.uint8).reshape(2, 8, 8, 3)), ("y", np.array([0, 1], dtype=np.uint8).reshape(2, 1, 1, 1))):
         dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
