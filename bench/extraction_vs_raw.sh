@@ -30,8 +30,8 @@ if [ -f "$data/camelyonpatch_level_2_split_train_x.h5" ]; then
   sed -i -e 's|^plugin = "manifest"|plugin = "pcam_h5"|' -e "s|^root = .*|root = \"$data\"\nsplits = [\"train\", \"test\"]|" \
     -e '/^limit_per_class/d' "$work/study.toml"
 else
+  kgain_bench_config "$work/study.toml" "$data" "$model" "$limit" "$size" "$batch"
   data="$shared/data/$data"
-  kgain_bench_config "$work/study.toml" "$(basename "$data")" "$model" "$limit" "$size" "$batch"
 fi
 find "$data" -type f -exec cat {} + > /dev/null  # no side pays for a cold file cache
 echo "work directory: $work"
