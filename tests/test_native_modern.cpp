@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include <kgain/backbone.hpp>
+#include <kgain/core/allocator.hpp>
 #include <kgain/core/config.hpp>
 #include <kgain/core/registry.hpp>
 #include <kgain/core/run.hpp>
@@ -91,6 +92,9 @@ std::vector<std::pair<std::string, Options::Value>> small_vit(const std::string&
 }  // namespace
 
 TEST_CASE("ViT, Swin, ConvNeXt and EfficientNet have torchvision's parameter names, shapes and counts", "[native]") {
+  // As kgain itself does at start: the networks' freed parameters (up to 2.5 GB for ViT-H/14)
+  // are reused, not served by fresh pages the kernel zeroes (allocator.hpp).
+  keep_freed_memory_for_reuse();
   const auto shapes = nlohmann::json::parse(test::slurp(fixture("modern_shapes.json")));
   for (const auto& [architecture, expected] : shapes.items()) {
     CAPTURE(architecture);
