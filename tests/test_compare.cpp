@@ -210,6 +210,8 @@ TEST_CASE("A predictions file reads back exactly what was written, and forged on
   p.variants = {"pretrained", "random-0"};
   p.taps = {"a", "b", "c"};
   p.test_images = {{4, 1}, {0, 2, 3}};
+  p.config_hash = "00000000000000aa", p.splits_hash = "00000000000000bb", p.backbone_fingerprint = "native abc";
+  p.image_identities = {1, 2, 3, 4, 0xffffffffffffffffULL};
   p.predictions.assign(2, std::vector<std::vector<kgain::Predictions>>(3));
   double v = 0.001;
   for (auto& per_tap : p.predictions)
@@ -229,6 +231,10 @@ TEST_CASE("A predictions file reads back exactly what was written, and forged on
   CHECK(back.variants == p.variants);
   CHECK(back.taps == p.taps);
   CHECK(back.test_images == p.test_images);
+  CHECK(back.config_hash == p.config_hash);
+  CHECK(back.splits_hash == p.splits_hash);
+  CHECK(back.backbone_fingerprint == p.backbone_fingerprint);
+  CHECK(back.image_identities == p.image_identities);
   for (std::size_t a = 0; a < 2; ++a)
     for (std::size_t t = 0; t < 3; ++t)
       for (std::size_t f = 0; f < 2; ++f) {

@@ -1,9 +1,11 @@
 // kgain: the command line. One function per command; each returns the process exit code.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <string>
 #include <thread>
 
 #include <boost/program_options.hpp>
@@ -19,6 +21,7 @@
 #include "kgain/core/progress.hpp"
 #include "kgain/core/registry.hpp"
 #include "kgain/core/report.hpp"
+#include "kgain/core/results.hpp"
 #include "kgain/core/run.hpp"
 #include "kgain/core/torch_runtime.hpp"
 
@@ -69,6 +72,17 @@ void set_log_level(const po::variables_map& vm) {
     spdlog::set_level(spdlog::level::from_str(vm["log-level"].as<std::string>()));
 }
 
+// The summary table after a run: the first probe's first metric, per tap.
+void print_gain_table(const Config& config, const RunSummary& s) {
+  const std::string metric = config.metrics.front().name, probe = config.probes.front().name;
+  std::printf("\n%s on %s — %s probe, %s (%s split, %lld images, %zu random seeds)\n", config.backbone.name.c_str(),
+              config.dataset.name.c_str(), probe.c_str(), metric.c_str(), s.split_strategy.c_str(),
+              static_cast<long long>(s.images), config.random_seeds.size());
+  std::fputs(format_gain_table(s.gain, probe, metric).c_str(), stdout);
+  if (!s.gain.empty() && std::isnan(s.gain.front().pretrained))
+    std::printf("\nno pretrained weights: random variants only (pretrained and gain are not defined)\n");
+}
+
 int command_run(const std::vector<std::string>& args) {
   po::options_description visible("options");
   visible.add_options()("help,h", "describe the options")("out,o", po::value<std::string>(),
@@ -91,24 +105,7 @@ int command_run(const std::vector<std::string>& args) {
   const RunSummary s = run_study(config, options);
   if (!s.root) return 0;  // another rank of an MPI job: rank 0 reports
 
-  // A summary table: the first metric's gain per tap.
-  const std::string metric = config.metrics.front().name, probe = config.probes.front().name;
-  std::printf("\n%s on %s — %s probe, %s (%s split, %lld images, %zu random seeds)\n", config.backbone.name.c_str(),
-              config.dataset.name.c_str(), probe.c_str(), metric.c_str(), s.split_strategy.c_str(),
-              static_cast<long long>(s.images), config.random_seeds.size());
-  std::printf("%-4s %-14s %10s %9s %10s %17s %9s %19s %8s\n", "#", "tap", "parameters", "MMACs", "pretrained",
-              "random (sd)", "gain", "interval", "p");
-  for (const auto& g : s.gain)
-    if (g.metric == metric && g.probe == probe) {
-      char macs[32] = "-";
-      if (g.macs >= 0) std::snprintf(macs, sizeof macs, "%.1f", static_cast<double>(g.macs) / 1e6);
-      std::printf("%-4zu %-14s %10lld %9s %10.4f %9.4f (%.4f) %+9.4f [%+.4f, %+.4f] %8.4f%s%s\n", g.tap_index,
-                  g.tap.c_str(), static_cast<long long>(g.parameters), macs, g.pretrained, g.random_mean, g.random_sd,
-                  g.gain, g.gain_low, g.gain_high, g.p_value, g.sweet_spot ? "  <- sweet spot" : "",
-                  g.max_gain ? "  <- largest gain" : "");
-    }
-  if (!s.gain.empty() && std::isnan(s.gain.front().pretrained))
-    std::printf("\nno pretrained weights: random variants only (pretrained and gain are not defined)\n");
+  print_gain_table(config, s);
   std::printf("\nintervals: %.0f%% paired bootstrap (%d replicates); results: %s/gain.csv, %s/results.csv (%.1f s)\n",
               100 * config.confidence, config.bootstrap, s.run_dir.c_str(), s.run_dir.c_str(), s.seconds);
   return 0;

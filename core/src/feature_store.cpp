@@ -23,7 +23,10 @@ namespace fs = std::filesystem;
 namespace kgain::core {
 namespace {
 
-constexpr char magic[8] = {'K', 'G', 'S', 'E', 'G', '0', '0', '1'};
+// 002 added the space's identity to the header (a segment copied into another space's folder
+// was read as that space's features); segments of 001 are set aside and computed again.
+constexpr char magic[8] = {'K', 'G', 'S', 'E', 'G', '0', '0', '2'};
+constexpr std::uint64_t fixed_header = 40;  // magic, images, taps, precision, space
 // Bounds that no real segment comes near; a header beyond them is damaged, not large.
 constexpr std::uint64_t max_taps = 100000, max_dim = 1ULL << 24, max_images = 1ULL << 24;
 // The fuzz build (tests/fuzz) skips the checksums so that mutated inputs reach the checks
@@ -76,19 +79,20 @@ std::string hash_hex(const std::string& text) {
 SegmentHeader parse_segment_header(const std::string& bytes, std::uint64_t file_size, const std::string& name,
                                    std::uint64_t& needed) {
   SegmentHeader h;
-  needed = 40;
-  if (bytes.size() < 40) return h;
+  needed = fixed_header;
+  if (bytes.size() < fixed_header) return h;
   if (std::memcmp(bytes.data(), magic, 8) != 0)
     throw std::runtime_error(name + " is not a kgain feature segment of this version");
   h.images = u64_at(bytes, 8);
   const std::uint64_t taps = u64_at(bytes, 16);
   h.precision = u64_at(bytes, 24);
+  h.space = u64_at(bytes, 32);
   if (h.images == 0 || h.images > max_images || taps == 0 || taps > max_taps || (h.precision != 4 && h.precision != 2))
     throw std::runtime_error(name + " has a damaged header");
-  needed = 32 + 8 * taps + 8 * h.images + 8;
+  needed = fixed_header + 8 * taps + 8 * h.images + 8;
   if (needed > file_size) throw std::runtime_error(name + " is cut short");
   if (bytes.size() < needed) return h;
-  std::uint64_t at = 32;
+  std::uint64_t at = fixed_header;
   for (std::uint64_t t = 0; t < taps; ++t, at += 8) {
     h.dims.push_back(u64_at(bytes, at));
     if (h.dims.back() == 0 || h.dims.back() > max_dim) throw std::runtime_error(name + " has a damaged header");
@@ -146,13 +150,19 @@ std::string encode_block(const at::Tensor& x, StoragePrecision precision) {
 
 }  // namespace
 
+namespace {
+std::string full_key(const std::string& key, StoragePrecision precision) {
+  return key + "\nprecision " + std::to_string(static_cast<int>(precision));
+}
+}  // namespace
+
 FeatureSpace::FeatureSpace(const std::string& store, const std::string& key, StoragePrecision precision)
-    : directory_(store + "/" + hash_hex(key + "\nprecision " + std::to_string(static_cast<int>(precision)))),
+    : directory_(store + "/" + hash_hex(full_key(key, precision))),
+      identity_(hash64(full_key(key, precision).data(), full_key(key, precision).size())),
       precision_(precision) {
   fs::create_directories(directory_);
   const std::string key_file = directory_ + "/key.txt";
-  if (!fs::exists(key_file))
-    write_file_atomically(key_file, key + "\nprecision " + std::to_string(static_cast<int>(precision)) + "\n");
+  if (!fs::exists(key_file)) write_file_atomically(key_file, full_key(key, precision) + "\n");
   std::vector<std::string> files;
   for (const auto& e : fs::directory_iterator(directory_))
     if (e.path().extension() == ".kgseg") files.push_back(e.path().string());
@@ -169,6 +179,10 @@ void FeatureSpace::index_segment(const std::string& path) {
     std::string bytes = read_range(path, 0, std::min<std::uint64_t>(size, 40));
     SegmentHeader h = parse_segment_header(bytes, size, path, needed);
     if (bytes.size() < needed) h = parse_segment_header(read_range(path, 0, needed), size, path, needed);
+    // A segment copied or moved here from another space (a merge of two stores, say) holds
+    // other numbers for the same images: used here, it would swap, say, pretrained and random.
+    if (h.space != identity_)
+      throw std::runtime_error(path + " was written for another feature space than the one whose folder holds it");
     if (!dims_.empty() && h.dims != dims_)
       throw std::runtime_error(path + " has other tap dimensions than the rest of its space");
     dims_ = h.dims;
@@ -228,6 +242,7 @@ void FeatureSpace::store(const std::vector<std::uint64_t>& identities, const std
   put(identities.size());
   put(taps.size());
   put(static_cast<std::uint64_t>(precision_));
+  put(identity_);
   std::vector<std::string> blocks;
   for (const auto& t : taps) {
     if (t.size(0) != static_cast<std::int64_t>(identities.size()) || !at::isfinite(t).all().item<bool>())

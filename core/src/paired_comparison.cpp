@@ -21,6 +21,7 @@
 #include "kgain/core/bootstrap.hpp"
 #include "kgain/core/config.hpp"
 #include "kgain/core/durable_file.hpp"
+#include "kgain/core/feature_store.hpp"
 #include "kgain/core/predictions_file.hpp"
 #include "kgain/core/registry.hpp"
 #include "kgain/core/results.hpp"
@@ -65,6 +66,21 @@ struct LoadedRun {
   std::string metrics_table;                          // [metrics] of the resolved config, as TOML
 };
 
+// A predictions file must have been made by the run whose directory holds it: a file copied in
+// from another run (or another draw of images) would put that run's scores under this one's name.
+void check_made_here(const RunPredictions& p, const std::string& file, const std::string& resolved,
+                     const std::string& splits, const nlohmann::json& info) {
+  const auto refuse = [&](const std::string& what) {
+    throw std::runtime_error(file + " was not made by the run in its directory (" + what +
+                             "); it was copied from another run. Rerun 'kgain run' with this directory's "
+                             "config.resolved.toml to write it again (stored features are reused)");
+  };
+  if (p.config_hash != hash_hex(resolved)) refuse("it was made under another config.resolved.toml");
+  if (p.splits_hash != hash_hex(splits)) refuse("it was made for another splits.csv: other images or folds");
+  if (!info.contains("backbone_fingerprint") || p.backbone_fingerprint != info["backbone_fingerprint"])
+    refuse("it was made with other backbone weights than run.json's");
+}
+
 LoadedRun load_run(const std::string& dir) {
   LoadedRun run;
   run.info.dir = dir;
@@ -77,7 +93,8 @@ LoadedRun load_run(const std::string& dir) {
     if (run.config.backbone.options.has(key))
       run.info.weights = fs::path(run.config.backbone.options.get_path(key, "")).filename().string();
   for (const auto& c : info.at("dataset").at("classes")) run.classes.push_back(c.at("name").get<std::string>());
-  run.splits = parse_splits_csv(read_run_file(dir, "splits.csv"), dir + "/splits.csv");
+  const std::string splits_text = read_run_file(dir, "splits.csv");
+  run.splits = parse_splits_csv(splits_text, dir + "/splits.csv");
   std::ostringstream metrics;
   metrics << *toml::parse(resolved)["metrics"].as_table();
   run.metrics_table = metrics.str();
@@ -88,6 +105,7 @@ LoadedRun load_run(const std::string& dir) {
   std::sort(files.begin(), files.end());
   for (const auto& f : files) {
     RunPredictions p = read_predictions_file(f.string());
+    check_made_here(p, f.string(), resolved, splits_text, info);
     const std::string probe = p.probe;
     run.predictions.emplace(probe, std::move(p));
   }
@@ -126,6 +144,10 @@ void check_predictions_match_splits(const LoadedRun& run, const RunPredictions& 
   if (folds == 0 || run.splits.size() % folds != 0)
     throw std::runtime_error(where + " does not match splits.csv's folds");
   const std::size_t images = run.splits.size() / folds;
+  if (p.image_identities.size() != images)
+    throw std::runtime_error(where + " records " + std::to_string(p.image_identities.size()) +
+                             " image identities for splits.csv's " + std::to_string(images) +
+                             " images; rerun 'kgain run' into this directory");
   for (std::size_t f = 0; f < folds; ++f) {
     std::vector<std::int64_t> tested;
     for (std::size_t i = 0; i < images; ++i) {
@@ -283,6 +305,19 @@ PairedComparison describe_runs(const std::vector<LoadedRun>& runs, const PairedS
   return out;
 }
 
+// Images with the same paths but other bytes are other images: a paired difference would then
+// compare scores on different test sets (the identities are those the feature store keys on).
+void check_same_content(const LoadedRun& a, const LoadedRun& b, const std::vector<std::uint64_t>& of_b,
+                        const std::vector<std::uint64_t>& of_a) {
+  // Both lists were checked against their splits.csv, and the splits.csv files against each other.
+  for (std::size_t i = 0; i < of_a.size() && i < of_b.size() && i < a.splits.size(); ++i)
+    if (of_a[i] != of_b[i])
+      throw std::runtime_error(a.splits[i].path + " had other content when " + b.info.dir + " was run than when " +
+                               a.info.dir +
+                               " was run (the file was replaced under the same path): the runs did not test the same "
+                               "images, so they cannot be compared image by image. Rerun both on the same files");
+}
+
 std::vector<std::string> random_variants(const RunPredictions& p) {
   std::vector<std::string> r;
   for (const auto& v : p.variants)
@@ -316,6 +351,7 @@ void choose_probes(const std::vector<LoadedRun>& runs, PairedComparison& out) {
       if (std::find(p.variants.begin(), p.variants.end(), "pretrained") == p.variants.end())
         throw std::runtime_error(
             run.info.dir + " has no pretrained variant (its backbone had no weights): there is nothing to compare");
+      check_same_content(first, run, p.image_identities, first.predictions.at(probe).image_identities);
       if (p.test_images != first.predictions.at(probe).test_images)
         throw std::runtime_error(run.info.dir + ": probe '" + probe + "' tested the images in another order than in " +
                                  first.info.dir);

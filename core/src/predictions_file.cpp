@@ -1,6 +1,7 @@
 #include "kgain/core/predictions_file.hpp"
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <set>
@@ -15,7 +16,8 @@
 namespace kgain::core {
 namespace {
 
-constexpr char magic[8] = {'K', 'G', 'P', 'R', 'E', 'D', '0', '1'};
+// 02 added "made_for" (files swapped between runs, or made on other images, were accepted).
+constexpr char magic[8] = {'K', 'G', 'P', 'R', 'E', 'D', '0', '2'};
 // Far beyond any real run; a header past them is damaged or forged, not large.
 constexpr std::uint64_t max_header = 1ULL << 30;
 constexpr std::int64_t max_classes = 1 << 20, max_names = 1 << 20;
@@ -49,14 +51,40 @@ std::vector<std::string> names(const nlohmann::json& header, const char* key, co
   return out;
 }
 
+std::string hex64(std::uint64_t v) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+std::uint64_t parse_hex64(const std::string& text, const std::string& where) {
+  if (text.size() != 16 || text.find_first_not_of("0123456789abcdef") != std::string::npos)
+    throw std::runtime_error(where + ": an image identity is not 16 hex digits");
+  return std::stoull(text, nullptr, 16);
+}
+
+nlohmann::json made_for(const RunPredictions& p) {
+  nlohmann::json images = nlohmann::json::array();
+  for (auto id : p.image_identities) images.push_back(hex64(id));
+  return {
+      {"config", p.config_hash}, {"splits", p.splits_hash}, {"backbone", p.backbone_fingerprint}, {"images", images}};
+}
+
+void read_made_for(const nlohmann::json& header, const std::string& where, RunPredictions& p) {
+  const auto& m = header.at("made_for");
+  p.config_hash = m.at("config").get<std::string>();
+  p.splits_hash = m.at("splits").get<std::string>();
+  p.backbone_fingerprint = m.at("backbone").get<std::string>();
+  const auto& images = m.at("images");
+  if (!images.is_array() || images.empty()) throw std::runtime_error(where + ": no image identities");
+  for (const auto& id : images) p.image_identities.push_back(parse_hex64(id.get<std::string>(), where));
+}
+
 }  // namespace
 
 void write_predictions_file(const std::string& path, const RunPredictions& p) {
-  nlohmann::json header{{"probe", p.probe},
-                        {"classes", p.num_classes},
-                        {"variants", p.variants},
-                        {"taps", p.taps},
-                        {"folds", nlohmann::json::array()}};
+  nlohmann::json header{{"probe", p.probe}, {"classes", p.num_classes},         {"variants", p.variants},
+                        {"taps", p.taps},   {"folds", nlohmann::json::array()}, {"made_for", made_for(p)}};
   if (p.predictions.size() != p.variants.size())
     throw std::invalid_argument("predictions: one list per variant expected");
   for (std::size_t f = 0; f < p.test_images.size(); ++f) {
@@ -112,6 +140,7 @@ RunPredictions parse_predictions(const std::string& bytes, const std::string& na
       throw std::runtime_error(where + ": " + std::to_string(p.num_classes) + " classes");
     p.variants = names(header, "variants", where);
     p.taps = names(header, "taps", where);
+    read_made_for(header, where, p);
     const auto& folds = header.at("folds");
     if (!folds.is_array() || folds.empty()) throw std::runtime_error(where + ": no folds");
     std::vector<std::vector<std::int64_t>> labels;

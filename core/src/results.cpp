@@ -1,5 +1,7 @@
 #include "kgain/core/results.hpp"
 
+#include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -10,11 +12,54 @@
 #include <unistd.h>
 
 namespace kgain::core {
+// The shortest text that reads back as exactly `v` (0.773, not 0.77300000000000002).
 std::string csv_number(double v) {
   if (std::isnan(v)) return "";
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%.17g", v);
+  const auto end = std::to_chars(buf, buf + sizeof buf, v).ptr;  // never fails: 32 bytes hold any double
+  return std::string(buf, end);
+}
+
+namespace {
+
+// A number of the console table in `format` at `width`, or a dash where it is not defined.
+std::string table_number(const char* format, double v, int width) {
+  char buf[48];
+  if (std::isnan(v))
+    std::snprintf(buf, sizeof buf, "%*s", width, "-");
+  else
+    std::snprintf(buf, sizeof buf, format, width, v);
   return buf;
+}
+
+}  // namespace
+
+std::string format_gain_table(const std::vector<GainRow>& rows, const std::string& probe, const std::string& metric) {
+  int width = 14;  // the tap column fits the longest name (a ViT's blocks, torchvision's encoder layers)
+  for (const auto& g : rows) width = std::max(width, static_cast<int>(g.tap.size()));
+  std::string out;
+  char line[1024];
+  std::snprintf(line, sizeof line, "%-4s %-*s %10s %9s %10s %17s %9s %19s %8s\n", "#", width, "tap", "parameters",
+                "MMACs", "pretrained", "random (sd)", "gain", "interval", "p");
+  out += line;
+  for (const auto& g : rows) {
+    if (g.metric != metric || g.probe != probe) continue;
+    char macs[32] = "-";
+    if (g.macs >= 0) std::snprintf(macs, sizeof macs, "%.1f", static_cast<double>(g.macs) / 1e6);
+    const std::string random =
+        table_number("%*.4f", g.random_mean, 0) + " (" + table_number("%*.4f", g.random_sd, 0) + ")";
+    const std::string interval =
+        std::isnan(g.gain_low) || std::isnan(g.gain_high)
+            ? std::string("-")
+            : "[" + table_number("%+*.4f", g.gain_low, 0) + ", " + table_number("%+*.4f", g.gain_high, 0) + "]";
+    std::snprintf(
+        line, sizeof line, "%-4zu %-*s %10lld %9s %10s %17s %9s %19s %8s%s%s\n", g.tap_index, width, g.tap.c_str(),
+        static_cast<long long>(g.parameters), macs, table_number("%*.4f", g.pretrained, 0).c_str(), random.c_str(),
+        table_number("%+*.4f", g.gain, 0).c_str(), interval.c_str(), table_number("%*.4f", g.p_value, 0).c_str(),
+        g.sweet_spot ? "  <- sweet spot" : "", g.max_gain ? "  <- largest gain" : "");
+    out += line;
+  }
+  return out;
 }
 
 std::string csv_field(const std::string& s) {

@@ -197,6 +197,13 @@ void check_folds(const SplitPlan& plan, const std::vector<std::int64_t>& labels,
           name +
           ": its training images are all of one class; a probe cannot learn from them (more images or "
           "groups per class, or fewer folds)");
+    // A fold that tests only classes it never trains on scores 0 whatever the features: every
+    // tap and variant alike, a gain of 0 that looks like a finding.
+    if (std::none_of(fold.test.begin(), fold.test.end(),
+                     [&](std::int64_t i) { return train_classes.count(labels[static_cast<std::size_t>(i)]) > 0; }))
+      throw std::runtime_error(name + ": its " + std::to_string(fold.test.size()) +
+                               " test image(s) are all of classes it has no training image of, so every probe scores "
+                               "0 there; use more images per class or fewer [splits] folds");
     for (std::size_t c = 0; c < classes.size(); ++c)
       if (!train_classes.count(static_cast<std::int64_t>(c)))
         spdlog::warn("{}: no training image of class '{}': the probe cannot predict it there", name, classes[c]);
@@ -221,11 +228,12 @@ void drop_unused(std::vector<Sample>& samples, SplitPlan& plan) {
 }
 
 // predictions/<index>-<name>.kgpred for probe `index`; the name is kept to safe characters (the
-// file's header holds the real one).
+// file's header holds the real one). `made_for` carries what the file was made by and for.
 void write_probe_predictions(const std::string& run_dir, std::size_t index, const std::string& probe,
                              const Evaluation& evaluation, const std::vector<Variant>& variants,
-                             const std::vector<std::string>& taps, const SplitPlan& splits, std::int64_t num_classes) {
-  RunPredictions p;
+                             const std::vector<std::string>& taps, const SplitPlan& splits, std::int64_t num_classes,
+                             RunPredictions made_for) {
+  RunPredictions p = std::move(made_for);
   p.probe = probe;
   p.num_classes = num_classes;
   for (const auto& v : variants) p.variants.push_back(v.name());
@@ -775,6 +783,7 @@ nlohmann::json run_json(const Config& config, const Study& study, const RunSumma
   run["extraction_seconds"] = summary.extraction.seconds;
   run["random_seeds"] = config.random_seeds.size();
   run["input_size"] = study.prep.size;
+  run["backbone_fingerprint"] = study.backbone->fingerprint();  // predictions files are checked against it
   run["software"] = {{"kgain", KGAIN_VERSION}, {"libtorch", TORCH_VERSION}, {"plugins", nlohmann::json::array()}};
   const auto add_plugin = [&](PluginKind kind, const std::string& name) {
     const PluginEntry& e = study.registry.find(kind, name);
@@ -799,6 +808,7 @@ nlohmann::json run_json(const Config& config, const Study& study, const RunSumma
     groups.erase("");
     run["dataset"]["classes"].push_back({{"name", study.classes[c]}, {"images", images}, {"groups", groups.size()}});
   }
+  run["dataset"]["warnings"] = study.dataset->warnings();  // what the log said of the set as loaded
   run["dataset"]["bad_images"] = nlohmann::json::array();
   for (const auto& [index, reason] : summary.extraction.bad_images)
     run["dataset"]["bad_images"].push_back(
@@ -811,9 +821,14 @@ void write_stage(const Config& config, const Study& study, const std::vector<Eva
                  RunSummary& summary) {
   const std::string& dir = summary.run_dir;
   clear_predictions(dir);
+  RunPredictions made_for;  // what kgain compare --paired checks the files against
+  made_for.config_hash = hash_hex(config.resolved_toml);
+  made_for.splits_hash = hash_hex(read_file(dir + "/splits.csv"));
+  made_for.backbone_fingerprint = study.backbone->fingerprint();
+  made_for.image_identities = study.identities;
   for (std::size_t p = 0; config.save_predictions && p < evaluations.size(); ++p)
     write_probe_predictions(dir, p, study.probes[p].name, evaluations[p], study.variants, study.tap_names, study.splits,
-                            static_cast<std::int64_t>(study.classes.size()));
+                            static_cast<std::int64_t>(study.classes.size()), made_for);
   const StudyLabels labels{config.dataset.name, config.backbone.name};
   write_transferability_csv(dir + "/transferability.csv", labels, summary.transferability);
   write_results_csv(dir + "/results.csv", labels, summary.scores);

@@ -141,7 +141,16 @@ SplitPlan make_splits(const std::vector<Sample>& samples, int num_classes, const
   }
   if (s == "dataset") return dataset_split(samples);
   if (s == "kfold") return stratified_kfold(samples, num_classes, folds, seed);
-  if (s == "group_kfold") return stratified_group_kfold(samples, num_classes, folds, seed);
+  if (s == "group_kfold") {
+    // Asked for by name on images without groups, it would be a per-image k-fold that the user
+    // believes keeps patients apart.
+    if (std::all_of(samples.begin(), samples.end(), [](const Sample& x) { return x.group.empty(); }))
+      throw std::runtime_error(
+          "[splits] strategy = \"group_kfold\", but the dataset gives no image a group, so every image would be its "
+          "own group (a plain k-fold that does not keep patients apart); give groups (a manifest's group column, "
+          "group_pattern, the dataset's patients) or use strategy = \"kfold\"");
+    return stratified_group_kfold(samples, num_classes, folds, seed);
+  }
   throw std::runtime_error("unknown split strategy '" + strategy + "'");
 }
 

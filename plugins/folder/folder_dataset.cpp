@@ -32,7 +32,7 @@ class FolderDataset : public kgain::Dataset {
     for (const auto& e : options.get_string_list("extensions", {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}))
       extensions_.insert(lower(e));
     const kgain::GroupPattern group_pattern(options);
-    classes_ = options.get_string_list("classes", {});
+    classes_ = kgain::class_list_option(options);
     if (classes_.empty()) {
       for (const auto& entry : fs::directory_iterator(root_))
         if (entry.is_directory()) classes_.push_back(entry.path().filename().string());

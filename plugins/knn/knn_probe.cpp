@@ -120,6 +120,12 @@ class KnnProbe : public kgain::Probe {
   }
 
   void fit(const at::Tensor& features, const at::Tensor& labels, std::int64_t num_classes, std::uint64_t) override {
+    // scikit-learn refuses k above the training size; clamping it would let every test image
+    // vote with all training images, scoring the majority class at every tap (gain 0).
+    if (k_ > features.size(0))
+      throw std::invalid_argument("knn: k = " + std::to_string(k_) + " is more than the " +
+                                  std::to_string(features.size(0)) +
+                                  " training images of this fold; lower [probe] k or use more images");
     if (standardize_) scaler_.fit(features);
     train_ = prepare(features);
     labels_ = labels.to(torch::kLong).contiguous();
@@ -130,7 +136,7 @@ class KnnProbe : public kgain::Probe {
     TORCH_CHECK(train_.x.defined(), "knn: predict_proba() before fit()");
     torch::NoGradGuard no_grad;
     const Rows x = prepare(features);
-    const std::int64_t k = std::min<std::int64_t>(k_, train_.x.size(0));
+    const std::int64_t k = k_;  // at most the training size (fit)
     const std::int64_t m = x.x.size(0), d = x.x.size(1);
     at::Tensor proba = torch::zeros({m, num_classes_}, torch::kFloat64);
     Scratch scratch;

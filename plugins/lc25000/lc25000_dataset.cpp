@@ -81,7 +81,7 @@ class Lc25000Dataset : public kgain::Dataset {
     }
     const auto groups = groups_file.empty() ? std::map<std::string, std::string>{} : read_groups(groups_file);
 
-    classes_ = options.get_string_list("classes", {});
+    classes_ = kgain::class_list_option(options);
     if (classes_.empty()) {
       for (const auto& e : fs::directory_iterator(root_))
         if (e.is_directory()) classes_.push_back(e.path().filename().string());

@@ -89,6 +89,11 @@ class ManifestDataset : public kgain::Dataset {
       if (f.size() != header.size())
         throw std::runtime_error(file_ + ":" + std::to_string(line_no) + ": expected " + std::to_string(header.size()) +
                                  " fields, found " + std::to_string(f.size()));
+      // An empty path would name the manifest's own folder: a bad image under on_bad_image =
+      // "skip", so a row of the study vanished without a word.
+      if (f[path_col].find_first_not_of(" \t\r") == std::string::npos)
+        throw std::runtime_error(file_ + ":" + std::to_string(line_no) +
+                                 ": the path is empty; give the image's path or remove the row");
       kgain::Sample s;
       s.path = fs::path(f[path_col]).is_absolute() ? f[path_col] : (base / f[path_col]).string();
       if (split_col >= 0) {
@@ -118,7 +123,7 @@ class ManifestDataset : public kgain::Dataset {
     }
     if (samples_.empty()) throw std::runtime_error(file_ + ": the manifest lists no images");
 
-    classes_ = options.get_string_list("classes", {});
+    classes_ = kgain::class_list_option(options);
     if (classes_.empty()) {
       classes_ = labels;
       std::sort(classes_.begin(), classes_.end());

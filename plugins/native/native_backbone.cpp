@@ -113,6 +113,13 @@ bool load_state_dict(Architecture& a, const std::map<std::string, at::Tensor>& s
       mismatched.push_back(name + " (file " + shape_string(it->second) + ", model " + shape_string(target) + ")");
       return;
     }
+    // Integer bytes copied into a float parameter are numbers, but not the weights: a file that
+    // declares I32 for float32 data would load as nonsense (safetensors' dtype is the file's word).
+    if (target.is_floating_point() && !it->second.is_floating_point()) {
+      mismatched.push_back(name + " (file " + std::string(c10::toString(it->second.scalar_type())) +
+                           ", an integer type, where the model has a floating-point parameter)");
+      return;
+    }
     target.copy_(it->second);
   };
   for (const auto& p : a.root.named_parameters(true)) copy(p.name, p.value, false);
@@ -130,7 +137,7 @@ bool load_state_dict(Architecture& a, const std::map<std::string, at::Tensor>& s
   if (!unexpected.empty())
     message += "\n  " + std::to_string(unexpected.size()) + " unexpected keys: " + join(unexpected);
   if (!mismatched.empty())
-    message += "\n  " + std::to_string(mismatched.size()) + " shape mismatches: " + join(mismatched);
+    message += "\n  " + std::to_string(mismatched.size()) + " shape or type mismatches: " + join(mismatched);
   message +=
       "\n  Check `architecture` (and `width` for mobilenet_v1, the shape options for vit, `key_format` for timm or "
       "Hugging Face names).";

@@ -137,7 +137,12 @@ Annotations parse_annotations(const std::string& text, const std::string& source
     throw std::runtime_error(source + ": not valid JSON (" + e.what() + ")");
   }
   Reader reader{source, {}, 0};
-  if (root.is_array()) {
+  if (root.is_array()) {  // QuPath 0.2's export: a bare array of Features, and nothing else
+    if (root.empty())
+      throw std::runtime_error(source +
+                               ": an empty JSON array, not GeoJSON (expected a FeatureCollection, a Feature or an "
+                               "array of Features); a slide without annotations is {\"type\": \"FeatureCollection\", "
+                               "\"features\": []}");
     for (std::size_t i = 0; i < root.size(); ++i) reader.feature(root[i], i);
   } else if (root.is_object() && root.contains("type") && root["type"] == "FeatureCollection") {
     if (!root.contains("features") || !root["features"].is_array())

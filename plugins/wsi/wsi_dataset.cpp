@@ -9,6 +9,7 @@
 // for the feature cache is the slide's content hash with the level, position and sizes
 // (content_identity), so tiles are not read twice and a changed slide recomputes its tiles.
 #include <algorithm>
+#include <cstdio>
 #include <cmath>
 #include <filesystem>
 #include <list>
@@ -96,6 +97,12 @@ std::vector<SlideEntry> slides_from_csv(const std::string& file) {
     e.path = fs::path(e.name).is_absolute() || base.empty() ? e.name : (fs::path(base) / e.name).string();
     e.label = row.fields.count("label") ? row.fields.at("label") : "";
     e.patient = row.fields.count("patient") ? row.fields.at("patient") : "";
+    // As an empty group cell in a manifest: the slide would be a group of its own, free to land
+    // on the other side of a split from the same patient's other slides.
+    if (row.fields.count("patient") && e.patient.find_first_not_of(" \t") == std::string::npos)
+      throw std::runtime_error(where + ": the slide '" + e.name +
+                               "' has an empty 'patient' cell; fill it in (the patient's identifier), or drop the "
+                               "column to group by slide or group_pattern");
     e.split = row.fields.count("split") ? row.fields.at("split") : "";
     if (!e.split.empty() && e.split != "train" && e.split != "valid" && e.split != "test")
       throw std::runtime_error(where + ": split '" + e.split + "'; use train, valid, test or leave it empty");
@@ -319,7 +326,7 @@ void WsiDataset::read_settings(const kgain::Options& o) {
   if (identity != "content" && identity != "quick")
     throw o.error("slide_identity", "must be \"content\" (hash every byte) or \"quick\"");
   s.content_identity = identity == "content";
-  s.classes = o.get_string_list("classes", {});
+  s.classes = kgain::class_list_option(o);
   s.ignore_classes = o.get_string_list("ignore_classes", {});
   if (s.labels == "annotations")
     s.annotation_dir = o.get_path("annotations", "");
@@ -374,6 +381,19 @@ void WsiDataset::open_slide(SlideState& state) {
                              "' has no label (labels = \"slide\" needs a label column, or a folder per class)");
   const Slide slide(e.path);
   const auto metadata = slide.resolution();
+  if (e.mpp > 0 && metadata) {
+    // The list wins (it is the user's correction), but a disagreement this large is more often a
+    // typo or a list for other scans: tiles would be cut at the wrong magnification.
+    for (const double own : {metadata->mpp_x, metadata->mpp_y})
+      if (std::abs(own - e.mpp) > 0.1 * own) {
+        char text[160];
+        std::snprintf(text, sizeof text, "%.4g um/px from the slide list, %.4g x %.4g um/px from the slide (%s)", e.mpp,
+                      metadata->mpp_x, metadata->mpp_y, metadata->source.c_str());
+        warnings_.push_back(e.where + ": " + e.name + ": the mpp column contradicts the slide's own resolution by " +
+                            "more than 10%: " + text + "; the slide list's is used");
+        break;
+      }
+  }
   if (e.mpp > 0)
     state.resolution = {e.mpp, e.mpp, "slide list"};
   else if (metadata)

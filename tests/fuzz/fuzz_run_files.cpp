@@ -21,6 +21,8 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   p.variants = {"pretrained", "random-0"};
   p.taps = {"0", "1"};
   p.test_images = {{0, 2}, {1}};
+  p.config_hash = "0123456789abcdef", p.splits_hash = "fedcba9876543210", p.backbone_fingerprint = "torchscript f";
+  p.image_identities = {1, 2, 0xfedcba9876543210ULL};
   p.predictions.assign(2, std::vector<std::vector<kgain::Predictions>>(2));
   for (auto& per_tap : p.predictions)
     for (auto& per_fold : per_tap)
@@ -44,7 +46,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   try {
     if (data[0] & 1) {
       // A well-formed prefix lets the fuzzer reach the header and data checks.
-      (void)kgain::core::parse_predictions(bytes.size() >= 8 ? "KGPRED01" + bytes.substr(8) : bytes, "fuzz.kgpred");
+      (void)kgain::core::parse_predictions(bytes.size() >= 8 ? "KGPRED02" + bytes.substr(8) : bytes, "fuzz.kgpred");
     } else {
       (void)kgain::core::parse_splits_csv("path,label,group,dataset_split,fold,role\n" + bytes, "splits.csv");
     }

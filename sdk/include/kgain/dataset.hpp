@@ -64,4 +64,15 @@ class BOOST_SYMBOL_VISIBLE Dataset : public Plugin {
   virtual std::vector<std::string> warnings() const { return {}; }
 };
 
+// The `classes` option every dataset plugin takes: the classes to study, in label order; absent
+// means all the set has (returned empty). An empty list is refused: `classes = []` reads as
+// "none", and taking it as "all" would study what the user excluded.
+inline std::vector<std::string> class_list_option(const Options& options) {
+  if (!options.has("classes")) return options.get_string_list("classes", {});
+  std::vector<std::string> classes = options.get_string_list("classes", {});
+  if (classes.empty())
+    throw options.error("classes", "is an empty list; name the classes to study, or remove the key to study all");
+  return classes;
+}
+
 }  // namespace kgain

@@ -11,8 +11,9 @@
 // probe, metric, split, or a subset of the images forwards no image at all.
 //
 // Segment file layout (little-endian):
-//   "KGSEG001", u64 images, u64 taps, u64 precision (4: float32, 2: float16),
-//   u64 dims[taps], u64 identities[images],
+//   "KGSEG002", u64 images, u64 taps, u64 precision (4: float32, 2: float16),
+//   u64 space (Hash64 of the space's key text: a segment found in another space's folder is
+//   set aside like a damaged one), u64 dims[taps], u64 identities[images],
 //   u64 header checksum (kgain::Hash64 of everything before it),
 //   per tap: the values, then u64 checksum of those bytes. float32: [images x dims[t]] floats.
 //   float16: dims[t] float32 scales (each feature's largest magnitude), then [images x dims[t]]
@@ -49,6 +50,8 @@ class FeatureSpace {
   FeatureSpace(const std::string& store, const std::string& key, StoragePrecision precision);
 
   const std::string& directory() const { return directory_; }
+  // Hash64 of the key text; every segment of this space carries it in its header.
+  std::uint64_t identity() const { return identity_; }
   StoragePrecision precision() const { return precision_; }
   // Checks every tap block of the segments that hold any of `identities`; a damaged one is moved
   // aside and forgotten, so has() is false for its images. Returns how many were damaged.
@@ -78,6 +81,7 @@ class FeatureSpace {
   void set_aside(std::size_t segment, const std::string& why);
 
   std::string directory_;
+  std::uint64_t identity_;
   StoragePrecision precision_;
   std::vector<Segment> segments_;
   std::vector<std::uint64_t> dims_;
@@ -88,7 +92,7 @@ class FeatureSpace {
 // may be followed by anything; only `header` bytes are read). Throws std::runtime_error with the
 // reason; `needed` is set to the header's length when `bytes` holds less of it.
 struct SegmentHeader {
-  std::uint64_t images = 0, precision = 4, header_bytes = 0;
+  std::uint64_t images = 0, precision = 4, space = 0, header_bytes = 0;
   std::vector<std::uint64_t> dims, identities, block_offsets;
 };
 SegmentHeader parse_segment_header(const std::string& bytes, std::uint64_t file_size, const std::string& name,

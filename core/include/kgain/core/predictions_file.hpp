@@ -3,8 +3,12 @@
 // exactly these numbers, so a later comparison of runs (kgain compare --paired) can redo the
 // paired bootstrap image by image without fitting a probe again.
 //
-// Layout (little-endian): "KGPRED01", u64 header length, the header (JSON: probe, classes,
-// variants, taps, and per fold the test images as row numbers of splits.csv with their labels),
+// Layout (little-endian): "KGPRED02", u64 header length, the header (JSON: probe, classes,
+// variants, taps, per fold the test images as row numbers of splits.csv with their labels, and
+// "made_for": what the file was made by and for, checked by kgain compare --paired against the
+// run directory it sits in and against the other runs: the hashes of the run's
+// config.resolved.toml and splits.csv, its backbone's fingerprint, and every image's content
+// identity in splits.csv's order),
 // u64 Hash64 of the header, then for each variant, tap and fold in that order the fold's
 // images x classes scores as float64, then u64 Hash64 of all score bytes. Scores are stored as
 // the probe returned them (no rounding), so the scores recomputed from the file equal the run's.
@@ -30,6 +34,11 @@ struct RunPredictions {
   std::vector<std::vector<std::int64_t>> test_images;  // per fold: row numbers in splits.csv (0 = first image)
   // predictions[v][t][f]: variant v's probe at tap t on fold f's test images, in test_images[f] order.
   std::vector<std::vector<std::vector<Predictions>>> predictions;
+  // What the predictions were made by and for (the header's "made_for").
+  std::string config_hash;                      // hash_hex of the run's config.resolved.toml
+  std::string splits_hash;                      // hash_hex of the run's splits.csv as finally written
+  std::string backbone_fingerprint;             // Backbone::fingerprint(): covers the weights' content
+  std::vector<std::uint64_t> image_identities;  // per image of splits.csv (one fold's rows), image_identity.hpp
 };
 
 // Writes durably (write_file_atomically). Throws std::invalid_argument when the sizes disagree.

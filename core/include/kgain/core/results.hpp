@@ -1,5 +1,6 @@
-// Results files: results.csv, gain.csv, splits.csv, taps.csv. Numbers are written with 17
-// significant digits, so a rerun that computes the same numbers writes the same bytes.
+// Results files: results.csv, gain.csv, splits.csv, taps.csv, and the console's summary table.
+// Numbers are written in the shortest form that reads back exactly, so a rerun that computes the
+// same numbers writes the same bytes.
 #pragma once
 
 #include "kgain/core/durable_file.hpp"
@@ -35,7 +36,13 @@ void write_splits_csv(const std::string& path, const std::vector<Sample>& sample
 void write_taps_csv(const std::string& path, const std::vector<TapInfo>& taps);
 
 std::string csv_field(const std::string& s);
-// A number as every result file writes it: 17 significant digits (reads back exactly), "" for NaN.
+// A number as every result file writes it: the shortest text that reads back exactly ("0.773"),
+// "" for NaN.
 std::string csv_number(double v);
+
+// The table `kgain run` prints: one line per tap of `probe` and `metric`, the tap column as wide
+// as the longest name, "-" where a number is not defined (no bootstrap: interval and p; no
+// pretrained weights: pretrained and gain).
+std::string format_gain_table(const std::vector<GainRow>& rows, const std::string& probe, const std::string& metric);
 
 }  // namespace kgain::core
