@@ -34,8 +34,9 @@ fs::path work() {
 }
 
 // MobileNetV1 0.25 (native, TensorFlow padding) with `weights`, on 40 LC25000 images per class,
-// grouped 3-fold, 2 random seeds: a real study of ~10 s.
-std::string run(const std::string& name, const std::string& weights, const std::string& splits = "folds = 3") {
+// grouped 3-fold, 2 random seeds: a real study of ~10 s, run into `out`.
+std::string run_into(const fs::path& out, const std::string& name, const std::string& weights,
+                     const std::string& splits = "folds = 3") {
   const fs::path config = work() / (name + ".toml");
   std::ofstream(config) << "[run]\nname = \"" << name
                         << "\"\n[dataset]\nplugin = \"manifest\"\nname = \"lung\"\nroot = \"" << kgain::test::data_dir()
@@ -47,13 +48,20 @@ std::string run(const std::string& name, const std::string& weights, const std::
                         << splits << "\n[metrics]\nnames = [\"accuracy\", \"log_loss\"]\n"
                         << "[transferability]\nnames = []\ncka = false\n[analysis]\nbootstrap = 300\n";
   RunOptions options;
-  options.out_dir = (work() / name).string();
+  options.out_dir = out.string();
   run_study(load_config(config.string()), options);
   return options.out_dir;
 }
 
+std::string run(const std::string& name, const std::string& weights, const std::string& splits = "folds = 3") {
+  return run_into(work() / name, name, weights, splits);
+}
+
+// The run the tests compare against, made once per build of kgain_tests (test_files.hpp).
 std::string pretrained_run() {
-  static const std::string dir = run("pretrained", kgain::test::safetensors_fixtures() + "/weights.safetensors");
+  static const std::string dir = kgain::test::made_once_per_build("compare-pretrained", [](const fs::path& out) {
+    run_into(out, "pretrained", kgain::test::safetensors_fixtures() + "/weights.safetensors");
+  });
   return dir;
 }
 

@@ -28,24 +28,24 @@ std::size_t count(const std::string& text, const std::string& what) {
   return n;
 }
 
-// A small real run, shared by the tests of this file.
+// A small real run, shared by the tests of this file: made once per build (test_files.hpp).
 const std::string& run_dir() {
   static const std::string dir =
-      [] {
-        const fs::path root = fs::temp_directory_path() / ("kgain-report-" + std::to_string(::getpid()));
-        fs::remove_all(root);
-        fs::create_directories(root);
-        std::ofstream(root / "study.toml")
-            << "[dataset]\nplugin = \"manifest\"\nroot = \"" << kgain::test::data_dir()
-            << "/lc25000-lung-mini\"\nlimit_per_class = 40\n[backbone]\nplugin = \"torchscript\"\nfile = \""
-            << kgain::test::models_dir() << "/mobilenet_v1_0.25_128_quant.ts.pt\"\nnative_input_size = 128\n"
-            << "[variants]\nrandom_seeds = [0, 1]\n[splits]\nfolds = 3\n[transferability]\nsource = "
-               "true\n[analysis]\nbootstrap = 200\n";
-        RunOptions options;
-        options.out_dir = (root / "run").string();
-        run_study(load_config((root / "study.toml").string()), options);
-        return options.out_dir;
-      }();
+      kgain::test::made_once_per_build(
+          "report-run",
+          [](const fs::path& root) {
+            fs::create_directories(root);
+            std::ofstream(root / "study.toml")
+                << "[dataset]\nplugin = \"manifest\"\nroot = \"" << kgain::test::data_dir()
+                << "/lc25000-lung-mini\"\nlimit_per_class = 40\n[backbone]\nplugin = \"torchscript\"\nfile = \""
+                << kgain::test::models_dir() << "/mobilenet_v1_0.25_128_quant.ts.pt\"\nnative_input_size = 128\n"
+                << "[variants]\nrandom_seeds = [0, 1]\n[splits]\nfolds = 3\n[transferability]\nsource = "
+                   "true\n[analysis]\nbootstrap = 200\n";
+            RunOptions options;
+            options.out_dir = (root / "run").string();
+            run_study(load_config((root / "study.toml").string()), options);
+          }) +
+      "/run";
   return dir;
 }
 }  // namespace
@@ -78,10 +78,13 @@ TEST_CASE("report.html is self-contained and every chart has marks", "[report]")
   for (const char* section : {"Dataset", "Configuration", "Software", "lung_aca", "LibTorch", "sweet spot", "leep = -"})
     CHECK(count(html, section) > 0);
 
-  // kgain report redraws the same file from the run's files.
-  fs::remove(run_dir() + "/report.html");
-  write_report(run_dir());
-  CHECK(slurp(run_dir() + "/report.html") == html);
+  // kgain report redraws the same file from the run's files (in a copy: the run is shared).
+  const fs::path copy = kgain::test::fresh_temp_dir("report-redraw") / "run";
+  fs::copy(run_dir(), copy, fs::copy_options::recursive);
+  fs::remove(copy / "report.html");
+  write_report(copy.string());
+  CHECK(slurp((copy / "report.html").string()) == html);
+  fs::remove_all(copy.parent_path());
 }
 
 TEST_CASE("report.html renders in headless Chromium with every chart drawn", "[report][browser]") {
@@ -92,7 +95,7 @@ TEST_CASE("report.html renders in headless Chromium with every chart drawn", "[r
   }
   // A copy of the report with a probe script appended (the report itself has none): after
   // layout, it counts charts whose marks have a non-empty on-screen box.
-  const fs::path work = fs::path(run_dir()).parent_path();
+  const fs::path work = kgain::test::fresh_temp_dir("report-browser");  // the run itself is shared
   std::string html = slurp(run_dir() + "/report.html");
   html.insert(html.rfind("</body>"),
               "<script>addEventListener('load',()=>{let ok=0,all=0;for(const s of "
