@@ -70,11 +70,15 @@ std::string segment_name() {
 
 }  // namespace
 
-std::string hash_hex(const std::string& text) {
+namespace {
+std::string hex16(std::uint64_t v) {
   char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(hash64(text.data(), text.size())));
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
   return buf;
 }
+}  // namespace
+
+std::string hash_hex(const std::string& text) { return hex16(hash64(text.data(), text.size())); }
 
 SegmentHeader parse_segment_header(const std::string& bytes, std::uint64_t file_size, const std::string& name,
                                    std::uint64_t& needed) {
@@ -150,19 +154,14 @@ std::string encode_block(const at::Tensor& x, StoragePrecision precision) {
 
 }  // namespace
 
-namespace {
-std::string full_key(const std::string& key, StoragePrecision precision) {
-  return key + "\nprecision " + std::to_string(static_cast<int>(precision));
-}
-}  // namespace
-
 FeatureSpace::FeatureSpace(const std::string& store, const std::string& key, StoragePrecision precision)
-    : directory_(store + "/" + hash_hex(full_key(key, precision))),
-      identity_(hash64(full_key(key, precision).data(), full_key(key, precision).size())),
-      precision_(precision) {
+    : precision_(precision) {
+  const std::string text = key + "\nprecision " + std::to_string(static_cast<int>(precision));
+  identity_ = hash64(text.data(), text.size());
+  directory_ = store + "/" + hex16(identity_);  // the folder is named by the identity segments carry
   fs::create_directories(directory_);
   const std::string key_file = directory_ + "/key.txt";
-  if (!fs::exists(key_file)) write_file_atomically(key_file, full_key(key, precision) + "\n");
+  if (!fs::exists(key_file)) write_file_atomically(key_file, text + "\n");
   std::vector<std::string> files;
   for (const auto& e : fs::directory_iterator(directory_))
     if (e.path().extension() == ".kgseg") files.push_back(e.path().string());

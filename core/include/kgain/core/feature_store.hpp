@@ -81,7 +81,7 @@ class FeatureSpace {
   void set_aside(std::size_t segment, const std::string& why);
 
   std::string directory_;
-  std::uint64_t identity_;
+  std::uint64_t identity_ = 0;
   StoragePrecision precision_;
   std::vector<Segment> segments_;
   std::vector<std::uint64_t> dims_;
