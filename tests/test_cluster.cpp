@@ -53,7 +53,7 @@ int run(int ranks, const std::string& out, const std::string& env = "") {
     command = std::string("mpirun ") + (::getuid() == 0 ? "--allow-run-as-root " : "") +
               "--oversubscribe --mca btl_vader_single_copy_mechanism none -np " + std::to_string(ranks) +
               (env.empty() ? "" : " -x " + env) + " ";
-  command += std::string(KGAIN_BINARY) + " run " + config() + " --out " + (work() / out).string() + " --quiet > " +
+  command += kgain::test::kgain_binary() + " run " + config() + " --out " + (work() / out).string() + " --quiet > " +
              (work() / (out + ".log")).string() + " 2>&1";
   const int status = std::system(command.c_str());
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;

@@ -16,7 +16,7 @@ namespace {
 
 // The rows of docs/config.md's core key table: "section.key" -> the default column.
 std::map<std::string, std::string> documented_core_keys() {
-  std::ifstream in(std::string(KGAIN_SOURCE_DIR) + "/docs/config.md");
+  std::ifstream in(kgain::test::source_dir() + "/docs/config.md");
   REQUIRE(in);
   std::map<std::string, std::string> documented;
   std::string line;
@@ -95,7 +95,7 @@ TEST_CASE("docs/config.md lists every core key with the loader's default, and on
 // when nothing matches, so the test never runs yet "passes". Two tests were lost that way.
 TEST_CASE("No test name holds a semicolon (ctest would split it into filters that run nothing)", "[docs]") {
   std::size_t names = 0;
-  for (const auto& entry : std::filesystem::directory_iterator(std::string(KGAIN_SOURCE_DIR) + "/tests")) {
+  for (const auto& entry : std::filesystem::directory_iterator(kgain::test::source_dir() + "/tests")) {
     if (entry.path().extension() != ".cpp") continue;
     const std::string text = kgain::test::slurp(entry.path().string());
     // The name: the string literals after "TEST_CASE(", which clang-format may put on the next
@@ -128,7 +128,7 @@ TEST_CASE("No source file of the core names a bundled plugin", "[docs][plugins]"
   REQUIRE(names.count("logistic") == 1);
   REQUIRE(names.count("torchscript") == 1);
   std::size_t files = 0;
-  for (const auto& entry : std::filesystem::recursive_directory_iterator(std::string(KGAIN_SOURCE_DIR) + "/core")) {
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(kgain::test::source_dir() + "/core")) {
     const auto ext = entry.path().extension();
     if (ext != ".cpp" && ext != ".hpp" && ext != ".in") continue;
     ++files;

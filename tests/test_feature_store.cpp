@@ -146,7 +146,7 @@ TEST_CASE("Two runs writing into one store at the same time leave it whole", "[s
     std::ofstream(configs.back()) << config_text(root, store, "plugin = \"logistic\"");
   }
   // Both start together, both find an empty store, both compute and store every image.
-  const std::string kgain = KGAIN_BINARY;
+  const std::string kgain = kgain::test::kgain_binary();
   const std::string command = kgain + " run " + configs[0] + " --out " + (work() / "runs" / "c1").string() +
                               " --quiet & " + kgain + " run " + configs[1] + " --out " +
                               (work() / "runs" / "c2").string() + " --quiet & wait";
@@ -198,8 +198,8 @@ TEST_CASE("Peak memory does not grow with the number of taps", "[.][store][end_t
         << "[features]\ninput_size = 32\n[variants]\nrandom_seeds = [0, 1, 2]\n"
         << "[probe]\nplugin = \"knn\"\nk = 5\n[transferability]\nnames = []\ncka = false\n[analysis]\nbootstrap = 0\n"
         << "save_predictions = false\n";
-    const auto [status, kb] = run_child(
-        {KGAIN_BINARY, "run", config.string(), "--out", (work() / "runs" / config.stem()).string(), "--quiet"});
+    const auto [status, kb] = run_child({kgain::test::kgain_binary(), "run", config.string(), "--out",
+                                         (work() / "runs" / config.stem()).string(), "--quiet"});
     REQUIRE(status == 0);
     peak[all] = kb;
   }

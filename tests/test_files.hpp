@@ -28,7 +28,7 @@ inline std::string made_once_per_build(const std::string& name,
                                        const std::function<void(const std::filesystem::path&)>& make) {
   namespace fs = std::filesystem;
   const auto stamp = fs::last_write_time("/proc/self/exe").time_since_epoch().count();
-  const fs::path top = KGAIN_TEST_OUTPUT_DIR, made = top / (name + "-" + std::to_string(stamp));
+  const fs::path top = test_output_dir(), made = top / (name + "-" + std::to_string(stamp));
   if (fs::exists(made)) return made.string();
   for (const auto& e : fs::directory_iterator(top))  // what an older build made
     if (e.path().filename().string().rfind(name + "-", 0) == 0 && e.path() != made &&

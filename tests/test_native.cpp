@@ -40,7 +40,7 @@ std::shared_ptr<Backbone> torchscript(const std::string& file, const std::string
 // Made by tests/fixtures/backbones/make_torchvision_fixtures.py with python3-torchvision, once
 // per build tree.
 std::string torchvision_fixture(const std::string& file) {
-  static const std::string d = std::string(KGAIN_TEST_OUTPUT_DIR) + "/torchvision-fixtures";
+  static const std::string d = kgain::test::test_output_dir() + "/torchvision-fixtures";
   static const std::string dir =  // needs Debian's python3-torchvision (tools/deps.sh installs it)
       test::generated_once(d, "shapes.json", [](const std::string& out) {
         return "/usr/bin/python3 " + test::fixtures_dir() + "/backbones/make_torchvision_fixtures.py " + out +

@@ -32,7 +32,7 @@ using test::strings;
 
 // Made by tests/fixtures/backbones/make_modern_fixtures.py (python3-torchvision) once per build tree.
 std::string fixture(const std::string& file) {
-  static const std::string d = std::string(KGAIN_TEST_OUTPUT_DIR) + "/modern-fixtures";
+  static const std::string d = kgain::test::test_output_dir() + "/modern-fixtures";
   static const std::string dir = test::generated_once(d, "modern_shapes.json", [](const std::string& out) {
     return "/usr/bin/python3 " + test::fixtures_dir() + "/backbones/make_modern_fixtures.py " + out + " 2>/dev/null";
   });

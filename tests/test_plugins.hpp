@@ -86,9 +86,9 @@ inline std::string generated_once(const std::string& dir, const std::string& mar
 
 // Needs libvips-tools and python3-tifffile (tools/test.sh installs them).
 inline std::string generated_slides() {
-  static const std::string d = std::string(KGAIN_TEST_OUTPUT_DIR) + "/slides";
+  static const std::string d = test_output_dir() + "/slides";
   static const std::string dir = generated_once(d, "no_resolution.tif", [](const std::string& out) {
-    return "/usr/bin/python3 " + std::string(KGAIN_SOURCE_DIR) + "/tools/make_slides.py " + out + " " + shared_dir();
+    return "/usr/bin/python3 " + source_dir() + "/tools/make_slides.py " + out + " " + shared_dir();
   });
   return dir;
 }
@@ -96,7 +96,7 @@ inline std::string generated_slides() {
 // OUT/weights.safetensors (MobileNetV1 0.25's state dict, converted) and OUT/dtypes.safetensors,
 // made once per build tree by tests/fixtures/backbones/make_safetensors.py (needs python3-torch).
 inline std::string safetensors_fixtures() {
-  static const std::string d = std::string(KGAIN_TEST_OUTPUT_DIR) + "/safetensors-fixtures";
+  static const std::string d = test_output_dir() + "/safetensors-fixtures";
   static const std::string dir = generated_once(d, "dtypes.safetensors", [](const std::string& out) {
     return "/usr/bin/python3 " + fixtures_dir() + "/backbones/make_safetensors.py " + models_dir() +
            "/mobilenet_v1_0.25_128_quant.state_dict.pt " + out;

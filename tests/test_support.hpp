@@ -13,14 +13,18 @@
 #include <vector>
 
 namespace kgain::test {
-inline std::string shared_dir() { return KGAIN_SHARED_DIR; }
+// Where the tests find the source tree, ../shared, the build tree's plugins and binaries: set by
+// the build in test_paths.cpp alone, so the other test units hold no path of their build tree
+// and a second build tree (the sanitizers') can link the first one's test objects (docs/ci.md).
+std::string shared_dir();
+std::string fixtures_dir();     // tests/fixtures
+std::string source_dir();       // the repository
+std::string plugin_dir();       // the build tree's bundled plugins
+std::string test_output_dir();  // the build tree's tests/ folder, where fixtures are made once
+std::string kgain_binary();     // the build tree's kgain executable
+std::string fixture_plugin_dir(const std::string& name);
 inline std::string data_dir() { return shared_dir() + "/data"; }
 inline std::string models_dir() { return shared_dir() + "/models"; }
-inline std::string fixtures_dir() { return KGAIN_TEST_FIXTURES; }
-inline std::string fixture_plugin_dir(const std::string& name) {
-  return std::string(KGAIN_FIXTURE_PLUGIN_DIR) + "/" + name;
-}
-inline std::string plugin_dir() { return KGAIN_PLUGIN_DIR; }
 
 // A whole file as text (empty when it cannot be read).
 inline std::string slurp(const std::string& path) {

@@ -4,6 +4,9 @@
 # test that caused it. LibTorch, OpenCV and the other Debian libraries are not instrumented;
 # what is suppressed for them, and why, is in tools/sanitizers/ and docs/trust.md.
 #   tools/sanitize.sh [ctest arguments...]
+# KGAIN_TEST_OBJECTS_FROM=build (a release build tree, as .ci/run sets it after tools/test.sh):
+# link that tree's test units (built first if out of date) instead of compiling them here; they
+# are built without sanitizers either way, and were a third of this build (docs/ci.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source tools/deps.sh
@@ -12,8 +15,13 @@ kgain_install_missing "${KGAIN_TEST_PACKAGES[@]}"
 # file:line. Against RelWithDebInfo's -O2 -g it compiles a LibTorch translation unit in about half
 # the time (the precompiled header and three of the heaviest units: 400 s against 754 s, one core),
 # and the build is most of CI's sanitizer stage (docs/trust.md).
+test_objects=
+if [ -n "${KGAIN_TEST_OBJECTS_FROM:-}" ]; then
+  cmake --build "$KGAIN_TEST_OBJECTS_FROM" --target kgain_tests >&2
+  test_objects=$(realpath "$KGAIN_TEST_OBJECTS_FROM")
+fi
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKGAIN_SANITIZE=ON -DKGAIN_USE_PCH=ON \
-  "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1 -DNDEBUG" >&2
+  "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1 -DNDEBUG" "-DKGAIN_TEST_OBJECTS_FROM=$test_objects" >&2
 # The test suite and what it runs (kgain_tests depends on kgain, every plugin and the fixture
 # plugins); not the benchmarks, which no test runs.
 cmake --build build-asan -j "$(nproc)" --target kgain_tests kgain >&2
