@@ -151,3 +151,30 @@ TEST_CASE("Bad backbone options name the key and the fix", "[backbone]") {
   REQUIRE_THROWS_WITH(registry.create<Backbone>("torchscript", not_torchscript),
                       Catch::Matchers::Contains("cannot load") && Catch::Matchers::Contains("as TorchScript"));
 }
+
+// ASan's runtime, present only in the sanitizer build (tools/sanitize.sh); the test units are
+// built without sanitizers, so the function is looked up rather than included.
+extern "C" int __asan_address_is_poisoned(void const volatile* address) __attribute__((weak));
+
+TEST_CASE("Under ASan a freed tensor's storage is poisoned until a tensor of its size reuses it",
+          "[backbone][sanitizers]") {
+  if (__asan_address_is_poisoned == nullptr) {
+    SUCCEED("not the sanitizer build: LibTorch's own allocator serves tensors");
+    return;
+  }
+  // core/src/allocator.cpp keeps freed tensor storage for reuse in this build; a read of a freed
+  // tensor must still be reported, so what waits for reuse is poisoned, whole.
+  const auto bytes = 3 * 1000 * 1000 * sizeof(float);
+  auto tensor = std::make_unique<torch::Tensor>(torch::ones({3, 1000, 1000}));
+  const auto* data = static_cast<const char*>(tensor->data_ptr());
+  CHECK_FALSE(__asan_address_is_poisoned(data));
+  tensor.reset();
+  CHECK(__asan_address_is_poisoned(data));
+  CHECK(__asan_address_is_poisoned(data + bytes / 2));
+  CHECK(__asan_address_is_poisoned(data + bytes - 1));
+  const auto again = torch::zeros({1000, 3000});  // the same size: the same block, readable again
+  CHECK(static_cast<const char*>(again.data_ptr()) == data);
+  CHECK_FALSE(__asan_address_is_poisoned(data + bytes - 1));
+  CHECK(__asan_address_is_poisoned(data + bytes));  // ASan's redzone still follows the block
+  CHECK(again.sum().item<float>() == 0.0f);
+}
