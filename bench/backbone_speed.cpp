@@ -29,10 +29,10 @@
 #include <ATen/ATen.h>
 
 #include <kgain/backbone.hpp>
-#include <kgain/core/allocator.hpp>
-#include <kgain/core/torch_runtime.hpp>
-#include <kgain/core/registry.hpp>
-#include <kgain/core/run.hpp>
+#include "runtime/allocator.hpp"
+#include "runtime/torch_runtime.hpp"
+#include "plan/registry.hpp"
+#include "study/run.hpp"
 
 using namespace kgain;
 

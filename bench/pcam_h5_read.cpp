@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include <kgain/core/registry.hpp>
+#include "plan/registry.hpp"
 #include <kgain/dataset.hpp>
 
 using namespace kgain;

@@ -28,9 +28,9 @@
 
 #include <ATen/ATen.h>
 
-#include <kgain/core/allocator.hpp>
-#include <kgain/core/blas_threads.hpp>
-#include <kgain/core/registry.hpp>
+#include "runtime/allocator.hpp"
+#include "runtime/blas_threads.hpp"
+#include "plan/registry.hpp"
 #include <kgain/probe.hpp>
 
 using namespace kgain;

@@ -3,8 +3,8 @@
 #include "test_support.hpp"
 
 #include <kgain/backbone.hpp>
-#include <kgain/core/image.hpp>
-#include <kgain/core/registry.hpp>
+#include "images/image.hpp"
+#include "plan/registry.hpp"
 
 using namespace kgain;
 using namespace kgain::core;
@@ -162,7 +162,7 @@ TEST_CASE("Under ASan a freed tensor's storage is poisoned until a tensor of its
     SUCCEED("not the sanitizer build: LibTorch's own allocator serves tensors");
     return;
   }
-  // core/src/allocator.cpp keeps freed tensor storage for reuse in this build; a read of a freed
+  // core/runtime/allocator.cpp keeps freed tensor storage for reuse in this build; a read of a freed
   // tensor must still be reported, so what waits for reuse is poisoned, whole.
   const auto bytes = 3 * 1000 * 1000 * sizeof(float);
   auto tensor = std::make_unique<torch::Tensor>(torch::ones({3, 1000, 1000}));

@@ -6,13 +6,13 @@
 #include <fstream>
 #include <sstream>
 
-#include <kgain/core/config.hpp>
-#include <kgain/core/image.hpp>
-#include <kgain/core/image_decode.hpp>
+#include "config/config.hpp"
+#include "images/image.hpp"
+#include "images/image_decode.hpp"
 
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
-#include <kgain/core/run.hpp>
+#include "study/run.hpp"
 
 using namespace kgain::core;
 using Catch::Matchers::Contains;

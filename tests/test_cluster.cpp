@@ -10,7 +10,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include <kgain/core/cluster.hpp>
+#include "cluster/cluster.hpp"
 
 namespace fs = std::filesystem;
 using kgain::test::slurp;

@@ -16,11 +16,11 @@
 #include <nlohmann/json.hpp>
 
 #include <kgain/file_hash.hpp>
-#include <kgain/core/config.hpp>
-#include <kgain/core/paired_comparison.hpp>
-#include <kgain/core/predictions_file.hpp>
-#include <kgain/core/report.hpp>
-#include <kgain/core/run.hpp>
+#include "config/config.hpp"
+#include "compare/paired_comparison.hpp"
+#include "write/predictions_file.hpp"
+#include "write/report.hpp"
+#include "study/run.hpp"
 
 using namespace kgain::core;
 using Catch::Matchers::Contains;

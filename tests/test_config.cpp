@@ -1,7 +1,7 @@
 // Config errors name the file, line:column and key, and suggest the fix.
 #include "test_support.hpp"
 
-#include <kgain/core/config.hpp>
+#include "config/config.hpp"
 
 using namespace kgain::core;
 using Catch::Matchers::Contains;

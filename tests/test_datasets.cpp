@@ -6,8 +6,8 @@
 #include <map>
 #include <set>
 
-#include <kgain/core/registry.hpp>
-#include <kgain/core/splits.hpp>
+#include "plan/registry.hpp"
+#include "plan/splits.hpp"
 
 using namespace kgain;
 using namespace kgain::core;

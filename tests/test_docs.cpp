@@ -9,7 +9,7 @@
 #include <set>
 #include <sstream>
 
-#include <kgain/core/config.hpp>
+#include "config/config.hpp"
 #include <toml++/toml.h>
 
 namespace {

@@ -9,8 +9,8 @@
 #include <set>
 #include <sstream>
 
-#include <kgain/core/config.hpp>
-#include <kgain/core/run.hpp>
+#include "config/config.hpp"
+#include "study/run.hpp"
 
 using namespace kgain::core;
 namespace fs = std::filesystem;

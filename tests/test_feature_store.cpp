@@ -14,9 +14,9 @@
 #include <filesystem>
 #include <fstream>
 
-#include <kgain/core/config.hpp>
-#include <kgain/core/feature_store.hpp>
-#include <kgain/core/run.hpp>
+#include "config/config.hpp"
+#include "extract/feature_store.hpp"
+#include "study/run.hpp"
 
 using namespace kgain::core;
 using Catch::Matchers::Contains;

@@ -4,8 +4,8 @@
 
 #include <random>
 
-#include <kgain/core/bootstrap.hpp>
-#include <kgain/core/registry.hpp>
+#include "analyse/bootstrap.hpp"
+#include "plan/registry.hpp"
 
 using namespace kgain;
 using namespace kgain::core;

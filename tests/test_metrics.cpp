@@ -6,7 +6,7 @@
 #include <fstream>
 #include <sstream>
 
-#include <kgain/core/registry.hpp>
+#include "plan/registry.hpp"
 #include <kgain/metric.hpp>
 
 using namespace kgain;

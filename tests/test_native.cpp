@@ -10,9 +10,9 @@
 #include <nlohmann/json.hpp>
 
 #include <kgain/backbone.hpp>
-#include <kgain/core/allocator.hpp>
-#include <kgain/core/image.hpp>
-#include <kgain/core/registry.hpp>
+#include "runtime/allocator.hpp"
+#include "images/image.hpp"
+#include "plan/registry.hpp"
 
 using namespace kgain;
 using namespace kgain::core;

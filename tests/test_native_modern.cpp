@@ -13,10 +13,10 @@
 #include <nlohmann/json.hpp>
 
 #include <kgain/backbone.hpp>
-#include <kgain/core/allocator.hpp>
-#include <kgain/core/config.hpp>
-#include <kgain/core/registry.hpp>
-#include <kgain/core/run.hpp>
+#include "runtime/allocator.hpp"
+#include "config/config.hpp"
+#include "plan/registry.hpp"
+#include "study/run.hpp"
 
 using namespace kgain;
 using namespace kgain::core;

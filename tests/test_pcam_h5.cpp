@@ -11,10 +11,10 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
-#include <kgain/core/data_summary.hpp>
-#include <kgain/core/image.hpp>
-#include <kgain/core/registry.hpp>
-#include <kgain/core/splits.hpp>
+#include "plan/data_summary.hpp"
+#include "images/image.hpp"
+#include "plan/registry.hpp"
+#include "plan/splits.hpp"
 
 using namespace kgain;
 using namespace kgain::core;

@@ -17,7 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include <kgain/backbone.hpp>
-#include <kgain/core/registry.hpp>
+#include "plan/registry.hpp"
 
 namespace kgain::test {
 

@@ -10,12 +10,12 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
-#include <kgain/core/extraction.hpp>
-#include <kgain/core/image_identity.hpp>
-#include <kgain/core/feature_store.hpp>
-#include <kgain/core/image.hpp>
-#include <kgain/core/registry.hpp>
-#include <kgain/core/stain.hpp>
+#include "extract/extraction.hpp"
+#include "images/image_identity.hpp"
+#include "extract/feature_store.hpp"
+#include "images/image.hpp"
+#include "plan/registry.hpp"
+#include "images/stain.hpp"
 
 using namespace kgain;
 using namespace kgain::core;

@@ -7,9 +7,9 @@
 #include <random>
 #include <sstream>
 
-#include <kgain/core/evaluation.hpp>
-#include <kgain/core/registry.hpp>
-#include <kgain/core/transferability.hpp>
+#include "evaluate/evaluation.hpp"
+#include "plan/registry.hpp"
+#include "analyse/transferability.hpp"
 #include <kgain/dense_kernels.hpp>
 #include <kgain/fold_grams.hpp>
 #include <kgain/gram.hpp>

@@ -1,8 +1,8 @@
 // The registry loads real plugin libraries from disk and refuses broken ones with clear reasons.
 #include "test_support.hpp"
 
-#include <kgain/core/config.hpp>
-#include <kgain/core/registry.hpp>
+#include "config/config.hpp"
+#include "plan/registry.hpp"
 #include <kgain/dataset.hpp>
 #include <kgain/metric.hpp>
 

@@ -11,10 +11,10 @@
 
 #include <opencv2/imgcodecs.hpp>
 
-#include <kgain/core/config.hpp>
-#include <kgain/core/report.hpp>
-#include <kgain/core/run.hpp>
-#include <kgain/core/svg_chart.hpp>
+#include "config/config.hpp"
+#include "write/report.hpp"
+#include "study/run.hpp"
+#include "write/svg_chart.hpp"
 
 using namespace kgain::core;
 namespace fs = std::filesystem;

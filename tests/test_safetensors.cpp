@@ -13,8 +13,8 @@
 #include <fstream>
 
 #include <kgain/backbone.hpp>
-#include <kgain/core/image.hpp>
-#include <kgain/core/registry.hpp>
+#include "images/image.hpp"
+#include "plan/registry.hpp"
 
 #include "safetensors.hpp"
 

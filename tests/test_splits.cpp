@@ -4,8 +4,8 @@
 #include <map>
 #include <set>
 
-#include <kgain/core/registry.hpp>
-#include <kgain/core/splits.hpp>
+#include "plan/registry.hpp"
+#include "plan/splits.hpp"
 #include <kgain/dataset.hpp>
 
 using namespace kgain;

@@ -9,7 +9,7 @@
 #include <random>
 #include <thread>
 
-#include <kgain/core/registry.hpp>
+#include "plan/registry.hpp"
 #include <kgain/dataset.hpp>
 #include <kgain/metric.hpp>
 

@@ -6,8 +6,8 @@
 #include <map>
 #include <sstream>
 
-#include <kgain/core/registry.hpp>
-#include <kgain/core/transferability.hpp>
+#include "plan/registry.hpp"
+#include "analyse/transferability.hpp"
 
 using namespace kgain;
 using namespace kgain::core;

@@ -15,13 +15,13 @@
 #include <hdf5.h>
 #include <opencv2/imgcodecs.hpp>
 
-#include <kgain/core/config.hpp>
-#include <kgain/core/extraction.hpp>
-#include <kgain/core/feature_store.hpp>
-#include <kgain/core/image.hpp>
-#include <kgain/core/image_decode.hpp>
-#include <kgain/core/registry.hpp>
-#include <kgain/core/run.hpp>
+#include "config/config.hpp"
+#include "extract/extraction.hpp"
+#include "extract/feature_store.hpp"
+#include "images/image.hpp"
+#include "images/image_decode.hpp"
+#include "plan/registry.hpp"
+#include "study/run.hpp"
 #include <kgain/zip_check.hpp>
 
 using namespace kgain::core;

@@ -11,9 +11,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include <kgain/core/paired_comparison.hpp>
-#include <kgain/core/results.hpp>
-#include <kgain/core/splits.hpp>
+#include "compare/paired_comparison.hpp"
+#include "write/results.hpp"
+#include "plan/splits.hpp"
 #include <kgain/probe.hpp>
 
 using namespace kgain;

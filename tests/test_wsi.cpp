@@ -12,10 +12,10 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
-#include <kgain/core/config.hpp>
-#include <kgain/core/registry.hpp>
-#include <kgain/core/run.hpp>
-#include <kgain/core/splits.hpp>
+#include "config/config.hpp"
+#include "plan/registry.hpp"
+#include "study/run.hpp"
+#include "plan/splits.hpp"
 
 using namespace kgain;
 using namespace kgain::core;

@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include <kgain/core/config.hpp>
-#include <kgain/core/run.hpp>
+#include "config/config.hpp"
+#include "study/run.hpp"
 
 namespace kgain::test {
 namespace fs = std::filesystem;

@@ -13,17 +13,17 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
-#include "kgain/core/allocator.hpp"
-#include "kgain/core/build_info.hpp"
-#include "kgain/core/bundled_defaults.hpp"
-#include "kgain/core/config.hpp"
-#include "kgain/core/data_summary.hpp"
-#include "kgain/core/progress.hpp"
-#include "kgain/core/registry.hpp"
-#include "kgain/core/report.hpp"
-#include "kgain/core/results.hpp"
-#include "kgain/core/run.hpp"
-#include "kgain/core/torch_runtime.hpp"
+#include "runtime/allocator.hpp"
+#include "runtime/build_info.hpp"
+#include "config/bundled_defaults.hpp"
+#include "config/config.hpp"
+#include "plan/data_summary.hpp"
+#include "runtime/progress.hpp"
+#include "plan/registry.hpp"
+#include "write/report.hpp"
+#include "write/results.hpp"
+#include "study/run.hpp"
+#include "runtime/torch_runtime.hpp"
 
 namespace po = boost::program_options;
 using namespace kgain;

@@ -9,7 +9,7 @@
 
 #include <ATen/ATen.h>
 
-#include <kgain/core/feature_store.hpp>
+#include "extract/feature_store.hpp"
 
 // KGAIN_FUZZ_WRITE_SEED=FILE writes a small real segment (2 taps, 3 images) there and exits.
 extern "C" int LLVMFuzzerInitialize(int*, char***) {

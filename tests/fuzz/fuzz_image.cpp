@@ -4,8 +4,8 @@
 #include <string>
 #include <vector>
 
-#include <kgain/core/image.hpp>
-#include <kgain/core/image_decode.hpp>
+#include "images/image.hpp"
+#include "images/image_decode.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   try {

@@ -7,8 +7,8 @@
 #include <stdexcept>
 #include <string>
 
-#include <kgain/core/predictions_file.hpp>
-#include <kgain/core/splits_file.hpp>
+#include "write/predictions_file.hpp"
+#include "write/splits_file.hpp"
 
 // KGAIN_FUZZ_WRITE_SEED=DIR writes DIR/predictions.seed (a small real predictions file) for
 // tools/fuzz.sh; the splits.csv seed comes from a real run's file.
