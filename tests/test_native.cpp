@@ -17,6 +17,7 @@
 using namespace kgain;
 using namespace kgain::core;
 using Catch::Matchers::Contains;
+using Catch::Matchers::EndsWith;
 
 namespace {
 
@@ -271,4 +272,24 @@ TEST_CASE("A state dict that does not fit names every offending key", "[native]"
                       Contains("cannot read") && Contains("torch.save(model.state_dict(), path)"));
   REQUIRE_THROWS_WITH(native("resnet19"), Contains("unknown architecture 'resnet19'") && Contains("resnet18"));
   REQUIRE_THROWS_WITH(native("resnet18", {{"taps", strings({"layer5"})}}), Contains("'layer5' is not a tap point"));
+}
+
+TEST_CASE("Native architectures register themselves: every family's names are known and kgain list names the families",
+          "[native]") {
+  // Each file registers its names where it builds them (architectures.hpp); the list an error
+  // gives and the library's line in `kgain list` come from those registrations alone.
+  std::string summary;
+  for (const auto& plugin : test::plugins().plugins())
+    if (plugin.info.name == std::string("native")) summary = plugin.info.summary;
+  for (const char* family : {"ResNet", "VGG", "DenseNet", "MobileNet", "ConvNeXt", "EfficientNet", "ViT", "Swin"})
+    CHECK_THAT(summary, Contains(family));
+  std::string known;
+  try {
+    native("resnet19");
+  } catch (const std::exception& error) {
+    known = error.what();
+  }
+  for (const char* name : {"resnet152", "vgg19_bn", "densenet201", "mobilenet_v1", "convnext_large", "efficientnet_b7",
+                           "vit_h_14", "vit", "swin_b"})
+    CHECK_THAT(known, Contains(std::string(" ") + name + ",") || EndsWith(std::string(" ") + name));
 }

@@ -3,8 +3,10 @@
 
 #include <cctype>
 #include <map>
+#include <set>
 #include <sstream>
 #include <stdexcept>
+#include <utility>
 
 namespace kgain::native {
 namespace {
@@ -272,16 +274,66 @@ const std::vector<int> vgg16{64, 64, 0, 128, 128, 0, 256, 256, 256, 0, 512, 512,
 const std::vector<int> vgg19{64,  64,  0,   128, 128, 0,   256, 256, 256, 256, 0,
                              512, 512, 512, 512, 0,   512, 512, 512, 512, 0};
 
+// torchvision's CNNs of 2015-2018, each registered by name (architectures.hpp).
+const ArchitectureRegistrations registered KGAIN_NATIVE_REGISTRATIONS{[] {
+  const auto classes = [](const ArchitectureOptions& o) { return o.num_classes; };
+  register_architecture("resnet18", "ResNet", [=](const auto& o) { return resnet({2, 2, 2, 2}, false, classes(o)); });
+  register_architecture("resnet34", "ResNet", [=](const auto& o) { return resnet({3, 4, 6, 3}, false, classes(o)); });
+  register_architecture("resnet50", "ResNet", [=](const auto& o) { return resnet({3, 4, 6, 3}, true, classes(o)); });
+  register_architecture("resnet101", "ResNet", [=](const auto& o) { return resnet({3, 4, 23, 3}, true, classes(o)); });
+  register_architecture("resnet152", "ResNet", [=](const auto& o) { return resnet({3, 8, 36, 3}, true, classes(o)); });
+  const std::pair<const char*, const std::vector<int>*> vggs[]{
+      {"vgg11", &vgg11}, {"vgg13", &vgg13}, {"vgg16", &vgg16}, {"vgg19", &vgg19}};
+  for (const auto& [name, layout] : vggs) {
+    register_architecture(name, "VGG", [layout = layout](const auto& o) { return vgg(*layout, false, o.num_classes); });
+    register_architecture(std::string(name) + "_bn", "VGG",
+                          [layout = layout](const auto& o) { return vgg(*layout, true, o.num_classes); });
+  }
+  register_architecture("densenet121", "DenseNet", [](const auto& o) {
+    return densenet(32, {6, 12, 24, 16}, 64, o.num_classes);
+  });
+  register_architecture("densenet161", "DenseNet", [](const auto& o) {
+    return densenet(48, {6, 12, 36, 24}, 96, o.num_classes);
+  });
+  register_architecture("densenet169", "DenseNet", [](const auto& o) {
+    return densenet(32, {6, 12, 32, 32}, 64, o.num_classes);
+  });
+  register_architecture("densenet201", "DenseNet", [](const auto& o) {
+    return densenet(32, {6, 12, 48, 32}, 64, o.num_classes);
+  });
+  register_architecture("mobilenet_v2", "MobileNet",
+                        [](const auto& o) { return mobilenet_v2(o.tf_same_padding, o.tf_input_range, o.num_classes); });
+  register_architecture("mobilenet_v1", "MobileNet", [](const auto& o) {
+    return mobilenet_v1(o.width, o.tf_same_padding, o.tf_input_range, o.num_classes);
+  });
+}};
+
+struct Registration {
+  std::string family;
+  ArchitectureBuilder build;
+};
+std::map<std::string, Registration>& registrations() {
+  static std::map<std::string, Registration> by_name;  // filled while the library loads
+  return by_name;
+}
+
 }  // namespace
 
+void register_architecture(const std::string& name, const std::string& family, ArchitectureBuilder build) {
+  if (!registrations().emplace(name, Registration{family, std::move(build)}).second)
+    throw std::logic_error("native architecture '" + name + "' is registered twice");
+}
+
 std::vector<std::string> architecture_names() {
-  std::vector<std::string> names{"resnet18",    "resnet34",    "resnet50",     "resnet101",   "resnet152",
-                                 "vgg11",       "vgg11_bn",    "vgg13",        "vgg13_bn",    "vgg16",
-                                 "vgg16_bn",    "vgg19",       "vgg19_bn",     "densenet121", "densenet161",
-                                 "densenet169", "densenet201", "mobilenet_v2", "mobilenet_v1"};
-  for (const auto& family : {modern_cnn_names(), transformer_names()})
-    names.insert(names.end(), family.begin(), family.end());
+  std::vector<std::string> names;
+  for (const auto& [name, registration] : registrations()) names.push_back(name);
   return names;
+}
+
+std::vector<std::string> architecture_families() {
+  std::set<std::string> families;
+  for (const auto& [name, registration] : registrations()) families.insert(registration.family);
+  return {families.begin(), families.end()};
 }
 
 Architecture build_architecture(const ArchitectureOptions& o) {
@@ -296,24 +348,8 @@ Architecture build_architecture(const ArchitectureOptions& o) {
   if (n != "vit" && (o.vit_patch || o.vit_layers || o.vit_heads || o.vit_hidden || o.vit_mlp))
     throw std::invalid_argument(
         "patch_size, layers, heads, hidden_dim and mlp_dim describe architecture = \"vit\" only");
-  if (is_transformer(n)) return build_transformer(o);
-  if (is_modern_cnn(n)) return build_modern_cnn(o);
-  if (n == "resnet18") return resnet({2, 2, 2, 2}, false, o.num_classes);
-  if (n == "resnet34") return resnet({3, 4, 6, 3}, false, o.num_classes);
-  if (n == "resnet50") return resnet({3, 4, 6, 3}, true, o.num_classes);
-  if (n == "resnet101") return resnet({3, 4, 23, 3}, true, o.num_classes);
-  if (n == "resnet152") return resnet({3, 8, 36, 3}, true, o.num_classes);
-  const std::map<std::string, const std::vector<int>*> vggs{
-      {"vgg11", &vgg11}, {"vgg13", &vgg13}, {"vgg16", &vgg16}, {"vgg19", &vgg19}};
-  const bool bn = n.size() > 3 && n.substr(n.size() - 3) == "_bn";
-  if (auto it = vggs.find(bn ? n.substr(0, n.size() - 3) : n); it != vggs.end())
-    return vgg(*it->second, bn, o.num_classes);
-  if (n == "densenet121") return densenet(32, {6, 12, 24, 16}, 64, o.num_classes);
-  if (n == "densenet161") return densenet(48, {6, 12, 36, 24}, 96, o.num_classes);
-  if (n == "densenet169") return densenet(32, {6, 12, 32, 32}, 64, o.num_classes);
-  if (n == "densenet201") return densenet(32, {6, 12, 48, 32}, 64, o.num_classes);
-  if (n == "mobilenet_v2") return mobilenet_v2(o.tf_same_padding, o.tf_input_range, o.num_classes);
-  if (n == "mobilenet_v1") return mobilenet_v1(o.width, o.tf_same_padding, o.tf_input_range, o.num_classes);
+  const auto found = registrations().find(n);
+  if (found != registrations().end()) return found->second.build(o);
   std::string names;
   for (const auto& name : architecture_names()) names += (names.empty() ? "" : ", ") + name;
   throw std::invalid_argument("unknown architecture '" + n + "'; known: " + names);

@@ -60,15 +60,20 @@ struct Architecture {
   bool optimize_by_default = true;
 };
 
-std::vector<std::string> architecture_names();
-// The families kept in their own files; build_* throw std::invalid_argument for a name that is
-// not theirs.
-bool is_transformer(const std::string& name);
-bool is_modern_cnn(const std::string& name);
-Architecture build_transformer(const ArchitectureOptions& options);
-Architecture build_modern_cnn(const ArchitectureOptions& options);
-std::vector<std::string> transformer_names();
-std::vector<std::string> modern_cnn_names();
+// Each architecture registers itself where it is built, one line per name (as timm's
+// @register_model does): the plugin's names, its "known:" list and its summary in `kgain list`
+// come from these registrations alone. `family` is the name a user knows ("ResNet", "ViT").
+// Each file registers its names in one `ArchitectureRegistrations` object, which GCC's
+// init_priority runs before the library's other initialisers (the plugin's summary, built while
+// the library loads, needs every family).
+using ArchitectureBuilder = std::function<Architecture(const ArchitectureOptions&)>;
+void register_architecture(const std::string& name, const std::string& family, ArchitectureBuilder build);
+struct ArchitectureRegistrations {
+  explicit ArchitectureRegistrations(void (*register_names)()) { register_names(); }
+};
+#define KGAIN_NATIVE_REGISTRATIONS __attribute__((init_priority(1000)))
+std::vector<std::string> architecture_names();     // every registered name, sorted
+std::vector<std::string> architecture_families();  // sorted, each once
 // Throws std::invalid_argument for an unknown name or bad option.
 Architecture build_architecture(const ArchitectureOptions& options);
 

@@ -199,25 +199,16 @@ Architecture efficientnet(const EfficientNetShape& s, std::int64_t classes) {
   return a;
 }
 
+// Each ConvNeXt and EfficientNet, registered by name (architectures.hpp).
+const ArchitectureRegistrations registered KGAIN_NATIVE_REGISTRATIONS{[] {
+  for (const auto& [name, shape] : named_convnexts())
+    register_architecture(name, "ConvNeXt",
+                          [shape = shape](const ArchitectureOptions& o) { return convnext(shape, o.num_classes); });
+  for (const auto& [name, shape] : named_efficientnets())
+    register_architecture(name, "EfficientNet",
+                          [shape = shape](const ArchitectureOptions& o) { return efficientnet(shape, o.num_classes); });
+}};
+
 }  // namespace
-
-std::vector<std::string> modern_cnn_names() {
-  std::vector<std::string> names;
-  for (const auto& [name, shape] : named_convnexts()) names.push_back(name);
-  for (const auto& [name, shape] : named_efficientnets()) names.push_back(name);
-  return names;
-}
-
-bool is_modern_cnn(const std::string& name) {
-  return named_convnexts().count(name) > 0 || named_efficientnets().count(name) > 0;
-}
-
-Architecture build_modern_cnn(const ArchitectureOptions& o) {
-  if (const auto it = named_convnexts().find(o.name); it != named_convnexts().end())
-    return convnext(it->second, o.num_classes);
-  if (const auto it = named_efficientnets().find(o.name); it != named_efficientnets().end())
-    return efficientnet(it->second, o.num_classes);
-  throw std::invalid_argument("unknown architecture '" + o.name + "'");
-}
 
 }  // namespace kgain::native

@@ -1,5 +1,5 @@
 // Backbone `native`: torchvision's architectures (ResNet, VGG, DenseNet, MobileNet, ConvNeXt,
-// EfficientNet, ViT) built in C++ with torchvision's module names, loading weights from
+// EfficientNet, ViT, Swin) built in C++ with torchvision's module names, loading weights from
 // `torch.save(model.state_dict())` or .safetensors files, with torchvision's, timm's or Hugging
 // Face's key names (ViT).
 //
@@ -385,8 +385,17 @@ class NativeBackbone : public kgain::Backbone {
   bool has_classifier_ = true;
 };
 
+// `kgain list`'s line, from the registered families (architectures.hpp).
+const char* library_summary() {
+  static const std::string summary = [] {
+    std::string families;
+    for (const auto& family : kgain::native::architecture_families())
+      families += (families.empty() ? "" : ", ") + family;
+    return families + " built with torchvision's names; weights from state dicts or safetensors";
+  }();
+  return summary.c_str();
+}
+
 }  // namespace
 
-KGAIN_LIBRARY("native",
-              kgain::make_plugin<NativeBackbone>(
-                  "native", "1.0.0", "ResNet, VGG, DenseNet, MobileNetV1/V2 with torchvision names and state dicts"))
+KGAIN_LIBRARY("native", kgain::make_plugin<NativeBackbone>("native", "1.0.0", library_summary()))

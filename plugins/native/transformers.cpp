@@ -370,29 +370,22 @@ Architecture swin(const SwinShape& s, std::int64_t classes) {
   return a;
 }
 
-}  // namespace
-
-std::vector<std::string> transformer_names() {
-  std::vector<std::string> names;
-  for (const auto& [name, shape] : named_vits()) names.push_back(name);
-  names.push_back("vit");
-  for (const auto& [name, shape] : named_swins()) names.push_back(name);
-  return names;
-}
-
-bool is_transformer(const std::string& name) {
-  return name == "vit" || named_vits().count(name) > 0 || named_swins().count(name) > 0;
-}
-
-Architecture build_transformer(const ArchitectureOptions& o) {
-  if (const auto it = named_swins().find(o.name); it != named_swins().end()) return swin(it->second, o.num_classes);
-  VitShape s{o.vit_patch, o.vit_layers, o.vit_heads, o.vit_hidden, o.vit_mlp};
-  if (const auto it = named_vits().find(o.name); it != named_vits().end())
-    s = it->second;
-  else if (o.name != "vit")
-    throw std::invalid_argument("unknown transformer '" + o.name + "'");
+// Each named ViT and Swin, and "vit" shaped by its options, registered by name (architectures.hpp).
+Architecture build_vit(const ArchitectureOptions& o, VitShape s) {
   const std::int64_t grid = o.vit_grid > 0 ? o.vit_grid : (s.patch > 0 ? 224 / s.patch : 0);
   return vit(s, grid, o.layer_norm_eps, o.num_classes);
 }
+const ArchitectureRegistrations registered KGAIN_NATIVE_REGISTRATIONS{[] {
+  for (const auto& [name, shape] : named_vits())
+    register_architecture(name, "ViT", [shape = shape](const ArchitectureOptions& o) { return build_vit(o, shape); });
+  register_architecture("vit", "ViT", [](const ArchitectureOptions& o) {
+    return build_vit(o, {o.vit_patch, o.vit_layers, o.vit_heads, o.vit_hidden, o.vit_mlp});
+  });
+  for (const auto& [name, shape] : named_swins())
+    register_architecture(name, "Swin",
+                          [shape = shape](const ArchitectureOptions& o) { return swin(shape, o.num_classes); });
+}};
+
+}  // namespace
 
 }  // namespace kgain::native
