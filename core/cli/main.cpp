@@ -15,6 +15,7 @@
 
 #include "runtime/allocator.hpp"
 #include "runtime/build_info.hpp"
+#include "runtime/machine.hpp"
 #include "config/bundled_defaults.hpp"
 #include "config/config.hpp"
 #include "plan/data_summary.hpp"
@@ -237,7 +238,7 @@ int command_compare(const std::vector<std::string>& args) {
     throw std::runtime_error("--confidence must be between 0.5 and 0.999");
   settings.seed = vm["seed"].as<std::uint64_t>();
   const int threads = vm["threads"].as<int>();
-  settings.threads = threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  settings.threads = threads > 0 ? threads : core::hardware_threads();
   if (vm.count("plugin-dir")) settings.plugin_paths = vm["plugin-dir"].as<std::vector<std::string>>();
   const PairedComparison comparison = compare_runs(dirs, settings);
   const std::filesystem::path html(out);

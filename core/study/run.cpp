@@ -33,6 +33,7 @@
 
 #include "runtime/allocator.hpp"
 #include "runtime/build_info.hpp"
+#include "runtime/machine.hpp"
 #include "cluster/cluster.hpp"
 #include "extract/feature_store.hpp"
 #include "images/image_identity.hpp"
@@ -89,10 +90,8 @@ class RunDirLock {
                                ") is writing into '" + dir +
                                "'; wait for it to finish, or choose another directory with --out");
     }
-    char host[256] = "?";
-    ::gethostname(host, sizeof host - 1);
     // Who holds it, for the message above; the lock holds even if this note cannot be written.
-    const std::string me = "pid " + std::to_string(::getpid()) + " on " + host;
+    const std::string me = "pid " + std::to_string(::getpid()) + " on " + host_name();
     if (::ftruncate(fd_, 0) == 0) (void)!::write(fd_, me.data(), me.size());
   }
   ~RunDirLock() { ::close(fd_); }
@@ -255,7 +254,7 @@ void clear_predictions(const std::string& run_dir) {
 }  // namespace
 
 void set_threads(int threads) {
-  const int n = threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int n = threads > 0 ? threads : hardware_threads();
   at::set_num_threads(n);
 }
 
@@ -393,8 +392,7 @@ void check_duplicate_content(const Study& study) {
 }
 
 int decode_threads(const Config& config) {
-  return config.decode_threads > 0 ? config.decode_threads
-                                   : std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / 4);
+  return config.decode_threads > 0 ? config.decode_threads : std::max(1, hardware_threads() / 4);
 }
 
 // Random variants re-estimate their batch-norm statistics on training images (the dataset's own
@@ -846,9 +844,7 @@ void check_visible(const std::string& dir, const std::string& what) {
   std::string token;
   cluster.together([&] {
     if (!cluster.root()) return;
-    char host[256] = "?";
-    ::gethostname(host, sizeof host - 1);
-    token = std::string(host) + " " + std::to_string(::getpid()) + " " +
+    token = host_name() + " " + std::to_string(::getpid()) + " " +
             std::to_string(std::chrono::system_clock::now().time_since_epoch().count());
     write_file_atomically(dir + "/.kgain-visible", token);
   });
