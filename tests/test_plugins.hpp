@@ -8,6 +8,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 #include <memory>
 #include <string>
@@ -70,6 +72,17 @@ inline std::string generated_once(const std::string& dir, const std::string& mar
                                   const std::function<std::string(const std::string&)>& command) {
   namespace fs = std::filesystem;
   if (fs::exists(dir + "/" + marker)) return dir;
+  // One generator at a time: a test that starts while another makes the same fixtures waits for
+  // them instead of making a copy of its own (two did, each 20-25 s of both cores' time, in CI).
+  // The kernel releases the lock when a holder dies; an interrupted generation is made again.
+  const int lock = ::open((dir + ".lock").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+  REQUIRE(lock >= 0);
+  REQUIRE(::flock(lock, LOCK_EX) == 0);
+  struct Unlock {
+    int fd;
+    ~Unlock() { ::close(fd); }
+  } unlock{lock};
+  if (fs::exists(dir + "/" + marker)) return dir;  // made while this process waited
   const std::string scratch = dir + ".tmp-" + std::to_string(::getpid());
   fs::remove_all(scratch);
   REQUIRE(std::system(command(scratch).c_str()) == 0);
