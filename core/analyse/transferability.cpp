@@ -175,29 +175,4 @@ std::vector<TransferabilityRow> transferability_rows(std::size_t tap_index, cons
   return rows;
 }
 
-std::vector<TransferabilityRow> compute_transferability(
-    const std::vector<std::vector<at::Tensor>>& features, const std::vector<Variant>& variants,
-    const std::vector<std::string>& taps, const std::vector<std::int64_t>& labels, std::int64_t num_classes,
-    const std::vector<NamedFeatureMetric>& metrics, bool cka, int threads) {
-  std::size_t pretrained = 0;
-  for (std::size_t v = 0; v < variants.size(); ++v)
-    if (variants[v].kind == Variant::Kind::pretrained) pretrained = v;
-  std::vector<std::vector<std::vector<double>>> scores;      // [v][t][m]
-  std::vector<std::vector<double>> cka_values(taps.size());  // [t][random variant]
-  for (std::size_t v = 0; v < variants.size(); ++v) {
-    scores.push_back(score_estimators(features[v], labels, num_classes, metrics, threads));
-    if (!cka || v == pretrained) continue;
-    const auto values = cka_per_tap(features[pretrained], features[v], threads);
-    for (std::size_t t = 0; t < taps.size(); ++t) cka_values[t].push_back(values[t]);
-  }
-  std::vector<TransferabilityRow> rows;
-  for (std::size_t t = 0; t < taps.size(); ++t) {
-    std::vector<std::vector<double>> at_tap;  // [v][m]
-    for (const auto& s : scores) at_tap.push_back(s[t]);
-    for (auto& r : transferability_rows(t, taps[t], variants, metrics, at_tap, cka, cka_values[t]))
-      rows.push_back(std::move(r));
-  }
-  return rows;
-}
-
 }  // namespace kgain::core

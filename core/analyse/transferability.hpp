@@ -33,8 +33,10 @@ struct TransferabilityRow {
 double linear_cka(const at::Tensor& x, const at::Tensor& y);
 
 // The parts the study uses one variant at a time (so that memory holds one variant's features,
-// and the pretrained ones beside them for CKA), in the order compute_transferability uses them:
-// each estimator's score for one variant's features at several taps: scores[k][m] for features[k];
+// and the pretrained ones beside them for CKA; study/run.cpp's evaluate stage), in this order.
+// The estimators of each tap run side by side on `threads` workers, one LibTorch and one BLAS
+// thread each, so the numbers do not depend on `threads` (blas_threads.hpp).
+// Each estimator's score for one variant's features at several taps: scores[k][m] for features[k];
 std::vector<std::vector<double>> score_estimators(const std::vector<at::Tensor>& features,
                                                   const std::vector<std::int64_t>& labels, std::int64_t num_classes,
                                                   const std::vector<NamedFeatureMetric>& metrics, int threads);
@@ -48,14 +50,6 @@ std::vector<TransferabilityRow> transferability_rows(std::size_t tap_index, cons
                                                      const std::vector<NamedFeatureMetric>& metrics,
                                                      const std::vector<std::vector<double>>& scores, bool with_cka,
                                                      const std::vector<double>& cka);
-
-// features[v][t]: variant v's features at tap t, for the images with `labels`. The estimators of
-// each tap run side by side on `threads` workers, one LibTorch and one BLAS thread each, so the
-// numbers do not depend on `threads` (blas_threads.hpp).
-std::vector<TransferabilityRow> compute_transferability(
-    const std::vector<std::vector<at::Tensor>>& features, const std::vector<Variant>& variants,
-    const std::vector<std::string>& taps, const std::vector<std::int64_t>& labels, std::int64_t num_classes,
-    const std::vector<NamedFeatureMetric>& metrics, bool cka, int threads = 1);
 
 // LEEP (Nguyen et al. 2020): the mean log-likelihood of the target labels under the
 // "expected empirical predictor" built from the source model's class probabilities theta [n, Z]:
