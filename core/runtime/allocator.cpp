@@ -29,7 +29,8 @@ namespace {
 
 // Under AddressSanitizer (tools/sanitize.sh) mallopt does nothing: ASan's allocator maps every
 // block over 128 KB afresh and unmaps it when it leaves quarantine, so every tensor of a forward
-// pass cost page faults again; a third of the sanitized tests' time was the kernel's (docs/ci.md).
+// pass cost page faults again (the sanitized PCam sweep spent 34% of its time in the kernel;
+// docs/ci.md).
 // This allocator, installed for LibTorch's CPU tensors in sanitized builds only, keeps freed
 // storage for a later tensor of exactly the same size, poisoned while it waits: a read or write
 // of a freed tensor is still reported (use-after-poison), and ASan's redzones still follow each

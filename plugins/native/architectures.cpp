@@ -276,12 +276,15 @@ const std::vector<int> vgg19{64,  64,  0,   128, 128, 0,   256, 256, 256, 256, 0
 
 // torchvision's CNNs of 2015-2018, each registered by name (architectures.hpp).
 const ArchitectureRegistrations registered KGAIN_NATIVE_REGISTRATIONS{[] {
-  const auto classes = [](const ArchitectureOptions& o) { return o.num_classes; };
-  register_architecture("resnet18", "ResNet", [=](const auto& o) { return resnet({2, 2, 2, 2}, false, classes(o)); });
-  register_architecture("resnet34", "ResNet", [=](const auto& o) { return resnet({3, 4, 6, 3}, false, classes(o)); });
-  register_architecture("resnet50", "ResNet", [=](const auto& o) { return resnet({3, 4, 6, 3}, true, classes(o)); });
-  register_architecture("resnet101", "ResNet", [=](const auto& o) { return resnet({3, 4, 23, 3}, true, classes(o)); });
-  register_architecture("resnet152", "ResNet", [=](const auto& o) { return resnet({3, 8, 36, 3}, true, classes(o)); });
+  register_architecture("resnet18", "ResNet", [](const auto& o) { return resnet({2, 2, 2, 2}, false, o.num_classes); });
+  register_architecture("resnet34", "ResNet", [](const auto& o) { return resnet({3, 4, 6, 3}, false, o.num_classes); });
+  register_architecture("resnet50", "ResNet", [](const auto& o) { return resnet({3, 4, 6, 3}, true, o.num_classes); });
+  register_architecture("resnet101", "ResNet", [](const auto& o) {
+    return resnet({3, 4, 23, 3}, true, o.num_classes);
+  });
+  register_architecture("resnet152", "ResNet", [](const auto& o) {
+    return resnet({3, 8, 36, 3}, true, o.num_classes);
+  });
   const std::pair<const char*, const std::vector<int>*> vggs[]{
       {"vgg11", &vgg11}, {"vgg13", &vgg13}, {"vgg16", &vgg16}, {"vgg19", &vgg19}};
   for (const auto& [name, layout] : vggs) {
