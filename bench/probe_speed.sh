@@ -64,7 +64,7 @@ for set in pcam lc25000; do
     --probe logistic --set solver=lbfgs --set preconditioner=none --threads 2)"
   compare $set knn "--probe knn" "--probe knn"
   compare $set ridge "--probe ridge" "--probe ridge"
-  # Ridge fits a tap's folds together (kgain/fold_grams.hpp); held to one fold at a time:
+  # Ridge fits a tap's folds together (kgain/numeric/fold_grams.hpp); held to one fold at a time:
   echo "    kgain ridge fold by fold: $("$root/build/bench/kgain_bench_probes" "$work/$set" --probe ridge \
     --fold-by-fold --threads 2)"
 done

@@ -29,7 +29,7 @@ awk '/^## A metric in 20 lines/ { on = 1 } on && /^```cpp/ { grab = 1; next } gr
 awk '/^## Building out of tree/ { on = 1 } on && /^```cmake/ { grab = 1; next } grab && /^```/ { exit } grab' "$source/docs/plugins.md" > "$docs/CMakeLists.txt"
 grep -q "KGAIN_LIBRARY" "$docs/my_metrics.cpp"
 grep -q "kgain_add_plugin(my_metrics" "$docs/CMakeLists.txt"
-cp -r "$source/plugins/classification_metrics" "$docs/"
+cp -r "$source/plugins/metrics/classification_metrics" "$docs/"
 echo "add_subdirectory(classification_metrics)" >> "$docs/CMakeLists.txt"
 cmake -S "$docs" -B "$work/docs_build" -G Ninja -DCMAKE_BUILD_TYPE= -DCMAKE_PREFIX_PATH="$work/install" > "$work/docs_configure.log"
 cmake --build "$work/docs_build" > "$work/docs_build.log"

@@ -15,7 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include <kgain/file_hash.hpp>
+#include <kgain/util/file_hash.hpp>
 #include "config/config.hpp"
 #include "compare/paired_comparison.hpp"
 #include "write/predictions_file.hpp"

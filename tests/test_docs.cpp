@@ -10,6 +10,8 @@
 #include <sstream>
 
 #include "config/config.hpp"
+#include "plan/option_table.hpp"
+#include "plan/registry.hpp"
 #include <toml++/toml.h>
 
 namespace {
@@ -88,6 +90,32 @@ TEST_CASE("docs/config.md lists every core key with the loader's default, and on
     CHECK(same_value(*(*in_docs)["v"].node(), *(*in_loader)["v"].node()));
   }
   CHECK(literal_defaults > 25);
+}
+
+// The plugin key table is written by `kgain list --markdown` from the plugins' declarations: a
+// declared option missing from the docs, or a default that differs, fails here.
+TEST_CASE("docs/config.md's plugin key table is what the bundled plugins declare", "[docs][options]") {
+  kgain::core::Registry registry;
+  registry.add_directory(kgain::test::plugin_dir());
+  const std::string declared = kgain::core::option_table_markdown(registry);
+  std::string documented;
+  bool in_table = false;
+  for (const auto& line : kgain::test::lines(kgain::test::slurp(kgain::test::source_dir() + "/docs/config.md"))) {
+    if (line.rfind("| plugin | key |", 0) == 0)
+      in_table = true;
+    else if (in_table && line.rfind("|", 0) != 0)
+      break;
+    else if (in_table && line.rfind("|---", 0) != 0)
+      documented += line + "\n";
+  }
+  REQUIRE(declared.size() > 2000);
+  const auto declared_lines = kgain::test::lines(declared), documented_lines = kgain::test::lines(documented);
+  for (std::size_t i = 0; i < std::max(declared_lines.size(), documented_lines.size()); ++i) {
+    INFO("regenerate the table with `kgain list --markdown`");
+    INFO("declared:   " << (i < declared_lines.size() ? declared_lines[i] : "(nothing)"));
+    INFO("documented: " << (i < documented_lines.size() ? documented_lines[i] : "(nothing)"));
+    REQUIRE((i < declared_lines.size() && i < documented_lines.size() && declared_lines[i] == documented_lines[i]));
+  }
 }
 
 // ctest learns the test names from Catch2 (catch_discover_tests) and splits them at ';', a CMake

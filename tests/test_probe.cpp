@@ -10,18 +10,18 @@
 #include "evaluate/evaluation.hpp"
 #include "plan/registry.hpp"
 #include "analyse/transferability.hpp"
-#include <kgain/dense_kernels.hpp>
-#include <kgain/fold_grams.hpp>
-#include <kgain/gram.hpp>
-#include <kgain/margin_scores.hpp>
-#include <kgain/lbfgs.hpp>
+#include <kgain/numeric/dense_kernels.hpp>
+#include <kgain/numeric/fold_grams.hpp>
+#include <kgain/numeric/gram.hpp>
+#include <kgain/numeric/margin_scores.hpp>
+#include <kgain/numeric/lbfgs.hpp>
 #include <kgain/probe.hpp>
-#include <kgain/standardize.hpp>
+#include <kgain/numeric/standardize.hpp>
 
 // The logistic probe's solvers, tested below on their own (a plugin's private headers).
-#include "../plugins/logistic/curvature_preconditioner.hpp"
-#include "../plugins/logistic/logistic_objective.hpp"
-#include "../plugins/logistic/newton.hpp"
+#include "../plugins/probes/logistic/curvature_preconditioner.hpp"
+#include "../plugins/probes/logistic/logistic_objective.hpp"
+#include "../plugins/probes/logistic/newton.hpp"
 
 using namespace kgain;
 using namespace kgain::core;
@@ -196,9 +196,9 @@ TEST_CASE("Logistic inner cross-validation picks C on the training images", "[pr
 
   Options bad("probe", "");
   bad.set("C_grid", Options::List{1.0, -2.0}, "study.toml:4:1");
-  REQUIRE_THROWS_WITH(
-      registry.create<Probe>("logistic", bad),
-      Catch::Matchers::Contains("study.toml:4:1") && Catch::Matchers::Contains("every C must be positive"));
+  REQUIRE_THROWS_WITH(registry.create<Probe>("logistic", bad),
+                      Catch::Matchers::Contains("study.toml:4:1") &&
+                          Catch::Matchers::Contains("C_grid: every element must be positive (received -2)"));
 }
 
 TEST_CASE("kNN breaks ties in distance by training order, whatever the block of test rows", "[probe]") {

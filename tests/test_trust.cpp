@@ -22,7 +22,7 @@
 #include "images/image_decode.hpp"
 #include "plan/registry.hpp"
 #include "study/run.hpp"
-#include <kgain/zip_check.hpp>
+#include <kgain/util/zip_check.hpp>
 
 using namespace kgain::core;
 using namespace kgain::test;

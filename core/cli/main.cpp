@@ -19,6 +19,7 @@
 #include "config/bundled_defaults.hpp"
 #include "config/config.hpp"
 #include "plan/data_summary.hpp"
+#include "plan/option_table.hpp"
 #include "runtime/progress.hpp"
 #include "plan/registry.hpp"
 #include "write/report.hpp"
@@ -38,6 +39,7 @@ const char* usage = "kgain " KGAIN_VERSION
                     "commands:\n"
                     "  run CONFIG        run the study a config describes; writes a run directory\n"
                     "  list              list the plugins found, with kind, name, version and library\n"
+                    "                    (--options NAME: the options a plugin declares)\n"
                     "  inspect TARGET    show a backbone's taps: output shape, feature size, parameters, MACs\n"
                     "                    (TARGET: a config file, or a TorchScript file)\n"
                     "  data TARGET       describe a dataset as kgain sees it: classes, groups, split, bad files\n"
@@ -115,12 +117,17 @@ int command_run(const std::vector<std::string>& args) {
 int command_list(const std::vector<std::string>& args) {
   po::options_description visible("options");
   visible.add_options()("help,h", "describe the options")(
-      "plugin-dir,p", po::value<std::vector<std::string>>()->composing(), "also search this folder (repeatable)");
+      "plugin-dir,p", po::value<std::vector<std::string>>()->composing(), "also search this folder (repeatable)")(
+      "options", po::value<std::string>(), "the options plugin NAME declares: type, accepted values, default, meaning")(
+      "markdown", po::bool_switch(), "every declared option as the rows of docs/config.md's plugin key table");
   po::variables_map vm;
-  if (!parse(args, visible, {}, {}, vm, "usage: kgain list [options]")) return 0;
+  if (!parse(args, visible, {}, {}, vm, "usage: kgain list [--options NAME | --markdown] [options]")) return 0;
   std::vector<std::string> dirs;
   if (vm.count("plugin-dir")) dirs = vm["plugin-dir"].as<std::vector<std::string>>();
   const Registry registry = load_registry(dirs);
+  if (vm.count("options"))
+    return std::fputs(option_table_text(registry, vm["options"].as<std::string>()).c_str(), stdout), 0;
+  if (vm["markdown"].as<bool>()) return std::fputs(option_table_markdown(registry).c_str(), stdout), 0;
   std::printf("%-14s %-20s %-8s %-44s %s\n", "kind", "name", "version", "summary", "library");
   for (PluginKind kind :
        {PluginKind::dataset, PluginKind::backbone, PluginKind::probe, PluginKind::metric, PluginKind::feature_metric})

@@ -14,7 +14,7 @@
 #include <ATen/ATen.h>
 #include <spdlog/spdlog.h>
 
-#include <kgain/file_hash.hpp>
+#include <kgain/util/file_hash.hpp>
 
 #include "extract/durable_file.hpp"
 

@@ -4,7 +4,7 @@
 #include <exception>
 #include <thread>
 
-#include <kgain/file_hash.hpp>
+#include <kgain/util/file_hash.hpp>
 
 namespace kgain::core {
 namespace {

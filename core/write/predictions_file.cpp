@@ -9,7 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include <kgain/file_hash.hpp>
+#include <kgain/util/file_hash.hpp>
 
 #include "extract/durable_file.hpp"
 

@@ -6,11 +6,7 @@
 // class and the optional group `group` gives the patient, so kgain's splits keep each patient
 // on one side. It lists images only; kgain decodes and preprocesses them.
 //
-// Options:
-//   root     (string, required) the folder, searched recursively
-//   pattern  (string, required) ECMAScript regex matched against the file name; the capture
-//            groups named by `label_group` and `group_group` (1-based indices) give class and group
-//   label_group (integer, default 1), group_group (integer, default 0 = no group)
+// Options: `declared_options` below (`kgain list --options filename`).
 //
 // Example for BreakHis (class B/M, patient like 14-25197):
 //   [dataset]
@@ -33,11 +29,21 @@ namespace {
 
 class FilenameDataset : public kgain::Dataset {
  public:
+  static constexpr std::array declared_options{
+      kgain::option::path("root", nullptr, "the folder, searched recursively").required(),
+      kgain::option::string("pattern", nullptr,
+                            "ECMAScript regular expression matched against each file name; its capture groups give "
+                            "class and group")
+          .required(),
+      kgain::option::integer("label_group", "1", "the capture group (1-based) holding the class").between(1, 99),
+      kgain::option::integer("group_group", "0", "the capture group holding the patient; 0 = no group").between(0, 99),
+  };
+
   explicit FilenameDataset(const kgain::Options& options)
       : root_(options.require_path("root")),
         pattern_text_(options.require_string("pattern")),
-        label_group_(options.get_int("label_group", 1)),
-        group_group_(options.get_int("group_group", 0)) {
+        label_group_(options.get_int("label_group")),
+        group_group_(options.get_int("group_group")) {
     std::regex pattern;
     try {
       pattern = std::regex(pattern_text_);

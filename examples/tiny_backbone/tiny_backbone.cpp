@@ -10,10 +10,7 @@
 // (pool_activation: the same poolings as the bundled backbones), kgain/plugin.hpp (options and
 // registration). docs/plugins.md walks through this file.
 //
-// Options:
-//   channels  (array of integers, default [16, 32, 64]) output channels of each block (1 to 8 blocks)
-//   init      (string, default "kaiming") random weights: "kaiming" (normal, fan-out) or "uniform"
-//
+// Options: `declared_options` below (`kgain list --options tiny`), e.g.
 //   [backbone]
 //   plugin = "tiny"
 //   channels = [16, 32, 64]
@@ -57,13 +54,17 @@ class TinyNetwork : public kgain::Network {
 
 class TinyBackbone : public kgain::Backbone {
  public:
-  explicit TinyBackbone(const kgain::Options& options) : init_(options.get_string("init", "kaiming")) {
-    for (const auto& c : options.get_int_list("channels", {16, 32, 64})) {
-      if (c < 1 || c > 4096) throw options.error("channels", "each block needs 1 to 4096 channels");
-      channels_.push_back(c);
-    }
+  static constexpr std::array declared_options{
+      kgain::option::integers("channels", "[16, 32, 64]", "output channels of each block (1 to 8 blocks)")
+          .between(1, 4096),
+      kgain::option::string("init", "\"kaiming\"", "random weights: `kaiming` (normal, fan-out) or `uniform`")
+          .one_of("kaiming|uniform"),
+  };
+
+  explicit TinyBackbone(const kgain::Options& options) : init_(options.get_string("init")) {
+    for (const auto& c : options.get_int_list("channels")) channels_.push_back(c);
+    // What a declaration cannot say (the list's length) is checked by hand, with the place.
     if (channels_.empty() || channels_.size() > 8) throw options.error("channels", "needs 1 to 8 blocks");
-    if (init_ != "kaiming" && init_ != "uniform") throw options.error("init", "use \"kaiming\" or \"uniform\"");
   }
 
   std::int64_t native_input_size() const override { return 224; }

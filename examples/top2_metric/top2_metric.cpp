@@ -19,11 +19,15 @@ namespace {
 
 class TopKAccuracy : public kgain::Metric {
  public:
-  // Options are validated here, so a bad value stops the run before any work, with the
-  // config file's line and column in the message.
-  explicit TopKAccuracy(const kgain::Options& options) : k_(options.get_int("k", 2)) {
-    if (k_ < 1) throw options.error("k", "must be at least 1 (received " + std::to_string(k_) + ")");
-  }
+  // The options, declared once: the core checks written values against this before the
+  // constructor runs (a bad value stops the run before any work, with the config file's line and
+  // column in the message), `kgain list --options top_k_accuracy` prints it, and get_int("k")
+  // returns its default.
+  static constexpr std::array declared_options{
+      kgain::option::integer("k", "2", "an image counts as right when its class is among the k top scores").at_least(1),
+  };
+
+  explicit TopKAccuracy(const kgain::Options& options) : k_(options.get_int("k")) {}
 
   double score(const kgain::Predictions& p) const override {
     if (p.size() == 0) return 0.0;

@@ -20,10 +20,11 @@
 #include <cstdint>
 
 #define KGAIN_ABI_VERSION \
-  5u  // 2: batch-norm calibration, random-only backbones, Dataset::read_pixels;
+  6u  // 2: batch-norm calibration, random-only backbones, Dataset::read_pixels;
       // 3: Dataset::content_identity, data_report, warnings;
       // 4: token poolings (Pooling::cls, mean, cls_mean), TapInfo::form;
-      // 5: Probe::fits_folds_together, Probe::fit_folds (FoldRows)
+      // 5: Probe::fits_folds_together, Probe::fit_folds (FoldRows);
+      // 6: declared options (PluginInfo::options, Options::declare)
 
 namespace kgain {
 inline constexpr std::uint32_t abi_version = KGAIN_ABI_VERSION;

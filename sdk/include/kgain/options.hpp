@@ -5,6 +5,11 @@
 // rejects a value produces an error pointing at the line to fix. Plugins read what they need
 // with the typed getters; the core then reports every key no plugin read as an unknown key,
 // so a typo never passes silently.
+// A plugin that declares its options (option_spec.hpp) gets more: make_plugin calls declare()
+// before the constructor, which checks every written value against the declaration (type,
+// range, choices) and makes the getters without a fallback return the declared default; reading
+// a key the plugin did not declare is then a bug in the plugin (std::logic_error), never a
+// silent default.
 // Threads: the getters record which keys were read, so one Options must not be read from two
 // threads at once (the core serializes plugin factories); a plugin copies what it needs.
 #pragma once
@@ -16,6 +21,8 @@
 #include <string>
 #include <variant>
 #include <vector>
+
+#include "kgain/option_spec.hpp"
 
 namespace kgain {
 
@@ -53,10 +60,49 @@ class Options {
     return "[" + section_ + "]";
   }
 
-  // Typed getters. The forms with a default return it when the key is absent; the `require_`
-  // forms throw an OptionError naming the key when it is absent.
+  // Checks the written values against a plugin's declaration and keeps it for the getters
+  // (make_plugin calls it; it is const because factories receive a const Options, like the
+  // record of read keys). Throws OptionError naming the place of the first value it refuses.
+  void declare(const OptionSpec* specs, std::size_t count) const {
+    specs_ = specs;
+    spec_count_ = count;
+    declared_ = true;
+    for (const auto& [key, value] : values_)
+      if (const OptionSpec* spec = find_spec(key)) check_value(*spec, key, value);
+  }
+  bool declared() const { return declared_; }
+  // The names a declaration holds, in its order.
+  std::vector<std::string> declared_names() const {
+    std::vector<std::string> out;
+    for (std::size_t i = 0; i < spec_count_; ++i) out.push_back(specs_[i].name);
+    return out;
+  }
+  // The declaration of `key`, or nullptr.
+  const OptionSpec* find_spec(const std::string& key) const {
+    for (std::size_t i = 0; i < spec_count_; ++i)
+      if (key == specs_[i].name) return &specs_[i];
+    return nullptr;
+  }
+
+  // Typed getters. The forms with a fallback return it when the key is absent; the forms without
+  // one return the declared default; the `require_` forms throw an OptionError naming the key
+  // when it is absent.
+  std::string get_string(const std::string& key) const { return std::get<std::string>(or_default(key)); }
+  std::int64_t get_int(const std::string& key) const { return std::get<std::int64_t>(or_default(key)); }
+  double get_double(const std::string& key) const { return as_double(or_default(key)); }
+  bool get_bool(const std::string& key) const { return std::get<bool>(or_default(key)); }
+  std::vector<std::string> get_string_list(const std::string& key) const {
+    return has(key) ? get_string_list(key, {}) : list_of<std::string>(or_default(key));
+  }
+  std::vector<std::int64_t> get_int_list(const std::string& key) const {
+    return has(key) ? get_int_list(key, {}) : list_of<std::int64_t>(or_default(key));
+  }
+  std::vector<double> get_double_list(const std::string& key) const {
+    return has(key) ? get_double_list(key, {}) : get_double_list_from(or_default(key));
+  }
+  std::string get_path(const std::string& key) const { return resolve(get_string(key)); }
   std::string get_string(const std::string& key, const std::string& fallback) const {
-    return has(key) ? require_string(key) : (mark(key), fallback);
+    return has(key) ? require_string(key) : (note_read(key), fallback);
   }
   std::string require_string(const std::string& key) const {
     const auto* s = std::get_if<std::string>(&lookup(key, "a string"));
@@ -64,7 +110,7 @@ class Options {
     return *s;
   }
   std::int64_t get_int(const std::string& key, std::int64_t fallback) const {
-    return has(key) ? require_int(key) : (mark(key), fallback);
+    return has(key) ? require_int(key) : (note_read(key), fallback);
   }
   std::int64_t require_int(const std::string& key) const {
     const auto* i = std::get_if<std::int64_t>(&lookup(key, "an integer"));
@@ -72,7 +118,7 @@ class Options {
     return *i;
   }
   double get_double(const std::string& key, double fallback) const {
-    return has(key) ? require_double(key) : (mark(key), fallback);
+    return has(key) ? require_double(key) : (note_read(key), fallback);
   }
   double require_double(const std::string& key) const {
     const Value& v = lookup(key, "a number");
@@ -81,13 +127,13 @@ class Options {
     throw type_error(key, "a number");
   }
   bool get_bool(const std::string& key, bool fallback) const {
-    if (!has(key)) return mark(key), fallback;
+    if (!has(key)) return note_read(key), fallback;
     const auto* b = std::get_if<bool>(&lookup(key, "true or false"));
     if (!b) throw type_error(key, "true or false");
     return *b;
   }
   std::vector<std::string> get_string_list(const std::string& key, const std::vector<std::string>& fallback) const {
-    if (!has(key)) return mark(key), fallback;
+    if (!has(key)) return note_read(key), fallback;
     const auto* list = std::get_if<List>(&lookup(key, "an array of strings"));
     if (!list) throw type_error(key, "an array of strings");
     std::vector<std::string> out;
@@ -99,7 +145,7 @@ class Options {
     return out;
   }
   std::vector<std::int64_t> get_int_list(const std::string& key, const std::vector<std::int64_t>& fallback) const {
-    if (!has(key)) return mark(key), fallback;
+    if (!has(key)) return note_read(key), fallback;
     const auto* list = std::get_if<List>(&lookup(key, "an array of integers"));
     if (!list) throw type_error(key, "an array of integers");
     std::vector<std::int64_t> out;
@@ -111,7 +157,7 @@ class Options {
     return out;
   }
   std::vector<double> get_double_list(const std::string& key, const std::vector<double>& fallback) const {
-    if (!has(key)) return mark(key), fallback;
+    if (!has(key)) return note_read(key), fallback;
     const auto* list = std::get_if<List>(&lookup(key, "an array of numbers"));
     if (!list) throw type_error(key, "an array of numbers");
     std::vector<double> out;
@@ -127,9 +173,7 @@ class Options {
   }
   // A path option: relative paths are taken relative to base_dir().
   std::string get_path(const std::string& key, const std::string& fallback) const {
-    std::string p = get_string(key, fallback);
-    if (p.empty() || p.front() == '/' || base_dir_.empty()) return p;
-    return base_dir_ + "/" + p;
+    return resolve(get_string(key, fallback));
   }
   std::string require_path(const std::string& key) const {
     require_string(key);
@@ -155,8 +199,15 @@ class Options {
   void mark(const std::string& key) const { read_.insert(key); }
 
  private:
-  const Value& lookup(const std::string& key, const char* expected) const {
+  // Records a getter's read; with a declaration, a key outside it is the plugin's bug.
+  void note_read(const std::string& key) const {
+    if (declared_ && !find_spec(key))
+      throw std::logic_error("the plugin reads the option '" + key + "' of [" + section_ +
+                             "] but does not declare it in its declared_options");
     mark(key);
+  }
+  const Value& lookup(const std::string& key, const char* expected) const {
+    note_read(key);
     auto it = values_.find(key);
     if (it == values_.end())
       throw OptionError("[" + section_ + "] is missing the key '" + key + "' (" + expected + ")");
@@ -175,11 +226,41 @@ class Options {
     }
   }
 
+  std::string resolve(std::string p) const {
+    if (p.empty() || p.front() == '/' || base_dir_.empty()) return p;
+    return base_dir_ + "/" + p;
+  }
+  // The written value, or the declared default (a bug in the plugin when there is none).
+  Value or_default(const std::string& key) const;
+  static double as_double(const Value& v) {
+    if (const auto* i = std::get_if<std::int64_t>(&v)) return static_cast<double>(*i);
+    return std::get<double>(v);
+  }
+  template <class T>
+  static std::vector<T> list_of(const Value& v) {
+    std::vector<T> out;
+    for (const auto& item : std::get<List>(v)) out.push_back(std::get<T>(item));
+    return out;
+  }
+  static std::vector<double> get_double_list_from(const Value& v) {
+    std::vector<double> out;
+    for (const auto& item : std::get<List>(v))
+      out.push_back(std::holds_alternative<double>(item) ? std::get<double>(item)
+                                                         : static_cast<double>(std::get<std::int64_t>(item)));
+    return out;
+  }
+  void check_value(const OptionSpec& spec, const std::string& key, const Value& value) const;
+
   std::string section_;
   std::string base_dir_;
   std::map<std::string, Value> values_;
   std::map<std::string, std::string> where_;
   mutable std::set<std::string> read_;
+  mutable const OptionSpec* specs_ = nullptr;
+  mutable std::size_t spec_count_ = 0;
+  mutable bool declared_ = false;
 };
 
 }  // namespace kgain
+
+#include "kgain/option_check.hpp"  // Options::or_default and Options::check_value

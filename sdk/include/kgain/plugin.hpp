@@ -13,7 +13,10 @@
 //                 kgain::make_plugin<Accuracy>("accuracy", "1.0.0", "share of correct predictions"))
 //
 // Each factory receives the plugin's options and throws (any std::exception) when they are
-// unusable; the core reports the exception with the plugin's name and library path.
+// unusable; the core reports the exception with the plugin's name and library path. A plugin
+// class that declares its options (a static `declared_options` array of kgain::OptionSpec,
+// option_spec.hpp) has them in the manifest and checked before its constructor runs; every
+// bundled plugin does.
 // Threads: the core loads libraries, reads manifests and calls factories from one thread at a
 // time; what each interface's methods may expect is in its header.
 #pragma once
@@ -59,6 +62,11 @@ struct PluginInfo {
   const char* summary;  // one line for `kgain list`
   // Creates the plugin. The returned object is of the interface that `kind` names.
   Plugin* (*create)(const Options& options);
+  // The options the plugin declares (`kgain list --options NAME`); declares_options is false for
+  // a plugin class without `declared_options`, whose keys are known only by what it reads.
+  const OptionSpec* options;
+  std::size_t option_count;
+  bool declares_options;
 };
 
 struct LibraryManifest {
@@ -100,22 +108,35 @@ constexpr PluginKind kind_of() {
   else
     return PluginKind::feature_metric;
 }
-// The factory converts through the interface type, so that the core can static_cast the
-// Plugin* back to that interface.
+template <class T, class = void>
+struct declares_options : std::false_type {};
+template <class T>
+struct declares_options<T, std::void_t<decltype(T::declared_options)>> : std::true_type {};
+
+// The factory checks the options against the declaration, then converts through the interface
+// type, so that the core can static_cast the Plugin* back to that interface.
 template <class Interface, class T>
 Plugin* create(const Options& options) {
+  if constexpr (declares_options<T>::value) options.declare(T::declared_options.data(), T::declared_options.size());
   Interface* object = new T(options);
   return object;
 }
 }  // namespace detail
 
-// Describes plugin class T, which must be constructible from `const Options&`.
+// Describes plugin class T, which must be constructible from `const Options&`; its options come
+// from T::declared_options (a std::array of OptionSpec) when it has one.
 template <class T>
 constexpr PluginInfo make_plugin(const char* name, const char* version, const char* summary) {
   using Interface = detail::interface_of<T>;
   static_assert(std::is_base_of_v<Interface, T>,
                 "a plugin derives from Backbone, Dataset, Probe, Metric or FeatureMetric");
-  return PluginInfo{detail::kind_of<Interface>(), name, version, summary, &detail::create<Interface, T>};
+  if constexpr (detail::declares_options<T>::value)
+    return PluginInfo{
+        detail::kind_of<Interface>(), name, version, summary, &detail::create<Interface, T>, T::declared_options.data(),
+        T::declared_options.size(),   true};
+  else
+    return PluginInfo{detail::kind_of<Interface>(),  name,    version, summary,
+                      &detail::create<Interface, T>, nullptr, 0,       false};
 }
 
 }  // namespace kgain
