@@ -99,7 +99,7 @@ TEST_CASE("on_bad_image: fail stops with the file, skip leaves it out and lists 
   const RunSummary again = run_study(parse_config(config_text("skip"), (root / "skip.toml").string()), options);
   CHECK(again.extraction.images_forwarded == 0);
   REQUIRE(again.extraction.bad_images.size() == 3);
-  CHECK_THAT(again.extraction.bad_images[0].second, Contains("empty.png"));
+  CHECK_THAT(again.extraction.bad_images[0].reason, Contains("empty.png"));
   fs::remove_all(root);
 }
 

@@ -1,5 +1,7 @@
 #include "compare/paired_comparison.hpp"
 
+#include "compare/loaded_run.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -24,154 +26,15 @@
 #include "extract/feature_store.hpp"
 #include "write/predictions_file.hpp"
 #include "plan/registry.hpp"
+#include "runtime/text_file.hpp"
 #include "write/results.hpp"
+#include "write/json_number.hpp"
 #include "write/splits_file.hpp"
 
 namespace fs = std::filesystem;
 
 namespace kgain::core {
 namespace {
-
-constexpr std::uintmax_t max_text_file = 1ULL << 31;  // splits.csv of 10 million rows is ~1 GB
-
-std::string read_run_file(const std::string& dir, const std::string& name) {
-  const std::string path = dir + "/" + name;
-  std::error_code ec;
-  const auto size = fs::file_size(path, ec);
-  std::ifstream in(path, std::ios::binary);
-  if (ec || !in) throw std::runtime_error("cannot read " + path + ": is '" + dir + "' a finished kgain run directory?");
-  if (size > max_text_file)
-    throw std::runtime_error(path + " is larger than any file kgain writes there; is it the run's own?");
-  std::string text(size, '\0');
-  in.read(text.data(), static_cast<std::streamsize>(size));
-  return text;
-}
-
-nlohmann::json read_run_json(const std::string& dir, const std::string& name) {
-  try {
-    return nlohmann::json::parse(read_run_file(dir, name));
-  } catch (const nlohmann::json::exception& e) {
-    throw std::runtime_error(dir + "/" + name + " is not valid JSON (" + e.what() +
-                             "); rerun 'kgain run' to rewrite it");
-  }
-}
-
-// One run as the comparison needs it.
-struct LoadedRun {
-  ComparedRun info;
-  Config config;
-  std::vector<SplitRow> splits;
-  std::vector<std::string> classes;
-  std::map<std::string, RunPredictions> predictions;  // by probe name
-  std::string metrics_table;                          // [metrics] of the resolved config, as TOML
-};
-
-// A predictions file must have been made by the run whose directory holds it: a file copied in
-// from another run (or another draw of images) would put that run's scores under this one's name.
-void check_made_here(const RunPredictions& p, const std::string& file, const std::string& resolved,
-                     const std::string& splits, const nlohmann::json& info) {
-  const auto refuse = [&](const std::string& what) {
-    throw std::runtime_error(file + " was not made by the run in its directory (" + what +
-                             "); it was copied from another run. Rerun 'kgain run' with this directory's "
-                             "config.resolved.toml to write it again (stored features are reused)");
-  };
-  if (p.config_hash != hash_hex(resolved)) refuse("it was made under another config.resolved.toml");
-  if (p.splits_hash != hash_hex(splits)) refuse("it was made for another splits.csv: other images or folds");
-  if (!info.contains("backbone_fingerprint") || p.backbone_fingerprint != info["backbone_fingerprint"])
-    refuse("it was made with other backbone weights than run.json's");
-}
-
-LoadedRun load_run(const std::string& dir) {
-  LoadedRun run;
-  run.info.dir = dir;
-  const std::string resolved = read_run_file(dir, "config.resolved.toml");
-  run.config = parse_config(resolved, dir + "/config.resolved.toml");
-  const nlohmann::json info = read_run_json(dir, "run.json"), gain = read_run_json(dir, "gain.json");
-  run.info.label = info.value("name", dir);
-  run.info.backbone = gain.value("backbone", "");
-  for (const char* key : {"file", "weights"})
-    if (run.config.backbone.options.has(key))
-      run.info.weights = fs::path(run.config.backbone.options.get_path(key, "")).filename().string();
-  for (const auto& c : info.at("dataset").at("classes")) run.classes.push_back(c.at("name").get<std::string>());
-  const std::string splits_text = read_run_file(dir, "splits.csv");
-  run.splits = parse_splits_csv(splits_text, dir + "/splits.csv");
-  std::ostringstream metrics;
-  metrics << *toml::parse(resolved)["metrics"].as_table();
-  run.metrics_table = metrics.str();
-  std::vector<fs::path> files;
-  if (fs::is_directory(dir + "/predictions"))
-    for (const auto& e : fs::directory_iterator(dir + "/predictions"))
-      if (e.path().extension() == ".kgpred") files.push_back(e.path());
-  std::sort(files.begin(), files.end());
-  for (const auto& f : files) {
-    RunPredictions p = read_predictions_file(f.string());
-    check_made_here(p, f.string(), resolved, splits_text, info);
-    const std::string probe = p.probe;
-    run.predictions.emplace(probe, std::move(p));
-  }
-  if (run.predictions.empty())
-    throw std::runtime_error(
-        dir +
-        "/predictions holds no predictions file: the run was made before kgain saved them, or with [analysis] "
-        "save_predictions = false; rerun 'kgain run' with its config (cached features are reused)");
-  return run;
-}
-
-// The runs must have tested the same images in the same folds.
-void check_same_splits(const LoadedRun& a, const LoadedRun& b) {
-  const auto differ = [&](const std::string& what) {
-    throw std::runtime_error(
-        b.info.dir + "/splits.csv and " + a.info.dir + "/splits.csv differ (" + what +
-        "): the runs did not test on the same images, so they cannot be compared image by image. Give both the "
-        "same [dataset], limit_per_class and [splits]; 'kgain compare' without --paired compares any runs");
-  };
-  if (a.splits.size() != b.splits.size())
-    differ(std::to_string(a.splits.size()) + " rows against " + std::to_string(b.splits.size()));
-  for (std::size_t i = 0; i < a.splits.size(); ++i) {
-    const SplitRow &x = a.splits[i], &y = b.splits[i];
-    if (x.path != y.path || x.label != y.label || x.group != y.group || x.dataset_split != y.dataset_split ||
-        x.fold != y.fold || x.role != y.role)
-      differ("first at line " + std::to_string(i + 2) + ": " + x.path + " " + x.role + " against " + y.path + " " +
-             y.role);
-  }
-  if (a.classes != b.classes) differ("the classes differ");
-}
-
-// The predictions must be those of the splits: same test images per fold, same labels.
-void check_predictions_match_splits(const LoadedRun& run, const RunPredictions& p) {
-  const std::string where = run.info.dir + "/predictions (probe '" + p.probe + "')";
-  const std::size_t folds = p.test_images.size();
-  if (folds == 0 || run.splits.size() % folds != 0)
-    throw std::runtime_error(where + " does not match splits.csv's folds");
-  const std::size_t images = run.splits.size() / folds;
-  if (p.image_identities.size() != images)
-    throw std::runtime_error(where + " records " + std::to_string(p.image_identities.size()) +
-                             " image identities for splits.csv's " + std::to_string(images) +
-                             " images; rerun 'kgain run' into this directory");
-  for (std::size_t f = 0; f < folds; ++f) {
-    std::vector<std::int64_t> tested;
-    for (std::size_t i = 0; i < images; ++i) {
-      const SplitRow& row = run.splits[f * images + i];
-      if (row.fold != static_cast<int>(f))
-        throw std::runtime_error(where + ": splits.csv's fold " + std::to_string(f) + " is not where expected");
-      if (row.role == "test") tested.push_back(static_cast<std::int64_t>(i));
-    }
-    std::vector<std::int64_t> stored = p.test_images[f];
-    std::sort(stored.begin(), stored.end());
-    if (stored != tested)
-      throw std::runtime_error(where + ": fold " + std::to_string(f) +
-                               "'s test images are not those of splits.csv; the "
-                               "files come from different runs. Rerun 'kgain run' into this directory");
-    const auto& labels = p.predictions.at(0).at(0).at(f).labels;
-    for (std::size_t k = 0; k < labels.size(); ++k) {
-      const auto label = static_cast<std::size_t>(labels[k]);
-      const auto image = static_cast<std::size_t>(p.test_images[f][k]);
-      if (label >= run.classes.size() || run.classes[label] != run.splits[f * images + image].label)
-        throw std::runtime_error(where + ": the label of " + run.splits[f * images + image].path +
-                                 " is not splits.csv's");
-    }
-  }
-}
 
 struct RunScores {
   const std::vector<Predictions>* pretrained = nullptr;
@@ -305,19 +168,6 @@ PairedComparison describe_runs(const std::vector<LoadedRun>& runs, const PairedS
   return out;
 }
 
-// Images with the same paths but other bytes are other images: a paired difference would then
-// compare scores on different test sets (the identities are those the feature store keys on).
-void check_same_content(const LoadedRun& a, const LoadedRun& b, const std::vector<std::uint64_t>& of_b,
-                        const std::vector<std::uint64_t>& of_a) {
-  // Both lists were checked against their splits.csv, and the splits.csv files against each other.
-  for (std::size_t i = 0; i < of_a.size() && i < of_b.size() && i < a.splits.size(); ++i)
-    if (of_a[i] != of_b[i])
-      throw std::runtime_error(a.splits[i].path + " had other content when " + b.info.dir + " was run than when " +
-                               a.info.dir +
-                               " was run (the file was replaced under the same path): the runs did not test the same "
-                               "images, so they cannot be compared image by image. Rerun both on the same files");
-}
-
 std::vector<std::string> random_variants(const RunPredictions& p) {
   std::vector<std::string> r;
   for (const auto& v : p.variants)
@@ -435,61 +285,6 @@ PairedComparison compare_runs(const std::vector<std::string>& run_dirs, const Pa
   compare_all(runs, metrics, settings.threads, out);
   adjust_over_taps(out.rows);
   return out;
-}
-
-void write_paired_csv(const std::string& path, const PairedComparison& c) {
-  std::ostringstream out;
-  out << "dataset,probe,metric,tap_index,tap,run_a,run_b,score_a,score_b,score_difference,score_low,score_high,score_p,"
-         "score_q,gain_a,gain_b,gain_difference,gain_low,gain_high,gain_p,gain_q\n";
-  for (const auto& r : c.rows)
-    out << csv_field(c.dataset) << ',' << csv_field(r.probe) << ',' << csv_field(r.metric) << ',' << r.tap_index << ','
-        << csv_field(r.tap) << ',' << csv_field(c.runs[r.run_a].label) << ',' << csv_field(c.runs[r.run_b].label) << ','
-        << csv_number(r.score_a) << ',' << csv_number(r.score_b) << ',' << csv_number(r.score_difference) << ','
-        << csv_number(r.score_low) << ',' << csv_number(r.score_high) << ',' << csv_number(r.score_p) << ','
-        << csv_number(r.score_q) << ',' << csv_number(r.gain_a) << ',' << csv_number(r.gain_b) << ','
-        << csv_number(r.gain_difference) << ',' << csv_number(r.gain_low) << ',' << csv_number(r.gain_high) << ','
-        << csv_number(r.gain_p) << ',' << csv_number(r.gain_q) << '\n';
-  write_file_atomically(path, out.str());
-}
-
-void write_paired_json(const std::string& path, const PairedComparison& c) {
-  const auto value = [](double v) { return std::isnan(v) ? nlohmann::json() : nlohmann::json(v); };
-  nlohmann::json j{{"dataset", c.dataset},
-                   {"taps", c.taps},
-                   {"probes", c.probes},
-                   {"metrics", c.metrics},
-                   {"higher_is_better", c.higher_is_better},
-                   {"shared_random_draw", c.shared_random_draw},
-                   {"identical_random_baselines", c.identical_random_baselines},
-                   {"bootstrap", c.replicates},
-                   {"confidence", c.confidence},
-                   {"seed", c.seed},
-                   {"runs", nlohmann::json::array()},
-                   {"rows", nlohmann::json::array()}};
-  for (const auto& r : c.runs)
-    j["runs"].push_back({{"dir", r.dir}, {"label", r.label}, {"backbone", r.backbone}, {"weights", r.weights}});
-  for (const auto& r : c.rows)
-    j["rows"].push_back({{"probe", r.probe},
-                         {"metric", r.metric},
-                         {"tap_index", r.tap_index},
-                         {"tap", r.tap},
-                         {"run_a", r.run_a},
-                         {"run_b", r.run_b},
-                         {"score_a", value(r.score_a)},
-                         {"score_b", value(r.score_b)},
-                         {"score_difference", value(r.score_difference)},
-                         {"score_low", value(r.score_low)},
-                         {"score_high", value(r.score_high)},
-                         {"score_p", value(r.score_p)},
-                         {"score_q", value(r.score_q)},
-                         {"gain_a", value(r.gain_a)},
-                         {"gain_b", value(r.gain_b)},
-                         {"gain_difference", value(r.gain_difference)},
-                         {"gain_low", value(r.gain_low)},
-                         {"gain_high", value(r.gain_high)},
-                         {"gain_p", value(r.gain_p)},
-                         {"gain_q", value(r.gain_q)}});
-  write_file_atomically(path, j.dump(1) + "\n");
 }
 
 }  // namespace kgain::core

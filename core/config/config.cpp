@@ -1,5 +1,9 @@
 #include "config/config.hpp"
 
+#include <optional>
+
+#include "runtime/text_file.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -11,347 +15,19 @@
 #include <toml++/toml.h>
 
 #include "config/bundled_defaults.hpp"
+#include "config/plugin_tables.hpp"
+#include "config/section_reader.hpp"
 
 namespace fs = std::filesystem;
 
 namespace kgain::core {
 namespace {
 
+using namespace config_parts;
+
 const std::vector<std::pair<Pooling, std::string>> pooling_names = {
     {Pooling::avg, "avg"}, {Pooling::max, "max"},   {Pooling::avgmax, "avgmax"},
     {Pooling::cls, "cls"}, {Pooling::mean, "mean"}, {Pooling::cls_mean, "cls_mean"}};
-
-std::string where(const std::string& file, const toml::source_region& src) {
-  return file + ":" + std::to_string(src.begin.line) + ":" + std::to_string(src.begin.column);
-}
-
-std::string type_name(const toml::node& node) {
-  switch (node.type()) {
-    case toml::node_type::string: return "a string";
-    case toml::node_type::integer: return "an integer";
-    case toml::node_type::floating_point: return "a number";
-    case toml::node_type::boolean: return "a boolean";
-    case toml::node_type::array: return "an array";
-    case toml::node_type::table: return "a table";
-    default: return "a date or time";
-  }
-}
-
-// Everything the loader read: the resolved config (each core key with the value it took, from
-// the file or by default) and, per key, its default. The resolved config and the known-key list
-// are made from this record, so a key is written once, where it is read.
-class ConfigRecord {
- public:
-  explicit ConfigRecord(Config& config) : config_(config) {}
-
-  toml::table& section(const std::string& name) {
-    if (!resolved_.contains(name)) resolved_.insert(name, toml::table{});
-    return *resolved_[name].as_table();
-  }
-  void set_section(const std::string& name, toml::node&& value) { resolved_.insert_or_assign(name, std::move(value)); }
-  // A core key: `default_text` is its default as TOML, or empty when it is computed or required.
-  void note(const std::string& section, const std::string& key, const std::string& default_text) {
-    const std::string name = section + "." + key;
-    if (config_.key_defaults.insert_or_assign(name, default_text).second) config_.known_keys.push_back(name);
-  }
-  std::string text() const {
-    std::ostringstream out;
-    out << resolved_;
-    return out.str();
-  }
-
- private:
-  Config& config_;
-  toml::table resolved_;
-};
-
-toml::array to_toml(const std::vector<std::string>& values) {
-  toml::array a;
-  for (const auto& v : values) a.push_back(v);
-  return a;
-}
-toml::array to_toml(const std::vector<std::uint64_t>& values) {
-  toml::array a;
-  for (auto v : values) a.push_back(static_cast<std::int64_t>(v));
-  return a;
-}
-template <class T>
-T to_toml(const T& value) {
-  return value;
-}
-
-// A value as TOML text ("32", "\"auto\"", "[ 0, 1, 2 ]").
-template <class T>
-std::string toml_text(const T& value) {
-  std::ostringstream out;
-  out << toml::table{{"v", to_toml(value)}};
-  std::string s = out.str();
-  s = s.substr(s.find('=') + 1);
-  return s.substr(s.find_first_not_of(' '), s.find_last_not_of(" \n") - s.find_first_not_of(' ') + 1);
-}
-
-// Reads the keys of one core section: checks types and ranges, records each key with the value
-// it took and its default, and reports unknown keys.
-class SectionReader {
- public:
-  SectionReader(const toml::table* table, std::string section, std::string file, ConfigRecord& record)
-      : table_(table ? *table : empty_),
-        section_(std::move(section)),
-        file_(std::move(file)),
-        record_(record),
-        resolved_(record.section(section_)) {}
-
-  [[noreturn]] void fail(const std::string& key, const toml::node& node, const std::string& problem) const {
-    throw ConfigError(where(file_, node.source()) + ": [" + section_ + "] " + key + ": " + problem);
-  }
-  double number(const std::string& key, double fallback, double min, double max) {
-    double v = fallback;
-    if (const toml::node* n = get(key)) {
-      expect(key, *n, n->is_number(), "a number");
-      v = n->is_integer() ? static_cast<double>(n->as_integer()->get()) : n->as_floating_point()->get();
-      if (!(v >= min && v <= max))
-        fail(key, *n,
-             "must be between " + std::to_string(min) + " and " + std::to_string(max) + " (received " +
-                 std::to_string(v) + ")");
-    }
-    return remember(key, v, fallback);
-  }
-  std::int64_t integer(const std::string& key, std::int64_t fallback, std::int64_t min, std::int64_t max) {
-    std::int64_t v = fallback;
-    if (const toml::node* n = get(key)) {
-      expect(key, *n, n->is_integer(), "an integer");
-      v = n->as_integer()->get();
-      if (v < min || v > max)
-        fail(key, *n,
-             "must be between " + std::to_string(min) + " and " + std::to_string(max) + " (received " +
-                 std::to_string(v) + ")");
-    }
-    return remember(key, v, fallback);
-  }
-  std::string string(const std::string& key, const std::string& fallback,
-                     const std::vector<std::string>& allowed = {}) {
-    std::string v = fallback;
-    if (const toml::node* n = get(key)) {
-      expect(key, *n, n->is_string(), "a string");
-      v = n->as_string()->get();
-      if (!allowed.empty() && std::find(allowed.begin(), allowed.end(), v) == allowed.end()) {
-        std::string list;
-        for (const auto& a : allowed) list += (list.empty() ? "\"" : ", \"") + a + "\"";
-        fail(key, *n, "must be one of " + list + " (received \"" + v + "\")");
-      }
-    }
-    return remember(key, v, fallback);
-  }
-  bool boolean(const std::string& key, bool fallback) {
-    bool v = fallback;
-    if (const toml::node* n = get(key)) {
-      expect(key, *n, n->is_boolean(), "true or false");
-      v = n->as_boolean()->get();
-    }
-    return remember(key, v, fallback);
-  }
-  std::vector<std::string> strings(const std::string& key, const std::vector<std::string>& fallback) {
-    std::vector<std::string> v = fallback;
-    if (const toml::node* n = get(key)) {
-      expect(key, *n, n->is_array(), "an array of strings");
-      v.clear();
-      for (const auto& item : *n->as_array()) {
-        expect(key, item, item.is_string(), "an array of strings");
-        v.push_back(item.as_string()->get());
-      }
-    }
-    return remember(key, v, fallback);
-  }
-  std::vector<std::uint64_t> seeds(const std::string& key, const std::vector<std::uint64_t>& fallback) {
-    std::vector<std::uint64_t> v = fallback;
-    if (const toml::node* n = get(key)) {
-      expect(key, *n, n->is_array(), "an array of non-negative integers");
-      v.clear();
-      for (const auto& item : *n->as_array()) {
-        expect(key, item, item.is_integer() && item.as_integer()->get() >= 0, "an array of non-negative integers");
-        v.push_back(static_cast<std::uint64_t>(item.as_integer()->get()));
-      }
-    }
-    return remember(key, v, fallback);
-  }
-  // A path: relative ones are taken from `base_dir`, and the resolved config holds the result.
-  std::string path(const std::string& key, const std::string& base_dir) {
-    std::string v = string(key, "");
-    if (!v.empty() && v.front() != '/') v = base_dir + "/" + v;
-    resolve(key, v);
-    return v;
-  }
-
-  // The default of `key` is computed (the file's stem, its folder), not a constant.
-  void computed_default(const std::string& key) { record_.note(section_, key, ""); }
-  // What the resolved config holds for `key`, when the loader changed the value read.
-  template <class T>
-  void resolve(const std::string& key, const T& value) {
-    resolved_.insert_or_assign(key, to_toml(value));
-  }
-  void leave_out(const std::string& key) { resolved_.erase(key); }
-  // A sub-table `[section.key]` (a metric's options) is a known key, not a core one.
-  void allow_table(const std::string& key) { known_.push_back(key); }
-  // The node of a key read before (for messages about its value), or the table's.
-  const toml::source_region& source(const std::string& key) const {
-    const toml::node* n = table_.get(key);
-    return n ? n->source() : table_.source();
-  }
-  // Every key of the table must have been asked for.
-  void check_unknown() const {
-    for (const auto& [key, node] : table_) {
-      const std::string k(key.str());
-      if (std::find(known_.begin(), known_.end(), k) != known_.end()) continue;
-      std::string msg = where(file_, key.source()) + ": [" + section_ + "] unknown key '" + k + "'";
-      if (const auto guess = closest(k, known_); !guess.empty()) msg += "; did you mean '" + guess + "'?";
-      std::string list;
-      for (const auto& kk : known_) list += (list.empty() ? "" : ", ") + kk;
-      throw ConfigError(msg + " Known keys of [" + section_ + "]: " + list + ".");
-    }
-  }
-
- private:
-  const toml::node* get(const std::string& key) {
-    known_.push_back(key);
-    return table_.get(key);
-  }
-  void expect(const std::string& key, const toml::node& node, bool ok, const std::string& expected) const {
-    if (!ok) fail(key, node, "expected " + expected + ", found " + type_name(node));
-  }
-  template <class T>
-  T remember(const std::string& key, T value, const T& fallback) {
-    record_.note(section_, key, toml_text(fallback));
-    resolve(key, value);
-    return value;
-  }
-
-  static inline const toml::table empty_{};
-  const toml::table& table_;
-  std::string section_;
-  std::string file_;
-  ConfigRecord& record_;
-  toml::table& resolved_;
-  std::vector<std::string> known_;
-};
-
-// A plugin option that is nan or inf is always a mistake, and a plugin that compares it
-// against a range would let it through (every comparison with NaN is false).
-double finite_number(const toml::node& node, const std::string& file, const std::string& section,
-                     const std::string& key) {
-  const double v = node.as_floating_point()->get();
-  if (!std::isfinite(v))
-    throw ConfigError(where(file, node.source()) + ": [" + section + "] " + key +
-                      ": must be a finite number (received " + std::to_string(v) + ")");
-  return v;
-}
-
-Options::Value to_value(const toml::node& node, const std::string& file, const std::string& section,
-                        const std::string& key) {
-  if (auto s = node.as_string()) return s->get();
-  if (auto i = node.as_integer()) return i->get();
-  if (node.is_floating_point()) return finite_number(node, file, section, key);
-  if (auto b = node.as_boolean()) return b->get();
-  if (auto a = node.as_array()) {
-    Options::List list;
-    for (const auto& item : *a) {
-      if (auto s = item.as_string())
-        list.emplace_back(s->get());
-      else if (auto i = item.as_integer())
-        list.emplace_back(i->get());
-      else if (item.is_floating_point())
-        list.emplace_back(finite_number(item, file, section, key));
-      else if (auto b = item.as_boolean())
-        list.emplace_back(b->get());
-      else
-        throw ConfigError(where(file, item.source()) + ": [" + section + "] " + key +
-                          ": arrays of plugin options hold strings, numbers or booleans, found " + type_name(item));
-    }
-    return list;
-  }
-  throw ConfigError(where(file, node.source()) + ": [" + section + "] " + key +
-                    ": plugin options are strings, numbers, booleans or arrays, found " + type_name(node));
-}
-
-// A plugin table: `plugin` names the plugin, `name` labels it in results; the other keys are
-// the plugin's options (the core's own keys among them are read by the caller and marked read).
-PluginSection plugin_section(const toml::table& table, const std::string& section, const std::string& file,
-                             const std::string& base_dir, const std::string& default_plugin) {
-  PluginSection out;
-  out.where = where(file, table.source());
-  out.options = Options(section, base_dir);
-  for (const auto& [key, node] : table) {
-    const std::string k(key.str());
-    if (node.is_table()) continue;  // sub-tables are handled by the caller ([metrics.<name>])
-    out.options.set(k, to_value(node, file, section, k), where(file, key.source()));
-  }
-  if (const auto* p = table.get("plugin")) {
-    if (!p->is_string())
-      throw ConfigError(where(file, p->source()) + ": [" + section + "] plugin: expected a string, found " +
-                        type_name(*p));
-    out.plugin = p->as_string()->get();
-  } else if (!default_plugin.empty()) {
-    out.plugin = default_plugin;
-  } else {
-    throw ConfigError(out.where + ": [" + section + "] has no 'plugin' key: name the " + section +
-                      " plugin to use (see 'kgain list'), e.g. plugin = \"...\"");
-  }
-  out.options.mark("plugin");
-  out.name = out.options.get_string("name", out.plugin);
-  return out;
-}
-
-const toml::table* table_of(const toml::table& root, const std::string& key, const std::string& file) {
-  const toml::node* n = root.get(key);
-  if (!n) return nullptr;
-  if (!n->is_table())
-    throw ConfigError(where(file, n->source()) + ": '" + key + "' must be a table ([" + key + "]), found " +
-                      type_name(*n));
-  return n->as_table();
-}
-
-// Writes one plugin section back with its values (for the resolved config).
-toml::table options_table(const PluginSection& s) {
-  toml::table t;
-  t.insert("plugin", s.plugin);
-  for (const auto& entry : s.options.values()) {
-    const std::string& key = entry.first;  // not a structured binding: lambdas cannot capture those in C++17
-    const auto& value = entry.second;
-    if (key == "plugin") continue;
-    std::visit(
-        [&](const auto& v) {
-          using V = std::decay_t<decltype(v)>;
-          if constexpr (std::is_same_v<V, Options::List>) {
-            toml::array a;
-            for (const auto& item : v) std::visit([&](const auto& x) { a.push_back(x); }, item);
-            t.insert(key, a);
-          } else {
-            t.insert(key, v);
-          }
-        },
-        value);
-  }
-  return t;
-}
-
-// A top-level plugin table ([dataset], [backbone], [probe]): `plugin` and `name` are core keys.
-PluginSection core_plugin_table(const toml::table* table, const std::string& section, const std::string& file,
-                                const std::string& base_dir, const std::string& default_plugin, ConfigRecord& record) {
-  static const toml::table empty;
-  record.note(section, "plugin", default_plugin.empty() ? "" : toml_text(default_plugin));
-  record.note(section, "name", "");  // default: the plugin's name
-  return plugin_section(table ? *table : empty, section, file, base_dir, default_plugin);
-}
-
-// A core key inside a plugin table ([dataset] on_bad_image, [probe] seed): read from the
-// plugin's options, so that it is not reported as unknown to the plugin.
-std::int64_t core_option(PluginSection& s, const std::string& key, std::int64_t fallback, ConfigRecord& record) {
-  record.note(s.options.section(), key, toml_text(fallback));
-  return s.options.get_int(key, fallback);
-}
-std::string core_option(PluginSection& s, const std::string& key, const std::string& fallback, ConfigRecord& record) {
-  record.note(s.options.section(), key, toml_text(fallback));
-  return s.options.get_string(key, fallback);
-}
 
 // The parts of one config file being read.
 struct ConfigSource {
@@ -590,13 +266,19 @@ std::string closest(const std::string& key, const std::vector<std::string>& know
 }
 
 Config load_config(const std::string& path) {
-  std::ifstream in(path);
-  if (!in)
-    throw ConfigError("cannot read the config file '" + path +
-                      "': " + (fs::exists(path) ? "permission denied" : "it does not exist"));
-  std::stringstream text;
-  text << in.rdbuf();
-  return parse_config(text.str(), path);
+  constexpr std::uintmax_t max_config_bytes = 64ULL << 20;  // a config lists settings, not data
+  std::optional<std::string> text;
+  try {
+    text = read_text_file(path, max_config_bytes);
+  } catch (const std::runtime_error& e) {
+    throw ConfigError(e.what());
+  }
+  if (!text)
+    throw ConfigError("cannot read the config file '" + path + "': " +
+                      (!fs::exists(path)        ? "it does not exist"
+                       : fs::is_directory(path) ? "it is a folder"
+                                                : "permission denied"));
+  return parse_config(*text, path);
 }
 
 Config parse_config(const std::string& text, const std::string& path) {
@@ -647,20 +329,6 @@ bool same_measurement(const std::string& resolved_a, const std::string& resolved
   } catch (const toml::parse_error&) {
     return false;
   }
-}
-
-void check_unread_options(const PluginSection& section, const std::string& kind) {
-  const auto unread = section.options.unread_keys();
-  if (unread.empty()) return;
-  // The keys the plugin asked for, present or not, are the candidates for a typo.
-  const std::vector<std::string> candidates = section.options.read_keys();
-  const std::string& key = unread.front();
-  std::string msg = section.options.where(key) + ": [" + section.options.section() + "] unknown key '" + key +
-                    "' for " + kind + " plugin '" + section.plugin + "'";
-  if (const auto guess = closest(key, candidates); !guess.empty()) msg += "; did you mean '" + guess + "'?";
-  std::string list;
-  for (const auto& k : candidates) list += (list.empty() ? "" : ", ") + k;
-  throw ConfigError(msg + " Keys it reads: " + list + ".");
 }
 
 }  // namespace kgain::core

@@ -193,7 +193,7 @@ void extract_features(Backbone& backbone, const std::vector<Variant>& variants, 
     std::vector<char> bad(chunk.size(), 0);
     for (const auto& [row, reason] : decoded.bad) {
       bad[static_cast<std::size_t>(row)] = 1;
-      stats.bad_images.emplace_back(chunk[static_cast<std::size_t>(row)], reason);
+      stats.bad_images.push_back({chunk[static_cast<std::size_t>(row)], reason});
       spdlog::warn("skipped: {}", reason);
     }
     for (std::size_t v = 0; v < variants.size(); ++v) {
@@ -220,17 +220,17 @@ void extract_features(Backbone& backbone, const std::vector<Variant>& variants, 
                   elapsed > 0 ? stats.images_forwarded / elapsed : 0.0);
   }
   // A copy of an image that could not be decoded cannot be decoded either.
-  std::map<std::int64_t, std::string> bad(stats.bad_images.begin(), stats.bad_images.end());
+  std::map<std::int64_t, std::string> bad;
+  for (const auto& b : stats.bad_images) bad.emplace(b.index, b.reason);
   for (const auto& [copy, first] : work.copies)
     if (const auto it = bad.find(static_cast<std::int64_t>(first)); it != bad.end())
-      stats.bad_images.emplace_back(copy, it->second);
+      stats.bad_images.push_back({static_cast<std::int64_t>(copy), it->second});
   std::sort(stats.bad_images.begin(), stats.bad_images.end());
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
 at::Tensor load_tap(const FeatureSpace& space, std::size_t tap, const std::vector<std::uint64_t>& identities,
-                    const std::vector<std::pair<std::int64_t, std::string>>& left_out,
-                    const std::vector<Sample>& samples) {
+                    const std::vector<BadImage>& left_out, const std::vector<Sample>& samples) {
   std::vector<std::uint64_t> ids = identities;
   for (const auto& [index, reason] : left_out) ids[static_cast<std::size_t>(index)] = 0;
   at::Tensor x = space.load_tap(tap, ids);
@@ -256,8 +256,7 @@ at::Tensor decode_calibration_images(const std::vector<Sample>& samples, const s
 }
 
 at::Tensor extract_source_predictions(Backbone& backbone, Pooling pooling, const ExtractionInput& input,
-                                      FeatureSpace& space,
-                                      const std::vector<std::pair<std::int64_t, std::string>>& left_out) {
+                                      FeatureSpace& space, const std::vector<BadImage>& left_out) {
   std::vector<std::uint64_t> ids = input.identities;
   for (const auto& [index, reason] : left_out) ids[static_cast<std::size_t>(index)] = 0;
   space.verify(ids);

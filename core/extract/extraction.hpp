@@ -31,6 +31,16 @@
 
 namespace kgain::core {
 
+// An image that could not be decoded (with on_bad_image = "skip"): its index into the samples,
+// and why. It has no features and leaves every fold.
+struct BadImage {
+  std::int64_t index = 0;
+  std::string reason;
+  bool operator<(const BadImage& other) const {
+    return index != other.index ? index < other.index : reason < other.reason;
+  }
+};
+
 struct ExtractionStats {
   std::int64_t images_decoded = 0;
   std::int64_t images_forwarded = 0;   // images x variants that went through a network
@@ -38,7 +48,7 @@ struct ExtractionStats {
   std::int64_t segments_written = 0;   // (chunk, variant) segments stored
   double seconds = 0;
   // Images that could not be decoded (index into the samples, reason), when skipping them.
-  std::vector<std::pair<std::int64_t, std::string>> bad_images;
+  std::vector<BadImage> bad_images;
 };
 
 // Images decoded and stored together: the unit of work that survives a crash.
@@ -67,8 +77,7 @@ void extract_features(Backbone& backbone, const std::vector<Variant>& variants, 
 // Tap `tap` of every image from `space`, float32 [images, dim]; rows of the images `left_out`
 // (stats.bad_images) are zeros and must not be used. Checked for finite values.
 at::Tensor load_tap(const FeatureSpace& space, std::size_t tap, const std::vector<std::uint64_t>& identities,
-                    const std::vector<std::pair<std::int64_t, std::string>>& left_out,
-                    const std::vector<Sample>& samples);
+                    const std::vector<BadImage>& left_out, const std::vector<Sample>& samples);
 
 // The images at `indices`, decoded into one normalized batch [n, 3, size, size]: the images a
 // random variant re-estimates its batch-norm statistics on. An undecodable image is an error,
@@ -82,8 +91,7 @@ at::Tensor decode_calibration_images(const std::vector<Sample>& samples, const s
 // by the caller. `pooling` is the study's (the network is instantiated with it; it must fit the
 // taps, though the head does not use them).
 at::Tensor extract_source_predictions(Backbone& backbone, Pooling pooling, const ExtractionInput& input,
-                                      FeatureSpace& space,
-                                      const std::vector<std::pair<std::int64_t, std::string>>& left_out);
+                                      FeatureSpace& space, const std::vector<BadImage>& left_out);
 
 // Throws when `features` (rows = images [begin, begin + rows)) holds a NaN or an infinity,
 // naming what produced it, the tap and the first such image.

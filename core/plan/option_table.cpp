@@ -49,8 +49,8 @@ std::string option_table_text(const Registry& registry, const std::string& name)
   for (const PluginEntry* p : sorted_entries(registry)) {
     names += (names.empty() ? "" : ", ") + std::string(p->info.name);
     if (name != p->info.name) continue;
-    out += std::string(out.empty() ? "" : "\n") + to_string(p->info.kind) + " " + p->info.name + " " +
-           p->info.version + " (" + p->library_path + ")\n";
+    out += std::string(out.empty() ? "" : "\n") + to_string(p->info.kind) + " " + p->info.name + " " + p->info.version +
+           " (" + p->library_path + ")\n";
     if (!p->info.declares_options) {
       out += "  declares no options: its keys are known only by what it reads when created\n";
       continue;

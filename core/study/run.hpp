@@ -1,4 +1,7 @@
-// Run: one study from a config to a run directory.
+// Run: one study from a config to a run directory, in five stages (docs/architecture.md):
+// plan (plan/study_plan.hpp), extract (extract/extract_stage.hpp), evaluate
+// (evaluate/evaluate_stage.hpp), analyse (analyse/analyse_stage.hpp), write
+// (write/write_stage.hpp); the run directory is run_dir/run_dir.hpp.
 //
 // The run directory holds config.resolved.toml (the config with every default), kgain.log,
 // splits.csv (which image went where), taps.csv, results.csv (one row per probe x variant x tap
@@ -11,18 +14,15 @@
 #include <string>
 #include <vector>
 
-#include "config/config.hpp"
-#include "extract/extraction.hpp"
 #include "analyse/gain.hpp"
 #include "analyse/transferability.hpp"
+#include "config/config.hpp"
+#include "extract/extraction.hpp"
+#include "run_dir/run_dir.hpp"
 
 namespace kgain::core {
 
-struct RunOptions {
-  std::string out_dir;         // empty: runs/<config name> under the current directory
-  bool replace_other = false;  // allow a run directory that holds another config's run
-};
-
+// What the command line prints: the stages' results, put together.
 struct RunSummary {
   bool root = true;  // false on the other ranks of an MPI job: root (rank 0) holds the results
   std::string run_dir;

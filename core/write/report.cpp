@@ -13,6 +13,7 @@
 
 #include "write/results.hpp"
 #include "write/report_parts.hpp"
+#include "runtime/text_file.hpp"
 #include "write/svg_chart.hpp"
 
 namespace fs = std::filesystem;
@@ -24,11 +25,9 @@ namespace {
 using namespace report_parts;
 
 std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error("cannot read " + path + ": is this a kgain run directory (made by 'kgain run')?");
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
+  const auto text = read_text_file(path);
+  if (!text) throw std::runtime_error("cannot read " + path + ": is this a kgain run directory (made by 'kgain run')?");
+  return *text;
 }
 
 json read_json(const std::string& path) {

@@ -1,4 +1,5 @@
 #include "write/results.hpp"
+#include "write/json_number.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -100,7 +101,7 @@ void write_gain_json(const std::string& path, const StudyLabels& labels, const s
                      double confidence, const std::vector<TransferabilityRow>& transferability,
                      const std::vector<std::pair<std::string, double>>& rank_agreement, const std::string& probe_metric,
                      const std::vector<std::pair<std::string, double>>& source_transferability) {
-  const auto value = [](double v) { return std::isnan(v) ? nlohmann::json() : nlohmann::json(v); };
+  const auto value = json_number;
   nlohmann::json doc;
   doc["dataset"] = labels.dataset;
   doc["backbone"] = labels.backbone;
