@@ -210,8 +210,7 @@ class NativeBackbone : public kgain::Backbone {
           .one_of("imagenet|tf"),
       kgain::option::number("width", "1.0", "MobileNetV1 width multiplier (the published widths are 0.25 to 1)")
           .between(0.05, 4),
-      kgain::option::integer("num_classes", nullptr,
-                             "classifier size (the iNaturalist MobileNets have 964 and 1,021)")
+      kgain::option::integer("num_classes", nullptr, "classifier size (the iNaturalist MobileNets have 964 and 1,021)")
           .computed("the weights file's classifier, else 1000")
           .between(1, 1000000),
       kgain::option::string("init", "\"torchvision\"",

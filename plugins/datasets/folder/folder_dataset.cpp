@@ -35,8 +35,7 @@ class FolderDataset : public kgain::Dataset {
     if (!fs::is_directory(root_))
       throw options.error("root",
                           "'" + root_ + "' is not a directory; point it at the folder with one subfolder per class");
-    for (const auto& e : options.get_string_list("extensions"))
-      extensions_.insert(lower(e));
+    for (const auto& e : options.get_string_list("extensions")) extensions_.insert(lower(e));
     const kgain::GroupPattern group_pattern(options);
     classes_ = kgain::class_list_option(options);
     if (classes_.empty()) {

@@ -165,8 +165,9 @@ class WsiDataset : public kgain::Dataset {
                             "where tile labels come from: `slide` (the slide's label), `annotations` (GeoJSON "
                             "regions), `tiles` (a tile manifest)")
           .one_of("slide|annotations|tiles"),
-      kgain::option::path("annotations", nullptr,
-                          "folder with one `<slide name>.geojson` per slide (QuPath export; `labels = \"annotations\"`)")
+      kgain::option::path(
+          "annotations", nullptr,
+          "folder with one `<slide name>.geojson` per slide (QuPath export; `labels = \"annotations\"`)")
           .computed("the slides' folder"),
       kgain::option::path("tiles", nullptr, "tile manifest CSV `slide,x,y,label`, x and y the level-0 top-left corner")
           .computed("(required for `labels = \"tiles\"`)"),
@@ -199,7 +200,8 @@ class WsiDataset : public kgain::Dataset {
       kgain::option::strings("classes", nullptr, "label order (a label outside it is an error)")
           .computed("the labels found, sorted"),
       kgain::option::strings("ignore_classes", "[]", "annotation classes to leave out"),
-      kgain::option::integer("max_tiles_per_slide", "0", "at most that many tiles per slide, drawn with the seed; 0 = all")
+      kgain::option::integer("max_tiles_per_slide", "0",
+                             "at most that many tiles per slide, drawn with the seed; 0 = all")
           .at_least(0),
       kgain::option::integer("seed", "0", "seed of the draw of `max_tiles_per_slide`"),
       kgain::option::string("group_pattern", "\"\"",
