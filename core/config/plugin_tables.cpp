@@ -130,8 +130,7 @@ void check_unread_options(const PluginSection& section, const std::string& kind)
   // The keys the plugin declares (else those it asked for, present or not) are the candidates
   // for a typo.
   const bool declared = section.options.declared();
-  const std::vector<std::string> candidates =
-      declared ? section.options.declared_names() : section.options.read_keys();
+  const std::vector<std::string> candidates = declared ? section.options.declared_names() : section.options.read_keys();
   const std::string& key = unread.front();
   std::string msg = section.options.where(key) + ": [" + section.options.section() + "] unknown key '" + key +
                     "' for " + kind + " plugin '" + section.plugin + "'";

@@ -101,11 +101,12 @@ void evaluate_taps_of_rank(const Config& config, const StudyPlan& plan, const Ex
     std::vector<std::vector<double>> cka(taps.size());  // [k][random variant]
     std::vector<std::vector<std::vector<double>>> estimates_of(
         taps.size(), std::vector<std::vector<double>>(plan.variants.size()));  // [k][v][m]
-    std::vector<at::Tensor> pretrained;                                         // usable rows, kept for CKA
+    std::vector<at::Tensor> pretrained;                                        // usable rows, kept for CKA
     for (std::size_t v : order) {
       std::vector<at::Tensor> features;  // [k]
       for (std::size_t t : taps)
-        features.push_back(load_tap(extraction.spaces[v], t, plan.identities, extraction.stats.bad_images, plan.samples));
+        features.push_back(
+            load_tap(extraction.spaces[v], t, plan.identities, extraction.stats.bad_images, plan.samples));
       evaluate_taps(setup, taps, v, features, evaluations, progress);
       if (!estimators) {
         features.clear();

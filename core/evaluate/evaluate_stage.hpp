@@ -19,8 +19,8 @@ struct StudyPlan;
 struct Extraction;
 
 struct Scores {
-  std::vector<Evaluation> evaluations;  // per probe, with its predictions (root: every tap)
-  std::vector<ScoreRow> rows;           // every probe's rows, in the results' order (root)
+  std::vector<Evaluation> evaluations;              // per probe, with its predictions (root: every tap)
+  std::vector<ScoreRow> rows;                       // every probe's rows, in the results' order (root)
   std::vector<TransferabilityRow> transferability;  // per tap and estimator (and CKA), in tap order
 };
 

@@ -58,7 +58,7 @@ void merge_extraction_stats(ExtractionStats& stats) {
 }  // namespace
 
 ExtractionInput extraction_input(const Config& config, const StudyPlan& plan) {
-  return ExtractionInput{plan.samples,     plan.identities,       plan.prep,
+  return ExtractionInput{plan.samples,      plan.identities,        plan.prep,
                          config.batch_size, config.skip_bad_images, decode_threads(config)};
 }
 

@@ -33,8 +33,7 @@ std::vector<FeatureSpace> open_feature_spaces(const Config& config, const StudyP
   const StoragePrecision precision =
       config.storage == "float16" ? StoragePrecision::float16 : StoragePrecision::float32;
   std::vector<FeatureSpace> spaces;
-  for (const auto& v : plan.variants)
-    spaces.emplace_back(store, feature_space_key(config, plan, v.name()), precision);
+  for (const auto& v : plan.variants) spaces.emplace_back(store, feature_space_key(config, plan, v.name()), precision);
   return spaces;
 }
 

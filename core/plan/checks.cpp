@@ -96,8 +96,7 @@ void check_duplicate_content(const std::vector<Sample>& samples, const std::vect
   std::vector<std::pair<std::size_t, std::size_t>> duplicates;
   for (std::size_t i = 0; i < identities.size(); ++i)
     if (used[i])
-      if (const auto [it, fresh] = first.emplace(identities[i], i); !fresh)
-        duplicates.emplace_back(it->second, i);
+      if (const auto [it, fresh] = first.emplace(identities[i], i); !fresh) duplicates.emplace_back(it->second, i);
   if (duplicates.empty()) return;
   for (std::size_t f = 0; f < plan.folds.size(); ++f) {
     std::vector<char> side(samples.size(), 0);
@@ -105,15 +104,14 @@ void check_duplicate_content(const std::vector<Sample>& samples, const std::vect
     for (auto i : plan.folds[f].test) side[static_cast<std::size_t>(i)] = 'e';
     for (const auto& [a, b] : duplicates)
       if (side[a] && side[b] && side[a] != side[b])
-        throw std::runtime_error(samples[a].path + " and " + samples[b].path +
-                                 " have the same content, and fold " + std::to_string(f) +
+        throw std::runtime_error(samples[a].path + " and " + samples[b].path + " have the same content, and fold " +
+                                 std::to_string(f) +
                                  " trains on one and tests on the other, which would inflate every score (" +
                                  std::to_string(duplicates.size()) +
                                  " duplicate pair(s) in all): remove the duplicates, or give each pair the same group");
   }
   spdlog::warn("{} pair(s) of images have the same content (first: {} and {}); no fold puts a pair on both sides",
-               duplicates.size(), samples[duplicates.front().first].path,
-               samples[duplicates.front().second].path);
+               duplicates.size(), samples[duplicates.front().first].path, samples[duplicates.front().second].path);
 }
 
 }  // namespace kgain::core

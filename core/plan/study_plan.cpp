@@ -50,10 +50,10 @@ void load_plugins(const Config& config, StudyPlan& plan) {
     const auto checked = registry.create<Probe>(section);  // validates the options now, not after extraction
     // The factory keeps the registry (and so the library) and its own copy of the options.
     plan.probes.push_back({section.name,
-                            [registry = plan.registry, plugin = section.plugin, options = section.options] {
-                              return registry->create<Probe>(plugin, options);
-                            },
-                            config.probe_seeds[p], checked->fits_folds_together()});
+                           [registry = plan.registry, plugin = section.plugin, options = section.options] {
+                             return registry->create<Probe>(plugin, options);
+                           },
+                           config.probe_seeds[p], checked->fits_folds_together()});
   }
   for (const auto& m : config.metrics) plan.metrics.push_back({m.name, registry.create<Metric>(m)});
   for (const auto& m : config.feature_metrics)
@@ -68,7 +68,7 @@ void plan_images(const Config& config, StudyPlan& plan) {
   check_samples(samples, plan.classes, plan.dataset->description());
   samples = limit_per_class(samples, config.limit_per_class, config.split_seed);
   plan.splits = make_repeated_splits(samples, static_cast<int>(plan.classes.size()), config.split_strategy,
-                                      config.folds, config.split_seed, config.split_repeats);
+                                     config.folds, config.split_seed, config.split_repeats);
   drop_unused(samples, plan.splits);  // e.g. PCam's valid split: never decoded nor extracted
   check_samples(samples, plan.classes, plan.dataset->description());
   for (const auto& s : samples) plan.labels.push_back(s.label);

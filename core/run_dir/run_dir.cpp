@@ -120,8 +120,8 @@ OpenRunDir::OpenRunDir(const Config& config, const RunOptions& options, const st
     check_run_dir(dir, config, options);
   });
   check_visible(dir, "run directory");
-  log_ = std::make_unique<RunLog>(dir +
-                                  (cluster.root() ? "/kgain.log" : "/kgain.rank-" + std::to_string(cluster.rank()) + ".log"));
+  log_ = std::make_unique<RunLog>(
+      dir + (cluster.root() ? "/kgain.log" : "/kgain.rank-" + std::to_string(cluster.rank()) + ".log"));
   if (cluster.distributed()) {
     spdlog::default_logger()->set_pattern("[%Y-%m-%d %H:%M:%S.%e] [rank " + std::to_string(cluster.rank()) +
                                           "] [%l] %v");

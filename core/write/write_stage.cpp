@@ -53,7 +53,7 @@ void clear_predictions(const std::string& run_dir) {
 
 // run.json: what the report needs besides the numbers (software, dataset summary).
 nlohmann::json run_json(const Config& config, const StudyPlan& plan, const ExtractionStats& extraction,
-                         double seconds) {
+                        double seconds) {
   nlohmann::json run;
   run["name"] = config.name;
   const std::time_t now = std::time(nullptr);
@@ -100,8 +100,8 @@ nlohmann::json run_json(const Config& config, const StudyPlan& plan, const Extra
 }  // namespace
 
 // Every result file, then the report drawn from them.
-void write_stage(const Config& config, const StudyPlan& plan, const ExtractionStats& extraction,
-                 const Scores& scores, const Analysis& analysis, const std::string& dir, double seconds) {
+void write_stage(const Config& config, const StudyPlan& plan, const ExtractionStats& extraction, const Scores& scores,
+                 const Analysis& analysis, const std::string& dir, double seconds) {
   const std::vector<Evaluation>& evaluations = scores.evaluations;
   clear_predictions(dir);
   RunPredictions made_for;  // what kgain compare --paired checks the files against
