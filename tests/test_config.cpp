@@ -127,7 +127,7 @@ TEST_CASE("The resolved config keeps every option of a metric or transferability
   const Config again = parse_config(c.resolved_toml, "/studies/resolved.toml");
   REQUIRE(again.metrics.size() == 2);
   CHECK(again.metrics[1].options.get_int("k", 2) == 3);
-  REQUIRE(again.feature_metrics.size() == 1);
-  CHECK(again.feature_metrics[0].name == "GBC");
+  REQUIRE(again.estimators.size() == 1);
+  CHECK(again.estimators[0].name == "GBC");
   CHECK(again.resolved_toml == c.resolved_toml);
 }

@@ -107,6 +107,10 @@ TEST_CASE("The getters without a fallback return the declared default, and an un
   bad.set("solver", std::string("newton"), "x.toml:4:2");
   CHECK_THROWS_WITH(bad.declare(declared.data(), declared.size()),
                     Contains("x.toml:4:2: [probe] solver: must be \"auto\" or \"lbfgs\" (received \"newton\")"));
+  bad.set("solver", std::string("auto|lbfgs"), "x.toml:4:2");  // two choices are not one
+  CHECK_THROWS_WITH(bad.declare(declared.data(), declared.size()), Contains("(received \"auto|lbfgs\")"));
+  bad.set("solver", std::string("aut"), "x.toml:4:2");  // nor is a part of one
+  CHECK_THROWS_WITH(bad.declare(declared.data(), declared.size()), Contains("(received \"aut\")"));
   bad.set("solver", std::int64_t{3}, "x.toml:4:2");
   CHECK_THROWS_WITH(bad.declare(declared.data(), declared.size()),
                     Contains("solver: expected a string, found the integer 3"));

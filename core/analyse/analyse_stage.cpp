@@ -28,7 +28,7 @@ std::vector<std::pair<std::string, double>> rank_agreement(const Config& config,
                                                            const std::vector<TransferabilityRow>& transferability,
                                                            const std::vector<GainRow>& gain) {
   std::vector<std::pair<std::string, double>> out;
-  for (const auto& fm : plan.feature_metrics) {
+  for (const auto& fm : plan.estimators) {
     if (transferability.empty()) break;
     std::vector<double> estimate, probe;
     for (const auto& r : transferability)

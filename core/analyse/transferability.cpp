@@ -125,7 +125,7 @@ double mean(const std::vector<double>& values) {
 
 std::vector<std::vector<double>> score_estimators(const std::vector<at::Tensor>& features,
                                                   const std::vector<std::int64_t>& labels, std::int64_t num_classes,
-                                                  const std::vector<NamedFeatureMetric>& metrics, int threads) {
+                                                  const std::vector<NamedEstimator>& metrics, int threads) {
   const at::Tensor y = at::tensor(labels, at::kLong);
   std::vector<std::vector<double>> scores(features.size(), std::vector<double>(metrics.size()));
   // A task owns its (tap, estimator) pair, so each estimator object is called from one thread at
@@ -146,7 +146,7 @@ std::vector<double> cka_per_tap(const std::vector<at::Tensor>& pretrained, const
 
 std::vector<TransferabilityRow> transferability_rows(std::size_t tap_index, const std::string& tap,
                                                      const std::vector<Variant>& variants,
-                                                     const std::vector<NamedFeatureMetric>& metrics,
+                                                     const std::vector<NamedEstimator>& metrics,
                                                      const std::vector<std::vector<double>>& scores, bool with_cka,
                                                      const std::vector<double>& cka) {
   std::vector<TransferabilityRow> rows;

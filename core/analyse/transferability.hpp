@@ -13,7 +13,7 @@
 
 namespace kgain::core {
 
-struct NamedFeatureMetric {
+struct NamedEstimator {
   std::string name;
   std::shared_ptr<FeatureMetric> metric;
 };
@@ -39,7 +39,7 @@ double linear_cka(const at::Tensor& x, const at::Tensor& y);
 // Each estimator's score for one variant's features at several taps: scores[k][m] for features[k];
 std::vector<std::vector<double>> score_estimators(const std::vector<at::Tensor>& features,
                                                   const std::vector<std::int64_t>& labels, std::int64_t num_classes,
-                                                  const std::vector<NamedFeatureMetric>& metrics, int threads);
+                                                  const std::vector<NamedEstimator>& metrics, int threads);
 // linear CKA of pretrained[k] against one random variant's random[k], per tap k;
 std::vector<double> cka_per_tap(const std::vector<at::Tensor>& pretrained, const std::vector<at::Tensor>& random,
                                 int threads);
@@ -47,7 +47,7 @@ std::vector<double> cka_per_tap(const std::vector<at::Tensor>& pretrained, const
 // against each random variant (in variant order).
 std::vector<TransferabilityRow> transferability_rows(std::size_t tap_index, const std::string& tap,
                                                      const std::vector<Variant>& variants,
-                                                     const std::vector<NamedFeatureMetric>& metrics,
+                                                     const std::vector<NamedEstimator>& metrics,
                                                      const std::vector<std::vector<double>>& scores, bool with_cka,
                                                      const std::vector<double>& cka);
 

@@ -78,7 +78,7 @@ LoadedRun load_run(const std::string& dir) {
     throw std::runtime_error(
         dir +
         "/predictions holds no predictions file: the run was made before kgain saved them, or with [analysis] "
-        "save_predictions = false; rerun 'kgain run' with its config (cached features are reused)");
+        "save_predictions = false; rerun 'kgain run' with its config (stored features are reused)");
   return run;
 }
 

@@ -210,7 +210,7 @@ void read_metrics(const ConfigSource& in, Config& c, ConfigRecord& record) {
 void read_transferability(const ConfigSource& in, Config& c, ConfigRecord& record) {
   const toml::table* t = in.table("transferability");
   SectionReader r(t, "transferability", in.file, record);
-  c.feature_metrics = read_plugin_list(in, t, r, "transferability", "transferability estimator", c.base_dir, record);
+  c.estimators = read_plugin_list(in, t, r, "transferability", "transferability estimator", c.base_dir, record);
   c.cka = r.boolean("cka", true);
   c.source_transferability = r.boolean("source", false);
   r.check_unknown();

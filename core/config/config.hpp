@@ -83,7 +83,7 @@ struct Config {
   std::vector<PluginSection> metrics;
 
   // [transferability]
-  std::vector<PluginSection> feature_metrics;
+  std::vector<PluginSection> estimators;
   bool cka{};
   bool source_transferability{};  // LEEP and NCE from the backbone's own ImageNet head
 
@@ -102,7 +102,7 @@ struct Config {
   std::map<std::string, std::string> key_defaults;
 
   // The config with every default written out: saved in the run directory, and compared on a
-  // rerun to decide whether the run directory's cache belongs to this study.
+  // rerun to decide whether the run directory's feature store belongs to this study.
   std::string resolved_toml;
 };
 

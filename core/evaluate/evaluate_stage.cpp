@@ -81,7 +81,7 @@ void evaluate_taps_of_rank(const Config& config, const StudyPlan& plan, const Ex
   const std::size_t fits_per_tap = plan.probes.size() * plan.splits.folds.size();  // of one variant
   const std::size_t tasks = tasks_per_tap(setup);  // fewer when a probe fits its folds together
   const std::size_t group = std::max<std::size_t>(1, (static_cast<std::size_t>(threads) + tasks - 1) / tasks);
-  const bool estimators = plan.backbone->has_pretrained_weights() && (!plan.feature_metrics.empty() || config.cka);
+  const bool with_estimates = plan.backbone->has_pretrained_weights() && (!plan.estimators.empty() || config.cka);
   const std::vector<std::int64_t> rows = usable_rows(plan, extraction.stats.bad_images);
   const at::Tensor usable = at::tensor(rows, at::kLong);
   std::vector<std::int64_t> usable_labels;
@@ -108,14 +108,14 @@ void evaluate_taps_of_rank(const Config& config, const StudyPlan& plan, const Ex
         features.push_back(
             load_tap(extraction.spaces[v], t, plan.identities, extraction.stats.bad_images, plan.samples));
       evaluate_taps(setup, taps, v, features, evaluations, progress);
-      if (!estimators) {
+      if (!with_estimates) {
         features.clear();
         return_free_memory();  // before the next variant's features (allocator.hpp)
         continue;
       }
       for (auto& x : features) x = rows.size() == plan.samples.size() ? x : x.index_select(0, usable);
       const auto estimates = score_estimators(features, usable_labels, static_cast<std::int64_t>(plan.classes.size()),
-                                              plan.feature_metrics, threads);
+                                              plan.estimators, threads);
       for (std::size_t k = 0; k < taps.size(); ++k) estimates_of[k][v] = estimates[k];
       if (!config.cka) continue;
       if (plan.variants[v].kind == Variant::Kind::pretrained) {
@@ -130,8 +130,8 @@ void evaluate_taps_of_rank(const Config& config, const StudyPlan& plan, const Ex
     // measured at 32,000 patches (ridge probe before it worked in place), once per group left a
     // peak of 1.71 GB against 1.28 GB, for 25 s less (docs/performance.md, "Scale").
     return_free_memory();
-    for (std::size_t k = 0; estimators && k < taps.size(); ++k)
-      for (auto& r : transferability_rows(taps[k], plan.tap_names[taps[k]], plan.variants, plan.feature_metrics,
+    for (std::size_t k = 0; with_estimates && k < taps.size(); ++k)
+      for (auto& r : transferability_rows(taps[k], plan.tap_names[taps[k]], plan.variants, plan.estimators,
                                           estimates_of[k], config.cka, cka[k]))
         scores.transferability.push_back(std::move(r));
     mine.insert(mine.end(), taps.begin(), taps.end());

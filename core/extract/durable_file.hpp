@@ -1,5 +1,5 @@
-// Durable, atomic file writes: every file kgain writes for later use (result files, cache
-// chunks, the cache key) is written to a temporary file of a unique name, flushed to the disk
+// Durable, atomic file writes: every file kgain writes for later use (result files, feature
+// store segments and indexes) is written to a temporary file of a unique name, flushed to the disk
 // (fsync), renamed over the target and the folder synced. A crash or power loss leaves either
 // the old file or the new one, never a mix, and two writers never share a temporary file.
 // Threads: safe to call from several threads for different targets.

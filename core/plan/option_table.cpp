@@ -10,10 +10,13 @@ namespace {
 const PluginKind kind_order[] = {PluginKind::dataset, PluginKind::backbone, PluginKind::probe, PluginKind::metric,
                                  PluginKind::feature_metric};
 
-// The bundled plugins' rows say "transferability" for feature metrics, as the config does.
+// Transferability estimators (FeatureMetric plugins) are "transferability" rows, as the config says.
 std::string kind_word(PluginKind kind) {
   return kind == PluginKind::feature_metric ? "transferability" : to_string(kind);
 }
+
+// A declaration's text, or "" where a plugin left it null (a plugin's data is not trusted).
+std::string text_of(const char* s) { return s ? s : ""; }
 
 // "integer, at least 1"; "string: `auto`, `newton` or `lbfgs`".
 std::string type_text(const OptionSpec& spec) {
@@ -59,10 +62,10 @@ std::string option_table_text(const Registry& registry, const std::string& name)
     for (std::size_t i = 0; i < p->info.option_count; ++i) {
       const OptionSpec& spec = p->info.options[i];
       char line[256];
-      std::snprintf(line, sizeof line, "  %-20s %-36s default %s\n", spec.name, type_text(spec).c_str(),
-                    default_text(spec).empty() ? "(none)" : default_text(spec).c_str());
+      std::snprintf(line, sizeof line, "  %-20s %-36s default %s\n", text_of(spec.name).c_str(),
+                    type_text(spec).c_str(), default_text(spec).empty() ? "(none)" : default_text(spec).c_str());
       out += line;
-      out += std::string("  ") + std::string(20, ' ') + " " + spec.meaning + "\n";
+      out += std::string("  ") + std::string(20, ' ') + " " + text_of(spec.meaning) + "\n";
     }
   }
   if (out.empty()) throw RegistryError("no plugin is called '" + name + "'; the plugins found: " + names);
@@ -74,8 +77,8 @@ std::string option_table_markdown(const Registry& registry) {
   for (const PluginEntry* p : sorted_entries(registry)) {
     for (std::size_t i = 0; i < p->info.option_count; ++i) {
       const OptionSpec& spec = p->info.options[i];
-      out += "| " + kind_word(p->info.kind) + " `" + p->info.name + "` | " + spec.name + " | " + type_text(spec) +
-             " | " + default_text(spec) + " | " + spec.meaning + " |\n";
+      out += "| " + kind_word(p->info.kind) + " `" + p->info.name + "` | " + text_of(spec.name) + " | " +
+             type_text(spec) + " | " + default_text(spec) + " | " + text_of(spec.meaning) + " |\n";
     }
   }
   return out;

@@ -56,8 +56,7 @@ void load_plugins(const Config& config, StudyPlan& plan) {
                            config.probe_seeds[p], checked->fits_folds_together()});
   }
   for (const auto& m : config.metrics) plan.metrics.push_back({m.name, registry.create<Metric>(m)});
-  for (const auto& m : config.feature_metrics)
-    plan.feature_metrics.push_back({m.name, registry.create<FeatureMetric>(m)});
+  for (const auto& m : config.estimators) plan.estimators.push_back({m.name, registry.create<FeatureMetric>(m)});
 }
 
 // The images and their folds, checked so that no fold can yield a score of nothing.

@@ -31,7 +31,7 @@ struct StudyPlan {
   std::shared_ptr<Dataset> dataset;
   std::shared_ptr<Backbone> backbone;
   std::vector<NamedMetric> metrics;
-  std::vector<NamedFeatureMetric> feature_metrics;  // the transferability estimators
+  std::vector<NamedEstimator> estimators;  // the transferability estimators (FeatureMetric plugins)
   std::vector<ProbeSpec> probes;
   std::vector<std::string> classes;
   std::vector<Sample> samples;       // only images some fold uses

@@ -6,8 +6,9 @@
 // The run directory holds config.resolved.toml (the config with every default), kgain.log,
 // splits.csv (which image went where), taps.csv, results.csv (one row per probe x variant x tap
 // x fold x metric), gain.csv and gain.json (one row per probe x tap x metric),
-// transferability.csv, run.json, report.html and cache/. Rerunning the same config into the same directory reuses the
-// cache; a directory that holds a run of a different config is refused rather than mixed.
+// transferability.csv, run.json, report.html and cache/ (the feature store, unless the config
+// names another). Rerunning the same config into the same directory reuses the stored features;
+// a directory that holds a run of a different config is refused rather than mixed.
 #pragma once
 
 #include <cstdint>

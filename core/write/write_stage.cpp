@@ -75,7 +75,7 @@ nlohmann::json run_json(const Config& config, const StudyPlan& plan, const Extra
   add_plugin(PluginKind::backbone, config.backbone.plugin);
   for (const auto& p : config.probes) add_plugin(PluginKind::probe, p.plugin);
   for (const auto& m : config.metrics) add_plugin(PluginKind::metric, m.plugin);
-  for (const auto& m : config.feature_metrics) add_plugin(PluginKind::feature_metric, m.plugin);
+  for (const auto& m : config.estimators) add_plugin(PluginKind::feature_metric, m.plugin);
   run["dataset"] = {{"description", plan.dataset->description()},
                     {"images", plan.samples.size()},
                     {"split_strategy", plan.splits.strategy},

@@ -4,6 +4,7 @@
 // Threads: free functions without state.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -90,9 +91,15 @@ class LiteralReader {
   std::size_t at_ = 0;
 };
 
+// Whether `s` is exactly one of the '|'-separated `choices` (a value holding '|' is none).
 inline bool is_choice(const char* choices, const std::string& s) {
-  const std::string list = std::string("|") + choices + "|";
-  return list.find("|" + s + "|") != std::string::npos;
+  const std::string list = choices;
+  for (std::size_t start = 0; start <= list.size();) {
+    const std::size_t bar = std::min(list.find('|', start), list.size());
+    if (list.compare(start, bar - start, s) == 0 && s.size() == bar - start) return true;
+    start = bar + 1;
+  }
+  return false;
 }
 
 }  // namespace option_detail

@@ -74,13 +74,14 @@ class Options {
   // The names a declaration holds, in its order.
   std::vector<std::string> declared_names() const {
     std::vector<std::string> out;
-    for (std::size_t i = 0; i < spec_count_; ++i) out.push_back(specs_[i].name);
+    for (std::size_t i = 0; i < spec_count_; ++i)
+      if (specs_[i].name) out.push_back(specs_[i].name);
     return out;
   }
   // The declaration of `key`, or nullptr.
   const OptionSpec* find_spec(const std::string& key) const {
     for (std::size_t i = 0; i < spec_count_; ++i)
-      if (key == specs_[i].name) return &specs_[i];
+      if (specs_[i].name && key == specs_[i].name) return &specs_[i];
     return nullptr;
   }
 
