@@ -70,12 +70,9 @@ void gather_evaluations(const EvaluationSetup& setup, const std::vector<std::siz
 // Taps are taken one at a time, or a few together when one tap offers fewer fits than threads.
 // Each rank evaluates its share of the tap groups (every group in a single process) into
 // `scores` and lists the taps it did in `mine`; the stage then puts them together on root.
-void evaluate_taps_of_rank(const Config& config, const StudyPlan& plan, const Extraction& extraction, Scores& scores,
-                           std::vector<std::size_t>& mine) {
-  const int threads = at::get_num_threads();
-  const EvaluationSetup setup{
-      plan.variants, plan.tap_names, plan.labels,  static_cast<std::int64_t>(plan.classes.size()),
-      plan.splits,   plan.probes,    plan.metrics, threads};
+void evaluate_taps_of_rank(const Config& config, const StudyPlan& plan, const EvaluationSetup& setup,
+                           const Extraction& extraction, Scores& scores, std::vector<std::size_t>& mine) {
+  const int threads = setup.threads;
   std::vector<Evaluation>& evaluations = scores.evaluations;
   evaluations = start_evaluation(setup);
   const std::size_t fits_per_tap = plan.probes.size() * plan.splits.folds.size();  // of one variant
@@ -140,10 +137,7 @@ void evaluate_taps_of_rank(const Config& config, const StudyPlan& plan, const Ex
 }
 
 // Root collects the other ranks' taps (gather_evaluations); then the rows take their fixed order.
-void finish_evaluation(const StudyPlan& plan, Scores& scores, const std::vector<std::size_t>& mine) {
-  const EvaluationSetup setup{
-      plan.variants, plan.tap_names, plan.labels,  static_cast<std::int64_t>(plan.classes.size()),
-      plan.splits,   plan.probes,    plan.metrics, at::get_num_threads()};
+void finish_evaluation(const EvaluationSetup& setup, Scores& scores, const std::vector<std::size_t>& mine) {
   if (Cluster::get().distributed()) gather_evaluations(setup, mine, scores.evaluations, scores.transferability);
   for (auto& e : scores.evaluations) {
     e.finish();
@@ -163,10 +157,13 @@ std::vector<std::int64_t> usable_rows(const StudyPlan& plan, const std::vector<B
 }
 
 Scores evaluate_stage(const Config& config, const StudyPlan& plan, const Extraction& extraction) {
+  const EvaluationSetup setup{
+      plan.variants, plan.tap_names, plan.labels,  static_cast<std::int64_t>(plan.classes.size()),
+      plan.splits,   plan.probes,    plan.metrics, at::get_num_threads()};
   Scores scores;
   std::vector<std::size_t> mine;  // the taps this rank evaluated
-  Cluster::get().together([&] { evaluate_taps_of_rank(config, plan, extraction, scores, mine); });
-  finish_evaluation(plan, scores, mine);
+  Cluster::get().together([&] { evaluate_taps_of_rank(config, plan, setup, extraction, scores, mine); });
+  finish_evaluation(setup, scores, mine);
   return scores;
 }
 

@@ -105,6 +105,29 @@ void check_run_dir(const std::string& dir, const Config& config, const RunOption
                                "' exists and is not a kgain run; choose another with --out");
 }
 
+// In an MPI job: every rank must see the folder root wrote into (a shared filesystem); throws
+// naming the rank that does not. Does nothing in a single process.
+void check_visible(const std::string& dir, const std::string& what) {
+  const Cluster& cluster = Cluster::get();
+  if (!cluster.distributed()) return;
+  std::string token;
+  cluster.together([&] {
+    if (!cluster.root()) return;
+    token = host_name() + " " + std::to_string(::getpid()) + " " +
+            std::to_string(std::chrono::system_clock::now().time_since_epoch().count());
+    write_file_atomically(dir + "/.kgain-visible", token);
+  });
+  cluster.broadcast(token);
+  cluster.together([&] {
+    if (read_text_file(dir + "/.kgain-visible").value_or("") != token)
+      throw std::runtime_error(
+          "rank " + std::to_string(cluster.rank()) + " does not see the " + what + " '" + dir +
+          "' that rank 0 wrote to: the run "
+          "directory and the feature store must be on a filesystem every rank sees (NFS, Lustre, GPFS; not a node's "
+          "local disk), see docs/cluster.md");
+  });
+}
+
 }  // namespace
 
 std::string run_dir_of(const Config& config, const RunOptions& options) {
@@ -146,27 +169,6 @@ void claim_run_dir(const Config& config, const StudyPlan& plan, const std::strin
     fs::create_directories(store);
   });
   check_visible(store, "feature store");
-}
-
-void check_visible(const std::string& dir, const std::string& what) {
-  const Cluster& cluster = Cluster::get();
-  if (!cluster.distributed()) return;
-  std::string token;
-  cluster.together([&] {
-    if (!cluster.root()) return;
-    token = host_name() + " " + std::to_string(::getpid()) + " " +
-            std::to_string(std::chrono::system_clock::now().time_since_epoch().count());
-    write_file_atomically(dir + "/.kgain-visible", token);
-  });
-  cluster.broadcast(token);
-  cluster.together([&] {
-    if (read_text_file(dir + "/.kgain-visible").value_or("") != token)
-      throw std::runtime_error(
-          "rank " + std::to_string(cluster.rank()) + " does not see the " + what + " '" + dir +
-          "' that rank 0 wrote to: the run "
-          "directory and the feature store must be on a filesystem every rank sees (NFS, Lustre, GPFS; not a node's "
-          "local disk), see docs/cluster.md");
-  });
 }
 
 }  // namespace kgain::core

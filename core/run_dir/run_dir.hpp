@@ -4,7 +4,7 @@
 // The lock (flock on .kgain.lock) keeps two runs from interleaving their files; the check
 // refuses a folder that holds another config's run (unless --replace) or something that is not a
 // run; the log copies every message into kgain.log for as long as the run lasts. In an MPI job,
-// root locks and checks, and every rank proves it sees the folder (check_visible).
+// root locks and checks, and every rank proves it sees the folder.
 // Threads: called from the run's main thread.
 #pragma once
 
@@ -47,9 +47,5 @@ class OpenRunDir {
 // config.resolved.toml, splits.csv and taps.csv, creates the feature store `store` and checks
 // that every rank sees it.
 void claim_run_dir(const Config& config, const StudyPlan& plan, const std::string& dir, const std::string& store);
-
-// In an MPI job: every rank must see the folder root wrote into (a shared filesystem); throws
-// naming the rank that does not. Does nothing in a single process.
-void check_visible(const std::string& dir, const std::string& what);
 
 }  // namespace kgain::core

@@ -166,6 +166,11 @@ void recalibrate_batch_norm(torch::jit::Module& root, const at::Tensor& images) 
   root.train(false);
 }
 
+// One of the five keys that shape `architecture = "vit"` (refused with any other architecture).
+constexpr kgain::OptionSpec vit_shape_option(const char* name, const char* meaning) {
+  return kgain::option::integer(name, nullptr, meaning).computed("(required with `vit`)").between(1, 100000);
+}
+
 class NativeBackbone : public kgain::Backbone {
  public:
   static constexpr std::array declared_options{
@@ -187,21 +192,11 @@ class NativeBackbone : public kgain::Backbone {
       kgain::option::strings("taps", nullptr,
                              "module paths (`layer2.1`, `features.7`); a stage (`layer2`) means its last block")
           .computed("the block boundaries"),
-      kgain::option::integer("patch_size", nullptr, "`architecture = \"vit\"`: patch side in pixels")
-          .computed("(required with `vit`)")
-          .between(1, 100000),
-      kgain::option::integer("layers", nullptr, "`architecture = \"vit\"`: encoder blocks")
-          .computed("(required with `vit`)")
-          .between(1, 100000),
-      kgain::option::integer("heads", nullptr, "`architecture = \"vit\"`: attention heads")
-          .computed("(required with `vit`)")
-          .between(1, 100000),
-      kgain::option::integer("hidden_dim", nullptr, "`architecture = \"vit\"`: token width")
-          .computed("(required with `vit`)")
-          .between(1, 100000),
-      kgain::option::integer("mlp_dim", nullptr, "`architecture = \"vit\"`: MLP width")
-          .computed("(required with `vit`)")
-          .between(1, 100000),
+      vit_shape_option("patch_size", "`architecture = \"vit\"`: patch side in pixels"),
+      vit_shape_option("layers", "`architecture = \"vit\"`: encoder blocks"),
+      vit_shape_option("heads", "`architecture = \"vit\"`: attention heads"),
+      vit_shape_option("hidden_dim", "`architecture = \"vit\"`: token width"),
+      vit_shape_option("mlp_dim", "`architecture = \"vit\"`: MLP width"),
       kgain::option::string("padding", "\"torch\"", "MobileNets: `tf_same` padding for TensorFlow weights")
           .one_of("torch|tf_same"),
       kgain::option::string("input_range", nullptr,

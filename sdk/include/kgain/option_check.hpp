@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "kgain/options.hpp"
 
@@ -91,15 +92,22 @@ class LiteralReader {
   std::size_t at_ = 0;
 };
 
-// Whether `s` is exactly one of the '|'-separated `choices` (a value holding '|' is none).
-inline bool is_choice(const char* choices, const std::string& s) {
+// The '|'-separated choices of a declaration, each whole.
+inline std::vector<std::string> choices_of(const char* choices) {
+  std::vector<std::string> out;
   const std::string list = choices;
   for (std::size_t start = 0; start <= list.size();) {
     const std::size_t bar = std::min(list.find('|', start), list.size());
-    if (list.compare(start, bar - start, s) == 0 && s.size() == bar - start) return true;
+    out.push_back(list.substr(start, bar - start));
     start = bar + 1;
   }
-  return false;
+  return out;
+}
+
+// Whether `s` is exactly one of the choices (a value holding '|' is none).
+inline bool is_choice(const char* choices, const std::string& s) {
+  const auto all = choices_of(choices);
+  return std::find(all.begin(), all.end(), s) != all.end();
 }
 
 }  // namespace option_detail
@@ -110,15 +118,10 @@ inline bool is_choice(const char* choices, const std::string& s) {
 inline std::string constraint_text(const OptionSpec& spec, const char* quote = "`") {
   using option_detail::format_number;
   if (spec.choices) {
-    std::string all = spec.choices, out;
-    std::size_t start = 0;
-    while (start <= all.size()) {
-      const std::size_t bar = std::min(all.find('|', start), all.size());
-      const std::string choice = all.substr(start, bar - start);
-      if (!out.empty()) out += bar == all.size() ? " or " : ", ";
-      out += quote + choice + quote;
-      start = bar + 1;
-    }
+    const auto all = option_detail::choices_of(spec.choices);
+    std::string out;
+    for (std::size_t i = 0; i < all.size(); ++i)
+      out += (i == 0 ? "" : i + 1 == all.size() ? " or " : ", ") + std::string(quote) + all[i] + quote;
     if (spec.type != OptionType::string_or_integer) return out;
     std::string range = constraint_text(spec.one_of(nullptr), quote);
     return range.empty() ? out : out + " or " + range;
@@ -146,11 +149,8 @@ inline Options::Value Options::or_default(const std::string& key) const {
   if (!spec)
     throw std::logic_error("the plugin reads the option '" + key + "' of [" + section_ +
                            "] without a fallback, but does not declare it");
-  // declare() has checked the written value's type.
-  Value v = has(key) ? values_.at(key) : declared_default(*spec);
-  if (spec->type == OptionType::number && std::holds_alternative<std::int64_t>(v))
-    return static_cast<double>(std::get<std::int64_t>(v));
-  return v;
+  // declare() has checked the written value's type; as_double and list_of take integers as numbers.
+  return has(key) ? values_.at(key) : declared_default(*spec);
 }
 
 inline void Options::check_value(const OptionSpec& spec, const std::string& key, const Value& value) const {

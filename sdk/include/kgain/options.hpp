@@ -19,6 +19,7 @@
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <variant>
 #include <vector>
 
@@ -93,14 +94,12 @@ class Options {
   double get_double(const std::string& key) const { return as_double(or_default(key)); }
   bool get_bool(const std::string& key) const { return std::get<bool>(or_default(key)); }
   std::vector<std::string> get_string_list(const std::string& key) const {
-    return has(key) ? get_string_list(key, {}) : list_of<std::string>(or_default(key));
+    return list_of<std::string>(or_default(key));
   }
   std::vector<std::int64_t> get_int_list(const std::string& key) const {
-    return has(key) ? get_int_list(key, {}) : list_of<std::int64_t>(or_default(key));
+    return list_of<std::int64_t>(or_default(key));
   }
-  std::vector<double> get_double_list(const std::string& key) const {
-    return has(key) ? get_double_list(key, {}) : get_double_list_from(or_default(key));
-  }
+  std::vector<double> get_double_list(const std::string& key) const { return list_of<double>(or_default(key)); }
   std::string get_path(const std::string& key) const { return resolve(get_string(key)); }
   std::string get_string(const std::string& key, const std::string& fallback) const {
     return has(key) ? require_string(key) : (note_read(key), fallback);
@@ -237,17 +236,17 @@ class Options {
     if (const auto* i = std::get_if<std::int64_t>(&v)) return static_cast<double>(*i);
     return std::get<double>(v);
   }
+  // A list of the declared element type (declare() has checked it; an integer is a number).
   template <class T>
   static std::vector<T> list_of(const Value& v) {
     std::vector<T> out;
-    for (const auto& item : std::get<List>(v)) out.push_back(std::get<T>(item));
-    return out;
-  }
-  static std::vector<double> get_double_list_from(const Value& v) {
-    std::vector<double> out;
-    for (const auto& item : std::get<List>(v))
-      out.push_back(std::holds_alternative<double>(item) ? std::get<double>(item)
-                                                         : static_cast<double>(std::get<std::int64_t>(item)));
+    for (const auto& item : std::get<List>(v)) {
+      if constexpr (std::is_same_v<T, double>)
+        out.push_back(std::holds_alternative<double>(item) ? std::get<double>(item)
+                                                           : static_cast<double>(std::get<std::int64_t>(item)));
+      else
+        out.push_back(std::get<T>(item));
+    }
     return out;
   }
   void check_value(const OptionSpec& spec, const std::string& key, const Value& value) const;
